@@ -1,0 +1,221 @@
+"""``PerturbationSweep``: run a robustness sweep from inside a Lightning run.
+
+When: at the end of training (``at_train_end``), after ``trainer.test`` (``at_test``) and,
+optionally, every ``every_n_epochs`` validation epochs (per-epoch sensitivity; skipped during
+the sanity check). Where: ``<default_root_dir>/robustness/sweep_<stage>_epoch<E>.csv`` (raw rows,
+written and flushed as they are measured), ``..._summary.csv`` (mean, 95% CI, closed form per
+level) and ``....png``; the same table, per-level metrics and figure go to the logger.
+
+The evaluation data is a fixed subset of the datamodule's ``split`` dataset, collated once and
+cached on the device; under DDP every rank keeps its own shard and the module's torchmetrics
+reduce across ranks, so all ranks see identical numbers. Only global rank 0 writes and logs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+import torch
+from lightning.pytorch.loggers import WandbLogger
+
+from robustness import ConfigError, SweepCsvWriter, SweepGrid, SweepRow, run_sweep, summarize
+from robustness.io import write_summary_csv
+from robustness.plots import plot_sweep
+from robustness.stats import LevelSummary
+from robustness.sweep import CSV_COLUMNS
+
+Split = Literal["train", "val", "test"]
+
+
+class PerturbationSweep(L.Callback):
+    """Sweep the module's ``robustness_subjects`` over seeded perturbation grids.
+
+    Args:
+        perturbations: ``{name: {levels: [...], trials: 20, **options}}`` with ``name`` one of
+            ``gaussian_noise``, ``random_deletion``, ``magnitude_pruning`` (options: ``scope``).
+        seed: base seed of every trial's generator (independent of the training seed).
+        split: dataset the sweeps during/after ``fit`` evaluate on (``test`` sweeps use ``test``).
+        every_n_epochs: also sweep after every n-th validation epoch (0 = never).
+        at_train_end: sweep once when training ends.
+        at_test: sweep when ``trainer.test`` ends.
+        max_eval_samples: evaluate on a fixed, seeded subset of this many items (None = all).
+        targets: override which parameters are damaged (regular expressions on names).
+        progress: show a progress bar per subject.
+    """
+
+    def __init__(
+        self,
+        perturbations: Mapping[str, Mapping[str, Any]],
+        seed: int = 0,
+        split: Split = "val",
+        every_n_epochs: int = 0,
+        at_train_end: bool = True,
+        at_test: bool = True,
+        max_eval_samples: int | None = None,
+        targets: str | list[str] | None = None,
+        progress: bool = True,
+    ) -> None:
+        self.grids = parse_grids(perturbations)
+        if split not in ("train", "val", "test"):
+            raise ConfigError("PerturbationSweep.split", split, "must be 'train', 'val' or 'test'")
+        if every_n_epochs < 0:
+            raise ConfigError("PerturbationSweep.every_n_epochs", every_n_epochs, "must be >= 0")
+        if max_eval_samples is not None and max_eval_samples < 1:
+            raise ConfigError("PerturbationSweep.max_eval_samples", max_eval_samples, "must be >= 1 or null")
+        self.seed = seed
+        self.split = split
+        self.every_n_epochs = every_n_epochs
+        self.at_train_end = at_train_end
+        self.at_test = at_test
+        self.max_eval_samples = max_eval_samples
+        self.targets = targets
+        self.progress = progress
+        self._batches: dict[str, list[Any]] = {}
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if not hasattr(pl_module, "robustness_subjects"):
+            raise ConfigError(
+                "model", type(pl_module).__name__,
+                "is not sweepable: implement robustness_subjects() or use SweepableMixin",
+            )  # fmt: skip
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        due = self.every_n_epochs and (trainer.current_epoch + 1) % self.every_n_epochs == 0
+        if due and not trainer.sanity_checking and trainer.state.fn == "fit":
+            self.sweep(trainer, pl_module, stage="train", split=self.split)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.at_train_end:
+            self.sweep(trainer, pl_module, stage="fit", split=self.split)
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.at_test:
+            self.sweep(trainer, pl_module, stage="test", split="test")
+
+    def sweep(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str, split: Split) -> list[SweepRow]:
+        """Run every grid on every subject; returns the rows (identical on every rank)."""
+        epoch = _completed_epoch(trainer, stage)
+        subjects = pl_module.robustness_subjects(self._eval_batches(trainer, split))
+        out_dir = Path(trainer.default_root_dir) / "robustness"
+        stem = f"sweep_{stage}_epoch{epoch:03d}"
+        writer = SweepCsvWriter(out_dir / f"{stem}.csv") if trainer.is_global_zero else None
+        was_training = pl_module.training
+        pl_module.eval()
+        rows: list[SweepRow] = []
+        try:
+            for subject in subjects:
+                if self.targets is not None:
+                    subject.targets = self.targets
+                rows += run_sweep(
+                    subject, self.grids, self.seed, stage=stage, epoch=epoch,
+                    on_row=writer.write if writer else None,
+                    progress=self.progress and trainer.is_global_zero,
+                )  # fmt: skip
+        finally:
+            pl_module.train(was_training)
+            if writer:
+                writer.close()
+        if trainer.is_global_zero:
+            self._report(trainer, rows, out_dir, stem, stage)
+        return rows
+
+    def _report(self, trainer: L.Trainer, rows: list[SweepRow], out_dir: Path, stem: str, stage: str) -> None:
+        summaries = summarize(rows)
+        write_summary_csv(out_dir / f"{stem}_summary.csv", summaries)
+        figure = plot_sweep(summaries, out_dir / f"{stem}.png", title=stem.replace("_", " "))
+        for logger in trainer.loggers:
+            logger.log_metrics(summary_metrics(summaries, prefix=f"robustness/{stage}"), step=trainer.global_step)
+            if isinstance(logger, WandbLogger):
+                logger.log_table(
+                    key=f"robustness/{stage}/table",
+                    columns=list(CSV_COLUMNS),
+                    data=[_table_row(r) for r in rows],
+                )
+                logger.log_image(key=f"robustness/{stage}/figure", images=[str(figure)])
+
+    def _eval_batches(self, trainer: L.Trainer, split: Split) -> list[Any]:
+        if split not in self._batches:
+            self._batches[split] = cache_eval_batches(trainer, split, self.max_eval_samples, self.seed)
+        return self._batches[split]
+
+
+def parse_grids(perturbations: Mapping[str, Mapping[str, Any]]) -> list[SweepGrid]:
+    """``{name: {levels, trials, **options}}`` → validated ``SweepGrid``s (errors name the field)."""
+    if not perturbations:
+        raise ConfigError("PerturbationSweep.perturbations", perturbations, "give at least one perturbation")
+    grids = []
+    for name, spec in perturbations.items():
+        field = f"PerturbationSweep.perturbations.{name}"
+        if not isinstance(spec, Mapping) or "levels" not in spec:
+            raise ConfigError(field, spec, "expected a mapping with 'levels' (and optional 'trials')")
+        options = {k: v for k, v in spec.items() if k not in ("levels", "trials")}
+        try:
+            grids.append(SweepGrid(name, spec["levels"], spec.get("trials", 20), options))
+        except ConfigError as err:
+            raise ConfigError(f"{field}.{err.field.split('.')[-1]}", err.value, err.reason) from None
+    return grids
+
+
+def cache_eval_batches(trainer: L.Trainer, split: Split, max_samples: int | None, seed: int) -> list[Any]:
+    """Collate this rank's shard of a fixed subset of the ``split`` dataset, moved to the device."""
+    datamodule = trainer.datamodule
+    if datamodule is None:
+        raise ConfigError("data", None, "PerturbationSweep needs a LightningDataModule")
+    datamodule.setup("test" if split == "test" else "fit")
+    loader = getattr(datamodule, f"{split}_dataloader")()
+    dataset = loader.dataset
+    indices = torch.arange(len(dataset))
+    if max_samples is not None and max_samples < len(indices):
+        chosen = torch.randperm(len(indices), generator=torch.Generator().manual_seed(seed))[:max_samples]
+        indices = chosen.sort().values
+    shard = indices[trainer.global_rank :: trainer.world_size].tolist()
+    batch_size = loader.batch_size or 1
+    return [
+        trainer.strategy.batch_to_device(loader.collate_fn([dataset[i] for i in shard[start : start + batch_size]]))
+        for start in range(0, len(shard), batch_size)
+    ]
+
+
+def summary_metrics(summaries: Sequence[LevelSummary], prefix: str) -> dict[str, float]:
+    """Flat scalars: mean / CI / closed form per level, and the normalised area under each curve."""
+    metrics: dict[str, float] = {}
+    curves: dict[str, list[LevelSummary]] = defaultdict(list)
+    for s in summaries:
+        base = f"{prefix}/{s.model}/{s.perturbation}/{s.metric}"
+        metrics[f"{base}/mean@{s.level:g}"] = s.mean
+        metrics[f"{base}/ci_low@{s.level:g}"] = s.ci_low
+        metrics[f"{base}/ci_high@{s.level:g}"] = s.ci_high
+        if s.expected is not None:
+            metrics[f"{base}/expected@{s.level:g}"] = s.expected
+        curves[base].append(s)
+    for base, points in curves.items():
+        metrics[f"{base}/auc"] = area_under_curve(points)
+    return metrics
+
+
+def area_under_curve(points: Sequence[LevelSummary]) -> float:
+    """Trapezoid area of the mean curve divided by the level range (a level-averaged metric)."""
+    points = sorted(points, key=lambda s: s.level)
+    if len(points) < 2:
+        return points[0].mean
+    area = sum((b.level - a.level) * (a.mean + b.mean) / 2 for a, b in itertools.pairwise(points))
+    span = points[-1].level - points[0].level
+    return area / span if span > 0 and math.isfinite(area) else math.inf
+
+
+def _table_row(row: SweepRow) -> list[Any]:
+    """CSV columns for a W&B table: ``None`` for empty cells, the 63-bit seed as text (JS-safe)."""
+    return [str(row.seed) if column == "seed" else getattr(row, column) for column in CSV_COLUMNS]
+
+
+def _completed_epoch(trainer: L.Trainer, stage: str) -> int:
+    """Index of the epoch the weights belong to (the running one during training)."""
+    if stage == "train":
+        return trainer.current_epoch
+    return max(trainer.current_epoch - 1, 0)

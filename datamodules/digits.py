@@ -1,0 +1,45 @@
+"""scikit-learn's 8×8 digits: ships with scikit-learn, so it is the offline default."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from sklearn.datasets import load_digits
+
+from datamodules.label_pairs import LabeledFeatures, LabelPairTasksDataModule
+
+
+class DigitsTasksDataModule(LabelPairTasksDataModule):
+    """Label-pair tasks on the 1,797 scikit-learn digits (64 pixel features, 10 classes).
+
+    Args:
+        test_fraction: share of each class held out as the test split.
+        split_seed: seed of that stratified split.
+        **kwargs: see ``LabelPairTasksDataModule``.
+    """
+
+    num_classes = 10
+
+    def __init__(self, test_fraction: float = 0.3, split_seed: int = 0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.test_fraction = test_fraction
+        self.split_seed = split_seed
+
+    @property
+    def raw_num_features(self) -> int:
+        return 64
+
+    def load_split(self, split: str) -> LabeledFeatures:
+        bunch = load_digits()
+        features = torch.tensor(bunch.data, dtype=torch.float32)
+        labels = torch.tensor(bunch.target, dtype=torch.long)
+        generator = torch.Generator().manual_seed(self.split_seed)
+        chosen = []
+        for label in range(self.num_classes):
+            idx = torch.nonzero(labels == label).flatten()
+            idx = idx[torch.randperm(len(idx), generator=generator)]
+            cut = round(self.test_fraction * len(idx))
+            chosen.append(idx[:cut] if split == "test" else idx[cut:])
+        index = torch.cat(chosen).sort().values
+        return LabeledFeatures(features[index], labels[index])

@@ -1,0 +1,217 @@
+"""Binary regression tasks built from pairs of class labels (paper §3, linear experiments).
+
+Task ``i`` distinguishes class ``a_i`` (target 0) from class ``b_i`` (target 1). Pairs come from
+a seeded shuffle of all label pairs, so the tasks of a T-task model are the first T tasks of
+every larger model (nested, like ``C_t ⊂ C_{t+1}`` in Theorem 2.7).
+
+Every model in ``task_grid`` sees the same total number of training examples: the T-task model
+takes ``train_examples // T`` examples of each of its tasks. One dataset serves all models: each
+training item carries a boolean membership row over ``task_grid``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from abc import abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from robustness.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class LabeledFeatures:
+    """Features (n × d, float32) with integer class labels (n,)."""
+
+    features: torch.Tensor
+    labels: torch.Tensor
+
+
+class TaskItems(Dataset):
+    """Items ``{x, task, target[, member]}`` held as stacked tensors."""
+
+    def __init__(self, tensors: dict[str, torch.Tensor]) -> None:
+        self.tensors = tensors
+
+    def __len__(self) -> int:
+        return len(self.tensors["task"])
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {name: tensor[index] for name, tensor in self.tensors.items()}
+
+
+class LabelPairTasksDataModule(L.LightningDataModule):
+    """Base class: subclasses say how to load features and labels for ``train`` and ``test``.
+
+    Args:
+        task_grid: numbers of tasks T of the models to train, e.g. ``[1, 2, ..., 10]``.
+        train_examples: training examples per model, split equally among its tasks.
+        val_fraction: share of the training split held out for validation (per class).
+        batch_size: batch size of every dataloader.
+        task_seed: seed of the pair order and of the example order.
+        standardize: scale every input feature to zero mean, unit variance (train statistics).
+        add_bias: append a constant 1 feature so the linear model can fit an offset.
+        num_workers: dataloader workers.
+    """
+
+    num_classes: int
+
+    def __init__(
+        self,
+        task_grid: Sequence[int] = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10),
+        train_examples: int = 200,
+        val_fraction: float = 0.15,
+        batch_size: int = 256,
+        task_seed: int = 0,
+        standardize: bool = True,
+        add_bias: bool = True,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        self.task_grid = _check_task_grid(task_grid, self.num_classes)
+        if train_examples < max(self.task_grid):
+            raise ConfigError("data.train_examples", train_examples, f"must be >= max(task_grid)={max(self.task_grid)}")
+        if not 0 < val_fraction < 1:
+            raise ConfigError("data.val_fraction", val_fraction, "must lie in (0, 1)")
+        if batch_size < 1:
+            raise ConfigError("data.batch_size", batch_size, "must be >= 1")
+        self.train_examples = train_examples
+        self.val_fraction = val_fraction
+        self.batch_size = batch_size
+        self.task_seed = task_seed
+        self.standardize = standardize
+        self.add_bias = add_bias
+        self.num_workers = num_workers
+        self.pairs = label_pairs(self.num_classes, max(self.task_grid), task_seed)
+        self.datasets: dict[str, TaskItems] = {}
+
+    @abstractmethod
+    def load_split(self, split: str) -> LabeledFeatures:
+        """Features and labels of ``split`` ∈ {``train``, ``test``} (called in ``setup``)."""
+
+    @property
+    @abstractmethod
+    def raw_num_features(self) -> int:
+        """Input dimension before the optional bias feature."""
+
+    @property
+    def num_features(self) -> int:
+        """Input dimension d seen by the model."""
+        return self.raw_num_features + int(self.add_bias)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        train, test = self.load_split("train"), self.load_split("test")
+        train, val = _split_per_class(train, self.val_fraction, self.task_seed)
+        mean, std = train.features.mean(0), train.features.std(0)
+        std = torch.where(std > 1e-8, std, torch.ones_like(std))
+        prepare = self._feature_transform(mean, std)
+        generator = torch.Generator().manual_seed(self.task_seed)
+        self.datasets = {
+            "train": self._train_items(LabeledFeatures(prepare(train.features), train.labels), generator),
+            "val": self._eval_items(LabeledFeatures(prepare(val.features), val.labels)),
+            "test": self._eval_items(LabeledFeatures(prepare(test.features), test.labels)),
+        }
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def task_names(self) -> list[str]:
+        """Human-readable names ``"a vs b"`` of the tasks, in task order."""
+        return [f"{a} vs {b}" for a, b in self.pairs]
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            self.datasets[split], batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers
+        )
+
+    def _feature_transform(self, mean: torch.Tensor, std: torch.Tensor):
+        def prepare(features: torch.Tensor) -> torch.Tensor:
+            x = (features - mean) / std if self.standardize else features
+            if self.add_bias:
+                x = torch.cat([x, torch.ones(len(x), 1)], dim=1)
+            return x.float().contiguous()
+
+        return prepare
+
+    def _train_items(self, data: LabeledFeatures, generator: torch.Generator) -> TaskItems:
+        quotas = {t: self.train_examples // t for t in self.task_grid}
+        columns: dict[str, list[torch.Tensor]] = {"x": [], "task": [], "target": [], "member": []}
+        for task, (a, b) in enumerate(self.pairs):
+            pool = torch.nonzero((data.labels == a) | (data.labels == b)).flatten()
+            pool = pool[torch.randperm(len(pool), generator=generator)]
+            needed = max(q for t, q in quotas.items() if t > task)
+            if len(pool) < needed:
+                raise ConfigError(
+                    "data.train_examples",
+                    self.train_examples,
+                    f"task {task} ({a} vs {b}) has only {len(pool)} training examples but needs {needed}",
+                )
+            rank = torch.arange(needed)
+            member = torch.stack([(rank < quotas[t]) & (task < t) for t in self.task_grid], dim=1)
+            chosen = pool[:needed]
+            columns["x"].append(data.features[chosen])
+            columns["task"].append(torch.full((needed,), task))
+            columns["target"].append((data.labels[chosen] == b).float())
+            columns["member"].append(member)
+        return TaskItems({name: torch.cat(parts) for name, parts in columns.items()})
+
+    def _eval_items(self, data: LabeledFeatures) -> TaskItems:
+        columns: dict[str, list[torch.Tensor]] = {"x": [], "task": [], "target": []}
+        for task, (a, b) in enumerate(self.pairs):
+            chosen = torch.nonzero((data.labels == a) | (data.labels == b)).flatten()
+            columns["x"].append(data.features[chosen])
+            columns["task"].append(torch.full((len(chosen),), task))
+            columns["target"].append((data.labels[chosen] == b).float())
+        return TaskItems({name: torch.cat(parts) for name, parts in columns.items()})
+
+
+def label_pairs(num_classes: int, count: int, seed: int) -> list[tuple[int, int]]:
+    """The first ``count`` of all label pairs ``(a, b)``, ``a < b``, in a seeded order."""
+    pairs = list(itertools.combinations(range(num_classes), 2))
+    order = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(seed)).tolist()
+    return [pairs[i] for i in order[:count]]
+
+
+def _check_task_grid(task_grid: Sequence[int], num_classes: int) -> list[int]:
+    grid = list(task_grid)
+    available = num_classes * (num_classes - 1) // 2
+    if not grid:
+        raise ConfigError("data.task_grid", task_grid, "give at least one number of tasks")
+    for t in grid:
+        if isinstance(t, bool) or not isinstance(t, int) or t < 1:
+            raise ConfigError("data.task_grid", t, "every number of tasks must be an integer >= 1")
+        if t > available:
+            raise ConfigError(
+                "data.task_grid", t, f"more tasks than label pairs ({num_classes} classes give {available})"
+            )
+    if len(set(grid)) != len(grid):
+        raise ConfigError("data.task_grid", grid, "numbers of tasks must be distinct")
+    return sorted(grid)
+
+
+def _split_per_class(data: LabeledFeatures, fraction: float, seed: int) -> tuple[LabeledFeatures, LabeledFeatures]:
+    generator = torch.Generator().manual_seed(seed + 1)
+    keep, held = [], []
+    for label in torch.unique(data.labels):
+        idx = torch.nonzero(data.labels == label).flatten()
+        idx = idx[torch.randperm(len(idx), generator=generator)]
+        cut = max(1, round(fraction * len(idx)))
+        held.append(idx[:cut])
+        keep.append(idx[cut:])
+    keep_idx, held_idx = torch.cat(keep).sort().values, torch.cat(held).sort().values
+    return (
+        LabeledFeatures(data.features[keep_idx], data.labels[keep_idx]),
+        LabeledFeatures(data.features[held_idx], data.labels[held_idx]),
+    )

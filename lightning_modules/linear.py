@@ -1,0 +1,298 @@
+"""Linear multitask regression (paper §2–3): representation ``W`` (k×d), heads ``Γ`` (k×T).
+
+One module trains a whole family of independent models, one per T in the data's ``task_grid``,
+each on its own ``train_examples`` items (the membership column of the batch), so a single
+``fit`` produces the robustness-vs-T comparison of Figure 3.
+
+Solvers:
+- ``svd`` (the paper's way): fit the task vectors ``C`` (d×T) — exact per-task ridge least
+  squares from one pass over the data — then take the SVD solution ``W = U_kᵀ, Γ = Σ_k V_kᵀ``.
+- ``sgd``: learn ``W`` and ``Γ`` end to end; ``W`` is orthonormalised (QR, scale pushed into
+  ``Γ``) before it is perturbed.
+Either way the perturbed model is ``LinearRepresentation(W, Γ)`` with orthonormal rows in ``W``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import lightning as L
+import torch
+from torch import nn
+
+from lightning_modules.task_metrics import MultitaskMSE, TaskMomentsMetric
+from robustness import SweepSubject
+from robustness.errors import ConfigError
+from robustness.perturbations import Perturbation
+from robustness.theory import TaskMoments, expected_mse, orthonormalize, svd_solution
+
+
+class LinearRepresentation(nn.Module):
+    """``x ↦ Γᵀ W x``: the model a sweep damages (only ``w`` is targeted)."""
+
+    def __init__(self, w: torch.Tensor, gamma: torch.Tensor) -> None:
+        super().__init__()
+        self.w = nn.Parameter(w)
+        self.gamma = nn.Parameter(gamma)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x @ self.w.T) @ self.gamma
+
+
+class RidgeTaskVectors(nn.Module):
+    """Solver ``svd``: task vectors ``C`` (d×T) by per-task ridge least squares, then SVD factors.
+
+    One pass over the training data accumulates each task's ``XᵀX`` and ``Xᵀy`` (float64,
+    summed across processes); ``solve`` sets ``c_i = (XᵢᵀXᵢ + ridge·I)⁻¹ Xᵢᵀyᵢ``.
+    """
+
+    def __init__(self, input_dim: int, num_tasks: int) -> None:
+        super().__init__()
+        self.register_buffer("c", torch.zeros(input_dim, num_tasks))
+        self.register_buffer("gram", torch.zeros(num_tasks, input_dim, input_dim, dtype=torch.float64), False)
+        self.register_buffer("moment", torch.zeros(num_tasks, input_dim, dtype=torch.float64), False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x @ self.c
+
+    def accumulate(self, x: torch.Tensor, task: torch.Tensor, target: torch.Tensor) -> None:
+        x, target = x.double(), target.double()
+        for i in torch.unique(task).tolist():
+            xi = x[task == i]
+            self.gram[i] += xi.T @ xi
+            self.moment[i] += xi.T @ target[task == i]
+
+    def solve(self, ridge: float, reduce: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        gram, moment = reduce(self.gram), reduce(self.moment)
+        eye = torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
+        self.c.copy_(torch.linalg.solve(gram + ridge * eye, moment).T)
+        self.gram.zero_()
+        self.moment.zero_()
+
+    def factors(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return svd_solution(self.c.double(), k)
+
+
+class Factorized(nn.Module):
+    """Solver ``sgd``: ``W`` and ``Γ`` trained directly; factors are orthonormalised copies."""
+
+    def __init__(self, input_dim: int, num_tasks: int, k: int, generator: torch.Generator) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(k, input_dim, generator=generator) / input_dim**0.5)
+        self.gamma = nn.Parameter(torch.randn(k, num_tasks, generator=generator) / k**0.5 * 0.1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x @ self.w.T) @ self.gamma
+
+    def factors(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return orthonormalize(self.w.detach().double(), self.gamma.detach().double())
+
+
+@dataclass(frozen=True)
+class SlopeReport:
+    """Theory numbers of one T-task model: R(T) = Σ_{i≤k} σ_i(C)²/T and the heads' norm ‖Γ‖_F²/T."""
+
+    num_tasks: int
+    robustness_slope: float
+    gamma_fro2_per_task: float
+
+
+class LinearMultitaskRegression(L.LightningModule):
+    """A family of rank-k linear multitask regressors, one per number of tasks T.
+
+    Args:
+        k: representation dimension (rows of W); the paper's regime is k < T.
+        solver: ``svd`` (ridge task vectors C, factored by SVD; one epoch is enough) or ``sgd``
+            (W and Γ trained by Adam).
+        ridge: L2 penalty of the ``svd`` solver's least squares (on standardized features).
+        lr: Adam learning rate (``sgd``).
+        weight_decay: Adam weight decay (``sgd``).
+        init_seed: seed of the ``sgd`` initialisation.
+        task_grid: numbers of tasks; taken from the datamodule when omitted.
+        input_dim: input dimension d; taken from the datamodule when omitted.
+    """
+
+    def __init__(
+        self,
+        k: int = 2,
+        solver: Literal["svd", "sgd"] = "svd",
+        ridge: float = 1.0,
+        lr: float = 0.05,
+        weight_decay: float = 0.0,
+        init_seed: int = 0,
+        task_grid: Sequence[int] | None = None,
+        input_dim: int | None = None,
+    ) -> None:
+        super().__init__()
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ConfigError("model.k", k, "must be an integer >= 1")
+        if solver not in ("svd", "sgd"):
+            raise ConfigError("model.solver", solver, "must be 'svd' or 'sgd'")
+        if not ridge >= 0:
+            raise ConfigError("model.ridge", ridge, "must be >= 0")
+        if not lr > 0:
+            raise ConfigError("model.lr", lr, "must be > 0")
+        if weight_decay < 0:
+            raise ConfigError("model.weight_decay", weight_decay, "must be >= 0")
+        self.save_hyperparameters()
+        self.automatic_optimization = solver == "sgd"
+        self._unsolved = False  # svd solver: statistics accumulated but not yet solved
+        self.models = nn.ModuleDict()
+        if task_grid is not None and input_dim is not None:
+            self._build(list(task_grid), input_dim)
+
+    @property
+    def task_grid(self) -> list[int]:
+        return list(self.hparams.task_grid)
+
+    def setup(self, stage: str) -> None:
+        datamodule = self.trainer.datamodule
+        grid, dim = list(datamodule.task_grid), datamodule.num_features
+        if not self.models:
+            self.hparams.task_grid, self.hparams.input_dim = grid, dim
+            self._build(grid, dim)
+        elif (self.task_grid, self.hparams.input_dim) != (grid, dim):
+            raise ConfigError(
+                "model.task_grid/input_dim", (self.task_grid, self.hparams.input_dim),
+                f"do not match the data (task_grid={grid}, num_features={dim})",
+            )  # fmt: skip
+
+    def _build(self, task_grid: list[int], input_dim: int) -> None:
+        if self.hparams.k > input_dim:
+            raise ConfigError("model.k", self.hparams.k, f"must be <= the input dimension {input_dim}")
+        generator = torch.Generator().manual_seed(self.hparams.init_seed)
+        for t in task_grid:
+            self.models[_key(t)] = (
+                RidgeTaskVectors(input_dim, t)
+                if self.hparams.solver == "svd"
+                else Factorized(input_dim, t, self.hparams.k, generator)
+            )
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
+        if self.hparams.solver == "svd":
+            for column, t in enumerate(self.task_grid):
+                member = batch["member"][:, column]
+                self.models[_key(t)].accumulate(batch["x"][member], batch["task"][member], batch["target"][member])
+            self._unsolved = True
+            return None
+        total = torch.zeros((), device=self.device)
+        for column, t in enumerate(self.task_grid):
+            member = batch["member"][:, column]
+            if not bool(member.any()):
+                continue
+            pred = _own_task(self.models[_key(t)](batch["x"][member]), batch["task"][member])
+            loss = torch.mean((pred - batch["target"][member]) ** 2)
+            self.log(f"train/mse_T{t}", loss, on_step=False, on_epoch=True)
+            total = total + loss
+        self.log("train/loss", total, prog_bar=True)
+        return total
+
+    def on_train_epoch_start(self) -> None:
+        self._unsolved = False
+
+    def on_train_epoch_end(self) -> None:
+        self._solve_ridge()
+
+    def _solve_ridge(self) -> None:
+        """Turn the accumulated statistics into task vectors (all ranks call this together)."""
+        if self._unsolved:
+            for t in self.task_grid:
+                self.models[_key(t)].solve(self.hparams.ridge, self._sum_over_ranks)
+            self._unsolved = False
+
+    def _sum_over_ranks(self, tensor: torch.Tensor) -> torch.Tensor:
+        return self.trainer.strategy.reduce(tensor, reduce_op="sum") if self.trainer.world_size > 1 else tensor
+
+    def on_validation_epoch_start(self) -> None:
+        self._solve_ridge()
+        self._val_models = {t: self.representation(t).to(self.device) for t in self.task_grid}
+        self._val_metrics = {t: MultitaskMSE(t).to(self.device) for t in self.task_grid}
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        for t in self.task_grid:
+            _update_mse(self._val_metrics[t], self._val_models[t], batch, t)
+
+    def on_validation_epoch_end(self) -> None:
+        values = {t: metric.compute() for t, metric in self._val_metrics.items()}
+        for t, value in values.items():
+            self.log(f"val/mse_T{t}", value.float())
+        self.log("val/mse", torch.stack(list(values.values())).mean().float(), prog_bar=True)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer | None:
+        if self.hparams.solver == "svd":
+            return None
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+
+    def representation(self, num_tasks: int) -> LinearRepresentation:
+        """The rank-k model of ``num_tasks`` tasks with orthonormal ``W`` (a fresh module)."""
+        w, gamma = self.models[_key(num_tasks)].factors(self.hparams.k)
+        return LinearRepresentation(w.float().contiguous(), gamma.float().contiguous())
+
+    def robustness_subjects(self, batches: Sequence[dict[str, torch.Tensor]]) -> list[SweepSubject]:
+        """One subject per T: the orthonormalised representation, its test MSE and closed forms."""
+        return [self._subject(t, batches) for t in self.task_grid]
+
+    def robustness_slopes(self) -> list[SlopeReport]:
+        """R(T) for every model, from the learned task vectors (``svd``) or ``WᵀΓ`` (``sgd``)."""
+        reports = []
+        for t in self.task_grid:
+            w, gamma = self.models[_key(t)].factors(self.hparams.k)
+            task_vectors = self.models[_key(t)].c.double() if self.hparams.solver == "svd" else w.T @ gamma
+            singular = torch.linalg.svdvals(task_vectors)
+            reports.append(
+                SlopeReport(
+                    num_tasks=t,
+                    robustness_slope=float((singular[: self.hparams.k] ** 2).sum() / t),
+                    gamma_fro2_per_task=float((gamma**2).sum() / t),
+                )
+            )
+        return reports
+
+    def _subject(self, t: int, batches: Sequence[dict[str, torch.Tensor]]) -> SweepSubject:
+        model = self.representation(t).to(self.device)
+        metric = MultitaskMSE(t).to(self.device)
+        moments_metric = TaskMomentsMetric(t, self.hparams.input_dim).to(self.device)
+        with torch.no_grad():
+            for batch in batches:
+                keep = batch["task"] < t
+                x, task = batch["x"][keep], batch["task"][keep]
+                moments_metric.update(x, _own_task(model(x), task), batch["target"][keep], task)
+        moments = TaskMoments(**moments_metric.compute())
+        w64, gamma64 = model.w.detach().double(), model.gamma.detach().double()
+
+        def evaluate() -> dict[str, float]:
+            metric.reset()
+            for batch in batches:
+                _update_mse(metric, model, batch, t)
+            return {"mse": float(metric.compute())}
+
+        def expected(perturbation: Perturbation) -> dict[str, float] | None:
+            value = expected_mse(perturbation, w64, gamma64, moments)
+            return None if value is None else {"mse": value}
+
+        return SweepSubject(
+            name=f"linear_{self.hparams.solver}_k{self.hparams.k}_T{t}",
+            module=model,
+            evaluate=evaluate,
+            targets="^w$",
+            num_tasks=t,
+            expected=expected,
+        )
+
+
+def _key(num_tasks: int) -> str:
+    return f"T{num_tasks}"
+
+
+def _own_task(predictions: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
+    """Pick each item's prediction for its own task from an (N × T) prediction matrix."""
+    return predictions.gather(1, task[:, None]).squeeze(1)
+
+
+def _update_mse(metric: MultitaskMSE, model: nn.Module, batch: dict[str, Any], num_tasks: int) -> None:
+    keep = batch["task"] < num_tasks
+    if bool(keep.any()):
+        x, task = batch["x"][keep], batch["task"][keep]
+        metric.update(_own_task(model(x), task), batch["target"][keep], task)

@@ -1,0 +1,83 @@
+"""Sweep tables on disk: the CSV contract, written row by row and read back."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+from collections.abc import Iterable
+from pathlib import Path
+from types import TracebackType
+
+from robustness.stats import SUMMARY_COLUMNS, LevelSummary
+from robustness.sweep import CSV_COLUMNS, SweepRow
+
+
+class SweepCsvWriter:
+    """Appends rows to a sweep CSV and flushes each one, so a killed run keeps what it finished."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        is_new = not self.path.exists() or self.path.stat().st_size == 0
+        self._file = self.path.open("a", newline="", encoding="utf-8")
+        self._writer = csv.DictWriter(self._file, fieldnames=CSV_COLUMNS)
+        if is_new:
+            self._writer.writeheader()
+            self._file.flush()
+
+    def write(self, row: SweepRow) -> None:
+        self._writer.writerow(row.as_csv())
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> SweepCsvWriter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def read_sweep_csv(path: str | Path) -> list[SweepRow]:
+    """Parse a sweep CSV written by this project back into rows."""
+    with Path(path).open(newline="", encoding="utf-8") as file:
+        reader = csv.DictReader(file)
+        missing = set(CSV_COLUMNS) - set(reader.fieldnames or ())
+        if missing:
+            raise ValueError(f"{path}: not a sweep CSV, missing columns {sorted(missing)}")
+        return [_parse_row(record) for record in reader]
+
+
+def write_summary_csv(path: str | Path, summaries: Iterable[LevelSummary]) -> Path:
+    """Write per-level statistics (mean, CI, counts, closed form) next to the raw sweep CSV."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as file:
+        writer = csv.DictWriter(file, fieldnames=SUMMARY_COLUMNS)
+        writer.writeheader()
+        for summary in summaries:
+            writer.writerow({k: "" if v is None else v for k, v in dataclasses.asdict(summary).items()})
+    return path
+
+
+def _parse_row(record: dict[str, str]) -> SweepRow:
+    return SweepRow(
+        model=record["model"],
+        num_tasks=_optional(int, record["num_tasks"]),
+        perturbation=record["perturbation"],
+        level=float(record["level"]),
+        trial=int(record["trial"]),
+        seed=int(record["seed"]),
+        metric=record["metric"],
+        value=float(record["value"]),
+        expected=_optional(float, record["expected"]),
+        stage=record["stage"],
+        epoch=_optional(int, record["epoch"]),
+    )
+
+
+def _optional(kind: type, text: str) -> object:
+    return None if text == "" else kind(text)

@@ -1,0 +1,66 @@
+"""Perturb in place, restore bit for bit: the only way this project touches weights.
+
+``ParameterSnapshot`` clones just the targeted tensors once; ``restore()`` copies them back with
+``copy_`` (no reallocation, no model copy). ``perturbed`` wraps one perturbation in a context
+manager that restores on exit — also when the block raises or the process is interrupted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+from robustness.perturbations import Perturbation
+from robustness.seeding import make_generator
+from robustness.targets import TargetSpec, select_targets
+
+
+class ParameterSnapshot:
+    """Exact copies of a set of parameters, restorable in place any number of times."""
+
+    def __init__(self, params: dict[str, torch.Tensor]) -> None:
+        self.params = params
+        with torch.no_grad():
+            self._saved = {name: p.detach().clone() for name, p in params.items()}
+        self.device = _single_device(params)
+
+    @property
+    def tensors(self) -> list[torch.Tensor]:
+        """The live (perturbable) tensors, in target order."""
+        return [p.data for p in self.params.values()]
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        """Copy the saved values back into the live tensors."""
+        for name, param in self.params.items():
+            param.data.copy_(self._saved[name])
+
+
+@contextmanager
+def perturbed(
+    model: nn.Module,
+    perturbation: Perturbation,
+    targets: TargetSpec = ".*",
+    seed: int = 0,
+) -> Iterator[dict[str, nn.Parameter]]:
+    """Apply ``perturbation`` to the ``targets`` of ``model`` in place for the ``with`` block.
+
+    The targeted tensors are restored bit for bit on exit, whether the block finishes, raises or
+    is interrupted. Yields the targeted parameters by name.
+    """
+    snapshot = ParameterSnapshot(select_targets(model, targets))
+    try:
+        perturbation.apply_(snapshot.tensors, make_generator(seed, snapshot.device))
+        yield snapshot.params
+    finally:
+        snapshot.restore()
+
+
+def _single_device(params: dict[str, torch.Tensor]) -> torch.device:
+    devices = {p.device for p in params.values()}
+    if len(devices) != 1:
+        raise ValueError(f"targeted parameters live on several devices {sorted(map(str, devices))}")
+    return devices.pop()

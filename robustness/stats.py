@@ -1,0 +1,79 @@
+"""Mean and 95% confidence interval per level, from the tidy rows of a sweep."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as scipy_stats
+
+from robustness.sweep import SweepRow
+
+CONFIDENCE = 0.95
+
+
+@dataclass(frozen=True)
+class LevelSummary:
+    """Statistics of one (model, perturbation, level, metric) cell over its trials.
+
+    Non-finite trial values (a diverged loss, say) are counted in ``n_nonfinite`` and make the
+    mean non-finite: they are marked, never dropped.
+    """
+
+    model: str
+    num_tasks: int | None
+    perturbation: str
+    level: float
+    metric: str
+    n: int
+    n_nonfinite: int
+    mean: float
+    std: float
+    ci_low: float
+    ci_high: float
+    expected: float | None
+
+
+SUMMARY_COLUMNS = tuple(LevelSummary.__dataclass_fields__)
+
+
+def mean_ci(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float, float, float]:
+    """(mean, sample std, CI low, CI high) with a Student-t interval; zero width for one value."""
+    array = np.asarray(values, dtype=np.float64)
+    mean = float(array.mean())
+    if array.size < 2 or not np.isfinite(array).all():
+        return mean, 0.0 if array.size < 2 else math.nan, mean, mean
+    std = float(array.std(ddof=1))
+    half = float(scipy_stats.t.ppf(0.5 + confidence / 2, df=array.size - 1)) * std / math.sqrt(array.size)
+    return mean, std, mean - half, mean + half
+
+
+def summarize(rows: Iterable[SweepRow], confidence: float = CONFIDENCE) -> list[LevelSummary]:
+    """One ``LevelSummary`` per (model, num_tasks, perturbation, level, metric), in first-seen order."""
+    groups: dict[tuple, list[SweepRow]] = defaultdict(list)
+    for row in rows:
+        groups[(row.model, row.num_tasks, row.perturbation, row.level, row.metric)].append(row)
+    summaries = []
+    for (model, num_tasks, perturbation, level, metric), group in groups.items():
+        values = [row.value for row in group]
+        mean, std, low, high = mean_ci(values, confidence)
+        summaries.append(
+            LevelSummary(
+                model=model,
+                num_tasks=num_tasks,
+                perturbation=perturbation,
+                level=level,
+                metric=metric,
+                n=len(values),
+                n_nonfinite=sum(not math.isfinite(v) for v in values),
+                mean=mean,
+                std=std,
+                ci_low=low,
+                ci_high=high,
+                expected=group[0].expected,
+            )
+        )
+    return summaries

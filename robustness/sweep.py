@@ -1,0 +1,155 @@
+"""Levels × trials of seeded perturbations on any model, as a tidy table of rows.
+
+The sweep is framework-free: a ``SweepSubject`` bundles the module to damage, which of its
+parameters to damage, and an ``evaluate()`` callable returning ``{metric: value}`` on cached
+data. The targeted tensors are snapshotted once per sweep and restored after every trial.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from robustness.errors import ConfigError
+from robustness.perturbations import PERTURBATIONS, Perturbation, make_perturbation
+from robustness.restore import ParameterSnapshot
+from robustness.seeding import make_generator, trial_seed
+from robustness.targets import TargetSpec, select_targets
+
+#: Column order of every sweep CSV (a contract: other tools read these files).
+CSV_COLUMNS = (
+    "model", "num_tasks", "perturbation", "level", "trial", "seed",
+    "metric", "value", "expected", "stage", "epoch",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SweepGrid:
+    """One perturbation family swept over ``levels`` with ``trials`` seeded draws per level."""
+
+    perturbation: str
+    levels: Sequence[float]
+    trials: int = 20
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.perturbation not in PERTURBATIONS:
+            raise ConfigError("perturbation", self.perturbation, f"unknown; choose one of {sorted(PERTURBATIONS)}")
+        if isinstance(self.levels, str | bytes) or len(self.levels) == 0:
+            raise ConfigError(f"{self.perturbation}.levels", self.levels, "give a non-empty list of numbers")
+        if isinstance(self.trials, bool) or not isinstance(self.trials, int) or self.trials < 1:
+            raise ConfigError(f"{self.perturbation}.trials", self.trials, "must be an integer >= 1")
+        object.__setattr__(self, "levels", tuple(self.levels))
+        self.perturbations()  # validates every level now, before any work starts
+
+    def perturbations(self) -> list[Perturbation]:
+        """One perturbation object per level, in grid order."""
+        return [make_perturbation(self.perturbation, level, **self.options) for level in self.levels]
+
+
+@dataclass
+class SweepSubject:
+    """What a sweep damages and how it scores the damaged model.
+
+    ``name``/``num_tasks`` fill the CSV's ``model``/``num_tasks`` columns. ``expected`` may return
+    a closed-form expectation per metric for a perturbation (or ``None`` where there is none).
+    """
+
+    name: str
+    module: nn.Module
+    evaluate: Callable[[], Mapping[str, float]]
+    targets: TargetSpec = ".*"
+    num_tasks: int | None = None
+    expected: Callable[[Perturbation], Mapping[str, float] | None] | None = None
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    """One (model, perturbation, level, trial, metric) measurement: one line of the CSV."""
+
+    model: str
+    num_tasks: int | None
+    perturbation: str
+    level: float
+    trial: int
+    seed: int
+    metric: str
+    value: float
+    expected: float | None = None
+    stage: str = ""
+    epoch: int | None = None
+
+    def as_csv(self) -> dict[str, Any]:
+        """Values for ``csv.DictWriter`` (``None`` becomes an empty cell)."""
+        return {name: "" if getattr(self, name) is None else getattr(self, name) for name in CSV_COLUMNS}
+
+
+def run_sweep(
+    subject: SweepSubject,
+    grids: Iterable[SweepGrid],
+    seed: int = 0,
+    *,
+    stage: str = "",
+    epoch: int | None = None,
+    on_row: Callable[[SweepRow], None] | None = None,
+    progress: bool = False,
+) -> list[SweepRow]:
+    """Run every grid on ``subject`` and return all rows; ``on_row`` sees each row as it is made.
+
+    Weights are restored bit for bit after every trial and when anything raises.
+    """
+    grids = list(grids)
+    snapshot = ParameterSnapshot(select_targets(subject.module, subject.targets))
+    total = sum(sum(1 if p.deterministic else g.trials for p in g.perturbations()) for g in grids)
+    bar = tqdm(total=total, desc=f"sweep {subject.name}", disable=not progress, leave=False)
+    rows: list[SweepRow] = []
+    try:
+        for grid in grids:
+            for level_index, perturbation in enumerate(grid.perturbations()):
+                expected = dict(subject.expected(perturbation) or {}) if subject.expected else {}
+                for trial in range(1 if perturbation.deterministic else grid.trials):
+                    trial_rng_seed = trial_seed(seed, grid.perturbation, level_index, trial)
+                    values = _evaluate_perturbed(subject, snapshot, perturbation, trial_rng_seed)
+                    for metric, value in values.items():
+                        row = SweepRow(
+                            model=subject.name,
+                            num_tasks=subject.num_tasks,
+                            perturbation=grid.perturbation,
+                            level=perturbation.level,
+                            trial=trial,
+                            seed=trial_rng_seed,
+                            metric=metric,
+                            value=value,
+                            expected=expected.get(metric),
+                            stage=stage,
+                            epoch=epoch,
+                        )
+                        rows.append(row)
+                        if on_row is not None:
+                            on_row(row)
+                    bar.update()
+    finally:
+        snapshot.restore()
+        bar.close()
+    return rows
+
+
+def _evaluate_perturbed(
+    subject: SweepSubject, snapshot: ParameterSnapshot, perturbation: Perturbation, seed: int
+) -> dict[str, float]:
+    try:
+        perturbation.apply_(snapshot.tensors, make_generator(seed, snapshot.device))
+        with torch.no_grad():
+            values = subject.evaluate()
+    finally:
+        snapshot.restore()
+    return {metric: _as_float(value) for metric, value in values.items()}
+
+
+def _as_float(value: float | torch.Tensor) -> float:
+    return float(value.item() if isinstance(value, torch.Tensor) else value)

@@ -1,0 +1,69 @@
+"""Which parameters a perturbation touches.
+
+A target specification is either a regular expression (searched in each parameter's qualified
+name, so ``"attn"`` selects every parameter whose name contains ``attn``), a list of such
+patterns (union), or a module type / tuple of module types (all parameters of matching
+submodules). A specification that matches nothing is an error, never a silent no-op.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from robustness.errors import ConfigError
+
+TargetSpec = str | Sequence[str] | type[nn.Module] | tuple[type[nn.Module], ...]
+
+
+def select_targets(module: nn.Module, targets: TargetSpec) -> dict[str, nn.Parameter]:
+    """Return the targeted parameters of ``module`` by qualified name, in registration order."""
+    if isinstance(targets, type) or (
+        isinstance(targets, tuple) and targets and all(isinstance(t, type) for t in targets)
+    ):
+        selected = _by_module_type(module, targets)
+    else:
+        patterns = [targets] if isinstance(targets, str) else list(targets)
+        if not patterns:
+            raise ConfigError("targets", targets, "give at least one name pattern")
+        selected = _by_name(module, patterns)
+    if not selected:
+        names = [name for name, _ in module.named_parameters()]
+        preview = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
+        raise ConfigError("targets", _describe(targets), f"matches no parameter of {type(module).__name__} ({preview})")
+    return selected
+
+
+def _by_name(module: nn.Module, patterns: list[str]) -> dict[str, nn.Parameter]:
+    compiled = []
+    for pattern in patterns:
+        try:
+            compiled.append(re.compile(pattern))
+        except re.error as err:
+            raise ConfigError("targets", pattern, f"not a valid regular expression ({err})") from None
+    return {name: param for name, param in module.named_parameters() if any(regex.search(name) for regex in compiled)}
+
+
+def _by_module_type(module: nn.Module, types: type[nn.Module] | tuple[type[nn.Module], ...]) -> dict[str, nn.Parameter]:
+    selected: dict[str, nn.Parameter] = {}
+    for prefix, sub in module.named_modules():
+        if isinstance(sub, types):
+            for name, param in sub.named_parameters(prefix=prefix, recurse=False):
+                selected[name] = param
+    return selected
+
+
+def _describe(targets: TargetSpec) -> object:
+    if isinstance(targets, type):
+        return targets.__name__
+    if isinstance(targets, tuple) and all(isinstance(t, type) for t in targets):
+        return tuple(t.__name__ for t in targets)
+    return targets
+
+
+def target_bytes(params: dict[str, torch.Tensor]) -> int:
+    """Total storage of the targeted tensors, in bytes."""
+    return sum(p.numel() * p.element_size() for p in params.values())

@@ -1,0 +1,138 @@
+"""Closed forms of paper §2 for a linear representation ``x ↦ Γᵀ W x``.
+
+Shapes follow the paper: task vectors ``C`` are ``d × T``, the representation ``W`` is ``k × d``
+and the heads ``Γ`` are ``k × T``; the prediction for task ``i`` is ``γ_iᵀ W x``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from robustness.errors import ConfigError
+from robustness.perturbations import GaussianNoise, Perturbation, RandomDeletion
+
+#: Singular values closer than this (relative to the largest) count as tied.
+TIE_TOLERANCE = 1e-9
+
+
+def svd_solution(task_vectors: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The SVD solution of the factorized best rank-k problem (paper eq. 4): ``W = U_kᵀ, Γ = Σ_k V_kᵀ``.
+
+    ``W`` has orthonormal rows. For ``k > T`` the extra rows of ``W`` span unused directions
+    and the matching rows of ``Γ`` are zero. Tied singular values are resolved symmetrically
+    (the first vector of a tied block is aligned with the all-tasks direction), which makes
+    the solution unique: e.g. for ``C = [e1, e2]`` and ``k = 1``, ``W = [1, 1, 0]/√2``.
+    """
+    if k < 1:
+        raise ConfigError("k", k, "must be >= 1")
+    d, num_tasks = task_vectors.shape
+    if k > d:
+        raise ConfigError("k", k, f"must be <= the input dimension d={d}")
+    u, s, vh = torch.linalg.svd(task_vectors, full_matrices=k > min(d, num_tasks))
+    u, vh = _symmetric_ties(u, s, vh)
+    singular = torch.zeros(k, dtype=s.dtype, device=s.device)
+    singular[: min(k, s.numel())] = s[:k]
+    gamma = torch.zeros(k, num_tasks, dtype=task_vectors.dtype, device=task_vectors.device)
+    rows = min(k, vh.shape[0])
+    gamma[:rows] = singular[:rows, None] * vh[:rows]
+    return u[:, :k].T.contiguous(), gamma
+
+
+def orthonormalize(w: torch.Tensor, gamma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rewrite ``(W, Γ)`` so ``W`` has orthonormal rows and the product ``WᵀΓ`` is unchanged.
+
+    QR of ``Wᵀ = QR`` gives ``W' = Qᵀ`` and ``Γ' = RΓ`` (Gram–Schmidt, scale pushed into Γ).
+    Signs are fixed so ``R`` has a non-negative diagonal, making the result unique.
+    """
+    q, r = torch.linalg.qr(w.T)
+    signs = torch.where(torch.diagonal(r) < 0, -1.0, 1.0).to(r.dtype)
+    return (q * signs).T.contiguous(), (signs[:, None] * r) @ gamma
+
+
+def robustness_slope(task_vectors: torch.Tensor, k: int) -> float:
+    """``R(T) = Σ_{i≤k} σ_i(C)² / T`` (paper eq. 8); equals ``‖Γ_SVD‖_F² / T`` (eq. 9)."""
+    singular = torch.linalg.svdvals(task_vectors)
+    return float((singular[:k] ** 2).sum() / task_vectors.shape[1])
+
+
+def gaussian_task_vectors(d: int, num_tasks: int, seed: int = 0) -> torch.Tensor:
+    """Task vectors with i.i.d. ``N(0, 1/d)`` entries, as in Theorem 2.7 (float64)."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(d, num_tasks, generator=generator, dtype=torch.float64) / d**0.5
+
+
+@dataclass(frozen=True)
+class TaskMoments:
+    """Per-task means over an evaluation set, everything the closed forms need (length-T tensors).
+
+    ``sq_norm_x`` = E‖x‖², ``sq_x`` = E[x²] per input coordinate (T × d), ``pred_sq`` = E[ŷ²],
+    ``pred_target`` = E[ŷ·y] and ``target_sq`` = E[y²] for the unperturbed prediction ŷ.
+    """
+
+    sq_norm_x: torch.Tensor
+    sq_x: torch.Tensor
+    pred_sq: torch.Tensor
+    pred_target: torch.Tensor
+    target_sq: torch.Tensor
+
+    @property
+    def clean_mse(self) -> torch.Tensor:
+        """Per-task MSE of the unperturbed model."""
+        return self.pred_sq - 2 * self.pred_target + self.target_sq
+
+
+def expected_mse(
+    perturbation: Perturbation, w: torch.Tensor, gamma: torch.Tensor, moments: TaskMoments
+) -> float | None:
+    """Exact expectation of the task-averaged MSE when ``perturbation`` hits ``W`` only.
+
+    Gaussian noise (paper Thm 2.5 / Cor 2.6 on given data):
+        E[MSE_i] = MSE_i(0) + σ² ‖γ_i‖² E‖x‖²
+    Random deletion with probability p (mask M, E[M] = 1-p):
+        E[MSE_i] = (1-p)² E[ŷ²] − 2(1-p) E[ŷy] + E[y²] + p(1-p) Σ_j γ_ij² Σ_l W_jl² E[x_l²]
+    Returns ``None`` for perturbations without a closed form (magnitude pruning).
+    """
+    gamma = gamma.to(torch.float64)
+    w = w.to(torch.float64)
+    if isinstance(perturbation, GaussianNoise):
+        head_norms = (gamma**2).sum(dim=0)
+        per_task = moments.clean_mse + perturbation.std**2 * head_norms * moments.sq_norm_x
+    elif isinstance(perturbation, RandomDeletion):
+        keep = 1.0 - perturbation.p
+        spread = ((gamma**2).T * (moments.sq_x @ (w**2).T)).sum(dim=1)
+        per_task = (
+            keep**2 * moments.pred_sq
+            - 2 * keep * moments.pred_target
+            + moments.target_sq
+            + perturbation.p * keep * spread
+        )
+    else:
+        return None
+    return float(per_task.mean())
+
+
+def _symmetric_ties(u: torch.Tensor, s: torch.Tensor, vh: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Within each block of tied singular values, rotate the singular vectors so the block's first
+    right-singular vector points along the projection of the all-ones task vector."""
+    u, vh = u.clone(), vh.clone()
+    tol = TIE_TOLERANCE * float(s.max()) if s.numel() else 0.0
+    start = 0
+    while start < s.numel():
+        end = start + 1
+        while end < s.numel() and abs(float(s[end] - s[start])) <= tol:
+            end += 1
+        if end - start > 1:
+            block = vh[start:end]  # m × T
+            direction = block @ torch.ones(block.shape[1], dtype=block.dtype, device=block.device)
+            if float(direction.norm()) > tol:
+                basis = torch.cat([direction[:, None], torch.eye(end - start, dtype=block.dtype)], dim=1)
+                rotation, _ = torch.linalg.qr(basis)
+                rotation = rotation[:, : end - start]
+                if float(rotation[:, 0] @ direction) < 0:
+                    rotation[:, 0] = -rotation[:, 0]
+                vh[start:end] = rotation.T @ block
+                u[:, start:end] = u[:, start:end] @ rotation
+        start = end
+    return u, vh
