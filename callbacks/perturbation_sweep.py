@@ -24,7 +24,7 @@ import lightning as L
 import torch
 from lightning.pytorch.loggers import WandbLogger
 
-from robustness import ConfigError, SweepCsvWriter, SweepGrid, SweepRow, run_sweep, summarize
+from robustness import ConfigError, SweepCsvWriter, SweepGrid, SweepRow, run_sweep, select_targets, summarize
 from robustness.io import write_summary_csv
 from robustness.plots import plot_sweep
 from robustness.stats import LevelSummary
@@ -84,6 +84,20 @@ class PerturbationSweep(L.Callback):
                 "model", type(pl_module).__name__,
                 "is not sweepable: implement robustness_subjects() or use SweepableMixin",
             )  # fmt: skip
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._check_targets(pl_module)
+
+    def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._check_targets(pl_module)
+
+    def _check_targets(self, pl_module: L.LightningModule) -> None:
+        """Fail before any training when the target selector matches nothing."""
+        for subject in pl_module.robustness_subjects([]):
+            try:
+                select_targets(subject.module, self.targets if self.targets is not None else subject.targets)
+            except ConfigError as err:
+                raise ConfigError("PerturbationSweep.targets", err.value, err.reason) from None
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         due = self.every_n_epochs and (trainer.current_epoch + 1) % self.every_n_epochs == 0

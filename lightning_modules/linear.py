@@ -14,7 +14,8 @@ Either way the perturbed model is ``LinearRepresentation(W, Γ)`` with orthonorm
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import functools
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -45,12 +46,13 @@ class RidgeTaskVectors(nn.Module):
     """Solver ``svd``: task vectors ``C`` (d×T) by per-task ridge least squares, then SVD factors.
 
     One pass over the training data accumulates each task's ``XᵀX`` and ``Xᵀy`` (float64,
-    summed across processes); ``solve`` sets ``c_i = (XᵢᵀXᵢ + ridge·I)⁻¹ Xᵢᵀyᵢ``.
+    summed across processes); after the epoch's last batch, ``solve`` sets
+    ``c_i = (XᵢᵀXᵢ + ridge·I)⁻¹ Xᵢᵀyᵢ`` (a ``ClosedFormUpdate`` step).
     """
 
     def __init__(self, input_dim: int, num_tasks: int) -> None:
         super().__init__()
-        self.register_buffer("c", torch.zeros(input_dim, num_tasks))
+        self.c = nn.Parameter(torch.zeros(input_dim, num_tasks), requires_grad=False)
         self.register_buffer("gram", torch.zeros(num_tasks, input_dim, input_dim, dtype=torch.float64), False)
         self.register_buffer("moment", torch.zeros(num_tasks, input_dim, dtype=torch.float64), False)
 
@@ -73,6 +75,21 @@ class RidgeTaskVectors(nn.Module):
 
     def factors(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         return svd_solution(self.c.double(), k)
+
+
+class ClosedFormUpdate(torch.optim.Optimizer):
+    """An optimizer whose ``step(closure)`` runs a closure that sets parameters in closed form.
+
+    The ``svd`` solver's ridge solve goes through it so Lightning counts the update as an
+    optimizer step (``global_step``, checkpointing) like any gradient step.
+    """
+
+    def __init__(self, params: Iterable[nn.Parameter]) -> None:
+        super().__init__(params, defaults={})
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], None]) -> None:  # type: ignore[override]
+        closure()
 
 
 class Factorized(nn.Module):
@@ -138,7 +155,6 @@ class LinearMultitaskRegression(L.LightningModule):
             raise ConfigError("model.weight_decay", weight_decay, "must be >= 0")
         self.save_hyperparameters()
         self.automatic_optimization = solver == "sgd"
-        self._unsolved = False  # svd solver: statistics accumulated but not yet solved
         self.models = nn.ModuleDict()
         if task_grid is not None and input_dim is not None:
             self._build(list(task_grid), input_dim)
@@ -175,7 +191,8 @@ class LinearMultitaskRegression(L.LightningModule):
             for column, t in enumerate(self.task_grid):
                 member = batch["member"][:, column]
                 self.models[_key(t)].accumulate(batch["x"][member], batch["task"][member], batch["target"][member])
-            self._unsolved = True
+            if self.trainer.is_last_batch:
+                self.optimizers().step(closure=self._solve_ridge)
             return None
         total = torch.zeros((), device=self.device)
         for column, t in enumerate(self.task_grid):
@@ -189,40 +206,49 @@ class LinearMultitaskRegression(L.LightningModule):
         self.log("train/loss", total, prog_bar=True)
         return total
 
-    def on_train_epoch_start(self) -> None:
-        self._unsolved = False
-
-    def on_train_epoch_end(self) -> None:
-        self._solve_ridge()
-
     def _solve_ridge(self) -> None:
-        """Turn the accumulated statistics into task vectors (all ranks call this together)."""
-        if self._unsolved:
-            for t in self.task_grid:
-                self.models[_key(t)].solve(self.hparams.ridge, self._sum_over_ranks)
-            self._unsolved = False
+        """Turn the epoch's statistics into task vectors (every rank calls this together)."""
+        for t in self.task_grid:
+            self.models[_key(t)].solve(self.hparams.ridge, self._sum_over_ranks)
 
     def _sum_over_ranks(self, tensor: torch.Tensor) -> torch.Tensor:
         return self.trainer.strategy.reduce(tensor, reduce_op="sum") if self.trainer.world_size > 1 else tensor
 
     def on_validation_epoch_start(self) -> None:
-        self._solve_ridge()
-        self._val_models = {t: self.representation(t).to(self.device) for t in self.task_grid}
-        self._val_metrics = {t: MultitaskMSE(t).to(self.device) for t in self.task_grid}
+        self._start_evaluation()
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        for t in self.task_grid:
-            _update_mse(self._val_metrics[t], self._val_models[t], batch, t)
+        self._evaluation_step(batch)
 
     def on_validation_epoch_end(self) -> None:
-        values = {t: metric.compute() for t, metric in self._val_metrics.items()}
-        for t, value in values.items():
-            self.log(f"val/mse_T{t}", value.float())
-        self.log("val/mse", torch.stack(list(values.values())).mean().float(), prog_bar=True)
+        self._log_evaluation("val")
 
-    def configure_optimizers(self) -> torch.optim.Optimizer | None:
+    def on_test_epoch_start(self) -> None:
+        self._start_evaluation()
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._evaluation_step(batch)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_evaluation("test")
+
+    def _start_evaluation(self) -> None:
+        self._eval_models = {t: self.representation(t).to(self.device) for t in self.task_grid}
+        self._eval_metrics = {t: MultitaskMSE(t).to(self.device) for t in self.task_grid}
+
+    def _evaluation_step(self, batch: dict[str, torch.Tensor]) -> None:
+        for t in self.task_grid:
+            _update_mse(self._eval_metrics[t], self._eval_models[t], batch, t)
+
+    def _log_evaluation(self, split: str) -> None:
+        values = {t: metric.compute() for t, metric in self._eval_metrics.items()}
+        for t, value in values.items():
+            self.log(f"{split}/mse_T{t}", value.float())
+        self.log(f"{split}/mse", torch.stack(list(values.values())).mean().float(), prog_bar=True)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
         if self.hparams.solver == "svd":
-            return None
+            return ClosedFormUpdate(self.parameters())
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
 
     def representation(self, num_tasks: int) -> LinearRepresentation:
@@ -253,13 +279,6 @@ class LinearMultitaskRegression(L.LightningModule):
     def _subject(self, t: int, batches: Sequence[dict[str, torch.Tensor]]) -> SweepSubject:
         model = self.representation(t).to(self.device)
         metric = MultitaskMSE(t).to(self.device)
-        moments_metric = TaskMomentsMetric(t, self.hparams.input_dim).to(self.device)
-        with torch.no_grad():
-            for batch in batches:
-                keep = batch["task"] < t
-                x, task = batch["x"][keep], batch["task"][keep]
-                moments_metric.update(x, _own_task(model(x), task), batch["target"][keep], task)
-        moments = TaskMoments(**moments_metric.compute())
         w64, gamma64 = model.w.detach().double(), model.gamma.detach().double()
 
         def evaluate() -> dict[str, float]:
@@ -268,8 +287,17 @@ class LinearMultitaskRegression(L.LightningModule):
                 _update_mse(metric, model, batch, t)
             return {"mse": float(metric.compute())}
 
+        @functools.cache
+        def moments() -> TaskMoments:  # of the clean model: computed on first use, before any damage
+            accumulator = TaskMomentsMetric(t, self.hparams.input_dim).to(self.device)
+            for batch in batches:
+                keep = batch["task"] < t
+                x, task = batch["x"][keep], batch["task"][keep]
+                accumulator.update(x, _own_task(model(x), task), batch["target"][keep], task)
+            return TaskMoments(**accumulator.compute())
+
         def expected(perturbation: Perturbation) -> dict[str, float] | None:
-            value = expected_mse(perturbation, w64, gamma64, moments)
+            value = expected_mse(perturbation, w64, gamma64, moments())
             return None if value is None else {"mse": value}
 
         return SweepSubject(

@@ -1,0 +1,143 @@
+"""The sweep engine: grid × trials, seeding, restore, CSV contract, statistics."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+from torch import nn
+
+from robustness import (
+    CSV_COLUMNS,
+    ConfigError,
+    SweepCsvWriter,
+    SweepGrid,
+    SweepSubject,
+    mean_ci,
+    read_sweep_csv,
+    run_sweep,
+    summarize,
+    trial_seed,
+)
+
+
+def subject(model: nn.Module, evaluate=None) -> SweepSubject:
+    x = torch.randn(64, 8, generator=torch.Generator().manual_seed(0))
+    return SweepSubject(
+        name="toy",
+        module=model,
+        evaluate=evaluate
+        or (lambda: {"out": float(model(x).pow(2).mean()), "zeros": float((model.weight == 0).sum())}),
+        targets="weight",
+        num_tasks=3,
+    )
+
+
+def model() -> nn.Linear:
+    torch.manual_seed(0)
+    return nn.Linear(8, 8)
+
+
+GRIDS = [
+    SweepGrid("gaussian_noise", [0.0, 0.1, 0.2], trials=4),
+    SweepGrid("random_deletion", [0.0, 0.5, 1.0], trials=4),
+    SweepGrid("magnitude_pruning", [0.0, 0.5], trials=4),
+]
+
+
+def test_rows_cover_grid_with_one_trial_for_deterministic_levels():
+    rows = run_sweep(subject(model()), GRIDS, seed=0)
+    trials = {(r.perturbation, r.level): r.trial + 1 for r in rows}
+    assert trials == {
+        ("gaussian_noise", 0.0): 1, ("gaussian_noise", 0.1): 4, ("gaussian_noise", 0.2): 4,
+        ("random_deletion", 0.0): 1, ("random_deletion", 0.5): 4, ("random_deletion", 1.0): 1,
+        ("magnitude_pruning", 0.0): 1, ("magnitude_pruning", 0.5): 1,
+    }  # fmt: skip
+    assert len(rows) == 2 * sum(trials.values())  # two metrics per evaluation
+    assert {r.model for r in rows} == {"toy"} and {r.num_tasks for r in rows} == {3}
+    deletion = [r for r in rows if r.perturbation == "random_deletion" and r.metric == "zeros"]
+    assert [r.value for r in deletion if r.level == 1.0] == [64.0]
+    assert [r.value for r in deletion if r.level == 0.0] == [0.0]
+    assert all(r.seed == trial_seed(0, r.perturbation, [0.0, 0.5, 1.0].index(r.level), r.trial) for r in deletion)
+
+
+def test_sweep_restores_weights_bitwise_and_is_reproducible():
+    net = model()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    first = run_sweep(subject(net), GRIDS, seed=5)
+    for key, value in net.state_dict().items():
+        assert torch.equal(value, before[key])
+    assert run_sweep(subject(net), GRIDS, seed=5) == first
+    assert run_sweep(subject(net), GRIDS, seed=6) != first
+
+
+def test_exception_inside_evaluation_restores_weights():
+    net = model()
+    before = net.weight.clone()
+    calls = []
+
+    def failing() -> dict[str, float]:
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("evaluation crashed")
+        return {"out": 0.0}
+
+    with pytest.raises(RuntimeError, match="evaluation crashed"):
+        run_sweep(subject(net, failing), GRIDS, seed=0)
+    assert torch.equal(net.weight, before)
+
+
+def test_csv_contract_round_trip(tmp_path):
+    rows = run_sweep(subject(model()), GRIDS, seed=0, stage="test", epoch=3)
+    path = tmp_path / "sweep.csv"
+    with SweepCsvWriter(path) as writer:
+        for row in rows:
+            writer.write(row)
+    header = path.read_text().splitlines()[0].split(",")
+    assert tuple(header) == CSV_COLUMNS
+    assert read_sweep_csv(path) == rows
+
+
+def test_csv_writer_appends_and_flushes_each_row(tmp_path):
+    rows = run_sweep(subject(model()), GRIDS[:1], seed=0)
+    path = tmp_path / "sweep.csv"
+    writer = SweepCsvWriter(path)
+    writer.write(rows[0])
+    assert len(path.read_text().splitlines()) == 2  # visible on disk before close
+    writer.close()
+    with SweepCsvWriter(path) as again:
+        again.write(rows[1])
+    assert read_sweep_csv(path) == rows[:2]  # header written once
+
+
+def test_mean_ci_matches_scipy_t_interval():
+    values = [1.0, 2.5, 2.0, 4.0, 3.5]
+    mean, std, low, high = mean_ci(values)
+    expected = stats.t.interval(0.95, df=4, loc=np.mean(values), scale=stats.sem(values))
+    assert math.isclose(mean, 2.6) and math.isclose(std, np.std(values, ddof=1))
+    assert math.isclose(low, expected[0]) and math.isclose(high, expected[1])
+    assert mean_ci([3.0]) == (3.0, 0.0, 3.0, 3.0)
+
+
+def test_summary_marks_non_finite_values():
+    rows = run_sweep(subject(model(), lambda: {"out": math.inf}), GRIDS[:1], seed=0)
+    for s in summarize(rows):
+        assert s.n_nonfinite == s.n and math.isinf(s.mean)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"perturbation": "blur", "levels": [0.1]}, "perturbation='blur': unknown"),
+        ({"perturbation": "gaussian_noise", "levels": []}, "gaussian_noise.levels=[]"),
+        ({"perturbation": "gaussian_noise", "levels": [0.1], "trials": 0}, "gaussian_noise.trials=0"),
+        ({"perturbation": "gaussian_noise", "levels": [0.1, -1.0]}, "gaussian_noise.std=-1.0"),
+        ({"perturbation": "random_deletion", "levels": [2]}, "random_deletion.p=2"),
+    ],
+)
+def test_grid_validation(kwargs, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        SweepGrid(**kwargs)

@@ -1,0 +1,128 @@
+"""PerturbationSweep inside a real Trainer: any SweepableMixin module, test-stage sweeps, weights untouched."""
+
+from __future__ import annotations
+
+import lightning as L
+import pytest
+import torch
+import torchmetrics
+from conftest import ROOT
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from callbacks import PerturbationSweep
+from lightning_modules import SweepableMixin
+from robustness import ConfigError, read_sweep_csv
+
+
+class BlobClassifier(SweepableMixin, L.LightningModule):
+    """The README's 'your own model' example, on separable blobs."""
+
+    robustness_targets = r"body\..*weight"
+    robustness_name = "blobs"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(4, 32), nn.ReLU(), nn.Linear(32, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return nn.functional.cross_entropy(self(x), y)
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=0.05)
+
+    def robustness_metric(self):
+        return torchmetrics.classification.MulticlassAccuracy(num_classes=3, average="micro")
+
+    def robustness_update(self, metric, batch):
+        x, y = batch
+        metric.update(self(x).argmax(-1), y)
+
+
+class Blobs(L.LightningDataModule):
+    def setup(self, stage: str) -> None:
+        generator = torch.Generator().manual_seed(0)
+        y = torch.arange(300) % 3
+        x = torch.randn(300, 4, generator=generator) * 0.3 + torch.eye(4)[y] * 3
+        self.data = TensorDataset(x, y)
+
+    def train_dataloader(self):
+        return DataLoader(self.data, batch_size=32, shuffle=True)
+
+    def val_dataloader(self):
+        return DataLoader(self.data, batch_size=64)
+
+    test_dataloader = val_dataloader
+
+
+class Snapshot(L.Callback):
+    """Records the weights when training ends, before the sweep callback (registered after it) runs."""
+
+    def on_train_end(self, trainer, pl_module):
+        self.weights = {k: v.clone() for k, v in pl_module.state_dict().items()}
+
+
+def test_any_sweepable_module_gets_swept_and_weights_are_untouched(tmp_path):
+    snapshot = Snapshot()
+    sweep = PerturbationSweep(
+        {"random_deletion": {"levels": [0.0, 0.5, 0.9], "trials": 5}, "magnitude_pruning": {"levels": [0.0, 0.5]}},
+        max_eval_samples=120,
+        progress=False,
+    )
+    trainer = L.Trainer(
+        max_epochs=3, default_root_dir=tmp_path, logger=False, callbacks=[snapshot, sweep],
+        enable_progress_bar=False, enable_model_summary=False,
+    )  # fmt: skip
+    model = BlobClassifier()
+    trainer.fit(model, datamodule=Blobs())
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, snapshot.weights[key]), key
+    checkpoint = torch.load(next(tmp_path.rglob("*.ckpt")), weights_only=True)
+    for key, value in checkpoint["state_dict"].items():
+        assert torch.equal(value, snapshot.weights[key]), key
+    rows = read_sweep_csv(tmp_path / "robustness" / "sweep_fit_epoch002.csv")
+    clean = [r.value for r in rows if r.level == 0.0]
+    heavy = [r.value for r in rows if r.perturbation == "random_deletion" and r.level == 0.9]
+    assert clean and min(clean) > 0.95 and sum(heavy) / len(heavy) < 0.9
+    assert {(r.model, r.metric) for r in rows} == {("blobs", "multiclassaccuracy")}
+
+
+def test_unsweepable_module_is_rejected_before_training(tmp_path):
+    class Plain(L.LightningModule):  # trains, but has no sweep hook
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = nn.Linear(4, 3)
+
+        def training_step(self, batch, batch_idx):
+            return self.layer(batch[0]).sum()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    trainer = L.Trainer(max_epochs=1, default_root_dir=tmp_path, logger=False, callbacks=[
+        PerturbationSweep({"gaussian_noise": {"levels": [0.1]}})
+    ])  # fmt: skip
+    with pytest.raises(ConfigError, match=r"^model='Plain': is not sweepable"):
+        trainer.fit(Plain(), datamodule=Blobs())
+
+
+def test_run_py_test_sweeps_a_checkpoint(tmp_path):
+    """`run.py test --ckpt_path` restores the trained linear models and sweeps the test split."""
+    from run import main
+
+    config = str(ROOT / "configs/linear/digits.yaml")
+    fit_dir, test_dir = tmp_path / "fit", tmp_path / "test"
+    common = ["--trainer.logger=false", "--data.init_args.task_grid=[1,5]"]
+    main(["fit", "--config", config, f"--trainer.default_root_dir={fit_dir}", *common])
+    checkpoint = next(fit_dir.rglob("*.ckpt"))
+    main(["test", "--config", config, f"--trainer.default_root_dir={test_dir}", f"--ckpt_path={checkpoint}", *common])
+    fit_rows = read_sweep_csv(fit_dir / "robustness" / "sweep_fit_epoch000.csv")
+    test_rows = read_sweep_csv(test_dir / "robustness" / "sweep_test_epoch000.csv")
+    assert [(r.model, r.perturbation, r.level, r.trial, r.value) for r in test_rows] == [
+        (r.model, r.perturbation, r.level, r.trial, r.value) for r in fit_rows
+    ]  # the fit-end sweep used the test split too: same models, same seeds, same numbers
+    assert {r.stage for r in test_rows} == {"test"}
