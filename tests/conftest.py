@@ -22,12 +22,22 @@ OFFLINE_ENV = {
 os.environ.update(OFFLINE_ENV)
 
 
-def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: int = 600):
-    """``python run.py ARGS`` in a fresh interpreter (the true end-to-end path)."""
+def run_cli(
+    *args: str,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    unset: tuple[str, ...] = (),
+    timeout: int = 600,
+) -> subprocess.CompletedProcess:
+    """``python run.py ARGS`` in a fresh interpreter (the true end-to-end path), stdin closed."""
+    environment = {**os.environ, **OFFLINE_ENV, **(env or {})}
+    for name in unset:
+        environment.pop(name, None)
     return subprocess.run(
         [sys.executable, str(ROOT / "run.py"), *args],
         cwd=cwd or ROOT,
-        env={**os.environ, **OFFLINE_ENV, **(env or {})},
+        env=environment,
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=timeout,

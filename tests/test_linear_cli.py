@@ -21,10 +21,15 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(scope="module")
 def digits_run(tmp_path_factory) -> tuple[Path, Path, object]:
-    """One real `python run.py fit --config configs/linear/digits.yaml` in a subprocess."""
+    """One real `python run.py fit --config configs/linear/digits.yaml` in a subprocess, as a user without
+    W&B credentials runs it: no WANDB_MODE, no API key, no ~/.netrc, stdin closed."""
     out = tmp_path_factory.mktemp("digits") / "out"
     cwd = tmp_path_factory.mktemp("cwd")
-    result = run_cli("fit", "--config", str(DIGITS), f"--trainer.default_root_dir={out}", cwd=cwd)
+    home = tmp_path_factory.mktemp("home")
+    result = run_cli(
+        "fit", "--config", str(DIGITS), f"--trainer.default_root_dir={out}",
+        cwd=cwd, env={"HOME": str(home)}, unset=("WANDB_MODE", "WANDB_API_KEY"),
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     return out, cwd, result
 
@@ -111,6 +116,12 @@ def test_more_tasks_degrade_more_gracefully_on_digits(digits_run):
     top = max(level for _, level in noise)
     assert noise[(1, 0.0)] < noise[(20, 0.0)]  # single task is better without damage...
     assert noise[(1, top)] > noise[(20, top)]  # ...and worse under heavy noise: a cross-over
+
+
+def test_without_credentials_wandb_goes_offline_and_says_how_to_sync(digits_run):
+    out, _, result = digits_run
+    assert f"Upload later with: wandb sync {out}/wandb/offline-run-*" in result.stderr
+    assert len(list((out / "wandb").glob("offline-run-*"))) == 1
 
 
 def test_wandb_offline_run_holds_sweep_and_config(digits_run):

@@ -1,0 +1,75 @@
+"""LinearMultitaskRegression: both solvers, orthonormal W before sweeps, checkpoints round-trip."""
+
+from __future__ import annotations
+
+import lightning as L
+import pytest
+import torch
+from conftest import ROOT
+
+from datamodules import DigitsTasksDataModule
+from lightning_modules import LinearMultitaskRegression
+from robustness import read_sweep_csv
+from robustness.theory import svd_solution
+
+
+def fit(model: LinearMultitaskRegression, data: DigitsTasksDataModule, epochs: int, tmp_path) -> L.Trainer:
+    trainer = L.Trainer(
+        max_epochs=epochs, default_root_dir=tmp_path, logger=False, enable_progress_bar=False,
+        enable_model_summary=False, num_sanity_val_steps=0,
+    )  # fmt: skip
+    trainer.fit(model, datamodule=data)
+    return trainer
+
+
+def test_sgd_solver_is_orthonormalised_before_perturbation(tmp_path):
+    data = DigitsTasksDataModule(task_grid=[2, 6], train_examples=120, batch_size=1024)
+    model = LinearMultitaskRegression(k=3, solver="sgd", lr=0.05, weight_decay=0.003)
+    fit(model, data, epochs=40, tmp_path=tmp_path)
+    for t in (2, 6):
+        trained = model.models[f"T{t}"]
+        swept = model.representation(t)
+        assert torch.allclose(swept.w @ swept.w.T, torch.eye(3), atol=1e-5)
+        assert torch.allclose(swept.w.T @ swept.gamma, (trained.w.T @ trained.gamma).detach(), atol=1e-5)
+        assert not torch.allclose(trained.w @ trained.w.T, torch.eye(3), atol=1e-2)  # training did not keep it
+
+
+def test_svd_solver_equals_ridge_least_squares_then_svd(tmp_path):
+    data = DigitsTasksDataModule(task_grid=[1, 4], train_examples=120)
+    model = LinearMultitaskRegression(k=2, solver="svd", ridge=0.5)
+    trainer = fit(model, data, epochs=1, tmp_path=tmp_path)
+    assert trainer.global_step == 1  # the closed-form solve counts as one optimizer step
+    train = data.datasets["train"].tensors
+    member = train["member"][:, 1]
+    x, task, y = train["x"][member].double(), train["task"][member], train["target"][member].double()
+    columns = []
+    for i in range(4):
+        xi, yi = x[task == i], y[task == i]
+        columns.append(torch.linalg.solve(xi.T @ xi + 0.5 * torch.eye(x.shape[1], dtype=x.dtype), xi.T @ yi))
+    task_vectors = torch.stack(columns, dim=1)
+    assert torch.allclose(model.models["T4"].c.double(), task_vectors, atol=1e-5)
+    w, gamma = svd_solution(task_vectors, 2)
+    swept = model.representation(4)
+    assert torch.allclose(swept.w.double().T @ swept.gamma.double(), w.T @ gamma, atol=1e-5)
+
+
+def test_checkpoint_round_trip_restores_every_model(tmp_path):
+    data = DigitsTasksDataModule(task_grid=[1, 3], train_examples=90)
+    model = LinearMultitaskRegression(k=2)
+    fit(model, data, epochs=1, tmp_path=tmp_path)
+    loaded = LinearMultitaskRegression.load_from_checkpoint(next(tmp_path.rglob("*.ckpt")), weights_only=True)
+    assert loaded.task_grid == [1, 3]
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, loaded.state_dict()[key])
+
+
+@pytest.mark.parametrize("config", ["digits_sgd.yaml"])
+def test_sgd_config_runs_and_names_its_models(config, tmp_path):
+    from run import main
+
+    main([
+        "fit", "--config", str(ROOT / "configs/linear" / config), f"--trainer.default_root_dir={tmp_path}",
+        "--trainer.logger=false", "--trainer.max_epochs=10", "--data.init_args.task_grid=[1,6]",
+    ])  # fmt: skip
+    rows = read_sweep_csv(tmp_path / "robustness" / "sweep_fit_epoch009.csv")
+    assert {r.model for r in rows} == {"linear_sgd_k4_T1", "linear_sgd_k4_T6"}
