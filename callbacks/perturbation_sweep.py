@@ -128,7 +128,7 @@ class PerturbationSweep(L.Callback):
                     subject.targets = self.targets
                 rows += run_sweep(
                     subject, self.grids, self.seed, stage=stage, epoch=epoch,
-                    on_row=writer.write if writer else None,
+                    on_trial=writer.write if writer else None,
                     progress=self.progress and trainer.is_global_zero,
                 )  # fmt: skip
         finally:

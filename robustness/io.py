@@ -13,11 +13,15 @@ from robustness.sweep import CSV_COLUMNS, SweepRow
 
 
 class SweepCsvWriter:
-    """Appends rows to a sweep CSV and flushes each one, so a killed run keeps what it finished."""
+    """Appends rows to a sweep CSV, one flush per trial, so a killed run keeps every finished trial.
+
+    Opening an existing file drops a torn last line (a kill in the middle of a write) first.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        _drop_torn_last_line(self.path)
         is_new = not self.path.exists() or self.path.stat().st_size == 0
         self._file = self.path.open("a", newline="", encoding="utf-8")
         self._writer = csv.DictWriter(self._file, fieldnames=CSV_COLUMNS)
@@ -25,8 +29,9 @@ class SweepCsvWriter:
             self._writer.writeheader()
             self._file.flush()
 
-    def write(self, row: SweepRow) -> None:
-        self._writer.writerow(row.as_csv())
+    def write(self, rows: Iterable[SweepRow]) -> None:
+        """Append ``rows`` (e.g. all metrics of one trial) with a single flush."""
+        self._writer.writerows(row.as_csv() for row in rows)
         self._file.flush()
 
     def close(self) -> None:
@@ -49,6 +54,14 @@ def read_sweep_csv(path: str | Path) -> list[SweepRow]:
         if missing:
             raise ValueError(f"{path}: not a sweep CSV, missing columns {sorted(missing)}")
         return [_parse_row(record) for record in reader]
+
+
+def _drop_torn_last_line(path: Path) -> None:
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    data = path.read_bytes()
+    if not data.endswith(b"\n"):
+        path.write_bytes(data[: data.rfind(b"\n") + 1])
 
 
 def write_summary_csv(path: str | Path, summaries: Iterable[LevelSummary]) -> Path:

@@ -16,6 +16,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from robustness.errors import ConfigError
+from robustness.interrupts import restore_on_signals
 from robustness.perturbations import PERTURBATIONS, Perturbation, make_perturbation
 from robustness.restore import ParameterSnapshot
 from robustness.seeding import make_generator, trial_seed
@@ -96,46 +97,74 @@ def run_sweep(
     *,
     stage: str = "",
     epoch: int | None = None,
-    on_row: Callable[[SweepRow], None] | None = None,
+    on_trial: Callable[[list[SweepRow]], None] | None = None,
+    completed: Iterable[SweepRow] = (),
     progress: bool = False,
 ) -> list[SweepRow]:
-    """Run every grid on ``subject`` and return all rows; ``on_row`` sees each row as it is made.
+    """Run every grid on ``subject`` and return all rows, in grid order.
 
-    Weights are restored bit for bit after every trial and when anything raises.
+    ``on_trial`` receives the rows of each newly measured trial (one per metric) as soon as they
+    exist. Trials found in ``completed`` (rows of an interrupted run of the same sweep) are not
+    measured again: their rows are reused, so a resumed sweep returns the uninterrupted table.
+    Weights are restored bit for bit after every trial, when anything raises, and on SIGINT/SIGTERM.
     """
     grids = list(grids)
+    done = _completed_trials(completed, subject.name)
     snapshot = ParameterSnapshot(select_targets(subject.module, subject.targets))
     total = sum(sum(1 if p.deterministic else g.trials for p in g.perturbations()) for g in grids)
     bar = tqdm(total=total, desc=f"sweep {subject.name}", disable=not progress, leave=False)
     rows: list[SweepRow] = []
     try:
-        for grid in grids:
-            for level_index, perturbation in enumerate(grid.perturbations()):
-                expected = dict(subject.expected(perturbation) or {}) if subject.expected else {}
-                for trial in range(1 if perturbation.deterministic else grid.trials):
-                    trial_rng_seed = trial_seed(seed, grid.perturbation, level_index, trial)
-                    values = _evaluate_perturbed(subject, snapshot, perturbation, trial_rng_seed)
-                    for metric, value in values.items():
-                        row = SweepRow(
-                            model=subject.name,
-                            num_tasks=subject.num_tasks,
-                            perturbation=grid.perturbation,
-                            level=perturbation.level,
-                            trial=trial,
-                            seed=trial_rng_seed,
-                            metric=metric,
-                            value=value,
-                            expected=expected.get(metric),
-                            stage=stage,
-                            epoch=epoch,
-                        )
-                        rows.append(row)
-                        if on_row is not None:
-                            on_row(row)
-                    bar.update()
+        with restore_on_signals(snapshot):
+            for grid in grids:
+                for level_index, perturbation in enumerate(grid.perturbations()):
+                    expected = dict(subject.expected(perturbation) or {}) if subject.expected else {}
+                    for trial in range(1 if perturbation.deterministic else grid.trials):
+                        trial_rng_seed = trial_seed(seed, grid.perturbation, level_index, trial)
+                        key = (grid.perturbation, perturbation.level, trial)
+                        if key in done:
+                            rows += _check_resumed(done[key], trial_rng_seed)
+                        else:
+                            values = _evaluate_perturbed(subject, snapshot, perturbation, trial_rng_seed)
+                            measured = [
+                                SweepRow(
+                                    model=subject.name,
+                                    num_tasks=subject.num_tasks,
+                                    perturbation=grid.perturbation,
+                                    level=perturbation.level,
+                                    trial=trial,
+                                    seed=trial_rng_seed,
+                                    metric=metric,
+                                    value=value,
+                                    expected=expected.get(metric),
+                                    stage=stage,
+                                    epoch=epoch,
+                                )
+                                for metric, value in values.items()
+                            ]
+                            rows += measured
+                            if on_trial is not None:
+                                on_trial(measured)
+                        bar.update()
     finally:
         snapshot.restore()
         bar.close()
+    return rows
+
+
+def _completed_trials(completed: Iterable[SweepRow], model: str) -> dict[tuple[str, float, int], list[SweepRow]]:
+    done: dict[tuple[str, float, int], list[SweepRow]] = {}
+    for row in completed:
+        if row.model == model:
+            done.setdefault((row.perturbation, row.level, row.trial), []).append(row)
+    return done
+
+
+def _check_resumed(rows: list[SweepRow], seed: int) -> list[SweepRow]:
+    if any(row.seed != seed for row in rows):
+        raise ConfigError(
+            "resume", rows[0].seed, f"the existing sweep file was written with other seeds (expected {seed})"
+        )
     return rows
 
 

@@ -94,23 +94,34 @@ def test_csv_contract_round_trip(tmp_path):
     rows = run_sweep(subject(model()), GRIDS, seed=0, stage="test", epoch=3)
     path = tmp_path / "sweep.csv"
     with SweepCsvWriter(path) as writer:
-        for row in rows:
-            writer.write(row)
+        writer.write(rows)
     header = path.read_text().splitlines()[0].split(",")
     assert tuple(header) == CSV_COLUMNS
     assert read_sweep_csv(path) == rows
 
 
-def test_csv_writer_appends_and_flushes_each_row(tmp_path):
+def test_csv_writer_appends_and_flushes_each_trial(tmp_path):
     rows = run_sweep(subject(model()), GRIDS[:1], seed=0)
     path = tmp_path / "sweep.csv"
     writer = SweepCsvWriter(path)
-    writer.write(rows[0])
-    assert len(path.read_text().splitlines()) == 2  # visible on disk before close
+    writer.write(rows[:2])
+    assert len(path.read_text().splitlines()) == 3  # visible on disk before close
     writer.close()
     with SweepCsvWriter(path) as again:
-        again.write(rows[1])
-    assert read_sweep_csv(path) == rows[:2]  # header written once
+        again.write(rows[2:3])
+    assert read_sweep_csv(path) == rows[:3]  # header written once
+
+
+def test_csv_writer_drops_a_torn_last_line(tmp_path):
+    rows = run_sweep(subject(model()), GRIDS[:1], seed=0)
+    path = tmp_path / "sweep.csv"
+    with SweepCsvWriter(path) as writer:
+        writer.write(rows[:2])
+    with path.open("a") as file:
+        file.write("toy,3,gaussian_noise,0.1,0,12")  # killed mid-write
+    with SweepCsvWriter(path) as writer:
+        writer.write(rows[2:4])
+    assert read_sweep_csv(path) == rows[:4]
 
 
 def test_mean_ci_matches_scipy_t_interval():
