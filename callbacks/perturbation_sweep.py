@@ -25,6 +25,7 @@ import torch
 from lightning.pytorch.loggers import WandbLogger
 
 from robustness import ConfigError, SweepCsvWriter, SweepGrid, SweepRow, run_sweep, select_targets, summarize
+from robustness.errors import check_choice, check_int
 from robustness.io import write_summary_csv
 from robustness.plots import plot_sweep
 from robustness.stats import LevelSummary
@@ -62,12 +63,11 @@ class PerturbationSweep(L.Callback):
         progress: bool = True,
     ) -> None:
         self.grids = parse_grids(perturbations)
-        if split not in ("train", "val", "test"):
-            raise ConfigError("PerturbationSweep.split", split, "must be 'train', 'val' or 'test'")
-        if every_n_epochs < 0:
-            raise ConfigError("PerturbationSweep.every_n_epochs", every_n_epochs, "must be >= 0")
-        if max_eval_samples is not None and max_eval_samples < 1:
-            raise ConfigError("PerturbationSweep.max_eval_samples", max_eval_samples, "must be >= 1 or null")
+        check_int("PerturbationSweep.seed", seed)
+        check_choice("PerturbationSweep.split", split, ("train", "val", "test"))
+        check_int("PerturbationSweep.every_n_epochs", every_n_epochs, minimum=0)
+        if max_eval_samples is not None:
+            check_int("PerturbationSweep.max_eval_samples", max_eval_samples, minimum=1)
         self.seed = seed
         self.split = split
         self.every_n_epochs = every_n_epochs

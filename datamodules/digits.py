@@ -8,6 +8,7 @@ import torch
 from sklearn.datasets import load_digits
 
 from datamodules.label_pairs import LabeledFeatures, LabelPairTasksDataModule
+from robustness.errors import check_int, check_number
 
 
 class DigitsTasksDataModule(LabelPairTasksDataModule):
@@ -23,6 +24,8 @@ class DigitsTasksDataModule(LabelPairTasksDataModule):
 
     def __init__(self, test_fraction: float = 0.3, split_seed: int = 0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        check_number("data.test_fraction", test_fraction, low=0, high=0.9, low_open=True)
+        check_int("data.split_seed", split_seed)
         self.test_fraction = test_fraction
         self.split_seed = split_seed
 

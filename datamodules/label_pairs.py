@@ -20,7 +20,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from robustness.errors import ConfigError
+from robustness.errors import ConfigError, check_int, check_number
 
 
 @dataclass(frozen=True)
@@ -73,12 +73,11 @@ class LabelPairTasksDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.task_grid = _check_task_grid(task_grid, self.num_classes)
-        if train_examples < max(self.task_grid):
-            raise ConfigError("data.train_examples", train_examples, f"must be >= max(task_grid)={max(self.task_grid)}")
-        if not 0 < val_fraction < 1:
-            raise ConfigError("data.val_fraction", val_fraction, "must lie in (0, 1)")
-        if batch_size < 1:
-            raise ConfigError("data.batch_size", batch_size, "must be >= 1")
+        check_int("data.train_examples", train_examples, minimum=max(self.task_grid))
+        check_number("data.val_fraction", val_fraction, low=0, high=0.9, low_open=True)
+        check_int("data.batch_size", batch_size, minimum=1)
+        check_int("data.task_seed", task_seed)
+        check_int("data.num_workers", num_workers, minimum=0)
         self.train_examples = train_examples
         self.val_fraction = val_fraction
         self.batch_size = batch_size
@@ -185,13 +184,12 @@ def label_pairs(num_classes: int, count: int, seed: int) -> list[tuple[int, int]
 
 
 def _check_task_grid(task_grid: Sequence[int], num_classes: int) -> list[int]:
+    if isinstance(task_grid, str | bytes) or not isinstance(task_grid, Sequence) or not task_grid:
+        raise ConfigError("data.task_grid", task_grid, "give a non-empty list of numbers of tasks")
     grid = list(task_grid)
     available = num_classes * (num_classes - 1) // 2
-    if not grid:
-        raise ConfigError("data.task_grid", task_grid, "give at least one number of tasks")
     for t in grid:
-        if isinstance(t, bool) or not isinstance(t, int) or t < 1:
-            raise ConfigError("data.task_grid", t, "every number of tasks must be an integer >= 1")
+        check_int("data.task_grid", t, minimum=1)
         if t > available:
             raise ConfigError(
                 "data.task_grid", t, f"more tasks than label pairs ({num_classes} classes give {available})"

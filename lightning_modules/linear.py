@@ -25,7 +25,7 @@ from torch import nn
 
 from lightning_modules.task_metrics import MultitaskMSE, TaskMomentsMetric
 from robustness import SweepSubject
-from robustness.errors import ConfigError
+from robustness.errors import ConfigError, check_choice, check_int, check_number
 from robustness.perturbations import Perturbation
 from robustness.theory import TaskMoments, expected_mse, orthonormalize, svd_solution
 
@@ -143,16 +143,12 @@ class LinearMultitaskRegression(L.LightningModule):
         input_dim: int | None = None,
     ) -> None:
         super().__init__()
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ConfigError("model.k", k, "must be an integer >= 1")
-        if solver not in ("svd", "sgd"):
-            raise ConfigError("model.solver", solver, "must be 'svd' or 'sgd'")
-        if not ridge >= 0:
-            raise ConfigError("model.ridge", ridge, "must be >= 0")
-        if not lr > 0:
-            raise ConfigError("model.lr", lr, "must be > 0")
-        if weight_decay < 0:
-            raise ConfigError("model.weight_decay", weight_decay, "must be >= 0")
+        check_int("model.k", k, minimum=1)
+        check_choice("model.solver", solver, ("svd", "sgd"))
+        check_number("model.ridge", ridge, low=0)
+        check_number("model.lr", lr, low=0, low_open=True)
+        check_number("model.weight_decay", weight_decay, low=0)
+        check_int("model.init_seed", init_seed)
         self.save_hyperparameters()
         self.automatic_optimization = solver == "sgd"
         self.models = nn.ModuleDict()

@@ -1,7 +1,11 @@
-"""The one error type users see for bad configuration: it names the field and the value."""
+"""The one error type users see for bad configuration, and the checks that raise it.
+
+``str(ConfigError)`` is a single line ``field=value: reason`` naming the offending field.
+"""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -13,3 +17,32 @@ class ConfigError(ValueError):
         self.value = value
         self.reason = reason
         super().__init__(f"{field}={value!r}: {reason}")
+
+
+def check_int(field: str, value: Any, minimum: int | None = None) -> int:
+    """``value`` as an int (bools refused), at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(field, value, "must be an integer")
+    if minimum is not None and value < minimum:
+        raise ConfigError(field, value, f"must be an integer >= {minimum}")
+    return value
+
+
+def check_number(
+    field: str, value: Any, low: float | None = None, high: float | None = None, *, low_open: bool = False
+) -> float:
+    """A finite real number in ``[low, high]`` (``(low, high]`` with ``low_open``)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigError(field, value, "must be a finite number")
+    if low is not None and (value <= low if low_open else value < low):
+        raise ConfigError(field, value, f"must be {'>' if low_open else '>='} {low}")
+    if high is not None and value > high:
+        raise ConfigError(field, value, f"must be <= {high}")
+    return value
+
+
+def check_choice(field: str, value: Any, choices: tuple[str, ...]) -> str:
+    """One of ``choices``."""
+    if value not in choices:
+        raise ConfigError(field, value, f"must be one of {', '.join(map(repr, choices))}")
+    return value

@@ -8,7 +8,6 @@ fraction of the targeted tensors.
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from typing import ClassVar, Literal
 
 import torch
 
-from robustness.errors import ConfigError
+from robustness.errors import ConfigError, check_choice, check_number
 
 #: Elements drawn per random call; bounds the temporary memory of a perturbation.
 CHUNK_ELEMENTS = 1 << 16
@@ -50,9 +49,7 @@ class GaussianNoise(Perturbation):
     name: ClassVar[str] = "gaussian_noise"
 
     def __post_init__(self) -> None:
-        _check_finite("gaussian_noise.std", self.std)
-        if self.std < 0:
-            raise ConfigError("gaussian_noise.std", self.std, "must be >= 0")
+        check_number("gaussian_noise.std", self.std, low=0)
 
     @property
     def level(self) -> float:
@@ -76,7 +73,7 @@ class RandomDeletion(Perturbation):
     name: ClassVar[str] = "random_deletion"
 
     def __post_init__(self) -> None:
-        _check_probability("random_deletion.p", self.p)
+        check_number("random_deletion.p", self.p, low=0, high=1)
 
     @property
     def level(self) -> float:
@@ -109,9 +106,8 @@ class MagnitudePruning(Perturbation):
     name: ClassVar[str] = "magnitude_pruning"
 
     def __post_init__(self) -> None:
-        _check_probability("magnitude_pruning.p", self.p)
-        if self.scope not in ("per_tensor", "global"):
-            raise ConfigError("magnitude_pruning.scope", self.scope, "must be 'per_tensor' or 'global'")
+        check_number("magnitude_pruning.p", self.p, low=0, high=1)
+        check_choice("magnitude_pruning.scope", self.scope, ("per_tensor", "global"))
 
     @property
     def level(self) -> float:
@@ -174,14 +170,3 @@ def _chunks(tensor: torch.Tensor) -> Iterator[torch.Tensor]:
     flat = tensor.view(-1)
     for start in range(0, flat.numel(), CHUNK_ELEMENTS):
         yield flat[start : start + CHUNK_ELEMENTS]
-
-
-def _check_finite(field: str, value: float) -> None:
-    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
-        raise ConfigError(field, value, "must be a finite number")
-
-
-def _check_probability(field: str, value: float) -> None:
-    _check_finite(field, value)
-    if not 0 <= value <= 1:
-        raise ConfigError(field, value, "must lie in [0, 1]")

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from robustness.errors import ConfigError
+from robustness.errors import ConfigError, check_int
 from robustness.interrupts import restore_on_signals
 from robustness.perturbations import PERTURBATIONS, Perturbation, make_perturbation
 from robustness.restore import ParameterSnapshot
@@ -43,8 +43,7 @@ class SweepGrid:
             raise ConfigError("perturbation", self.perturbation, f"unknown; choose one of {sorted(PERTURBATIONS)}")
         if isinstance(self.levels, str | bytes) or len(self.levels) == 0:
             raise ConfigError(f"{self.perturbation}.levels", self.levels, "give a non-empty list of numbers")
-        if isinstance(self.trials, bool) or not isinstance(self.trials, int) or self.trials < 1:
-            raise ConfigError(f"{self.perturbation}.trials", self.trials, "must be an integer >= 1")
+        check_int(f"{self.perturbation}.trials", self.trials, minimum=1)
         object.__setattr__(self, "levels", tuple(self.levels))
         self.perturbations()  # validates every level now, before any work starts
 
