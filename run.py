@@ -6,12 +6,17 @@ no credentials, the resolved config sent to the logger, and one-line errors for 
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import netrc
 import os
+import pickle
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
+import torch
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
 from robustness.errors import ConfigError
@@ -42,10 +47,24 @@ class CognitiveReserveCLI(LightningCLI):
             subclass_mode_data=True,
         )
 
+    def _parse_ckpt_path(self) -> None:
+        """Vet ``--ckpt_path`` before Lightning reads hyperparameters from it (see ``vet_checkpoint``)."""
+        subcommand = self.config.get("subcommand")
+        if subcommand:
+            config = self.config[subcommand]
+            vet_checkpoint(config.get("ckpt_path"), config.model)
+        super()._parse_ckpt_path()
+
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         root = Path(config.trainer.default_root_dir or ".")
-        for logger in _logger_configs(config.trainer.logger):
+        check_writable("trainer.default_root_dir", root)
+        if "weights_only" in config and config.weights_only is None:
+            config.weights_only = True  # never unpickle code from a checkpoint unless asked to
+        for callback in _class_configs(config.trainer.callbacks):
+            if str(callback.get("class_path", "")).endswith("ModelCheckpoint") and not callback.init_args.dirpath:
+                callback.init_args.dirpath = str(root / "checkpoints")
+        for logger in _class_configs(config.trainer.logger):
             if str(logger.get("class_path", "")).endswith("WandbLogger"):
                 init_args = logger["init_args"]
                 if init_args.get("save_dir") in (None, "", "."):  # "." is WandbLogger's default
@@ -74,10 +93,62 @@ def _netrc_has_wandb() -> bool:
         return False
 
 
-def _logger_configs(logger: Any) -> list[Any]:
-    if isinstance(logger, list):
-        return [entry for entry in logger if hasattr(entry, "get")]
-    return [logger] if hasattr(logger, "get") else []
+def vet_checkpoint(path: str | None, model_config: Any) -> None:
+    """Fail fast on a checkpoint that is missing, unsafe to unpickle, or of another model family.
+
+    Loading uses ``weights_only=True``: a pickle that would build arbitrary Python objects (and
+    could run code) is refused, never executed.
+    """
+    if not path or path in ("last", "best", "hpc", "registry"):
+        return
+    if not Path(path).is_file():
+        raise ConfigError("ckpt_path", path, "no such checkpoint file")
+    try:
+        checkpoint = torch.load(path, weights_only=True, map_location="cpu")
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(
+            "ckpt_path", path, f"refused: not a plain-weights checkpoint, loading it could run code ({first})"
+        ) from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise ConfigError("ckpt_path", path, "not a Lightning checkpoint (no state_dict)")
+    model_class = _import(getattr(model_config, "class_path", None))
+    hparams = set(checkpoint.get("hyper_parameters", {})) - {"_instantiator", "_class_path"}
+    if model_class is not None and hparams:
+        parameters = inspect.signature(model_class.__init__).parameters
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters.values()) and not hparams <= set(parameters):
+            raise ConfigError(
+                "ckpt_path", path,
+                f"is a checkpoint of another model family: {sorted(hparams - set(parameters))} "
+                f"are not parameters of {model_class.__name__}",
+            )  # fmt: skip
+
+
+def check_writable(field: str, directory: Path) -> None:
+    """Create ``directory`` and prove a file can be written there."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as err:
+        raise ConfigError(field, str(directory), f"output directory is not writable ({err.strerror})") from None
+
+
+def _import(class_path: str | None) -> type | None:
+    if not class_path or "." not in class_path:
+        return None
+    module, _, name = class_path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return None
+
+
+def _class_configs(entries: Any) -> list[Any]:
+    """The ``class_path``/``init_args`` entries of a logger or callbacks config value."""
+    if isinstance(entries, list):
+        return [entry for entry in entries if hasattr(entry, "get")]
+    return [entries] if hasattr(entries, "get") else []
 
 
 def main(args: list[str] | None = None) -> None:
