@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import netrc
-import os
 import pickle
 import sys
 import tempfile
@@ -20,8 +18,7 @@ import torch
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
 from robustness.errors import ConfigError
-
-WANDB_HOST = "api.wandb.ai"
+from tracking import use_offline_wandb_without_credentials
 
 
 class LoggerSaveConfigCallback(SaveConfigCallback):
@@ -71,26 +68,6 @@ class CognitiveReserveCLI(LightningCLI):
                     init_args["save_dir"] = str(root)
                 Path(init_args["save_dir"]).mkdir(parents=True, exist_ok=True)
                 use_offline_wandb_without_credentials(init_args["save_dir"])
-
-
-def use_offline_wandb_without_credentials(save_dir: str) -> None:
-    """Switch W&B to offline mode (and say how to sync) when no API key can be found."""
-    if os.environ.get("WANDB_MODE") or os.environ.get("WANDB_API_KEY") or _netrc_has_wandb():
-        return
-    os.environ["WANDB_MODE"] = "offline"
-    if os.environ.get("LOCAL_RANK", "0") == "0":
-        print(
-            f"W&B: no credentials found, logging offline under {save_dir}/wandb. "
-            f"Upload later with: wandb sync {save_dir}/wandb/offline-run-*",
-            file=sys.stderr,
-        )
-
-
-def _netrc_has_wandb() -> bool:
-    try:
-        return netrc.netrc().authenticators(WANDB_HOST) is not None
-    except (FileNotFoundError, netrc.NetrcParseError, OSError):
-        return False
 
 
 def vet_checkpoint(path: str | None, model_config: Any) -> None:

@@ -1,0 +1,20 @@
+"""A real W&B failure for tests: kill the W&B service process of this run mid-training."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+
+import lightning as L
+
+
+class KillWandbService(L.Callback):
+    """At the end of training (before later callbacks log their results), SIGKILL ``wandb-core``."""
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        children = subprocess.run(["pgrep", "-P", str(os.getpid())], capture_output=True, text=True).stdout.split()
+        for pid in children:
+            with open(f"/proc/{pid}/comm") as comm:
+                if comm.read().strip() == "wandb-core":
+                    os.kill(int(pid), signal.SIGKILL)

@@ -1,0 +1,118 @@
+"""W&B without drama.
+
+- ``use_offline_wandb_without_credentials``: with no API key anywhere, switch to offline mode and
+  say how to sync later, instead of failing or waiting on a login prompt.
+- ``ResilientWandbLogger``: a ``WandbLogger`` whose failures (server unreachable at start, the W&B
+  service dying mid-run, ...) become one warning. Unreachable at start → it logs offline instead;
+  failing later → it stops logging. The run goes on and the local CSV/PNG outputs are complete.
+"""
+
+from __future__ import annotations
+
+import netrc
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities import rank_zero_warn
+
+WANDB_HOST = "api.wandb.ai"
+
+
+def use_offline_wandb_without_credentials(save_dir: str) -> None:
+    """Switch W&B to offline mode (and say how to sync) when no API key can be found."""
+    if os.environ.get("WANDB_MODE") or os.environ.get("WANDB_API_KEY") or _netrc_has_wandb():
+        return
+    os.environ["WANDB_MODE"] = "offline"
+    if os.environ.get("LOCAL_RANK", "0") == "0":
+        print(
+            f"W&B: no credentials found, logging offline under {save_dir}/wandb. "
+            f"Upload later with: wandb sync {save_dir}/wandb/offline-run-*",
+            file=sys.stderr,
+        )
+
+
+def _netrc_has_wandb() -> bool:
+    try:
+        return netrc.netrc().authenticators(WANDB_HOST) is not None
+    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+        return False
+
+
+class _NoExperiment:
+    """Stands in for the W&B run once W&B has failed: every call does nothing."""
+
+    id = None
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        return lambda *args, **kwargs: None
+
+
+class ResilientWandbLogger(WandbLogger):
+    """``WandbLogger`` (same arguments) that warns instead of raising when W&B fails."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._failed = False
+
+    @property
+    def experiment(self) -> Any:
+        if self._failed:
+            return _NoExperiment()
+        try:
+            return WandbLogger.experiment.fget(self)
+        except Exception as err:
+            if self._wandb_init.get("mode") == "offline":
+                return self._give_up(err)
+            rank_zero_warn(f"W&B unreachable ({_first_line(err)}); logging offline under {self.save_dir} instead")
+            self._wandb_init["mode"] = "offline"
+            self._experiment = None
+            try:
+                return WandbLogger.experiment.fget(self)
+            except Exception as offline_err:
+                return self._give_up(offline_err)
+
+    def _give_up(self, err: Exception) -> _NoExperiment:
+        rank_zero_warn(
+            f"W&B failed ({type(err).__name__}: {_first_line(err)}); the run continues without W&B, "
+            "local CSV/PNG outputs are complete"
+        )
+        self._failed = True
+        return _NoExperiment()
+
+    def _guarded(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if self._failed:
+            return None
+        try:
+            return method(*args, **kwargs)
+        except Exception as err:
+            self._give_up(err)
+            return None
+
+    def log_metrics(self, *args: Any, **kwargs: Any) -> None:
+        self._guarded(super().log_metrics, *args, **kwargs)
+
+    def log_hyperparams(self, *args: Any, **kwargs: Any) -> None:
+        self._guarded(super().log_hyperparams, *args, **kwargs)
+
+    def log_table(self, *args: Any, **kwargs: Any) -> None:
+        self._guarded(super().log_table, *args, **kwargs)
+
+    def log_text(self, *args: Any, **kwargs: Any) -> None:
+        self._guarded(super().log_text, *args, **kwargs)
+
+    def log_image(self, *args: Any, **kwargs: Any) -> None:
+        self._guarded(super().log_image, *args, **kwargs)
+
+    def after_save_checkpoint(self, *args: Any, **kwargs: Any) -> None:
+        self._guarded(super().after_save_checkpoint, *args, **kwargs)
+
+    def finalize(self, *args: Any, **kwargs: Any) -> None:
+        self._guarded(super().finalize, *args, **kwargs)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
