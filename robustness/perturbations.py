@@ -62,7 +62,10 @@ class GaussianNoise(Perturbation):
         for tensor in tensors:
             for chunk in _chunks(tensor):
                 noise = torch.randn(chunk.shape, generator=generator, device=chunk.device, dtype=chunk.dtype)
-                chunk.add_(noise, alpha=self.std)
+                if self.std <= torch.finfo(chunk.dtype).max:
+                    chunk.add_(noise, alpha=self.std)
+                else:  # a level beyond the dtype's range: compute in float64, store the overflow (inf)
+                    chunk.copy_(chunk.double() + noise.double() * self.std)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from robustness.errors import ConfigError, check_int
 from robustness.interrupts import restore_on_signals
+from robustness.metrics import as_recorded
 from robustness.perturbations import PERTURBATIONS, Perturbation, make_perturbation
 from robustness.restore import ParameterSnapshot
 from robustness.seeding import make_generator, trial_seed
@@ -176,7 +177,7 @@ def _evaluate_perturbed(
             values = subject.evaluate()
     finally:
         snapshot.restore()
-    return {metric: _as_float(value) for metric, value in values.items()}
+    return {metric: as_recorded(metric, _as_float(value)) for metric, value in values.items()}
 
 
 def _as_float(value: float | torch.Tensor) -> float:

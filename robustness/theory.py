@@ -98,7 +98,8 @@ def expected_mse(
     w = w.to(torch.float64)
     if isinstance(perturbation, GaussianNoise):
         head_norms = (gamma**2).sum(dim=0)
-        per_task = moments.clean_mse + perturbation.std**2 * head_norms * moments.sq_norm_x
+        variance = perturbation.std * perturbation.std  # inf, not OverflowError, for absurd levels
+        per_task = moments.clean_mse + variance * head_norms * moments.sq_norm_x
     elif isinstance(perturbation, RandomDeletion):
         keep = 1.0 - perturbation.p
         spread = ((gamma**2).T * (moments.sq_x @ (w**2).T)).sum(dim=1)
