@@ -52,7 +52,7 @@ class RidgeTaskVectors(nn.Module):
 
     def __init__(self, input_dim: int, num_tasks: int) -> None:
         super().__init__()
-        self.c = nn.Parameter(torch.zeros(input_dim, num_tasks), requires_grad=False)
+        self.c = nn.Parameter(torch.zeros(input_dim, num_tasks))
         self.register_buffer("gram", torch.zeros(num_tasks, input_dim, input_dim, dtype=torch.float64), False)
         self.register_buffer("moment", torch.zeros(num_tasks, input_dim, dtype=torch.float64), False)
 
@@ -197,9 +197,9 @@ class LinearMultitaskRegression(L.LightningModule):
                 continue
             pred = _own_task(self.models[_key(t)](batch["x"][member]), batch["task"][member])
             loss = torch.mean((pred - batch["target"][member]) ** 2)
-            self.log(f"train/mse_T{t}", loss, on_step=False, on_epoch=True)
+            self.log(f"train/mse_T{t}", loss, on_step=False, on_epoch=True, sync_dist=True)
             total = total + loss
-        self.log("train/loss", total, prog_bar=True)
+        self.log("train/loss", total, prog_bar=True, sync_dist=True)
         return total
 
     def _solve_ridge(self) -> None:
@@ -239,8 +239,8 @@ class LinearMultitaskRegression(L.LightningModule):
     def _log_evaluation(self, split: str) -> None:
         values = {t: metric.compute() for t, metric in self._eval_metrics.items()}
         for t, value in values.items():
-            self.log(f"{split}/mse_T{t}", value.float())
-        self.log(f"{split}/mse", torch.stack(list(values.values())).mean().float(), prog_bar=True)
+            self.log(f"{split}/mse_T{t}", value.float(), sync_dist=True)  # equal on every rank already
+        self.log(f"{split}/mse", torch.stack(list(values.values())).mean().float(), prog_bar=True, sync_dist=True)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         if self.hparams.solver == "svd":

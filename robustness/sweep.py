@@ -112,7 +112,7 @@ def run_sweep(
     done = _completed_trials(completed, subject.name)
     snapshot = ParameterSnapshot(select_targets(subject.module, subject.targets))
     total = sum(sum(1 if p.deterministic else g.trials for p in g.perturbations()) for g in grids)
-    bar = tqdm(total=total, desc=f"sweep {subject.name}", disable=not progress, leave=False)
+    bar = tqdm(total=total, desc=f"sweep {subject.name}", disable=None if progress else True, leave=False)
     rows: list[SweepRow] = []
     try:
         with restore_on_signals(snapshot):
