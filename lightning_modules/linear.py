@@ -23,6 +23,7 @@ import lightning as L
 import torch
 from torch import nn
 
+from lightning_modules.ridge import GatherRows, RidgeProblem, SumOverRanks
 from lightning_modules.task_metrics import MultitaskMSE, TaskMomentsMetric
 from robustness import SweepSubject
 from robustness.errors import ConfigError, check_choice, check_int, check_number
@@ -45,33 +46,28 @@ class LinearRepresentation(nn.Module):
 class RidgeTaskVectors(nn.Module):
     """Solver ``svd``: task vectors ``C`` (d×T) by per-task ridge least squares, then SVD factors.
 
-    One pass over the training data accumulates each task's ``XᵀX`` and ``Xᵀy`` (float64,
-    summed across processes); after the epoch's last batch, ``solve`` sets
-    ``c_i = (XᵢᵀXᵢ + ridge·I)⁻¹ Xᵢᵀyᵢ`` (a ``ClosedFormUpdate`` step).
+    One pass over the training data collects each task's rows (``RidgeProblem``: kept as rows
+    while there are at most d, else as float64 ``XᵢᵀXᵢ``, ``Xᵢᵀyᵢ``; over all processes); after
+    the epoch's last batch, ``solve`` sets ``c_i = (XᵢᵀXᵢ + ridge·I)⁻¹ Xᵢᵀyᵢ`` (a ``ClosedFormUpdate``
+    step), in the dual form ``Xᵢᵀ(XᵢXᵢᵀ + ridge·I)⁻¹yᵢ`` when that is smaller.
     """
 
     def __init__(self, input_dim: int, num_tasks: int) -> None:
         super().__init__()
+        # Set in closed form, never by gradients; an ordinary parameter so DDP accepts the module.
         self.c = nn.Parameter(torch.zeros(input_dim, num_tasks))
-        self.register_buffer("gram", torch.zeros(num_tasks, input_dim, input_dim, dtype=torch.float64), False)
-        self.register_buffer("moment", torch.zeros(num_tasks, input_dim, dtype=torch.float64), False)
+        self.problems = [RidgeProblem(input_dim) for _ in range(num_tasks)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x @ self.c
 
     def accumulate(self, x: torch.Tensor, task: torch.Tensor, target: torch.Tensor) -> None:
-        x, target = x.double(), target.double()
         for i in torch.unique(task).tolist():
-            xi = x[task == i]
-            self.gram[i] += xi.T @ xi
-            self.moment[i] += xi.T @ target[task == i]
+            self.problems[i].add(x[task == i], target[task == i])
 
-    def solve(self, ridge: float, reduce: Callable[[torch.Tensor], torch.Tensor]) -> None:
-        gram, moment = reduce(self.gram), reduce(self.moment)
-        eye = torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
-        self.c.copy_(torch.linalg.solve(gram + ridge * eye, moment).T)
-        self.gram.zero_()
-        self.moment.zero_()
+    def solve(self, ridge: float, sum_over_ranks: SumOverRanks, gather_rows: GatherRows) -> None:
+        for i, problem in enumerate(self.problems):
+            self.c[:, i] = problem.solve(ridge, sum_over_ranks, gather_rows, self.c.device)
 
     def factors(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         return svd_solution(self.c.double(), k)
@@ -145,7 +141,7 @@ class LinearMultitaskRegression(L.LightningModule):
         super().__init__()
         check_int("model.k", k, minimum=1)
         check_choice("model.solver", solver, ("svd", "sgd"))
-        check_number("model.ridge", ridge, low=0)
+        check_number("model.ridge", ridge, low=0, low_open=True)
         check_number("model.lr", lr, low=0, low_open=True)
         check_number("model.weight_decay", weight_decay, low=0)
         check_int("model.init_seed", init_seed)
@@ -205,10 +201,20 @@ class LinearMultitaskRegression(L.LightningModule):
     def _solve_ridge(self) -> None:
         """Turn the epoch's statistics into task vectors (every rank calls this together)."""
         for t in self.task_grid:
-            self.models[_key(t)].solve(self.hparams.ridge, self._sum_over_ranks)
+            self.models[_key(t)].solve(self.hparams.ridge, self._sum_over_ranks, self._gather_over_ranks)
 
     def _sum_over_ranks(self, tensor: torch.Tensor) -> torch.Tensor:
         return self.trainer.strategy.reduce(tensor, reduce_op="sum") if self.trainer.world_size > 1 else tensor
+
+    def _gather_over_ranks(self, rows: torch.Tensor) -> torch.Tensor:
+        """Every process's ``rows`` (any number each) concatenated along dim 0, in rank order."""
+        if self.trainer.world_size == 1:
+            return rows
+        counts = self.trainer.strategy.all_gather(torch.tensor(len(rows), device=rows.device)).flatten().tolist()
+        padded = rows.new_zeros(max(counts), *rows.shape[1:])
+        padded[: len(rows)] = rows
+        gathered = self.trainer.strategy.all_gather(padded)
+        return torch.cat([part[:n] for part, n in zip(gathered, counts, strict=True)])
 
     def on_validation_epoch_start(self) -> None:
         self._start_evaluation()

@@ -99,7 +99,7 @@ def test_label_pair_data(task_grid, train_examples, val_fraction, batch_size):
 def test_linear_model(k, solver, ridge, lr, weight_decay):
     err = outcome(lambda: LinearMultitaskRegression(k=k, solver=solver, ridge=ridge, lr=lr, weight_decay=weight_decay))
     valid = (
-        type(k) is int and k >= 1 and solver in ("svd", "sgd") and finite(ridge) and ridge >= 0
+        type(k) is int and k >= 1 and solver in ("svd", "sgd") and finite(ridge) and ridge > 0
         and finite(lr) and lr > 0 and finite(weight_decay) and weight_decay >= 0
     )  # fmt: skip
     assert (err is None) == valid
