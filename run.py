@@ -6,6 +6,7 @@ no credentials, the resolved config sent to the logger, and one-line errors for 
 
 from __future__ import annotations
 
+import errno
 import importlib
 import inspect
 import pickle
@@ -102,10 +103,14 @@ def vet_checkpoint(path: str | None, model_config: Any) -> None:
 
 
 def check_writable(field: str, directory: Path) -> None:
-    """Create ``directory`` and prove a file can be written there."""
+    """Prove ``directory`` can be created and written, without leaving anything behind."""
+    existing = directory.absolute()
+    while not existing.exists():
+        existing = existing.parent
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=directory):
+        if not existing.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, f"{existing} is a file")
+        with tempfile.TemporaryDirectory(dir=existing):
             pass
     except OSError as err:
         raise ConfigError(field, str(directory), f"output directory is not writable ({err.strerror})") from None
