@@ -84,9 +84,23 @@ def main(args: list[str] | None = None) -> None:
     """Run the CLI; bad input exits with status 2 and a one-line ``error: field=value: reason``."""
     try:
         CognitiveReserveCLI(args=args)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except Exception as err:
+        config_error = find_config_error(err)
+        if config_error is None:
+            raise
+        print(f"error: {config_error}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def find_config_error(err: BaseException | None) -> ConfigError | None:
+    """The ``ConfigError`` behind ``err``: jsonargparse wraps errors raised in ``__init__`` in a ValueError."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, ConfigError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
 
 
 if __name__ == "__main__":

@@ -329,7 +329,7 @@ def _build_model(
             model = GPT2LMHeadModel.from_pretrained(pretrained, dtype=torch.float32)
         except OSError as err:
             raise ConfigError("model.pretrained", pretrained, _first_line(err)) from None
-        return model, _load_tokenizer("model.pretrained", pretrained) if keep_tokenizer else None
+        return model.train(), _load_tokenizer("model.pretrained", pretrained) if keep_tokenizer else None
     if keep_tokenizer:
         raise ConfigError(
             "model.tokenizer", None, "a model built from gpt2_config has no tokenizer to keep: use 'train' or a path"
