@@ -7,6 +7,7 @@ import csv
 import os
 import subprocess
 import sys
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -111,7 +112,8 @@ def cpu_args(root: Path) -> list[str]:
     return [
         "--trainer.accelerator", "cpu", "--trainer.devices", "1", "--trainer.strategy", "auto",
         "--trainer.precision", "32-true", "--trainer.default_root_dir", str(root),
-        "--data.block_size", "32", "--data.train_tokens", "256", "--data.batch_size", "4", "--data.eval_batch_size", "4",
+        "--data.block_size", "32", "--data.train_tokens", "256", "--data.batch_size", "4",
+        "--data.eval_batch_size", "4",
         "--data.num_workers", "0", "--data.tokenizer_train_bytes", "100000", "--data.cache_dir", str(root / "hf"),
     ]  # fmt: skip
 
@@ -202,12 +204,20 @@ def test_tiny_monolingual_and_bilingual_fit_test_and_compare(corpus, tmp_path):
     )
     for done in fits:
         assert done.returncode == 0, done.stderr[-3000:]
+    checkpoint = "--ckpt_path"
     tests = run_parallel(
         [
-            [sys.executable, "run.py", "test", *tiny_args(corpus, name, root), "--ckpt_path", str(root / "checkpoints" / "last.ckpt")]
+            [
+                sys.executable,
+                "run.py",
+                "test",
+                *tiny_args(corpus, name, root),
+                checkpoint,
+                f"{root}/checkpoints/last.ckpt",
+            ]
             for name, root in roots.items()
         ]
-    )  # fmt: skip
+    )
     for done in tests:
         assert done.returncode == 0, done.stderr[-3000:]
 
@@ -227,10 +237,9 @@ def test_tiny_monolingual_and_bilingual_fit_test_and_compare(corpus, tmp_path):
         assert (root / "robustness" / "sweep_test_epoch000.png").is_file()
         assert (root / "tokenizer" / "tokenizer.json").is_file()
         torch.load(root / "checkpoints" / "last.ckpt", weights_only=True)
-        history = [read_run(path) for path in find_runs(root / "wandb")]
-        logged = set().union(*(run.keys() for run in history))
-        assert f"robustness/test/gpt2-{name.replace('_', '-')}/random_deletion/bits_per_byte_en/mean@0.2" in logged
-        assert "test/bits_per_byte_en" in logged and "val/bits_per_byte_en" in logged
+        sweep_key = f"robustness/test/gpt2-{name.replace('_', '-')}/random_deletion/bits_per_byte_en/mean@0.2"
+        logged = logged_keys(root / "wandb", {sweep_key, "test/bits_per_byte_en", "val/bits_per_byte_en"})
+        assert {sweep_key, "test/bits_per_byte_en", "val/bits_per_byte_en"} <= logged
         tables[name] = root / "robustness" / "sweep_test_epoch000.csv"
 
     out = tmp_path / "comparison"
@@ -244,6 +253,19 @@ def test_tiny_monolingual_and_bilingual_fit_test_and_compare(corpus, tmp_path):
     assert {row["perturbation"] for row in results} == {"random_deletion", "magnitude_pruning", "gaussian_noise"}
     assert {row["metric"] for row in results} == {"bits_per_byte_en"} and {row["paired"] for row in results} == {"True"}
     assert (out / "compare_bits_per_byte_en.png").is_file()
+
+
+def logged_keys(wandb_dir: Path, expected: set[str], patience_s: float = 60.0) -> set[str]:
+    """History keys of every offline W&B run under ``wandb_dir``, re-read until ``expected`` shows up.
+
+    The W&B service process may still be flushing a run file for a moment after the run's process exits.
+    """
+    deadline = time.monotonic() + patience_s
+    while True:
+        logged = set().union(*(read_run(path).keys() for path in find_runs(wandb_dir)))
+        if expected <= logged or time.monotonic() > deadline:
+            return logged
+        time.sleep(0.5)
 
 
 # ---- bad input: one line naming the field, before training -----------------------------------------------
