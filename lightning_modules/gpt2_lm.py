@@ -156,7 +156,7 @@ class GPT2LanguageModel(SweepableMixin, L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         config, tokenizer = _checkpoint_config_and_tokenizer(checkpoint, "ckpt_path")
         mismatched = {
-            k: (config[k], getattr(self.model.config, k))
+            k: (config.get(k), getattr(self.model.config, k))
             for k in ARCHITECTURE
             if config.get(k) != getattr(self.model.config, k)
         }
@@ -275,15 +275,16 @@ def load_lm_checkpoint(
 ) -> tuple[GPT2Config, dict[str, torch.Tensor], PreTrainedTokenizerFast]:
     """``(GPT2Config, GPT2LMHeadModel state dict, tokenizer)`` from a ``GPT2LanguageModel`` checkpoint.
 
-    Loads with ``torch.load(weights_only=True)`` on the CPU. The state dict's keys are those of
-    ``GPT2LMHeadModel`` (``transformer.*``, ``lm_head.weight``), so ``GPT2ForSequenceClassification``
-    takes its ``transformer.*`` part. Raises ``ConfigError(field, path)`` for a missing file, a file
-    that is not such a checkpoint, or a tokenizer whose size differs from the embeddings.
+    Loads with ``torch.load(weights_only=True, mmap=True)`` on the CPU (optimizer states are not
+    read into memory). The state dict's keys are those of ``GPT2LMHeadModel`` (``transformer.*``,
+    ``lm_head.weight``), so ``GPT2ForSequenceClassification`` takes its ``transformer.*`` part.
+    Raises ``ConfigError(field, path)`` for a missing file, a file that is not such a checkpoint,
+    or a tokenizer whose size differs from the embeddings.
     """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(field, str(path), "no such checkpoint file")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise ConfigError(field, str(path), "not a Lightning checkpoint (no state_dict)")
     config_dict, tokenizer = _checkpoint_config_and_tokenizer(checkpoint, field, str(path))
