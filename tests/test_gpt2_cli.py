@@ -196,8 +196,8 @@ def run_parallel(commands: list[list[str]]) -> list[subprocess.CompletedProcess]
 def test_tiny_monolingual_and_bilingual_fit_test_and_compare(corpus, tmp_path):
     roots = {name: tmp_path / name for name in ("tiny_monolingual", "tiny_bilingual")}
     small = [
-        "--trainer.max_steps", "16", "--trainer.val_check_interval", "8", "--model.lr_warmup_steps", "2",
-        "--data.eval_batch_size", "32",
+        "--trainer.max_steps", "8", "--trainer.val_check_interval", "4", "--model.lr_warmup_steps", "2",
+        "--data.eval_batch_size", "64",
     ]  # fmt: skip
     fits = run_parallel(
         [[sys.executable, "run.py", "fit", *tiny_args(corpus, name, root), *small] for name, root in roots.items()]
