@@ -1,0 +1,387 @@
+"""Monolingual / bilingual language-model corpora with equal token budgets, as packed blocks.
+
+Each language has a train, validation and test source: a local UTF-8 text file (documents are
+separated by blank lines) or a dataset read through ``datasets.load_dataset`` (a hub dataset
+such as ``wikimedia/wikipedia``, or a builder such as ``json``/``parquet`` with ``data_files``).
+
+**Streams and blocks.** A split of one language becomes one token stream
+``<|endoftext|> doc₁ <|endoftext|> doc₂ <|endoftext|> …``. Block ``k`` reads the stream's tokens
+``k·L … k·L+L-1`` and predicts tokens ``k·L+1 … k·L+L`` (L = ``block_size``): consecutive blocks
+overlap by one token, so every token after the leading ``<|endoftext|>`` is predicted exactly
+once. Each block carries the UTF-8 byte count of the text its predicted tokens stand for
+(end-of-text tokens stand for 0 bytes), so bits per byte is exact on any subset of blocks.
+Evaluation streams keep their last, partial block (targets padded with -100) and are whole
+documents (bound them with the source's ``take``), so models with different tokenizers are
+evaluated on exactly the same text.
+
+**Equal budgets.** Training uses ``train_tokens // block_size`` blocks in total, split between the
+languages by ``language_ratio`` (largest remainder, so the total is exact), each language's
+stream cut from its first documents, counted in the tokens of the model's own tokenizer. A
+monolingual and a bilingual run with the same ``train_tokens`` train on the same number of tokens.
+
+The tokenizer comes from the model (``lm_tokenizer(datamodule)``, which may first train one on
+``tokenizer_training_text()``) unless set with ``use_tokenizer``; datasets are built on first use.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import ConcatDataset, DataLoader, Dataset
+from transformers import PreTrainedTokenizerFast
+
+from lightning_modules.tokenizer_recycling import token_byte_lengths
+from robustness.errors import ConfigError
+
+#: Target value of padding positions (ignored by the loss and the metrics).
+IGNORE_INDEX = -100
+SPLITS = ("train", "validation", "test")
+_ENCODE_BATCH = 256
+
+
+@dataclass
+class TextSource:
+    """Where one split of one language comes from: exactly one of ``file`` or ``hub``.
+
+    Args:
+        file: local UTF-8 text file; documents are separated by blank lines.
+        hub: ``datasets.load_dataset`` path: a hub dataset (``wikimedia/wikipedia``) or a builder
+            (``json``, ``parquet``, ``text``) reading ``data_files``.
+        name: dataset configuration name (e.g. ``20231101.en``).
+        split: dataset split.
+        column: column holding the text.
+        data_files: files for a builder, or a subset of a hub dataset's files.
+        streaming: read records lazily instead of downloading the whole dataset first.
+        skip: leave out this many (non-empty) documents at the start, e.g. those held out for evaluation.
+        take: use at most this many documents after ``skip`` (null = all).
+    """
+
+    file: str | None = None
+    hub: str | None = None
+    name: str | None = None
+    split: str = "train"
+    column: str = "text"
+    data_files: str | list[str] | dict[str, str | list[str]] | None = None
+    streaming: bool = False
+    skip: int = 0
+    take: int | None = None
+
+
+@dataclass
+class LanguageCorpus:
+    """The train, validation and test sources of one language."""
+
+    train: TextSource
+    validation: TextSource
+    test: TextSource
+
+
+class PackedBlocks(Dataset):
+    """Blocks of one token stream: ``{input_ids, targets, language, num_bytes}`` (see module docstring)."""
+
+    def __init__(self, stream: torch.Tensor, byte_lengths: torch.Tensor, block_size: int, language: int) -> None:
+        self.stream = stream
+        self.block_size = block_size
+        self.language = language
+        predicted_bytes = torch.cat([torch.zeros(1, dtype=torch.int64), byte_lengths[stream[1:].long()].cumsum(0)])
+        ends = torch.clamp(torch.arange(1, len(self) + 1) * block_size, max=len(stream) - 1)
+        starts = torch.arange(len(self)) * block_size
+        self.num_bytes = predicted_bytes[ends] - predicted_bytes[starts]
+
+    def __len__(self) -> int:
+        return max(len(self.stream) - 2, 0) // self.block_size + 1 if len(self.stream) > 1 else 0
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor | int]:
+        start = index * self.block_size
+        window = self.stream[start : start + self.block_size + 1].long()
+        inputs = torch.zeros(self.block_size, dtype=torch.long)
+        targets = torch.full((self.block_size,), IGNORE_INDEX, dtype=torch.long)
+        inputs[: len(window) - 1] = window[:-1]
+        targets[: len(window) - 1] = window[1:]
+        return {"input_ids": inputs, "targets": targets, "language": self.language, "num_bytes": self.num_bytes[index]}
+
+
+class TextCorpusDataModule(L.LightningDataModule):
+    """English (monolingual) or English + Greek (bilingual) LM data with equal token budgets.
+
+    Args:
+        corpora: per language code (e.g. ``en``, ``el``; the order sets the language index): its
+            ``train``/``validation``/``test`` sources. Every language is evaluated.
+        train_tokens: training tokens in total (predicted positions), in the model's tokenizer;
+            rounded down to whole blocks.
+        language_ratio: share of ``train_tokens`` per language (normalised); null = equal shares.
+        block_size: tokens per block (the model's context; at most its ``n_positions``).
+        batch_size: training blocks per batch (per device).
+        eval_batch_size: validation/test blocks per batch (null = ``batch_size``).
+        tokenizer_train_bytes: UTF-8 bytes of training text a new tokenizer learns from, split between
+            the languages like ``language_ratio`` (the first documents of each training source).
+        num_workers: DataLoader worker processes.
+        cache_dir: ``datasets`` cache directory (null = its default).
+    """
+
+    def __init__(
+        self,
+        corpora: dict[str, LanguageCorpus],
+        train_tokens: int,
+        language_ratio: dict[str, float] | None = None,
+        block_size: int = 1024,
+        batch_size: int = 8,
+        eval_batch_size: int | None = None,
+        tokenizer_train_bytes: int = 50_000_000,
+        num_workers: int = 0,
+        cache_dir: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.corpora = {language: _as_corpus(language, corpus) for language, corpus in (corpora or {}).items()}
+        if not self.corpora:
+            raise ConfigError("data.corpora", corpora, "give at least one language")
+        _check_int("data.block_size", block_size, minimum=1)
+        _check_int("data.train_tokens", train_tokens, minimum=block_size)
+        _check_int("data.batch_size", batch_size, minimum=1)
+        _check_int("data.tokenizer_train_bytes", tokenizer_train_bytes, minimum=1)
+        _check_int("data.num_workers", num_workers, minimum=0)
+        if eval_batch_size is not None:
+            _check_int("data.eval_batch_size", eval_batch_size, minimum=1)
+        self.ratio = _normalised_ratio(language_ratio, list(self.corpora))
+        self.train_tokens = train_tokens
+        self.block_size = block_size
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.tokenizer_train_bytes = tokenizer_train_bytes
+        self.num_workers = num_workers
+        self.cache_dir = cache_dir
+        for language, corpus in self.corpora.items():
+            for split in SPLITS:
+                _check_source(f"data.corpora.{language}.{split}", getattr(corpus, split))
+        # plain types only: the checkpoint must load with torch.load(weights_only=True)
+        self.save_hyperparameters(
+            {
+                "corpora": {language: asdict(corpus) for language, corpus in self.corpora.items()},
+                "language_ratio": self.ratio, "train_tokens": train_tokens, "block_size": block_size,
+                "batch_size": batch_size, "eval_batch_size": self.eval_batch_size,
+                "tokenizer_train_bytes": tokenizer_train_bytes,
+            }
+        )  # fmt: skip
+        self._fixed_tokenizer: PreTrainedTokenizerFast | None = None
+        self._built_with: PreTrainedTokenizerFast | None = None
+        self._datasets: dict[str, Dataset] = {}
+
+    @property
+    def languages(self) -> list[str]:
+        """Language codes in index order."""
+        return list(self.corpora)
+
+    def train_blocks_per_language(self) -> dict[str, int]:
+        """Training blocks of each language: ``train_tokens // block_size`` split by ratio, exact total."""
+        total = self.train_tokens // self.block_size
+        shares = {language: total * share for language, share in self.ratio.items()}
+        blocks = {language: int(share) for language, share in shares.items()}
+        by_remainder = sorted(shares, key=lambda language: shares[language] - blocks[language], reverse=True)
+        for language in by_remainder[: total - sum(blocks.values())]:
+            blocks[language] += 1
+        for language, count in blocks.items():
+            if count == 0:
+                raise ConfigError(
+                    "data.language_ratio", self.ratio,
+                    f"gives language {language!r} no training block of {self.block_size} tokens: raise train_tokens",
+                )  # fmt: skip
+        return blocks
+
+    def use_tokenizer(self, tokenizer: PreTrainedTokenizerFast) -> None:
+        """Tokenize with ``tokenizer`` instead of asking the model (standalone use)."""
+        self._fixed_tokenizer = tokenizer
+
+    def tokenizer_training_text(self) -> Iterator[str]:
+        """The first training documents of each language, ``tokenizer_train_bytes × ratio`` bytes each."""
+        for language, share in self.ratio.items():
+            budget, used = self.tokenizer_train_bytes * share, 0
+            for document in self.documents(language, "train"):
+                if used >= budget:
+                    break
+                used += len(document.encode("utf-8"))
+                yield document
+
+    def documents(self, language: str, split: str) -> Iterator[str]:
+        """Non-empty documents of one language and split, in source order (after ``skip``/``take``)."""
+        source = getattr(self.corpora[language], split)
+        field_name = f"data.corpora.{language}.{split}"
+        found = False
+        for document in itertools.islice(_read_documents(source, self.cache_dir), source.skip, _stop(source)):
+            found = True
+            yield document
+        if not found:
+            raise ConfigError(field_name, source.file or source.hub, "is an empty corpus: it has no text")
+
+    def prepare_data(self) -> None:
+        """Download the (non-streaming) hub datasets once, on one process per node."""
+        import datasets
+
+        for corpus in self.corpora.values():
+            for split in SPLITS:
+                source = getattr(corpus, split)
+                if source.hub and not source.streaming:
+                    datasets.load_dataset(**_load_arguments(source, self.cache_dir))
+
+    def setup(self, stage: str) -> None:
+        """Nothing to do before the tokenizer is known: datasets are built on first use."""
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("validation", self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", self.eval_batch_size, shuffle=False)
+
+    def dataset(self, split: str) -> Dataset:
+        """The packed blocks of ``split`` (``train``, ``validation`` or ``test``), built on first use."""
+        tokenizer = self.tokenizer
+        if tokenizer is not self._built_with:
+            self._datasets, self._built_with = {}, tokenizer
+        if split not in self._datasets:
+            self._datasets[split] = self._build(split, tokenizer)
+        return self._datasets[split]
+
+    @property
+    def tokenizer(self) -> PreTrainedTokenizerFast:
+        """The tokenizer in use: the one given to ``use_tokenizer``, else the model's."""
+        if self._fixed_tokenizer is not None:
+            return self._fixed_tokenizer
+        model = self.trainer.lightning_module if self.trainer is not None else None
+        if model is None or not hasattr(model, "lm_tokenizer"):
+            raise ConfigError(
+                "model", type(model).__name__,
+                "TextCorpusDataModule needs a model with lm_tokenizer(datamodule), or call use_tokenizer()",
+            )  # fmt: skip
+        return model.lm_tokenizer(self)
+
+    def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            self.dataset(split), batch_size=batch_size, shuffle=shuffle, drop_last=False,
+            num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
+        )  # fmt: skip
+
+    def _build(self, split: str, tokenizer: PreTrainedTokenizerFast) -> Dataset:
+        byte_lengths = token_byte_lengths(tokenizer)
+        eos = tokenizer.eos_token_id
+        parts = []
+        for index, language in enumerate(self.languages):
+            if split == "train":
+                needed = self.train_blocks_per_language()[language] * self.block_size + 1
+                stream = self._stream(language, split, tokenizer, eos, needed, byte_lengths)
+                if len(stream) < needed:
+                    raise ConfigError(
+                        "data.train_tokens", self.train_tokens,
+                        f"needs {needed - 1} training tokens of {language!r} but its corpus has only {len(stream) - 1}",
+                    )  # fmt: skip
+            else:
+                stream = self._stream(language, split, tokenizer, eos, None, byte_lengths)
+            parts.append(PackedBlocks(stream, byte_lengths, self.block_size, index))
+        return ConcatDataset(parts)
+
+    def _stream(
+        self, language: str, split: str, tokenizer: PreTrainedTokenizerFast, eos: int,
+        limit: int | None, byte_lengths: torch.Tensor,
+    ) -> torch.Tensor:  # fmt: skip
+        """``<eos> doc <eos> doc <eos> …`` cut at ``limit`` tokens; checks the byte accounting is exact."""
+        pieces, length = [np.array([eos], dtype=np.int32)], 1
+        lengths = byte_lengths.numpy()
+        for batch in _batched(self.documents(language, split), _ENCODE_BATCH):
+            encodings = tokenizer.backend_tokenizer.encode_batch_fast(batch, add_special_tokens=False)
+            for document, encoding in zip(batch, encodings, strict=True):
+                ids = np.asarray(encoding.ids, dtype=np.int32)
+                if int(lengths[ids].sum()) != len(document.encode("utf-8")):
+                    raise ConfigError(
+                        "model.tokenizer", document[:40],
+                        "does not cover this text byte for byte (a non-byte-level tokenizer, or a document "
+                        "containing a special token): bits per byte would be wrong",
+                    )  # fmt: skip
+                pieces += [ids, np.array([eos], dtype=np.int32)]
+                length += len(ids) + 1
+            if limit is not None and length >= limit:
+                break
+        stream = torch.from_numpy(np.concatenate(pieces))
+        return stream if limit is None else stream[:limit]
+
+
+def _read_documents(source: TextSource, cache_dir: str | None) -> Iterator[str]:
+    if source.file is not None:
+        text = Path(source.file).read_text(encoding="utf-8")
+        for paragraph in re.split(r"\n[ \t\r\f\v]*\n", text):
+            if paragraph.strip():
+                yield paragraph.strip()
+        return
+    import datasets
+
+    records = datasets.load_dataset(**_load_arguments(source, cache_dir))
+    for record in records:
+        if source.column not in record:
+            raise ConfigError("column", source.column, f"not a column of {source.hub} (columns: {sorted(record)})")
+        text = record[source.column]
+        if isinstance(text, str) and text.strip():
+            yield text
+
+
+def _load_arguments(source: TextSource, cache_dir: str | None) -> dict[str, Any]:
+    return {
+        "path": source.hub, "name": source.name, "split": source.split, "data_files": source.data_files,
+        "streaming": source.streaming, "cache_dir": cache_dir,
+    }  # fmt: skip
+
+
+def _stop(source: TextSource) -> int | None:
+    return None if source.take is None else source.skip + source.take
+
+
+def _batched(items: Iterator[str], size: int) -> Iterator[list[str]]:
+    while batch := list(itertools.islice(items, size)):
+        yield batch
+
+
+def _as_corpus(language: str, corpus: LanguageCorpus | Mapping[str, Any]) -> LanguageCorpus:
+    if isinstance(corpus, LanguageCorpus):
+        return corpus
+    if not isinstance(corpus, Mapping) or set(corpus) != set(SPLITS):
+        raise ConfigError(f"data.corpora.{language}", corpus, "expected exactly the sources train, validation, test")
+    return LanguageCorpus(**{split: TextSource(**dict(corpus[split])) for split in SPLITS})
+
+
+def _check_source(field_name: str, source: TextSource) -> None:
+    if (source.file is None) == (source.hub is None):
+        raise ConfigError(field_name, asdict(source), "give exactly one of 'file' (local text) or 'hub' (datasets)")
+    _check_int(f"{field_name}.skip", source.skip, minimum=0)
+    if source.take is not None:
+        _check_int(f"{field_name}.take", source.take, minimum=1)
+    if source.file is not None:
+        path = Path(source.file)
+        if not path.is_file():
+            raise ConfigError(f"{field_name}.file", source.file, "no such text file")
+        with path.open("rb") as file:
+            head = file.read(1 << 20)
+        if not head.strip():
+            raise ConfigError(f"{field_name}.file", source.file, "is an empty corpus: it has no text")
+
+
+def _normalised_ratio(ratio: Mapping[str, float] | None, languages: Sequence[str]) -> dict[str, float]:
+    if ratio is None:
+        return {language: 1 / len(languages) for language in languages}
+    if set(ratio) != set(languages):
+        raise ConfigError("data.language_ratio", dict(ratio), f"needs one share per language {list(languages)}")
+    if not all(isinstance(v, int | float) and v > 0 and np.isfinite(v) for v in ratio.values()):
+        raise ConfigError("data.language_ratio", dict(ratio), "shares must be positive numbers")
+    total = sum(ratio.values())
+    return {language: ratio[language] / total for language in languages}
+
+
+def _check_int(field_name: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(field_name, value, f"must be an integer >= {minimum}")

@@ -1,0 +1,363 @@
+"""GPT-2 language models for the monolingual vs bilingual experiment (paper §3, Figures 1 and 4).
+
+``GPT2LanguageModel`` wraps a Hugging Face ``GPT2LMHeadModel`` built from pretrained weights
+(``pretrained: gpt2``), from a config (tiny models trained from scratch), or from one of this
+module's checkpoints (``init_from``). Its tokenizer is inherited from the weights, loaded from a
+path, or — ``tokenizer: train`` — a new byte-level BPE of the model's vocabulary size trained on
+the run's training text, with freshly initialised token embeddings (tokenizer recycling).
+
+Checkpoint contract (``load_lm_checkpoint`` reads it; everything loads with ``weights_only=True``):
+``state_dict`` keys ``model.<GPT2LMHeadModel key>``, ``gpt2_config`` (plain dict of the
+``GPT2Config``), ``tokenizer_json`` (the tokenizer as one JSON string). The tokenizer is also
+written to ``<default_root_dir>/tokenizer/`` (``save_pretrained`` format) when training starts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torchmetrics import MeanMetric
+from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+from datamodules.text import IGNORE_INDEX
+from lightning_modules.lm_metrics import LanguageModelingMetric
+from lightning_modules.sweepable import SweepableMixin
+from lightning_modules.tokenizer_recycling import (
+    LrSchedule,
+    check_vocab_size,
+    reinitialize_token_embeddings,
+    tokenizer_from_json,
+    tokenizer_to_json,
+    train_byte_level_bpe,
+)
+from robustness.errors import ConfigError
+
+#: ``tokenizer`` value that trains a new byte-level BPE and re-initialises the token embeddings.
+TRAIN_TOKENIZER = "train"
+#: Architecture fields a checkpoint must share with the model it is loaded into.
+ARCHITECTURE = ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head")
+
+
+class GPT2LanguageModel(SweepableMixin, L.LightningModule):
+    """Causal LM on packed blocks; validation/test report per-language perplexity and bits per byte.
+
+    Args:
+        pretrained: Hugging Face name or directory of pretrained GPT-2 weights (e.g. ``gpt2``).
+        gpt2_config: ``GPT2Config`` fields of a model trained from scratch (e.g. a tiny one for CPU).
+        init_from: a checkpoint of this module to start from (weights, config and tokenizer).
+        tokenizer: ``train`` (new byte-level BPE of the model's vocab size, fresh token embeddings:
+            tokenizer recycling), a tokenizer name/directory, or null to keep the tokenizer that comes
+            with ``pretrained``/``init_from``.
+        name: the model's name in sweep tables and plots (e.g. ``gpt2-bilingual``).
+        targets: parameters the robustness sweeps damage (regular expressions on names); ``attn``
+            selects the attention weights and biases (``c_attn``, ``c_proj``) of every block.
+        lr: peak learning rate (AdamW).
+        weight_decay: AdamW weight decay of matrices (biases and LayerNorm weights get none).
+        betas: AdamW betas.
+        lr_warmup_steps: linear learning-rate warm-up, in optimizer steps; cosine decay follows.
+        min_lr_ratio: final learning rate as a fraction of ``lr``.
+        embedding_warmup_steps: train only the token embeddings for this many optimizer steps, then
+            everything (with its own warm-up); used after tokenizer recycling.
+        init_seed: seed of re-initialised token embeddings.
+    """
+
+    def __init__(
+        self,
+        pretrained: str | None = None,
+        gpt2_config: dict[str, Any] | None = None,
+        init_from: str | None = None,
+        tokenizer: str | None = None,
+        name: str = "gpt2",
+        targets: str | list[str] = "attn",
+        lr: float = 3e-4,
+        weight_decay: float = 0.1,
+        betas: tuple[float, float] = (0.9, 0.95),
+        lr_warmup_steps: int = 0,
+        min_lr_ratio: float = 0.1,
+        embedding_warmup_steps: int = 0,
+        init_seed: int = 0,
+    ) -> None:
+        super().__init__()
+        given = {"pretrained": pretrained, "gpt2_config": gpt2_config, "init_from": init_from}
+        if sum(value is not None for value in given.values()) != 1:
+            chosen = {key: value for key, value in given.items() if value is not None}
+            raise ConfigError("model.pretrained/gpt2_config/init_from", chosen, "give exactly one source of weights")
+        if not lr > 0:
+            raise ConfigError("model.lr", lr, "must be > 0")
+        if not 0 <= min_lr_ratio <= 1:
+            raise ConfigError("model.min_lr_ratio", min_lr_ratio, "must lie in [0, 1]")
+        for field_name, steps in (
+            ("lr_warmup_steps", lr_warmup_steps),
+            ("embedding_warmup_steps", embedding_warmup_steps),
+        ):
+            if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+                raise ConfigError(f"model.{field_name}", steps, "must be an integer >= 0")
+        self.save_hyperparameters()
+        self.model, inherited = _build_model(pretrained, gpt2_config, init_from, tokenizer)
+        self.tokenizer: PreTrainedTokenizerFast | None = None
+        if tokenizer != TRAIN_TOKENIZER:
+            self.tokenizer = inherited if tokenizer is None else _load_tokenizer("model.tokenizer", tokenizer)
+            check_vocab_size(self.tokenizer, self.model.config.vocab_size, "model.tokenizer", tokenizer)
+            _set_special_token_ids(self.model, self.tokenizer)
+        self.robustness_name = name
+        self.robustness_targets = targets
+        self.languages: list[str] = []
+        self._tokenizer_saved = False
+
+    # ---- tokenizer --------------------------------------------------------------------------
+
+    def lm_tokenizer(self, datamodule: Any) -> PreTrainedTokenizerFast:
+        """The model's tokenizer; with ``tokenizer: train`` it is trained (once) on the datamodule's text.
+
+        Training happens on global rank 0 and is broadcast; every process re-initialises the
+        token embeddings identically. During ``fit`` the tokenizer is also saved under
+        ``<default_root_dir>/tokenizer/``.
+        """
+        if self.tokenizer is None:
+            self.tokenizer = self._train_tokenizer(datamodule)
+            reinitialize_token_embeddings(self.model, self.hparams.init_seed)
+            _set_special_token_ids(self.model, self.tokenizer)
+        trainer = self._trainer
+        if not self._tokenizer_saved and trainer is not None and trainer.state.fn == "fit":
+            if trainer.is_global_zero:
+                self.tokenizer.save_pretrained(Path(trainer.default_root_dir) / "tokenizer")
+            self._tokenizer_saved = True
+        return self.tokenizer
+
+    def _train_tokenizer(self, datamodule: Any) -> PreTrainedTokenizerFast:
+        trainer = self._trainer
+        payload: tuple[str, Any] | None = None
+        if trainer is None or trainer.is_global_zero:
+            try:
+                trained = train_byte_level_bpe(datamodule.tokenizer_training_text(), self.model.config.vocab_size)
+                payload = ("json", tokenizer_to_json(trained))
+            except ConfigError as err:
+                payload = ("error", (err.field, err.value, err.reason))
+        if trainer is not None and trainer.world_size > 1:
+            payload = trainer.strategy.broadcast(payload, src=0)
+        kind, content = payload
+        if kind == "error":
+            raise ConfigError(*content)
+        return tokenizer_from_json(content)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.tokenizer is None:
+            raise RuntimeError("no tokenizer yet: a checkpoint is saved before the data was tokenized")
+        checkpoint["tokenizer_json"] = tokenizer_to_json(self.tokenizer)
+        checkpoint["gpt2_config"] = plain_config(self.model.config)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        config, tokenizer = _checkpoint_config_and_tokenizer(checkpoint, "ckpt_path")
+        mismatched = {
+            k: (config.get(k), getattr(self.model.config, k))
+            for k in ARCHITECTURE
+            if config.get(k) != getattr(self.model.config, k)
+        }
+        if mismatched:
+            raise ConfigError(
+                "ckpt_path", {k: checkpoint_value for k, (checkpoint_value, _) in mismatched.items()},
+                f"checkpoint architecture differs from the model's {({k: own for k, (_, own) in mismatched.items()})}",
+            )  # fmt: skip
+        check_vocab_size(tokenizer, self.model.config.vocab_size, "ckpt_path", f"tokenizer of {len(tokenizer)} tokens")
+        self.tokenizer = tokenizer
+        _set_special_token_ids(self.model, tokenizer)
+
+    # ---- Lightning hooks ----------------------------------------------------------------------
+
+    def setup(self, stage: str) -> None:
+        datamodule = self.trainer.datamodule
+        languages = getattr(datamodule, "languages", None)
+        if not languages:
+            raise ConfigError("data", type(datamodule).__name__, "GPT2LanguageModel needs a datamodule with languages")
+        self.languages = list(languages)
+        self.robustness_num_tasks = len(self.languages)
+        block_size = getattr(datamodule, "block_size", None)
+        if block_size is not None and block_size > self.model.config.n_positions:
+            raise ConfigError(
+                "data.block_size",
+                block_size,
+                f"exceeds the model's context n_positions={self.model.config.n_positions}",
+            )
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Next-token logits (batch × positions × vocab)."""
+        return self.model(input_ids=input_ids).logits
+
+    def token_nll(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """NLL in nats of every target token (batch × positions, float32) and the mask of real targets."""
+        logits = self(batch["input_ids"])
+        targets = batch["targets"]
+        nll = F.cross_entropy(
+            logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE_INDEX, reduction="none"
+        )
+        return nll.view_as(targets), targets != IGNORE_INDEX
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        nll, mask = self.token_nll(batch)
+        loss = nll.sum() / mask.sum()
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def on_validation_epoch_start(self) -> None:
+        self._start_eval()
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_eval("val")
+
+    def on_test_epoch_start(self) -> None:
+        self._start_eval()
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_eval("test")
+
+    def _start_eval(self) -> None:
+        self.eval_metric = LanguageModelingMetric(self.languages).to(self.device)
+        self.eval_loss = MeanMetric().to(self.device)
+
+    def _eval_step(self, batch: dict[str, torch.Tensor]) -> None:
+        nll, mask = self.token_nll(batch)
+        self.eval_metric.update(nll, mask, batch["num_bytes"], batch["language"])
+        self.eval_loss.update(nll[mask])
+
+    def _log_eval(self, prefix: str) -> None:
+        values = {f"{prefix}/{key}": value.float() for key, value in self.eval_metric.compute().items()}
+        values[f"{prefix}/loss"] = self.eval_loss.compute().float()
+        self.log_dict(values, prog_bar=False, sync_dist=True)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        embedding = self.model.get_input_embeddings().weight
+        rest = [p for p in self.model.parameters() if p is not embedding]
+        groups = [
+            {"params": [embedding], "weight_decay": self.hparams.weight_decay},
+            {"params": [p for p in rest if p.ndim >= 2], "weight_decay": self.hparams.weight_decay},
+            {"params": [p for p in rest if p.ndim < 2], "weight_decay": 0.0},
+        ]
+        optimizer = torch.optim.AdamW(groups, lr=self.hparams.lr, betas=tuple(self.hparams.betas))
+        steps = self.trainer.estimated_stepping_batches
+        total = int(steps) if math.isfinite(steps) else 0
+        warmup, ratio = self.hparams.lr_warmup_steps, self.hparams.min_lr_ratio
+        embeddings_only = self.hparams.embedding_warmup_steps
+        schedules = [
+            LrSchedule(warmup, total, ratio),
+            LrSchedule(warmup, total, ratio, start=embeddings_only),
+            LrSchedule(warmup, total, ratio, start=embeddings_only),
+        ]
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedules)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ---- robustness sweep hook ----------------------------------------------------------------
+
+    def robustness_metric(self) -> LanguageModelingMetric:
+        return LanguageModelingMetric(self.languages)
+
+    def robustness_update(self, metric: LanguageModelingMetric, batch: dict[str, torch.Tensor]) -> None:
+        context = self._trainer.precision_plugin.forward_context() if self._trainer is not None else nullcontext()
+        with context:
+            nll, mask = self.token_nll(batch)
+        metric.update(nll, mask, batch["num_bytes"], batch["language"])
+
+
+def load_lm_checkpoint(
+    path: str | Path, field: str = "checkpoint"
+) -> tuple[GPT2Config, dict[str, torch.Tensor], PreTrainedTokenizerFast]:
+    """``(GPT2Config, GPT2LMHeadModel state dict, tokenizer)`` from a ``GPT2LanguageModel`` checkpoint.
+
+    Loads with ``torch.load(weights_only=True, mmap=True)`` on the CPU (optimizer states are not
+    read into memory). The state dict's keys are those of ``GPT2LMHeadModel`` (``transformer.*``,
+    ``lm_head.weight``), so ``GPT2ForSequenceClassification`` takes its ``transformer.*`` part.
+    Raises ``ConfigError(field, path)`` for a missing file, a file that is not such a checkpoint,
+    or a tokenizer whose size differs from the embeddings.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(field, str(path), "no such checkpoint file")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise ConfigError(field, str(path), "not a Lightning checkpoint (no state_dict)")
+    config_dict, tokenizer = _checkpoint_config_and_tokenizer(checkpoint, field, str(path))
+    config = GPT2Config.from_dict(config_dict)
+    state = {
+        key.removeprefix("model."): value for key, value in checkpoint["state_dict"].items() if key.startswith("model.")
+    }
+    rows = state["transformer.wte.weight"].shape[0] if "transformer.wte.weight" in state else None
+    if rows != config.vocab_size:
+        raise ConfigError(
+            field, str(path), f"token embeddings have {rows} rows but gpt2_config.vocab_size is {config.vocab_size}"
+        )
+    check_vocab_size(tokenizer, config.vocab_size, field, str(path))
+    return config, state, tokenizer
+
+
+def plain_config(config: GPT2Config) -> dict[str, Any]:
+    """The config as JSON-safe plain types (loads with ``weights_only=True``)."""
+    return json.loads(config.to_json_string(use_diff=False))
+
+
+def _checkpoint_config_and_tokenizer(
+    checkpoint: dict[str, Any], field: str, value: object = None
+) -> tuple[dict[str, Any], PreTrainedTokenizerFast]:
+    missing = sorted({"gpt2_config", "tokenizer_json"} - set(checkpoint))
+    if missing:
+        raise ConfigError(field, value, f"not a GPT2LanguageModel checkpoint (missing {missing})")
+    return checkpoint["gpt2_config"], tokenizer_from_json(checkpoint["tokenizer_json"])
+
+
+def _build_model(
+    pretrained: str | None, gpt2_config: dict[str, Any] | None, init_from: str | None, tokenizer: str | None
+) -> tuple[GPT2LMHeadModel, PreTrainedTokenizerFast | None]:
+    """The HF model and the tokenizer that comes with its weights (if any; loaded only when kept)."""
+    keep_tokenizer = tokenizer is None
+    if init_from is not None:
+        config, state, inherited = load_lm_checkpoint(init_from, field="model.init_from")
+        model = GPT2LMHeadModel(config)
+        model.load_state_dict(state)
+        return model, inherited
+    if pretrained is not None:
+        try:
+            model = GPT2LMHeadModel.from_pretrained(pretrained, dtype=torch.float32)
+        except OSError as err:
+            raise ConfigError("model.pretrained", pretrained, _first_line(err)) from None
+        return model.train(), _load_tokenizer("model.pretrained", pretrained) if keep_tokenizer else None
+    if keep_tokenizer:
+        raise ConfigError(
+            "model.tokenizer", None, "a model built from gpt2_config has no tokenizer to keep: use 'train' or a path"
+        )
+    try:
+        config = GPT2Config(**gpt2_config)
+    except (TypeError, ValueError) as err:
+        raise ConfigError("model.gpt2_config", gpt2_config, _first_line(err)) from None
+    return GPT2LMHeadModel(config), None
+
+
+def _load_tokenizer(field: str, name: str) -> PreTrainedTokenizerFast:
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name)
+    except (OSError, ValueError) as err:
+        raise ConfigError(field, name, _first_line(err)) from None
+    if not getattr(tokenizer, "is_fast", False) or tokenizer.eos_token_id is None:
+        raise ConfigError(field, name, "needs a fast tokenizer with an end-of-text (eos) token")
+    return tokenizer
+
+
+def _set_special_token_ids(model: GPT2LMHeadModel, tokenizer: PreTrainedTokenizerFast) -> None:
+    for config in (model.config, model.generation_config):
+        if config is not None:
+            config.bos_token_id = config.eos_token_id = tokenizer.eos_token_id
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

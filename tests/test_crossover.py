@@ -1,0 +1,147 @@
+"""Cross-over of two sweep tables: known crossing, none, paired bootstrap interval, and the compare command."""
+
+from __future__ import annotations
+
+import csv
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from robustness.compare import main as compare_main
+from robustness.crossover import crossover_level, find_crossover, metric_direction
+from robustness.errors import ConfigError
+from robustness.io import SweepCsvWriter
+from robustness.seeding import trial_seed
+from robustness.sweep import SweepRow
+from tests.conftest import OFFLINE_ENV, ROOT
+
+LEVELS = [0.0, 0.1, 0.2, 0.3, 0.4]
+
+
+def table(model, curve, noise=0.0, trials=20, metric="bits_per_byte_en", perturbation="random_deletion", seed=0):
+    """Rows of a synthetic sweep: value = curve(level) + trial noise; seeds as the real sweep draws them."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for index, level in enumerate(LEVELS):
+        for trial in range(1 if level == 0 else trials):
+            rows.append(
+                SweepRow(
+                    model=model,
+                    num_tasks=1,
+                    perturbation=perturbation,
+                    level=level,
+                    trial=trial,
+                    seed=trial_seed(0, perturbation, index, trial),
+                    metric=metric,
+                    value=curve(level) + noise * rng.standard_normal(),
+                    stage="test",
+                    epoch=0,
+                )
+            )
+    return rows
+
+
+def mono(level):
+    return 1.0 + 4.0 * level  # better (lower) at first, degrades fast
+
+
+def bi(level):
+    return 1.3 + 2.0 * level  # worse at first, degrades slowly: equal at level 0.15
+
+
+def test_crossover_level_interpolates_the_sign_change():
+    assert crossover_level([0, 1, 2], [-1.0, -0.5, 1.5]) == ("crossing", pytest.approx(1.25))
+    assert crossover_level([0, 1, 2], [-1.0, -0.5, -0.1]) == ("none", None)
+    assert crossover_level([0, 1, 2], [0.2, 0.5, 0.1]) == ("b_better_from_start", None)
+    assert crossover_level([0, 1, 2], [0.0, 0.0, 2.0]) == ("crossing", 1.0)
+
+
+def test_known_crossover_found_with_a_paired_interval():
+    result = find_crossover(table("mono", mono), table("bi", bi), "random_deletion", "bits_per_byte_en")
+    assert result.status == "crossing" and result.direction == "lower" and result.paired
+    assert result.level == pytest.approx(0.15)  # exact: the curves are linear between grid levels
+    assert result.ci_low == result.ci_high == pytest.approx(0.15)  # no trial noise, no width
+
+    shared_noise = find_crossover(
+        table("mono", mono, noise=0.05, seed=1), table("bi", bi, noise=0.05, seed=1), "random_deletion",
+        "bits_per_byte_en", n_boot=500,
+    )  # fmt: skip
+    # paired trials share their noise: it cancels in the difference, the interval stays tight
+    assert shared_noise.ci_low == pytest.approx(0.15) and shared_noise.ci_high == pytest.approx(0.15)
+
+    independent = find_crossover(
+        table("mono", mono, noise=0.05, seed=1), table("bi", bi, noise=0.05, seed=2), "random_deletion",
+        "bits_per_byte_en", n_boot=500,
+    )  # fmt: skip
+    assert independent.status == "crossing"
+    assert independent.ci_low < 0.15 < independent.ci_high < 0.2
+
+
+def test_no_crossover_is_reported_as_none_in_the_grid():
+    result = find_crossover(table("mono", mono), table("bi", lambda level: 2.0 + 5.0 * level), "random_deletion",
+                            "bits_per_byte_en")  # fmt: skip
+    assert result.status == "none" and result.level is None
+    assert result.ci_low == result.ci_high == math.inf and result.fraction_crossing == 0.0
+    assert "none in the grid" in result.describe()
+
+
+def test_higher_is_better_metrics_and_override():
+    assert metric_direction("accuracy_sst2") == "higher" and metric_direction("mcc") == "higher"
+    assert metric_direction("perplexity_el") == "lower" and metric_direction("mse") == "lower"
+    with pytest.raises(ConfigError):
+        metric_direction("score")
+    accuracy_a = table("mono", lambda level: 0.9 - level, metric="score")
+    accuracy_b = table("bi", lambda level: 0.8 - 0.5 * level, metric="score")
+    result = find_crossover(accuracy_a, accuracy_b, "random_deletion", "score", direction="higher")
+    assert result.status == "crossing" and result.level == pytest.approx(0.2)
+    assert find_crossover(accuracy_a, accuracy_b, "random_deletion", "score", direction="lower").status == (
+        "b_better_from_start"
+    )
+
+
+def test_different_grids_and_duplicate_rows_are_errors():
+    shorter = [row for row in table("bi", bi) if row.level != 0.4]
+    with pytest.raises(ConfigError, match="different grids"):
+        find_crossover(table("mono", mono), shorter, "random_deletion", "bits_per_byte_en")
+    with pytest.raises(ConfigError, match="appears twice"):
+        find_crossover(table("mono", mono) * 2, table("bi", bi), "random_deletion", "bits_per_byte_en")
+
+
+def write_csv(path, rows):
+    with SweepCsvWriter(path) as writer:
+        for row in rows:
+            writer.write(row)
+    return path
+
+
+def test_compare_command_writes_figure_and_table(tmp_path, capsys):
+    rows_a = table("mono", mono) + table("mono", mono, perturbation="gaussian_noise")
+    rows_a += table("mono", lambda level: 3.0, metric="perplexity_en")
+    rows_b = table("bi", bi) + table("bi", lambda level: 2.0 + 5.0 * level, perturbation="gaussian_noise")
+    rows_b += table("bi", lambda level: 9.0, metric="perplexity_en")
+    a, b = write_csv(tmp_path / "a.csv", rows_a), write_csv(tmp_path / "b.csv", rows_b)
+
+    compare_main([str(a), str(b), "--out", str(tmp_path / "out"), "--n-boot", "200"])
+
+    printed = capsys.readouterr().out
+    assert "random_deletion / bits_per_byte_en: bi overtakes mono at 0.15" in printed
+    assert "gaussian_noise / bits_per_byte_en: none in the grid" in printed
+    assert (tmp_path / "out" / "compare_bits_per_byte_en.png").stat().st_size > 10_000
+    with (tmp_path / "out" / "crossover.csv").open() as file:
+        results = {row["perturbation"]: row for row in csv.DictReader(file)}
+    assert set(results) == {"random_deletion", "gaussian_noise"}  # bits per byte only, by default
+    assert float(results["random_deletion"]["level"]) == pytest.approx(0.15)
+    assert results["gaussian_noise"]["status"] == "none"
+
+
+def test_compare_command_errors_are_one_line(tmp_path):
+    a = write_csv(tmp_path / "a.csv", table("mono", mono))
+    done = subprocess.run(
+        [sys.executable, "-m", "robustness.compare", str(a), str(tmp_path / "missing.csv"), "--out", str(tmp_path)],
+        cwd=ROOT, env={**OFFLINE_ENV, "PATH": ""}, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [f"error: table_b={str(tmp_path / 'missing.csv')!r}: no such file"]
