@@ -28,6 +28,7 @@ from robustness import ConfigError, SweepCsvWriter, SweepGrid, SweepRow, run_swe
 from robustness.errors import check_choice, check_int
 from robustness.io import write_summary_csv
 from robustness.plots import plot_sweep
+from robustness.resume import resumable_rows, sweep_fingerprint
 from robustness.stats import LevelSummary
 from robustness.sweep import CSV_COLUMNS
 
@@ -113,21 +114,27 @@ class PerturbationSweep(L.Callback):
             self.sweep(trainer, pl_module, stage="test", split="test")
 
     def sweep(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str, split: Split) -> list[SweepRow]:
-        """Run every grid on every subject; returns the rows (identical on every rank)."""
+        """Run every grid on every subject; returns the rows (identical on every rank).
+
+        Trials already in this sweep's CSV (an interrupted earlier run of the same sweep: same
+        weights, grids and seed) are reused, so every rank skips the same trials.
+        """
         epoch = _completed_epoch(trainer, stage)
         subjects = pl_module.robustness_subjects(self._eval_batches(trainer, split))
-        out_dir = Path(trainer.default_root_dir) / "robustness"
-        stem = f"sweep_{stage}_epoch{epoch:03d}"
-        writer = SweepCsvWriter(out_dir / f"{stem}.csv") if trainer.is_global_zero else None
+        for subject in subjects:
+            if self.targets is not None:
+                subject.targets = self.targets
+        path = Path(trainer.default_root_dir) / "robustness" / f"sweep_{stage}_epoch{epoch:03d}.csv"
+        fingerprint = sweep_fingerprint(subjects, self.grids, self.seed)
+        completed = trainer.strategy.broadcast(resumable_rows(path, fingerprint) if trainer.is_global_zero else None)
+        writer = SweepCsvWriter(path) if trainer.is_global_zero else None
         was_training = pl_module.training
         pl_module.eval()
         rows: list[SweepRow] = []
         try:
             for subject in subjects:
-                if self.targets is not None:
-                    subject.targets = self.targets
                 rows += run_sweep(
-                    subject, self.grids, self.seed, stage=stage, epoch=epoch,
+                    subject, self.grids, self.seed, stage=stage, epoch=epoch, completed=completed,
                     on_trial=writer.write if writer else None,
                     progress=self.progress and trainer.is_global_zero,
                 )  # fmt: skip
@@ -136,7 +143,7 @@ class PerturbationSweep(L.Callback):
             if writer:
                 writer.close()
         if trainer.is_global_zero:
-            self._report(trainer, rows, out_dir, stem, stage)
+            self._report(trainer, rows, path.parent, path.stem, stage)
         return rows
 
     def _report(self, trainer: L.Trainer, rows: list[SweepRow], out_dir: Path, stem: str, stage: str) -> None:

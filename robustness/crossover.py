@@ -24,14 +24,10 @@ from typing import Literal
 import numpy as np
 
 from robustness.errors import ConfigError
+from robustness.metrics import Direction, metric_direction
 from robustness.sweep import SweepRow
 
-Direction = Literal["lower", "higher"]
 Status = Literal["crossing", "none", "b_better_from_start"]
-
-LOWER_IS_BETTER = ("perplexity", "bits_per_byte", "bpb", "loss", "mse", "nll", "error")
-HIGHER_IS_BETTER = ("accuracy", "acc", "f1", "mcc", "matthews", "auc", "r2", "pearson", "spearman")
-
 
 @dataclass(frozen=True)
 class CrossOver:
@@ -74,14 +70,12 @@ class CrossOver:
         )
 
 
-def metric_direction(metric: str) -> Direction:
+def known_direction(metric: str) -> Direction:
     """``lower`` or ``higher`` is better, from the metric's name; ``ConfigError`` when it cannot tell."""
-    name = metric.lower()
-    if any(word in name for word in LOWER_IS_BETTER):
-        return "lower"
-    if any(word in name for word in HIGHER_IS_BETTER):
-        return "higher"
-    raise ConfigError("direction", metric, "cannot tell from the metric name whether lower or higher is better")
+    direction = metric_direction(metric)
+    if direction is None:
+        raise ConfigError("direction", metric, "cannot tell from the metric name whether lower or higher is better")
+    return direction
 
 
 def crossover_level(levels: Sequence[float], advantage: Sequence[float]) -> tuple[Status, float | None]:
@@ -107,7 +101,7 @@ def find_crossover(
     seed: int = 0,
 ) -> CrossOver:
     """Cross-over of B over A for one perturbation and metric (see the module docstring)."""
-    direction = direction or metric_direction(metric)
+    direction = direction or known_direction(metric)
     if direction not in ("lower", "higher"):
         raise ConfigError("direction", direction, "must be 'lower' or 'higher'")
     table_a, model_a = _trial_table(rows_a, perturbation, metric, "A")

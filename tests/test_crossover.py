@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from robustness.compare import main as compare_main
-from robustness.crossover import crossover_level, find_crossover, metric_direction
+from robustness.crossover import crossover_level, find_crossover, known_direction
 from robustness.errors import ConfigError
 from robustness.io import SweepCsvWriter
 from robustness.seeding import trial_seed
@@ -89,10 +89,10 @@ def test_no_crossover_is_reported_as_none_in_the_grid():
 
 
 def test_higher_is_better_metrics_and_override():
-    assert metric_direction("accuracy_sst2") == "higher" and metric_direction("mcc") == "higher"
-    assert metric_direction("perplexity_el") == "lower" and metric_direction("mse") == "lower"
+    assert known_direction("accuracy_sst2") == "higher" and known_direction("mcc") == "higher"
+    assert known_direction("perplexity_el") == "lower" and known_direction("mse") == "lower"
     with pytest.raises(ConfigError):
-        metric_direction("score")
+        known_direction("score")
     accuracy_a = table("mono", lambda level: 0.9 - level, metric="score")
     accuracy_b = table("bi", lambda level: 0.8 - 0.5 * level, metric="score")
     result = find_crossover(accuracy_a, accuracy_b, "random_deletion", "score", direction="higher")
@@ -112,8 +112,7 @@ def test_different_grids_and_duplicate_rows_are_errors():
 
 def write_csv(path, rows):
     with SweepCsvWriter(path) as writer:
-        for row in rows:
-            writer.write(row)
+        writer.write(rows)
     return path
 
 

@@ -9,7 +9,7 @@ from conftest import ROOT
 from torch import nn
 
 from robustness import SweepGrid, SweepSubject, read_sweep_csv, run_sweep, summarize
-from robustness.metrics import higher_is_better, worst_value
+from robustness.metrics import metric_direction, worst_value
 from robustness.plots import plot_sweep
 
 
@@ -24,9 +24,11 @@ def test_nan_is_recorded_as_the_metrics_worst_value():
 
 
 def test_metric_directions():
-    assert not higher_is_better("perplexity_en") and not higher_is_better("bits_per_byte_el")
-    assert higher_is_better("val/accuracy") and higher_is_better("matthews_corrcoef") and higher_is_better("f1")
-    assert worst_value("mse") == math.inf and worst_value("mcc") == -1.0
+    assert metric_direction("perplexity_en") == metric_direction("bits_per_byte_el") == "lower"
+    for score in ("val/accuracy", "matthews_corrcoef", "binaryf1score", "multiclassaccuracy"):
+        assert metric_direction(score) == "higher"
+    assert metric_direction("weirdness") is None and math.isnan(worst_value("weirdness"))
+    assert worst_value("mse") == math.inf and worst_value("mcc") == -1.0 and worst_value("accuracy") == 0.0
 
 
 def test_inf_levels_are_marked_in_summary_and_plot(tmp_path):

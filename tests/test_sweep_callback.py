@@ -126,3 +126,21 @@ def test_run_py_test_sweeps_a_checkpoint(tmp_path):
         (r.model, r.perturbation, r.level, r.trial, r.value) for r in fit_rows
     ]  # the fit-end sweep used the test split too: same models, same seeds, same numbers
     assert {r.stage for r in test_rows} == {"test"}
+    sweep_csv = test_dir / "robustness" / "sweep_test_epoch000.csv"
+    before = sweep_csv.read_bytes()
+    main(["test", "--config", config, f"--trainer.default_root_dir={test_dir}", f"--ckpt_path={checkpoint}", *common])
+    assert sweep_csv.read_bytes() == before  # the same sweep again: every trial reused, none duplicated
+
+
+def test_a_different_model_never_reuses_an_old_sweep_file(tmp_path):
+    """Same output directory, other weights: the old CSV is moved aside, not mixed in or deleted."""
+    from run import main
+
+    config = str(ROOT / "configs/linear/digits.yaml")
+    for ridge in ("1.0", "5.0"):
+        main(["fit", "--config", config, f"--trainer.default_root_dir={tmp_path}", "--trainer.logger=false",
+              "--data.init_args.task_grid=[2]", f"--model.init_args.ridge={ridge}"])  # fmt: skip
+    robustness = tmp_path / "robustness"
+    old, new = robustness / "sweep_fit_epoch000.csv.stale-1", robustness / "sweep_fit_epoch000.csv"
+    assert old.exists() and new.exists()
+    assert read_sweep_csv(old) != read_sweep_csv(new) and len(read_sweep_csv(old)) == len(read_sweep_csv(new))

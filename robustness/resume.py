@@ -1,0 +1,55 @@
+"""Resume a sweep from its CSV — only when the file belongs to the very same sweep.
+
+A sweep's fingerprint hashes its grids, base seed, subject names and the bytes of every targeted
+tensor. It is stored next to the CSV (``<csv>.fingerprint``). Re-running a sweep with the same
+fingerprint reuses the finished trials; a CSV with another or no fingerprint (other weights,
+other grid) is moved aside to ``<csv>.stale-<n>`` — never silently mixed in, never deleted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from robustness.io import read_sweep_csv
+from robustness.sweep import SweepGrid, SweepRow, SweepSubject
+from robustness.targets import select_targets
+
+
+def sweep_fingerprint(subjects: Sequence[SweepSubject], grids: Sequence[SweepGrid], seed: int) -> str:
+    """A hex digest identifying (grids, seed, subjects and their targeted weights)."""
+    digest = hashlib.sha256(
+        repr((seed, [(g.perturbation, g.levels, g.trials, sorted(g.options.items())) for g in grids])).encode()
+    )
+    for subject in subjects:
+        digest.update(subject.name.encode())
+        for name, tensor in select_targets(subject.module, subject.targets).items():
+            digest.update(name.encode())
+            digest.update(tensor.detach().contiguous().cpu().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def resumable_rows(csv_path: str | Path, fingerprint: str) -> list[SweepRow]:
+    """Finished rows of this sweep in ``csv_path`` (empty if none); records ``fingerprint`` for later runs."""
+    csv_path = Path(csv_path)
+    marker = csv_path.with_name(csv_path.name + ".fingerprint")
+    if csv_path.exists():
+        if marker.exists() and marker.read_text().strip() == fingerprint:
+            return read_sweep_csv(csv_path)
+        stale = _free_name(csv_path)
+        csv_path.rename(stale)
+        warnings.warn(f"{csv_path} came from another sweep (other weights or grid); moved it to {stale}", stacklevel=2)
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(fingerprint + "\n")
+    return []
+
+
+def _free_name(path: Path) -> Path:
+    number = 1
+    while path.with_name(f"{path.name}.stale-{number}").exists():
+        number += 1
+    return path.with_name(f"{path.name}.stale-{number}")
