@@ -1,0 +1,305 @@
+"""The paper's Table 2 and Figure 6 from the sweep CSVs of several GLUE tasks × {mono, bi}.
+
+    python -m lightning_modules.glue_report runs/glue/*/robustness/sweep_test_epoch*.csv --out reports/glue
+
+Every CSV row's ``model`` is ``<name>-<pretraining>-<task>`` (``GPT2GlueClassifier`` names its
+sweeps ``gpt2-mono-sst2``, ``gpt2-bi-sst2``, ...). For each perturbation in the CSVs it writes a
+table — rows = level, columns = task × pretraining, cells = mean ± 95% CI half-width over the
+trials of the task's metric (Matthews correlation for CoLA, accuracy elsewhere) — as
+``glue_<perturbation>.md`` and ``.csv`` (mean, ci_low, ci_high, n per column), plus
+``glue_figure.png`` (one panel per perturbation × task, one curve per pretraining with its CI
+band), and logs tables and figure to a W&B run (offline by itself without credentials).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from datamodules.glue_tasks import GLUE_TASKS, GlueTask
+from robustness.errors import ConfigError
+from robustness.io import read_sweep_csv
+from robustness.plots import LEVEL_LABELS
+from robustness.stats import LevelSummary, summarize
+from robustness.sweep import SweepRow
+
+#: Perturbations in the paper's order; any other comes after them.
+PERTURBATION_ORDER = ("random_deletion", "gaussian_noise", "magnitude_pruning")
+TITLES = {
+    "random_deletion": "Random deletion of the attention weights (probability p)",
+    "gaussian_noise": "Gaussian noise added to the attention weights (std σ)",
+    "magnitude_pruning": "Magnitude pruning of the attention weights (fraction p)",
+}
+METRIC_NAMES = {"mcc": "Matthews correlation", "accuracy": "accuracy", "f1": "F1"}
+
+
+@dataclass(frozen=True)
+class GlueColumn:
+    """One column of the table: a fine-tuned model (``task`` × ``pretraining``)."""
+
+    model: str
+    task: GlueTask
+    pretraining: str
+    num_tasks: int | None
+
+    @property
+    def header(self) -> str:
+        return f"{self.task.display_name} {self.pretraining}"
+
+    @property
+    def key(self) -> str:
+        return f"{self.task.name}_{self.pretraining}_{self.task.main_metric}"
+
+
+@dataclass(frozen=True)
+class GlueTable:
+    """One perturbation: ``cells[(level, model)]`` summarises the trials of that model at that level."""
+
+    perturbation: str
+    levels: list[float]
+    columns: list[GlueColumn]
+    cells: dict[tuple[float, str], LevelSummary]
+
+    def csv_header(self) -> list[str]:
+        return ["level"] + [f"{c.key}_{stat}" for c in self.columns for stat in ("mean", "ci_low", "ci_high", "n")]
+
+    def csv_rows(self) -> list[list[float | int | None]]:
+        """Numbers of the CSV (and W&B table): one row per level, ``None`` where a model lacks the level."""
+        rows = []
+        for level in self.levels:
+            row: list[float | int | None] = [level]
+            for column in self.columns:
+                cell = self.cells.get((level, column.model))
+                row += [cell.mean, cell.ci_low, cell.ci_high, cell.n] if cell else [None] * 4
+            rows.append(row)
+        return rows
+
+
+def parse_model_name(name: str) -> tuple[str, GlueTask]:
+    """``(pretraining, task)`` of a model named ``<name>-<pretraining>-<task>``."""
+    parts = name.rsplit("-", 2)
+    if len(parts) != 3 or not parts[1] or parts[2] not in GLUE_TASKS:
+        raise ConfigError(
+            "model", name, f"is not named <name>-<pretraining>-<task> with a GLUE task ({', '.join(GLUE_TASKS)})"
+        )
+    return parts[1], GLUE_TASKS[parts[2]]
+
+
+def read_glue_sweeps(paths: Sequence[str | Path]) -> list[SweepRow]:
+    """Rows of every CSV; a (model, perturbation, level, trial, metric) met twice is an error."""
+    seen: dict[tuple, str] = {}
+    rows: list[SweepRow] = []
+    for path in paths:
+        if not Path(path).is_file():
+            raise ConfigError("csv", str(path), "no such file")
+        try:
+            file_rows = read_sweep_csv(path)
+        except (ValueError, KeyError) as err:
+            raise ConfigError("csv", str(path), str(err).splitlines()[0]) from None
+        for row in file_rows:
+            try:
+                parse_model_name(row.model)
+            except ConfigError as err:
+                raise ConfigError("csv", str(path), f"model {row.model!r} {err.reason}") from None
+            key = (row.model, row.perturbation, row.level, row.trial, row.metric)
+            if key in seen:
+                raise ConfigError(
+                    "csv", str(path),
+                    f"repeats {row.model} {row.perturbation} level {row.level:g} trial {row.trial} already read "
+                    f"from {seen[key]}: give each run's sweep once",
+                )  # fmt: skip
+            seen[key] = str(path)
+            rows.append(row)
+    if not rows:
+        raise ConfigError("csv", [str(p) for p in paths], "no sweep rows")
+    return rows
+
+
+def build_tables(rows: Iterable[SweepRow]) -> list[GlueTable]:
+    """One table per perturbation with each model's main metric (MCC for CoLA, accuracy elsewhere)."""
+    summaries = summarize(rows)
+    wanted = [s for s in summaries if s.metric == parse_model_name(s.model)[1].main_metric]
+    columns: dict[str, GlueColumn] = {}
+    for s in wanted:
+        pretraining, task = parse_model_name(s.model)
+        columns.setdefault(s.model, GlueColumn(s.model, task, pretraining, s.num_tasks))
+    missing = sorted({s.model for s in summaries} - set(columns))
+    if missing:
+        raise ConfigError(
+            "csv", missing, "these models have no rows of their task's metric (mcc for CoLA, else accuracy)"
+        )
+    order = list(GLUE_TASKS)
+    ordered = sorted(
+        columns.values(), key=lambda c: (order.index(c.task.name), c.num_tasks or 0, c.pretraining, c.model)
+    )
+    perturbations = sorted(
+        {s.perturbation for s in wanted},
+        key=lambda p: (PERTURBATION_ORDER.index(p) if p in PERTURBATION_ORDER else len(PERTURBATION_ORDER), p),
+    )
+    tables = []
+    for perturbation in perturbations:
+        cells = {(s.level, s.model): s for s in wanted if s.perturbation == perturbation}
+        present = {model for _, model in cells}
+        tables.append(
+            GlueTable(
+                perturbation=perturbation,
+                levels=sorted({level for level, _ in cells}),
+                columns=[c for c in ordered if c.model in present],
+                cells=cells,
+            )
+        )
+    return tables
+
+
+def table_markdown(table: GlueTable) -> str:
+    """The table in Markdown: a caption line, then rows = level, columns = task × pretraining."""
+    metrics = sorted({c.task.main_metric for c in table.columns}, key=list(METRIC_NAMES).index)
+    by_metric = "; ".join(
+        f"{METRIC_NAMES[m]}: {', '.join(t.display_name for t in _unique_tasks(table.columns, m))}" for m in metrics
+    )
+    trials = sorted({cell.n for cell in table.cells.values()})
+    counted = f"{trials[-1]} trials per level"
+    if len(trials) > 1:
+        counted += f" ({trials[0]} where it is deterministic)"
+    caption = (
+        f"**{TITLES.get(table.perturbation, table.perturbation)}.** Mean ± 95% CI half-width (Student t) "
+        f"over {counted}; {by_metric}."
+    )
+    header = ["level"] + [c.header for c in table.columns]
+    lines = [caption, "", _markdown_row(header), _markdown_row(["---"] + ["---:"] * len(table.columns))]
+    for level in table.levels:
+        cells = [_format_cell(table.cells.get((level, c.model))) for c in table.columns]
+        lines.append(_markdown_row([format_level(level), *cells]))
+    return "\n".join(lines) + "\n"
+
+
+def write_table_csv(table: GlueTable, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file)
+        writer.writerow(table.csv_header())
+        writer.writerows([["" if v is None else v for v in row] for row in table.csv_rows()])
+    return path
+
+
+def plot_panels(tables: Sequence[GlueTable], path: str | Path) -> Path:
+    """Figure 6 style: rows = perturbations, columns = tasks, one curve (with CI band) per pretraining."""
+    tasks = sorted({c.task.name for t in tables for c in t.columns}, key=list(GLUE_TASKS).index)
+    pretrainings = list(dict.fromkeys(c.pretraining for t in tables for c in t.columns))
+    colors = {p: f"C{i}" for i, p in enumerate(pretrainings)}
+    fig = Figure(figsize=(3.4 * len(tasks), 2.9 * len(tables)), layout="constrained")
+    axes = fig.subplots(len(tables), len(tasks), squeeze=False)
+    for row, table in enumerate(tables):
+        for col, task in enumerate(tasks):
+            ax = axes[row][col]
+            for column in (c for c in table.columns if c.task.name == task):
+                points = [table.cells[(lv, column.model)] for lv in table.levels if (lv, column.model) in table.cells]
+                levels = [p.level for p in points]
+                ax.plot(levels, [p.mean for p in points], marker=".", color=colors[column.pretraining],
+                        label=column.pretraining)  # fmt: skip
+                ax.fill_between(levels, [p.ci_low for p in points], [p.ci_high for p in points],
+                                color=colors[column.pretraining], alpha=0.2)  # fmt: skip
+            ax.set_title(f"{GLUE_TASKS[task].display_name} · {table.perturbation.replace('_', ' ')}")
+            ax.set_xlabel(LEVEL_LABELS.get(table.perturbation, table.perturbation))
+            ax.set_ylabel(METRIC_NAMES[GLUE_TASKS[task].main_metric])
+            ax.grid(alpha=0.3)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right upper", title="pretraining")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    return path
+
+
+def write_report(tables: Sequence[GlueTable], out: str | Path) -> dict[str, Path]:
+    """``glue_<perturbation>.{md,csv}`` per table and ``glue_figure.png`` under ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {}
+    for table in tables:
+        markdown = out / f"glue_{table.perturbation}.md"
+        markdown.write_text(table_markdown(table), encoding="utf-8")
+        files[f"{table.perturbation}.md"] = markdown
+        files[f"{table.perturbation}.csv"] = write_table_csv(table, out / f"glue_{table.perturbation}.csv")
+    files["figure"] = plot_panels(tables, out / "glue_figure.png")
+    return files
+
+
+def log_to_wandb(tables: Sequence[GlueTable], figure: Path, project: str, name: str | None, save_dir: Path) -> str:
+    """Log each table (``glue/<perturbation>/table``, plus its Markdown) and the figure to a new W&B run.
+
+    Without W&B credentials the run is offline (``wandb sync`` uploads it later). Returns the run's directory.
+    """
+    import wandb
+
+    save_dir.mkdir(parents=True, exist_ok=True)
+    settings = {"project": project, "name": name, "dir": str(save_dir), "job_type": "glue-report"}
+    try:
+        run = wandb.init(**settings)
+    except wandb.errors.UsageError:
+        run = wandb.init(**settings, mode="offline")
+        print(f"W&B: no credentials found, logged offline. Upload later with: wandb sync {Path(run.dir).parent}",
+              file=sys.stderr)  # fmt: skip
+    try:
+        payload: dict[str, object] = {"glue/figure": wandb.Image(str(figure))}
+        for table in tables:
+            payload[f"glue/{table.perturbation}/table"] = wandb.Table(columns=table.csv_header(), data=table.csv_rows())
+            payload[f"glue/{table.perturbation}/markdown"] = wandb.Html(f"<pre>{table_markdown(table)}</pre>")
+        run.log(payload)
+        return str(Path(run.dir).parent)
+    finally:
+        run.finish()
+
+
+def format_level(level: float) -> str:
+    return f"{level:.2f}" if round(level, 2) == level else f"{level:g}"
+
+
+def _format_cell(cell: LevelSummary | None) -> str:
+    if cell is None:
+        return "–"
+    if not math.isfinite(cell.mean):
+        return f"{cell.mean} ({cell.n_nonfinite} non-finite)"
+    return f"{cell.mean:.3f} ± {(cell.ci_high - cell.ci_low) / 2:.3f}"
+
+
+def _markdown_row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _unique_tasks(columns: Sequence[GlueColumn], metric: str) -> list[GlueTask]:
+    return list({c.task.name: c.task for c in columns if c.task.main_metric == metric}.values())
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("csv", nargs="+", help="sweep CSVs (robustness/sweep_<stage>_epoch<E>.csv), each run once")
+    parser.add_argument("--out", default="reports/glue", help="output directory (default: reports/glue)")
+    parser.add_argument("--wandb-project", default="cognitive-reserve", help="W&B project of the report run")
+    parser.add_argument("--wandb-name", default="glue-table2", help="W&B run name")
+    parser.add_argument("--no-wandb", action="store_true", help="write the files only")
+    args = parser.parse_args(argv)
+    try:
+        tables = build_tables(read_glue_sweeps(args.csv))
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    files = write_report(tables, args.out)
+    for table in tables:
+        print(table_markdown(table))
+    print("\n".join(f"wrote {path}" for path in files.values()))
+    if not args.no_wandb:
+        run_dir = log_to_wandb(tables, files["figure"], args.wandb_project, args.wandb_name, Path(args.out))
+        print(f"W&B run: {run_dir}")
+
+
+if __name__ == "__main__":
+    main()

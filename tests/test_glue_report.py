@@ -1,0 +1,176 @@
+"""The Table-2 command: synthetic sweep CSVs of tasks × {mono, bi} → Markdown / CSV numbers, figure, offline W&B run."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+from wandb_offline import find_runs, read_run
+
+from lightning_modules.glue_report import main
+from robustness import SweepCsvWriter, SweepRow
+
+LEVELS = {"random_deletion": [0.0, 0.05, 0.1], "gaussian_noise": [0.0, 0.01]}
+MODELS = {  # model name: (num_tasks, metrics in its CSV)
+    "gpt2-mono-cola": (1, ["mcc"]),
+    "gpt2-bi-cola": (2, ["mcc"]),
+    "gpt2-mono-mrpc": (1, ["accuracy", "f1"]),
+    "gpt2-bi-mrpc": (2, ["accuracy", "f1"]),
+}
+TRIALS = 4
+
+
+def value(model: str, perturbation: str, level: float, trial: int, metric: str) -> float:
+    """A known, distinct number for every cell and trial (f1 far from accuracy, so a mix-up shows)."""
+    base = {"mcc": 0.4, "accuracy": 0.8, "f1": 0.1}[metric] + (0.01 if "-bi-" in model else 0.0)
+    slope = 0.5 if "-mono-" in model else 0.3
+    return base - slope * level + (0.0 if level == 0 else 0.004 * trial * (1 + 10 * level))
+
+
+def trials(level: float) -> int:
+    return 1 if level == 0 else TRIALS
+
+
+@pytest.fixture(scope="module")
+def sweep_csvs(tmp_path_factory):
+    """One CSV per fine-tuned model, like runs/glue/<task>-<mono|bi>/robustness/sweep_test_epoch000.csv."""
+    root = tmp_path_factory.mktemp("sweeps")
+    paths = []
+    for model, (num_tasks, metrics) in MODELS.items():
+        path = root / model / "sweep_test_epoch000.csv"
+        with SweepCsvWriter(path) as writer:
+            for perturbation, levels in LEVELS.items():
+                for level in levels:
+                    for trial in range(trials(level)):
+                        for metric in metrics:
+                            measured = value(model, perturbation, level, trial, metric)
+                            row = (model, num_tasks, perturbation, level, trial, 1000 + trial, metric, measured)
+                            writer.write(SweepRow(*row, expected=None, stage="test", epoch=0))
+        paths.append(path)
+    return paths
+
+
+def by_hand(model: str, perturbation: str, level: float, metric: str) -> tuple[float, float]:
+    """Mean and 95% Student-t half-width of the trials."""
+    values = np.array([value(model, perturbation, level, t, metric) for t in range(trials(level))])
+    if len(values) == 1:
+        return float(values[0]), 0.0
+    half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
+    return float(values.mean()), float(half)
+
+
+@pytest.fixture(scope="module")
+def report(sweep_csvs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    main([*map(str, sweep_csvs), "--out", str(out)])
+    return out
+
+
+def test_markdown_table_has_levels_as_rows_and_task_by_pretraining_columns(report):
+    lines = (report / "glue_random_deletion.md").read_text().splitlines()
+    assert lines[0].startswith(
+        "**Random deletion of the attention weights (probability p).** Mean ± 95% CI half-width (Student t) over "
+        "4 trials per level (1 where it is deterministic);"
+    )
+    assert "Matthews correlation: CoLA" in lines[0] and "accuracy: MRPC" in lines[0]
+    header = [cell.strip() for cell in lines[2].strip("|").split("|")]
+    assert header == ["level", "CoLA mono", "CoLA bi", "MRPC mono", "MRPC bi"]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[4:]]
+    assert [row[0] for row in rows] == ["0.00", "0.05", "0.10"]
+    columns = [("gpt2-mono-cola", "mcc"), ("gpt2-bi-cola", "mcc"), ("gpt2-mono-mrpc", "accuracy"),
+               ("gpt2-bi-mrpc", "accuracy")]  # fmt: skip
+    for row, level in zip(rows, LEVELS["random_deletion"], strict=True):
+        for cell, (model, metric) in zip(row[1:], columns, strict=True):
+            mean, half = by_hand(model, "random_deletion", level, metric)
+            assert cell == f"{mean:.3f} ± {half:.3f}", (model, level)
+    assert (report / "glue_gaussian_noise.md").read_text().splitlines()[0].startswith("**Gaussian noise")
+
+
+def test_csv_table_holds_mean_and_ci_of_each_column(report):
+    with (report / "glue_gaussian_noise.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    assert [float(r["level"]) for r in rows] == LEVELS["gaussian_noise"]
+    assert list(rows[0]) == ["level"] + [
+        f"{task}_{p}_{metric}_{stat}"
+        for task, metric in (("cola", "mcc"), ("mrpc", "accuracy"))
+        for p in ("mono", "bi")
+        for stat in ("mean", "ci_low", "ci_high", "n")
+    ]  # fmt: skip
+    for row in rows:
+        level = float(row["level"])
+        mean, half = by_hand("gpt2-bi-mrpc", "gaussian_noise", level, "accuracy")
+        assert float(row["mrpc_bi_accuracy_mean"]) == pytest.approx(mean, abs=1e-12)
+        assert float(row["mrpc_bi_accuracy_ci_high"]) - mean == pytest.approx(half, abs=1e-12)
+        assert int(row["mrpc_bi_accuracy_n"]) == trials(level)
+
+
+def test_figure_is_a_png_with_one_panel_per_perturbation_and_task(report):
+    assert (report / "glue_figure.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def offline_runs(root):
+    return [path for path in find_runs(root) if path.parent.name.startswith("offline-run-")]  # not latest-run/
+
+
+def test_tables_and_figure_are_logged_to_an_offline_wandb_run(report):
+    (run_file,) = offline_runs(report)
+    (logged,) = [row for row in read_run(run_file).history if "glue/random_deletion/table/path" in row]
+    assert logged["glue/figure/_type"] == "image-file"
+    assert logged["glue/random_deletion/table/_type"] == "table-file"
+    table = json.loads((run_file.parent / "files" / logged["glue/random_deletion/table/path"]).read_text())
+    with (report / "glue_random_deletion.csv").open() as file:
+        written = list(csv.reader(file))
+    assert table["columns"] == written[0]
+    assert [[float(x) for x in row] for row in table["data"]] == [[float(x) for x in row] for row in written[1:]]
+    assert logged["glue/gaussian_noise/table/_type"] == "table-file"
+    assert logged["glue/gaussian_noise/markdown/_type"] == "html-file"
+
+
+@pytest.fixture
+def fresh_wandb():
+    """wandb keeps its settings (e.g. WANDB_MODE) in a process-wide singleton: reset it, as a new process would."""
+    import wandb
+
+    wandb.teardown()
+    yield
+    wandb.teardown()
+
+
+def test_without_wandb_credentials_the_report_goes_offline(sweep_csvs, tmp_path, monkeypatch, capsys, fresh_wandb):
+    for name in ("WANDB_MODE", "WANDB_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
+    main([str(p) for p in sweep_csvs[:2]] + ["--out", str(tmp_path / "out")])
+    assert "Upload later with: wandb sync" in capsys.readouterr().err
+    assert len(offline_runs(tmp_path / "out")) == 1
+
+
+BAD = {
+    "same run twice": (lambda paths, tmp: [paths[0], paths[0]], "error: csv='{0}': repeats gpt2-mono-cola"),
+    "model not named <name>-<pretraining>-<task>": (
+        lambda paths, tmp: [write_one(tmp, "gpt2-monolingual")],
+        "error: csv='{0}': model 'gpt2-monolingual' is not named <name>-<pretraining>-<task> with a GLUE task"),
+    "no file": (lambda paths, tmp: [tmp / "none.csv"], "error: csv='{0}': no such file"),
+}  # fmt: skip
+
+
+def write_one(tmp, model):
+    path = tmp / "one.csv"
+    with SweepCsvWriter(path) as writer:
+        writer.write(SweepRow(model, 1, "random_deletion", 0.0, 0, 0, "accuracy", 0.5, None, "test", 0))
+    return path
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_csvs_are_one_line_errors(case, sweep_csvs, tmp_path, capsys):
+    make, expected = BAD[case]
+    paths = make(sweep_csvs, tmp_path)
+    with pytest.raises(SystemExit) as info:
+        main([*map(str, paths), "--out", str(tmp_path / "out"), "--no-wandb"])
+    assert info.value.code == 2
+    assert capsys.readouterr().err.strip().startswith(expected.format(*map(str, paths)))
+    assert not (tmp_path / "out").exists()
