@@ -1,6 +1,16 @@
 """One LightningModule per model family, plus the sweep hook they share."""
 
+from lightning_modules.gpt2_glue import GPT2GlueClassifier
+from lightning_modules.gpt2_lm import GPT2LanguageModel, load_lm_checkpoint
 from lightning_modules.linear import LinearMultitaskRegression, LinearRepresentation
 from lightning_modules.sweepable import Sweepable, SweepableMixin
 
-__all__ = ["LinearMultitaskRegression", "LinearRepresentation", "Sweepable", "SweepableMixin"]
+__all__ = [
+    "GPT2GlueClassifier",
+    "GPT2LanguageModel",
+    "LinearMultitaskRegression",
+    "LinearRepresentation",
+    "Sweepable",
+    "SweepableMixin",
+    "load_lm_checkpoint",
+]

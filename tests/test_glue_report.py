@@ -49,7 +49,7 @@ def sweep_csvs(tmp_path_factory):
                         for metric in metrics:
                             measured = value(model, perturbation, level, trial, metric)
                             row = (model, num_tasks, perturbation, level, trial, 1000 + trial, metric, measured)
-                            writer.write(SweepRow(*row, expected=None, stage="test", epoch=0))
+                            writer.write([SweepRow(*row, expected=None, stage="test", epoch=0)])
         paths.append(path)
     return paths
 
@@ -161,7 +161,7 @@ BAD = {
 def write_one(tmp, model):
     path = tmp / "one.csv"
     with SweepCsvWriter(path) as writer:
-        writer.write(SweepRow(model, 1, "random_deletion", 0.0, 0, 0, "accuracy", 0.5, None, "test", 0))
+        writer.write([SweepRow(model, 1, "random_deletion", 0.0, 0, 0, "accuracy", 0.5, None, "test", 0)])
     return path
 
 

@@ -262,7 +262,7 @@ def logged_keys(wandb_dir: Path, expected: set[str], patience_s: float = 60.0) -
     """
     deadline = time.monotonic() + patience_s
     while True:
-        logged = set().union(*(read_run(path).keys() for path in find_runs(wandb_dir)))
+        logged = set().union(*(read_run(path).logged_keys() for path in find_runs(wandb_dir)))
         if expected <= logged or time.monotonic() > deadline:
             return logged
         time.sleep(0.5)
