@@ -6,6 +6,16 @@ the sanity check). Where: ``<default_root_dir>/robustness/sweep_<stage>_epoch<E>
 written and flushed as they are measured), ``..._summary.csv`` (mean, 95% CI, closed form per
 level) and ``....png``; the same table, per-level metrics and figure go to the logger.
 
+Per-epoch sweeps (stage ``train``) also build the sensitivity-over-training view (paper Figure 4
+right): after every one, ``robustness/sensitivity_train.csv`` (every epoch so far: epoch + summary
+columns), the W&B table ``robustness/train/per_epoch/table`` and one W&B chart per (model,
+perturbation, metric) with a curve per epoch (``robustness/train/per_epoch/<model>/<perturbation>/<metric>``);
+the per-level scalars are logged with their ``epoch``. When training ends, the figures
+``sensitivity_train.png`` (one curve per epoch) and ``sensitivity_train_heatmap.png`` (epoch × level),
+also logged as ``robustness/train/per_epoch/{curves,heatmap}``. The epochs seen so far are part of the
+checkpoint, so a resumed run (``--ckpt_path last``) continues the same view; a sweep of an epoch
+that runs again (resumed, or validated twice) replaces the earlier one in it.
+
 The evaluation data is a fixed subset of the datamodule's ``split`` dataset, collated once and
 cached on the device; under DDP every rank keeps its own shard and the module's torchmetrics
 reduce across ranks, so all ranks see identical numbers. Only global rank 0 writes and logs.
@@ -29,10 +39,20 @@ from robustness.errors import check_choice, check_int
 from robustness.io import write_summary_csv
 from robustness.plots import plot_sweep
 from robustness.resume import resumable_rows, sweep_fingerprint
+from robustness.sensitivity import (
+    SENSITIVITY_COLUMNS,
+    EpochSummary,
+    panels,
+    plot_sensitivity_curves,
+    plot_sensitivity_heatmap,
+    write_sensitivity_csv,
+)
 from robustness.stats import LevelSummary
 from robustness.sweep import CSV_COLUMNS
 
 Split = Literal["train", "val", "test"]
+#: W&B key prefix of the sensitivity-over-training view.
+PER_EPOCH = "robustness/train/per_epoch"
 
 
 class PerturbationSweep(L.Callback):
@@ -78,6 +98,17 @@ class PerturbationSweep(L.Callback):
         self.targets = targets
         self.progress = progress
         self._batches: dict[str, list[Any]] = {}
+        self.per_epoch: list[EpochSummary] = []
+
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(split=self.split, every_n_epochs=self.every_n_epochs)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"per_epoch": [entry.as_record() for entry in self.per_epoch]}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.per_epoch = [EpochSummary.from_record(record) for record in state_dict.get("per_epoch", [])]
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if not hasattr(pl_module, "robustness_subjects"):
@@ -108,6 +139,8 @@ class PerturbationSweep(L.Callback):
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.at_train_end:
             self.sweep(trainer, pl_module, stage="fit", split=self.split)
+        if self.per_epoch and trainer.is_global_zero:
+            self._plot_per_epoch(trainer, Path(trainer.default_root_dir) / "robustness")
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.at_test:
@@ -143,15 +176,18 @@ class PerturbationSweep(L.Callback):
             if writer:
                 writer.close()
         if trainer.is_global_zero:
-            self._report(trainer, rows, path.parent, path.stem, stage)
+            self._report(trainer, rows, path.parent, path.stem, stage, epoch)
         return rows
 
-    def _report(self, trainer: L.Trainer, rows: list[SweepRow], out_dir: Path, stem: str, stage: str) -> None:
+    def _report(
+        self, trainer: L.Trainer, rows: list[SweepRow], out_dir: Path, stem: str, stage: str, epoch: int
+    ) -> None:
         summaries = summarize(rows)
         write_summary_csv(out_dir / f"{stem}_summary.csv", summaries)
         figure = plot_sweep(summaries, out_dir / f"{stem}.png", title=stem.replace("_", " "))
+        metrics = {**summary_metrics(summaries, prefix=f"robustness/{stage}"), "epoch": epoch}
         for logger in trainer.loggers:
-            logger.log_metrics(summary_metrics(summaries, prefix=f"robustness/{stage}"), step=trainer.global_step)
+            logger.log_metrics(metrics, step=trainer.global_step)
             if isinstance(logger, WandbLogger):
                 logger.log_table(
                     key=f"robustness/{stage}/table",
@@ -159,6 +195,32 @@ class PerturbationSweep(L.Callback):
                     data=[_table_row(r) for r in rows],
                 )
                 logger.log_image(key=f"robustness/{stage}/figure", images=[str(figure)])
+        if stage == "train":
+            earlier = [entry for entry in self.per_epoch if entry.epoch < epoch]
+            self.per_epoch = earlier + [EpochSummary(epoch, summary) for summary in summaries]
+            self._report_per_epoch(trainer, out_dir)
+
+    def _report_per_epoch(self, trainer: L.Trainer, out_dir: Path) -> None:
+        """Sensitivity over training, every epoch so far: the CSV and the W&B table and charts."""
+        write_sensitivity_csv(out_dir / "sensitivity_train.csv", self.per_epoch)
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.log_table(
+                    key=f"{PER_EPOCH}/table",
+                    columns=list(SENSITIVITY_COLUMNS),
+                    data=[list(e.as_record().values()) for e in self.per_epoch],
+                    step=trainer.global_step,
+                )
+                logger.log_metrics(per_epoch_charts(self.per_epoch, PER_EPOCH), step=trainer.global_step)
+
+    def _plot_per_epoch(self, trainer: L.Trainer, out_dir: Path) -> None:
+        """The figures of the sensitivity over training (drawn once, when training ends)."""
+        curves = plot_sensitivity_curves(self.per_epoch, out_dir / "sensitivity_train.png", "sensitivity per epoch")
+        heatmap = plot_sensitivity_heatmap(self.per_epoch, out_dir / "sensitivity_train_heatmap.png", "mean per epoch")
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.log_image(key=f"{PER_EPOCH}/curves", images=[str(curves)], step=trainer.global_step)
+                logger.log_image(key=f"{PER_EPOCH}/heatmap", images=[str(heatmap)], step=trainer.global_step)
 
     def _eval_batches(self, trainer: L.Trainer, split: Split) -> list[Any]:
         if split not in self._batches:
@@ -181,6 +243,28 @@ def parse_grids(perturbations: Mapping[str, Mapping[str, Any]]) -> list[SweepGri
         except ConfigError as err:
             raise ConfigError(f"{field}.{err.field.split('.')[-1]}", err.value, err.reason) from None
     return grids
+
+
+def per_epoch_charts(history: Sequence[EpochSummary], prefix: str) -> dict[str, Any]:
+    """One W&B line chart per (model, perturbation, metric): mean against level, one curve per epoch."""
+    import wandb
+
+    charts = {}
+    for (model, metric, perturbation), by_epoch in panels(history).items():
+        levels = sorted({s.level for cells in by_epoch.values() for s in cells})
+        curves = [{s.level: _finite_or_none(s.mean) for s in cells} for cells in by_epoch.values()]
+        charts[f"{prefix}/{model}/{perturbation}/{metric}"] = wandb.plot.line_series(
+            xs=levels,
+            ys=[[curve.get(level) for level in levels] for curve in curves],
+            keys=[f"epoch {epoch}" for epoch in by_epoch],
+            title=f"{model}: {metric} under {perturbation.replace('_', ' ')}, per epoch",
+            xname=perturbation,
+        )
+    return charts
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
 
 
 def cache_eval_batches(trainer: L.Trainer, split: Split, max_samples: int | None, seed: int) -> list[Any]:

@@ -7,6 +7,10 @@ every larger model (nested, like ``C_t ⊂ C_{t+1}`` in Theorem 2.7).
 Every model in ``task_grid`` sees the same total number of training examples: the T-task model
 takes ``train_examples // T`` examples of each of its tasks. One dataset serves all models: each
 training item carries a boolean membership row over ``task_grid``.
+
+Under DDP the training items are padded with inert ones (no membership, a task id no model has)
+to a multiple of the number of processes, so the distributed sampler never repeats a real item:
+every process sees a disjoint share and the models equal the single-process ones.
 """
 
 from __future__ import annotations
@@ -111,8 +115,10 @@ class LabelPairTasksDataModule(L.LightningDataModule):
         std = torch.where(std > 1e-8, std, torch.ones_like(std))
         prepare = self._feature_transform(mean, std)
         generator = torch.Generator().manual_seed(self.task_seed)
+        train_items = self._train_items(LabeledFeatures(prepare(train.features), train.labels), generator)
+        processes = self.trainer.world_size if self.trainer is not None else 1
         self.datasets = {
-            "train": self._train_items(LabeledFeatures(prepare(train.features), train.labels), generator),
+            "train": pad_with_inert_items(train_items, processes, inert_task=max(self.task_grid)),
             "val": self._eval_items(LabeledFeatures(prepare(val.features), val.labels)),
             "test": self._eval_items(LabeledFeatures(prepare(test.features), test.labels)),
         }
@@ -174,6 +180,21 @@ class LabelPairTasksDataModule(L.LightningDataModule):
             columns["task"].append(torch.full((len(chosen),), task))
             columns["target"].append((data.labels[chosen] == b).float())
         return TaskItems({name: torch.cat(parts) for name, parts in columns.items()})
+
+
+def pad_with_inert_items(items: TaskItems, multiple: int, inert_task: int) -> TaskItems:
+    """Append items that belong to no model (``member`` all false, ``task`` = ``inert_task``, which
+    every model's ``task < T`` filter drops) until the length is a multiple of ``multiple``."""
+    missing = -len(items) % multiple
+    if missing == 0:
+        return items
+    padded = {}
+    for name, tensor in items.tensors.items():
+        filler = torch.zeros((missing, *tensor.shape[1:]), dtype=tensor.dtype)
+        if name == "task":
+            filler.fill_(inert_task)
+        padded[name] = torch.cat([tensor, filler])
+    return TaskItems(padded)
 
 
 def label_pairs(num_classes: int, count: int, seed: int) -> list[tuple[int, int]]:
