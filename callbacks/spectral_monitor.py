@@ -89,7 +89,6 @@ class SpectralMonitor(StepMonitor):
         self.block_size = check_int("SpectralMonitor.block_size", block_size, minimum=1)
         self.tolerance = check_number("SpectralMonitor.tolerance", tolerance, low=0)
         self.max_iterations = check_int("SpectralMonitor.max_iterations", max_iterations, minimum=iterations)
-        self.split = {**GPT2_FUSED_QKV} if split is None else dict(split)
         self.strip_prefix = compile_pattern("SpectralMonitor.strip_prefix", strip_prefix)
         self.spectrum_every_n_steps = check_int("SpectralMonitor.spectrum_every_n_steps", spectrum_every_n_steps, 0)
         self.top_k = check_int("SpectralMonitor.top_k", top_k, minimum=0)
@@ -98,7 +97,10 @@ class SpectralMonitor(StepMonitor):
             raise ConfigError(
                 "SpectralMonitor.spectrum_every_n_steps", spectrum_every_n_steps, "must be >= 1 with top_k or histogram"
             )
-        self._split_patterns = {compile_pattern("SpectralMonitor.split", k): list(v) for k, v in self.split.items()}
+        self.split = {
+            compile_pattern("SpectralMonitor.split", pattern): list(parts)
+            for pattern, parts in (GPT2_FUSED_QKV if split is None else split).items()
+        }
         self.matrices: list[WeightMatrix] = []
         self._bases: dict[str, torch.Tensor] = {}
         self._spectra: dict[str, torch.Tensor] = {}
@@ -108,7 +110,7 @@ class SpectralMonitor(StepMonitor):
         return self._generate_state_key(targets=self.targets)
 
     def select(self, pl_module: L.LightningModule) -> None:
-        self.matrices = select_matrices(pl_module, self.targets, self._split_patterns, self.strip_prefix)
+        self.matrices = select_matrices(pl_module, self.targets, self.split, self.strip_prefix)
 
     def measure(self, step: int) -> dict[tuple[str, str], torch.Tensor]:
         spectrum_due = self.spectrum_every_n_steps and step % self.spectrum_every_n_steps == 0
