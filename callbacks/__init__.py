@@ -2,5 +2,7 @@
 
 from callbacks.perturbation_sweep import PerturbationSweep
 from callbacks.robustness_slope import RobustnessSlopeReport
+from callbacks.spectral_monitor import SpectralMonitor
+from callbacks.weight_norms import WeightNorms
 
-__all__ = ["PerturbationSweep", "RobustnessSlopeReport"]
+__all__ = ["PerturbationSweep", "RobustnessSlopeReport", "SpectralMonitor", "WeightNorms"]
