@@ -1,5 +1,6 @@
-"""Property-based: every field of the GPT-2, GLUE and frozen-encoder experiments rejects each invalid
-value at construction with a one-line ``ConfigError`` naming that field, and accepts each valid one.
+"""Property-based: every field of every experiment (GPT-2, GLUE, frozen-encoder and linear data and
+models, the sweep callback) rejects each invalid value at construction with a one-line
+``ConfigError`` naming that field, and accepts each valid one.
 
 Each example starts from a valid configuration (every field drawn from its valid values) and sets
 one field to an arbitrary value: valid or not, of any type. Every field of every experiment gets
@@ -28,13 +29,16 @@ from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 from transformers.activations import ACT2FN
 
+from callbacks.perturbation_sweep import PerturbationSweep
 from datamodules.cifar10 import Cifar10TasksDataModule
+from datamodules.digits import DigitsTasksDataModule
 from datamodules.glue import GlueDataModule
 from datamodules.glue_tasks import GLUE_TASKS
 from datamodules.newsgroups import NewsgroupsTasksDataModule
 from datamodules.text import TextCorpusDataModule
 from lightning_modules.gpt2_glue import GPT2GlueClassifier
 from lightning_modules.gpt2_lm import GPT2_POSITIVE_REALS, GPT2_PROBABILITIES, GPT2LanguageModel
+from lightning_modules.linear import LinearMultitaskRegression
 from robustness.errors import ConfigError
 
 #: Hypothesis examples per field (each a valid configuration with that field set to any value).
@@ -520,6 +524,43 @@ def newsgroups_fields(root: str, encoder: str) -> dict[str, Field]:
     }
 
 
+# ---- the linear experiment and the sweep callback ------------------------------------------------
+
+fraction = st.floats(0.01, 0.9)
+LINEAR_FIELDS = {
+    "k": simple(st.integers(1, 8), lambda x: is_int(x, 1)),
+    "solver": simple(st.sampled_from(["svd", "sgd"]), lambda x: type(x) is str and x in ("svd", "sgd")),
+    "ridge": simple(st.floats(1e-6, 1e3), lambda x: is_number(x, 0, low_open=True)),
+    "lr": simple(st.floats(1e-6, 1.0), lambda x: is_number(x, 0, low_open=True)),
+    "weight_decay": simple(unit, lambda x: is_number(x, 0)),
+    "init_seed": simple(st.integers(-(2**31), 2**31), is_int),
+}
+DIGITS_FIELDS = {
+    "task_grid": Field(
+        st.lists(st.integers(1, 45), min_size=1, max_size=5, unique=True),
+        lambda x, c: isinstance(x, list | tuple) and bool(x) and all(is_int(t, 1) and t <= 45 for t in x)
+        and len(set(x)) == len(x) and max(x) <= c["train_examples"],
+        st.one_of(anything, st.lists(st.integers(-2, 60), max_size=5), st.just((1, 2)), st.just("12")),
+        ("train_examples",),
+    ),
+    "train_examples": Field(st.integers(45, 2000), lambda x, c: is_int(x, max(c["task_grid"]))),
+    "val_fraction": simple(fraction, lambda x: is_number(x, 0, 0.9, low_open=True)),
+    "batch_size": simple(st.integers(1, 4096), lambda x: is_int(x, 1)),
+    "task_seed": simple(st.integers(-(2**31), 2**31), is_int),
+    "num_workers": simple(st.integers(0, 8), lambda x: is_int(x, 0)),
+    "test_fraction": simple(fraction, lambda x: is_number(x, 0, 0.9, low_open=True)),
+    "split_seed": simple(st.integers(-(2**31), 2**31), is_int),
+}
+SPLITS = ("train", "val", "test")
+SWEEP_FIELDS = {
+    "seed": simple(st.integers(-(2**31), 2**31), is_int),
+    "split": simple(st.sampled_from(SPLITS), lambda x: type(x) is str and x in SPLITS),
+    "every_n_epochs": simple(st.integers(0, 100), lambda x: is_int(x, 0)),
+    "max_eval_samples": simple(st.one_of(st.none(), st.integers(1, 10**6)), optional(lambda x: is_int(x, 1))),
+    "targets": simple(st.one_of(st.none(), PATTERNS), optional(are_patterns), WILD_PATTERNS),
+}
+
+
 # ---- every field of every experiment -------------------------------------------------------------
 
 
@@ -564,6 +605,12 @@ EXPERIMENTS = {
     "NewsgroupsTasksDataModule": Experiment(
         lambda r: newsgroups_fields(str(r.encoders.newsgroups_root), str(r.encoders.bert)),
         lambda r: partial(NewsgroupsTasksDataModule, **TASK_ARGS), "data.",
+    ),
+    "LinearMultitaskRegression": Experiment(lambda r: LINEAR_FIELDS, lambda r: LinearMultitaskRegression, "model."),
+    "DigitsTasksDataModule": Experiment(lambda r: DIGITS_FIELDS, lambda r: DigitsTasksDataModule, "data."),
+    "PerturbationSweep": Experiment(
+        lambda r: SWEEP_FIELDS, lambda r: partial(PerturbationSweep, {"gaussian_noise": {"levels": [0.1]}}),
+        "PerturbationSweep.",
     ),
 }  # fmt: skip
 PLACEHOLDERS = Resources(
