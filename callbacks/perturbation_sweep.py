@@ -49,6 +49,7 @@ from robustness.sensitivity import (
 )
 from robustness.stats import LevelSummary
 from robustness.sweep import CSV_COLUMNS
+from robustness.targets import check_name_patterns
 
 Split = Literal["train", "val", "test"]
 #: W&B key prefix of the sensitivity-over-training view.
@@ -89,6 +90,8 @@ class PerturbationSweep(L.Callback):
         check_int("PerturbationSweep.every_n_epochs", every_n_epochs, minimum=0)
         if max_eval_samples is not None:
             check_int("PerturbationSweep.max_eval_samples", max_eval_samples, minimum=1)
+        if targets is not None:
+            check_name_patterns("PerturbationSweep.targets", targets)
         self.seed = seed
         self.split = split
         self.every_n_epochs = every_n_epochs

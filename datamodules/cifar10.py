@@ -21,7 +21,7 @@ from torchvision.datasets.utils import check_integrity
 
 from datamodules.encoded_tasks import EncodedTasksDataModule, RawSplit, prefixed, require_files
 from datamodules.encoders import TorchvisionImageEncoder
-from robustness.errors import ConfigError
+from robustness.errors import ConfigError, check_bool, check_text
 
 FOLDER = CIFAR10.base_folder
 TRAIN_FILES = tuple(name for name, _ in CIFAR10.train_list)
@@ -63,6 +63,9 @@ class Cifar10TasksDataModule(EncodedTasksDataModule):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        check_text("data.root", root)
+        check_bool("data.download", download)
+        check_bool("data.check_md5", check_md5)
         try:
             self.encoder = TorchvisionImageEncoder(encoder, weights, image_size, init_seed)
         except ConfigError as err:

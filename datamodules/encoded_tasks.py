@@ -19,7 +19,7 @@ import torch
 from datamodules.encoders import FrozenEncoder
 from datamodules.feature_cache import FeatureCache, best_device, cached_features, data_fingerprint
 from datamodules.label_pairs import LabeledFeatures, LabelPairTasksDataModule
-from robustness.errors import ConfigError
+from robustness.errors import ConfigError, check_bool, check_int, check_text
 
 SPLITS = ("train", "test")
 
@@ -66,12 +66,18 @@ class EncodedTasksDataModule(LabelPairTasksDataModule):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if encode_batch_size < 1:
-            raise ConfigError("data.encode_batch_size", encode_batch_size, "must be >= 1")
-        if max_per_class is not None and max_per_class < 1:
-            raise ConfigError("data.max_per_class", max_per_class, "must be >= 1 or null")
+        if cache_dir is not None:
+            check_text("data.cache_dir", cache_dir)
+        check_int("data.encode_batch_size", encode_batch_size, minimum=1)
+        if max_per_class is not None:
+            check_int("data.max_per_class", max_per_class, minimum=1)
+        check_int("data.subset_seed", subset_seed)
+        check_bool("data.progress", progress)
         self.encode_device = _device(device)
-        self.cache = FeatureCache(cache_dir if cache_dir is not None else default_cache_dir())
+        try:
+            self.cache = FeatureCache(cache_dir if cache_dir is not None else default_cache_dir())
+        except RuntimeError as err:  # "~user" of a user that does not exist
+            raise ConfigError("data.cache_dir", cache_dir, f"cannot expand its '~' ({err})") from None
         self.encode_batch_size = encode_batch_size
         self.max_per_class = max_per_class
         self.subset_seed = subset_seed
@@ -135,6 +141,7 @@ class EncodedTasksDataModule(LabelPairTasksDataModule):
 def _device(name: str | None) -> torch.device:
     if name is None:
         return best_device()
+    check_text("data.device", name)
     try:
         device = torch.device(name)
     except RuntimeError as err:

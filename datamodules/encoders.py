@@ -24,7 +24,7 @@ import torchvision
 from torch import nn
 from torchvision.transforms import v2
 
-from robustness.errors import ConfigError
+from robustness.errors import ConfigError, check_choice, check_int, check_text
 
 #: ImageNet channel statistics (torchvision's classification weights were trained with them).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -70,13 +70,17 @@ class TorchvisionImageEncoder(FrozenEncoder):
         self, name: str = "resnet50", weights: str | None = "IMAGENET1K_V2", image_size: int | None = None,
         init_seed: int = 0,
     ) -> None:  # fmt: skip
+        check_text("encoder", name)
         known = torchvision.models.list_models(module=torchvision.models)
         if name not in known:
             close = difflib.get_close_matches(name, known, n=3)
             hint = f"did you mean {', '.join(close)}?" if close else "e.g. resnet50, resnet18, vit_b_16, convnext_tiny"
             raise ConfigError("encoder", name, f"not a torchvision image classifier; {hint}")
-        if image_size is not None and image_size < 8:
-            raise ConfigError("image_size", image_size, "must be >= 8 pixels or null")
+        if weights is not None:
+            check_text("weights", weights)
+        if image_size is not None:
+            check_int("image_size", image_size, minimum=8)
+        check_int("init_seed", init_seed)
         self.name = name
         self.weights = _weights_member(name, weights)
         self.image_size = image_size
@@ -148,10 +152,11 @@ class HuggingFaceTextEncoder(FrozenEncoder):
         self, name: str = "bert-base-uncased", pooling: Pooling = "mean", max_tokens: int = 256,
         revision: str | None = None,
     ) -> None:  # fmt: skip
-        if pooling not in ("mean", "pooler"):
-            raise ConfigError("pooling", pooling, "must be 'mean' or 'pooler'")
-        if max_tokens < 2:
-            raise ConfigError("max_tokens", max_tokens, "must be >= 2")
+        check_text("encoder", name)
+        check_choice("pooling", pooling, ("mean", "pooler"))
+        check_int("max_tokens", max_tokens, minimum=2)
+        if revision is not None:
+            check_text("revision", revision)
         from transformers import AutoConfig
 
         try:

@@ -18,6 +18,7 @@ Batches are right-padded with the pad token (= eos) and carry an ``attention_mas
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
 from datamodules.glue_tasks import GlueTask, glue_task
-from robustness.errors import ConfigError
+from robustness.errors import ConfigError, check_int, check_text
 
 #: The hub dataset of the GLUE benchmark (one configuration per task).
 GLUE_HUB = "nyu-mll/glue"
@@ -68,13 +69,16 @@ class GlueDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.task: GlueTask = glue_task(task, "data.task")
-        for field, value in (("max_length", max_length), ("batch_size", batch_size)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"data.{field}", value, "must be an integer >= 1")
+        check_int("data.max_length", max_length, minimum=1)
         if max_length < 2 and len(self.task.text_columns) == 2:
             raise ConfigError("data.max_length", max_length, "a sentence pair needs at least 2 tokens")
-        if eval_batch_size is not None and eval_batch_size < 1:
-            raise ConfigError("data.eval_batch_size", eval_batch_size, "must be >= 1 or null")
+        check_int("data.batch_size", batch_size, minimum=1)
+        if eval_batch_size is not None:
+            check_int("data.eval_batch_size", eval_batch_size, minimum=1)
+        check_int("data.num_workers", num_workers, minimum=0)
+        check_text("data.dataset", dataset)
+        if cache_dir is not None:
+            check_text("data.cache_dir", cache_dir)
         self.data_files = _check_data_files(data_files)
         self.dataset_name = dataset
         self.max_length = max_length
@@ -281,15 +285,17 @@ def _is_label(value: object, allowed: set[int]) -> bool:
 def _check_data_files(data_files: dict[str, str] | None) -> dict[str, str] | None:
     if data_files is None:
         return None
+    if not isinstance(data_files, Mapping):
+        raise ConfigError("data.data_files", data_files, f"give one file per split {list(SPLITS)}, or null")
     files = dict(data_files)
-    unknown = sorted(set(files) - set(SPLITS))
+    unknown = [split for split in files if split not in SPLITS]
     if unknown:
         raise ConfigError(f"data.data_files.{unknown[0]}", files[unknown[0]], f"unknown split; give {list(SPLITS)}")
     for split in SPLITS:
         field = f"data.data_files.{split}"
         if split not in files:
             raise ConfigError(field, None, "missing: give a file for every split (GLUE test labels are not public)")
-        path = Path(files[split])
+        path = Path(check_text(field, files[split]))
         if path.suffix.lower() not in FILE_BUILDERS:
             raise ConfigError(field, str(path), f"unsupported file type; use one of {sorted(FILE_BUILDERS)}")
         if not path.is_file():

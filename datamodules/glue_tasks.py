@@ -55,6 +55,6 @@ GLUE_TASKS: dict[str, GlueTask] = {
 
 def glue_task(name: str, field: str = "task") -> GlueTask:
     """The task called ``name``; an unknown name is a ``ConfigError`` on ``field``."""
-    if name not in GLUE_TASKS:
+    if not isinstance(name, str) or name not in GLUE_TASKS:
         raise ConfigError(field, name, f"unknown GLUE task; choose one of {sorted(GLUE_TASKS)}")
     return GLUE_TASKS[name]

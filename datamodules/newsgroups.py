@@ -25,7 +25,7 @@ from sklearn.datasets._twenty_newsgroups import (  # the fetcher's own `remove` 
 
 from datamodules.encoded_tasks import EncodedTasksDataModule, RawSplit, prefixed
 from datamodules.encoders import HuggingFaceTextEncoder, Pooling
-from robustness.errors import ConfigError
+from robustness.errors import ConfigError, check_bool, check_choice, check_text
 
 SPLIT_FOLDERS = {"train": "20news-bydate-train", "test": "20news-bydate-test"}
 STRIPPERS = {"headers": strip_newsgroup_header, "footers": strip_newsgroup_footer, "quotes": strip_newsgroup_quoting}
@@ -65,11 +65,14 @@ class NewsgroupsTasksDataModule(EncodedTasksDataModule):
         revision: str | None = None,
         **kwargs: Any,
     ) -> None:
-        if source not in ("sklearn", "directory"):
-            raise ConfigError("data.source", source, "must be 'sklearn' or 'directory'")
-        unknown = [part for part in remove if part not in STRIPPERS]
-        if unknown:
-            raise ConfigError("data.remove", list(remove), f"unknown parts {unknown}; use headers, footers, quotes")
+        check_choice("data.source", source, ("sklearn", "directory"))
+        if root is not None:
+            check_text("data.root", root)
+        check_bool("data.download", download)
+        if isinstance(remove, str) or not isinstance(remove, Sequence):
+            raise ConfigError("data.remove", remove, "give a list of parts: headers, footers, quotes (or [])")
+        for part in remove:
+            check_choice("data.remove", part, tuple(STRIPPERS))
         self.source, self.root, self.download_missing, self.remove = source, root, download, list(remove)
         if source == "directory":
             self.categories = self._directory_categories()

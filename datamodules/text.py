@@ -28,7 +28,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +38,7 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 from transformers import PreTrainedTokenizerFast
 
-from lightning_modules.tokenizer_recycling import token_byte_lengths
-from robustness.errors import ConfigError
+from robustness.errors import ConfigError, check_bool, check_int, check_number, check_text
 
 #: Target value of padding positions (ignored by the loss and the metrics).
 IGNORE_INDEX = -100
@@ -73,6 +72,10 @@ class TextSource:
     streaming: bool = False
     skip: int = 0
     take: int | None = None
+
+
+#: Fields of a ``TextSource``.
+SOURCE_FIELDS = tuple(f.name for f in fields(TextSource))
 
 
 @dataclass
@@ -140,16 +143,19 @@ class TextCorpusDataModule(L.LightningDataModule):
         cache_dir: str | None = None,
     ) -> None:
         super().__init__()
-        self.corpora = {language: _as_corpus(language, corpus) for language, corpus in (corpora or {}).items()}
-        if not self.corpora:
-            raise ConfigError("data.corpora", corpora, "give at least one language")
-        _check_int("data.block_size", block_size, minimum=1)
-        _check_int("data.train_tokens", train_tokens, minimum=block_size)
-        _check_int("data.batch_size", batch_size, minimum=1)
-        _check_int("data.tokenizer_train_bytes", tokenizer_train_bytes, minimum=1)
-        _check_int("data.num_workers", num_workers, minimum=0)
+        if not isinstance(corpora, Mapping) or not corpora:
+            raise ConfigError("data.corpora", corpora, "give at least one language: {code: {train, validation, test}}")
+        self.corpora = {check_text("data.corpora", language): _as_corpus(language, corpus)
+                        for language, corpus in corpora.items()}  # fmt: skip
+        check_int("data.block_size", block_size, minimum=1)
+        check_int("data.train_tokens", train_tokens, minimum=block_size)
+        check_int("data.batch_size", batch_size, minimum=1)
+        check_int("data.tokenizer_train_bytes", tokenizer_train_bytes, minimum=1)
+        check_int("data.num_workers", num_workers, minimum=0)
         if eval_batch_size is not None:
-            _check_int("data.eval_batch_size", eval_batch_size, minimum=1)
+            check_int("data.eval_batch_size", eval_batch_size, minimum=1)
+        if cache_dir is not None:
+            check_text("data.cache_dir", cache_dir)
         self.ratio = _normalised_ratio(language_ratio, list(self.corpora))
         self.train_tokens = train_tokens
         self.block_size = block_size
@@ -214,7 +220,8 @@ class TextCorpusDataModule(L.LightningDataModule):
         source = getattr(self.corpora[language], split)
         field_name = f"data.corpora.{language}.{split}"
         found = False
-        for document in itertools.islice(_read_documents(source, self.cache_dir), source.skip, _stop(source)):
+        records = _read_documents(source, self.cache_dir, field_name)
+        for document in itertools.islice(records, source.skip, _stop(source)):
             found = True
             yield document
         if not found:
@@ -271,6 +278,9 @@ class TextCorpusDataModule(L.LightningDataModule):
         )  # fmt: skip
 
     def _build(self, split: str, tokenizer: PreTrainedTokenizerFast) -> Dataset:
+        # imported here: lightning_modules (its package __init__) imports this module
+        from lightning_modules.tokenizer_recycling import token_byte_lengths
+
         byte_lengths = token_byte_lengths(tokenizer)
         eos = tokenizer.eos_token_id
         parts = []
@@ -313,7 +323,7 @@ class TextCorpusDataModule(L.LightningDataModule):
         return stream if limit is None else stream[:limit]
 
 
-def _read_documents(source: TextSource, cache_dir: str | None) -> Iterator[str]:
+def _read_documents(source: TextSource, cache_dir: str | None, field_name: str) -> Iterator[str]:
     if source.file is not None:
         text = Path(source.file).read_text(encoding="utf-8")
         for paragraph in re.split(r"\n[ \t\r\f\v]*\n", text):
@@ -325,7 +335,9 @@ def _read_documents(source: TextSource, cache_dir: str | None) -> Iterator[str]:
     records = datasets.load_dataset(**_load_arguments(source, cache_dir))
     for record in records:
         if source.column not in record:
-            raise ConfigError("column", source.column, f"not a column of {source.hub} (columns: {sorted(record)})")
+            raise ConfigError(
+                f"{field_name}.column", source.column, f"not a column of {source.hub} (columns: {sorted(record)})"
+            )
         text = record[source.column]
         if isinstance(text, str) and text.strip():
             yield text
@@ -352,15 +364,32 @@ def _as_corpus(language: str, corpus: LanguageCorpus | Mapping[str, Any]) -> Lan
         return corpus
     if not isinstance(corpus, Mapping) or set(corpus) != set(SPLITS):
         raise ConfigError(f"data.corpora.{language}", corpus, "expected exactly the sources train, validation, test")
-    return LanguageCorpus(**{split: TextSource(**dict(corpus[split])) for split in SPLITS})
+    return LanguageCorpus(**{split: _as_source(f"data.corpora.{language}.{split}", corpus[split]) for split in SPLITS})
+
+
+def _as_source(field_name: str, source: TextSource | Mapping[str, Any]) -> TextSource:
+    if isinstance(source, TextSource):
+        return source
+    if not isinstance(source, Mapping):
+        raise ConfigError(field_name, source, "expected a source {file: ...} or {hub: ...}")
+    unknown = sorted(str(key) for key in source if key not in SOURCE_FIELDS)
+    if unknown:
+        raise ConfigError(f"{field_name}.{unknown[0]}", source[unknown[0]], f"not a source field {list(SOURCE_FIELDS)}")
+    return TextSource(**source)
 
 
 def _check_source(field_name: str, source: TextSource) -> None:
     if (source.file is None) == (source.hub is None):
         raise ConfigError(field_name, asdict(source), "give exactly one of 'file' (local text) or 'hub' (datasets)")
-    _check_int(f"{field_name}.skip", source.skip, minimum=0)
+    for name in ("file", "hub", "name"):
+        if getattr(source, name) is not None:
+            check_text(f"{field_name}.{name}", getattr(source, name))
+    check_text(f"{field_name}.split", source.split)
+    check_text(f"{field_name}.column", source.column)
+    check_bool(f"{field_name}.streaming", source.streaming)
+    check_int(f"{field_name}.skip", source.skip, minimum=0)
     if source.take is not None:
-        _check_int(f"{field_name}.take", source.take, minimum=1)
+        check_int(f"{field_name}.take", source.take, minimum=1)
     if source.file is not None:
         path = Path(source.file)
         if not path.is_file():
@@ -374,14 +403,9 @@ def _check_source(field_name: str, source: TextSource) -> None:
 def _normalised_ratio(ratio: Mapping[str, float] | None, languages: Sequence[str]) -> dict[str, float]:
     if ratio is None:
         return {language: 1 / len(languages) for language in languages}
-    if set(ratio) != set(languages):
-        raise ConfigError("data.language_ratio", dict(ratio), f"needs one share per language {list(languages)}")
-    if not all(isinstance(v, int | float) and v > 0 and np.isfinite(v) for v in ratio.values()):
-        raise ConfigError("data.language_ratio", dict(ratio), "shares must be positive numbers")
+    if not isinstance(ratio, Mapping) or set(ratio) != set(languages):
+        raise ConfigError("data.language_ratio", ratio, f"needs one share per language {list(languages)}")
+    for language in languages:
+        check_number(f"data.language_ratio.{language}", ratio[language], low=0, low_open=True)
     total = sum(ratio.values())
     return {language: ratio[language] / total for language in languages}
-
-
-def _check_int(field_name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(field_name, value, f"must be an integer >= {minimum}")

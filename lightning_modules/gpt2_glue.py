@@ -37,7 +37,8 @@ from transformers import AutoConfig, AutoTokenizer, GPT2ForSequenceClassificatio
 from datamodules.glue_tasks import GlueTask, glue_task
 from lightning_modules.gpt2_lm import load_lm_checkpoint
 from lightning_modules.sweepable import SweepableMixin
-from robustness.errors import ConfigError
+from robustness.errors import ConfigError, check_int, check_number, check_text
+from robustness.targets import check_name_patterns
 
 #: Number of pretraining languages implied by the usual ``pretraining`` labels.
 LANGUAGES_OF = {"mono": 1, "bi": 2}
@@ -77,11 +78,11 @@ class GPT2GlueClassifier(SweepableMixin, L.LightningModule):
     ) -> None:
         super().__init__()
         self.task: GlueTask = glue_task(task, "model.task")
-        if not init_from:
+        if not isinstance(init_from, str) or not init_from:
             raise ConfigError(
                 "model.init_from", init_from, "required: a GPT2LanguageModel .ckpt or an HF GPT-2 directory / hub name"
             )
-        if not pretraining or "-" in pretraining:
+        if not isinstance(pretraining, str) or not pretraining or "-" in pretraining:
             raise ConfigError("model.pretraining", pretraining, "must be a non-empty label without '-' (mono, bi)")
         if num_languages is None:
             if pretraining not in LANGUAGES_OF:
@@ -89,14 +90,13 @@ class GPT2GlueClassifier(SweepableMixin, L.LightningModule):
                     "model.num_languages", None, f"give it for pretraining={pretraining!r} (known: {LANGUAGES_OF})"
                 )
             num_languages = LANGUAGES_OF[pretraining]
-        if isinstance(num_languages, bool) or not isinstance(num_languages, int) or num_languages < 1:
-            raise ConfigError("model.num_languages", num_languages, "must be an integer >= 1")
-        if not lr > 0:
-            raise ConfigError("model.lr", lr, "must be > 0")
-        if weight_decay < 0:
-            raise ConfigError("model.weight_decay", weight_decay, "must be >= 0")
-        if not 0 <= warmup_ratio < 1:
-            raise ConfigError("model.warmup_ratio", warmup_ratio, "must lie in [0, 1)")
+        check_int("model.num_languages", num_languages, minimum=1)
+        if name is not None:
+            check_text("model.name", name)
+        check_name_patterns("model.targets", targets)
+        check_number("model.lr", lr, low=0, low_open=True)
+        check_number("model.weight_decay", weight_decay, low=0)
+        check_number("model.warmup_ratio", warmup_ratio, low=0, high=1, high_open=True)
         self.save_hyperparameters()
         self.model, self.tokenizer = build_classifier(init_from, self.task.num_labels)
         self.robustness_name = name or f"gpt2-{pretraining}-{task}"

@@ -14,8 +14,10 @@ written to ``<default_root_dir>/tokenizer/`` (``save_pretrained`` format) when t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -23,8 +25,10 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
+from huggingface_hub.errors import StrictDataclassError
 from torchmetrics import MeanMetric
 from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+from transformers.activations import ACT2FN
 
 from datamodules.text import IGNORE_INDEX
 from lightning_modules.lm_metrics import LanguageModelingMetric
@@ -37,7 +41,8 @@ from lightning_modules.tokenizer_recycling import (
     tokenizer_to_json,
     train_byte_level_bpe,
 )
-from robustness.errors import ConfigError
+from robustness.errors import ConfigError, check_choice, check_int, check_number, check_text
+from robustness.targets import check_name_patterns
 
 #: ``tokenizer`` value that trains a new byte-level BPE and re-initialises the token embeddings.
 TRAIN_TOKENIZER = "train"
@@ -89,16 +94,20 @@ class GPT2LanguageModel(SweepableMixin, L.LightningModule):
         if sum(value is not None for value in given.values()) != 1:
             chosen = {key: value for key, value in given.items() if value is not None}
             raise ConfigError("model.pretrained/gpt2_config/init_from", chosen, "give exactly one source of weights")
-        if not lr > 0:
-            raise ConfigError("model.lr", lr, "must be > 0")
-        if not 0 <= min_lr_ratio <= 1:
-            raise ConfigError("model.min_lr_ratio", min_lr_ratio, "must lie in [0, 1]")
-        for field_name, steps in (
-            ("lr_warmup_steps", lr_warmup_steps),
-            ("embedding_warmup_steps", embedding_warmup_steps),
-        ):
-            if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-                raise ConfigError(f"model.{field_name}", steps, "must be an integer >= 0")
+        for field_name, value in (("pretrained", pretrained), ("init_from", init_from), ("tokenizer", tokenizer)):
+            if value is not None:
+                check_text(f"model.{field_name}", value)
+        if gpt2_config is not None:
+            gpt2_config = check_gpt2_config(gpt2_config, trains_tokenizer=tokenizer == TRAIN_TOKENIZER)
+        check_text("model.name", name)
+        check_name_patterns("model.targets", targets)
+        check_number("model.lr", lr, low=0, low_open=True)
+        check_number("model.weight_decay", weight_decay, low=0)
+        check_betas("model.betas", betas)
+        check_int("model.lr_warmup_steps", lr_warmup_steps, minimum=0)
+        check_number("model.min_lr_ratio", min_lr_ratio, low=0, high=1)
+        check_int("model.embedding_warmup_steps", embedding_warmup_steps, minimum=0)
+        check_int("model.init_seed", init_seed)
         self.save_hyperparameters()
         self.model, inherited = _build_model(pretrained, gpt2_config, init_from, tokenizer)
         self.tokenizer: PreTrainedTokenizerFast | None = None
@@ -336,10 +345,63 @@ def _build_model(
             "model.tokenizer", None, "a model built from gpt2_config has no tokenizer to keep: use 'train' or a path"
         )
     try:
-        config = GPT2Config(**gpt2_config)
-    except (TypeError, ValueError) as err:
+        return GPT2LMHeadModel(GPT2Config(**gpt2_config)), None
+    except (TypeError, ValueError, KeyError, RuntimeError, ArithmeticError, StrictDataclassError) as err:
         raise ConfigError("model.gpt2_config", gpt2_config, _first_line(err)) from None
-    return GPT2LMHeadModel(config), None
+
+
+#: ``GPT2Config`` fields that are sizes (integers >= 1), probabilities (in [0, 1]) and positive reals.
+GPT2_SIZES = ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head")
+GPT2_PROBABILITIES = ("resid_pdrop", "embd_pdrop", "attn_pdrop", "summary_first_dropout")
+GPT2_POSITIVE_REALS = ("layer_norm_epsilon", "initializer_range")
+#: Smallest vocabulary a trained byte-level BPE can have: 256 bytes and ``<|endoftext|>``.
+MIN_TRAINED_VOCAB = 257
+
+
+def check_gpt2_config(config: Any, trains_tokenizer: bool) -> dict[str, Any]:
+    """``model.gpt2_config``: known ``GPT2Config`` fields with sizes, rates and shapes a model can have.
+
+    Returns the config with its real-valued fields as floats (``GPT2Config`` refuses ``1`` for ``1.0``).
+    """
+    if not isinstance(config, Mapping):
+        raise ConfigError("model.gpt2_config", config, "must be a mapping of GPT2Config fields")
+    known = {f.name for f in dataclasses.fields(GPT2Config)} | set(GPT2Config().to_dict())
+    unknown = sorted(str(key) for key in config if key not in known)
+    if unknown:
+        raise ConfigError(f"model.gpt2_config.{unknown[0]}", config[unknown[0]], "not a GPT2Config field")
+    for key in GPT2_SIZES:
+        if key in config:
+            check_int(f"model.gpt2_config.{key}", config[key], minimum=1)
+    for key in GPT2_PROBABILITIES:
+        if key in config:
+            check_number(f"model.gpt2_config.{key}", config[key], low=0, high=1)
+    if config.get("n_inner") is not None:
+        check_int("model.gpt2_config.n_inner", config["n_inner"], minimum=1)
+    for key in GPT2_POSITIVE_REALS:
+        if key in config:
+            check_number(f"model.gpt2_config.{key}", config[key], low=0, low_open=True)
+    if "activation_function" in config:
+        check_choice("model.gpt2_config.activation_function", config["activation_function"], tuple(ACT2FN))
+    defaults = GPT2Config()
+    n_embd, n_head = config.get("n_embd", defaults.n_embd), config.get("n_head", defaults.n_head)
+    if n_embd % n_head:
+        raise ConfigError("model.gpt2_config.n_embd", n_embd, f"must be a multiple of n_head={n_head}")
+    vocab_size = config.get("vocab_size", defaults.vocab_size)
+    if trains_tokenizer and vocab_size < MIN_TRAINED_VOCAB:
+        raise ConfigError(
+            "model.gpt2_config.vocab_size", vocab_size,
+            f"tokenizer: train needs at least {MIN_TRAINED_VOCAB} tokens (256 bytes + end of text)",
+        )  # fmt: skip
+    reals = (*GPT2_PROBABILITIES, *GPT2_POSITIVE_REALS)
+    return {key: float(value) if key in reals else value for key, value in config.items()}
+
+
+def check_betas(field: str, betas: Any) -> None:
+    """AdamW's ``(beta1, beta2)``: two numbers in [0, 1)."""
+    if isinstance(betas, str) or not isinstance(betas, Sequence) or len(betas) != 2:
+        raise ConfigError(field, betas, "give two numbers (beta1, beta2)")
+    for beta in betas:
+        check_number(field, beta, low=0, high=1, high_open=True)
 
 
 def _load_tokenizer(field: str, name: str) -> PreTrainedTokenizerFast:

@@ -29,15 +29,35 @@ def check_int(field: str, value: Any, minimum: int | None = None) -> int:
 
 
 def check_number(
-    field: str, value: Any, low: float | None = None, high: float | None = None, *, low_open: bool = False
+    field: str,
+    value: Any,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
 ) -> float:
-    """A finite real number in ``[low, high]`` (``(low, high]`` with ``low_open``)."""
+    """A finite real number in ``[low, high]``; ``low_open``/``high_open`` exclude that end."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ConfigError(field, value, "must be a finite number")
     if low is not None and (value <= low if low_open else value < low):
         raise ConfigError(field, value, f"must be {'>' if low_open else '>='} {low}")
-    if high is not None and value > high:
-        raise ConfigError(field, value, f"must be <= {high}")
+    if high is not None and (value >= high if high_open else value > high):
+        raise ConfigError(field, value, f"must be {'<' if high_open else '<='} {high}")
+    return value
+
+
+def check_text(field: str, value: Any) -> str:
+    """A non-empty string."""
+    if not isinstance(value, str) or not value:
+        raise ConfigError(field, value, "must be a non-empty string")
+    return value
+
+
+def check_bool(field: str, value: Any) -> bool:
+    """``True`` or ``False`` (no truthy stand-ins such as ``"no"`` or ``1``)."""
+    if not isinstance(value, bool):
+        raise ConfigError(field, value, "must be true or false")
     return value
 
 

@@ -37,6 +37,19 @@ def select_targets(module: nn.Module, targets: TargetSpec) -> dict[str, nn.Param
     return selected
 
 
+def check_name_patterns(field: str, targets: object) -> str | list[str]:
+    """A regular expression or a non-empty list of them (a config's ``targets``); checks the syntax only."""
+    patterns = [targets] if isinstance(targets, str) else targets
+    if not isinstance(patterns, list | tuple) or not patterns or not all(isinstance(p, str) and p for p in patterns):
+        raise ConfigError(field, targets, "give a regular expression or a non-empty list of them")
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as err:
+            raise ConfigError(field, pattern, f"not a valid regular expression ({err})") from None
+    return targets if isinstance(targets, str) else list(targets)
+
+
 def _by_name(module: nn.Module, patterns: list[str]) -> dict[str, nn.Parameter]:
     compiled = []
     for pattern in patterns:

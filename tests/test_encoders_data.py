@@ -125,7 +125,7 @@ BAD_INPUT = {
         lambda f, tmp: newsgroups(f, source="sklearn", root=str(tmp), download=False),
         "data.root='{tmp}': scikit-learn has no 20 Newsgroups copy there",
     ),
-    "pooling": (lambda f, tmp: newsgroups(f, pooling="cls"), "data.pooling='cls': must be 'mean' or 'pooler'"),
+    "pooling": (lambda f, tmp: newsgroups(f, pooling="cls"), "data.pooling='cls': must be one of 'mean', 'pooler'"),
     "device": (lambda f, tmp: cifar(f, device="tpu9"), "data.device='tpu9': "),
 }
 

@@ -129,7 +129,7 @@ def test_budget_larger_than_corpus_names_the_field(corpus):
     ("overrides", "field"),
     [
         ({"language_ratio": {"en": 1.0}}, "data.language_ratio"),
-        ({"language_ratio": {"en": 1.0, "el": -1.0}}, "data.language_ratio"),
+        ({"language_ratio": {"en": 1.0, "el": -1.0}}, "data.language_ratio.el"),
         ({"train_tokens": 10}, "data.train_tokens"),
         ({"block_size": 0}, "data.block_size"),
     ],
