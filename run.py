@@ -19,7 +19,7 @@ import torch
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
 from robustness.errors import ConfigError
-from tracking import use_offline_wandb_without_credentials
+from tracking import finish_wandb_run, use_offline_wandb_without_credentials
 
 
 class LoggerSaveConfigCallback(SaveConfigCallback):
@@ -137,6 +137,7 @@ def main(args: list[str] | None = None) -> None:
     """Run the CLI; bad input exits with status 2 and a one-line ``error: field=value: reason``."""
     try:
         CognitiveReserveCLI(args=args)
+        finish_wandb_run()
     except Exception as err:
         config_error = find_config_error(err)
         if config_error is None:

@@ -18,6 +18,7 @@ OFFLINE_ENV = {
     "HF_DATASETS_OFFLINE": "1",
     "TRANSFORMERS_OFFLINE": "1",
     "TOKENIZERS_PARALLELISM": "false",
+    "WANDB_INIT_TIMEOUT": "300",  # a loaded 2-core machine can be slow to start the W&B service
 }
 os.environ.update(OFFLINE_ENV)
 

@@ -71,7 +71,8 @@ def test_outputs_follow_the_digits_contract(run):
     assert list(run["cwd"].iterdir()) == []
     robustness = out / "robustness"
     assert {p.name for p in robustness.iterdir()} == {
-        "sweep_fit_epoch000.csv", "sweep_fit_epoch000_summary.csv", "sweep_fit_epoch000.png",
+        "sweep_fit_epoch000.csv", "sweep_fit_epoch000.csv.fingerprint", "sweep_fit_epoch000_summary.csv",
+        "sweep_fit_epoch000.png",
         "robustness_slope.csv", "robustness_slope.png",
     }  # fmt: skip
     for png in robustness.glob("*.png"):

@@ -1,6 +1,6 @@
 """Experiment tracking that never stops the science: W&B offline without credentials, and a
 WandbLogger that turns W&B failures into a warning."""
 
-from tracking.wandb import ResilientWandbLogger, use_offline_wandb_without_credentials
+from tracking.wandb import ResilientWandbLogger, finish_wandb_run, use_offline_wandb_without_credentials
 
-__all__ = ["ResilientWandbLogger", "use_offline_wandb_without_credentials"]
+__all__ = ["ResilientWandbLogger", "finish_wandb_run", "use_offline_wandb_without_credentials"]

@@ -41,6 +41,18 @@ def _netrc_has_wandb() -> bool:
         return False
 
 
+def finish_wandb_run() -> None:
+    """Finish the active W&B run, so every logged record is on disk before the process exits."""
+    import wandb
+
+    if wandb.run is None:
+        return
+    try:
+        wandb.finish()
+    except Exception as err:
+        rank_zero_warn(f"W&B failed to finish the run ({type(err).__name__}: {_first_line(err)})")
+
+
 class _NoExperiment:
     """Stands in for the W&B run once W&B has failed: every call does nothing."""
 
