@@ -77,7 +77,8 @@ def test_single_sentence_task_fine_tunes_end_to_end_and_logs_val_metrics_every_e
     assert len(accuracy) == epochs  # every validation epoch
     assert accuracy[-1] >= 0.9 > accuracy[0] - 0.3  # it learns the synthetic task from a one-step LM
     assert run.config["config"]["model"]["init_args"]["init_from"].endswith("lm/last.ckpt")
-    assert not (sst2_fit / "robustness").exists()  # the sweeps run in `test`
+    sweeps = sorted(p.name for p in (sst2_fit / "robustness").glob("sweep_*_epoch???.csv"))
+    assert sweeps == [f"sweep_train_epoch{e:03d}.csv" for e in range(epochs)]  # per-epoch only; the full one in `test`
 
 
 def test_test_stage_runs_the_sweep_with_the_csv_contract_and_hand_checked_metric(sst2_fit, pieces):
@@ -142,7 +143,7 @@ def test_every_task_config_declares_the_papers_setup(task, pieces):
     sweep = yaml.safe_load(path.read_text())["trainer"]["callbacks"][1]
     assert sweep["class_path"] == "callbacks.perturbation_sweep.PerturbationSweep"
     assert sweep["init_args"]["perturbations"] == PAPER_GRIDS and sweep["init_args"]["at_test"] is True
-    (callback,) = [c for c in cli.trainer.callbacks if type(c).__name__ == "PerturbationSweep"]
+    (callback,) = [c for c in cli.trainer.callbacks if type(c).__name__ == "PerturbationSweep" and c.at_test]
     assert [(g.perturbation, g.levels, g.trials) for g in callback.grids] == [
         (name, tuple(spec["levels"]), 20) for name, spec in PAPER_GRIDS.items()
     ]
