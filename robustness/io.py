@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import operator
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
@@ -24,14 +25,14 @@ class SweepCsvWriter:
         _drop_torn_last_line(self.path)
         is_new = not self.path.exists() or self.path.stat().st_size == 0
         self._file = self.path.open("a", newline="", encoding="utf-8")
-        self._writer = csv.DictWriter(self._file, fieldnames=CSV_COLUMNS)
+        self._writer = csv.writer(self._file)
         if is_new:
-            self._writer.writeheader()
+            self._writer.writerow(CSV_COLUMNS)
             self._file.flush()
 
     def write(self, rows: Iterable[SweepRow]) -> None:
         """Append ``rows`` (e.g. all metrics of one trial) with a single flush."""
-        self._writer.writerows(row.as_csv() for row in rows)
+        self._writer.writerows(_CSV_CELLS(row) for row in rows)  # csv writes None as an empty cell
         self._file.flush()
 
     def close(self) -> None:
@@ -44,6 +45,9 @@ class SweepCsvWriter:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+_CSV_CELLS = operator.attrgetter(*CSV_COLUMNS)
 
 
 def read_sweep_csv(path: str | Path) -> list[SweepRow]:

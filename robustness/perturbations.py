@@ -2,14 +2,17 @@
 
 Each perturbation is a small frozen value object that validates itself on construction and
 applies itself *in place* to a list of tensors, drawing all randomness from the generator it
-is given. Random draws are made chunk by chunk so the temporary memory stays a small, fixed
-fraction of the targeted tensors.
+is given. Random draws are made chunk by chunk (the chunking is part of the seeded stream), and
+with the tensors' ``originals`` at hand (a sweep's snapshot) they are written straight into the
+tensors' own storage: Gaussian noise needs no temporary buffer at all, random deletion one boolean
+mask of a chunk, magnitude pruning a few chunk-sized buffers (its exact threshold comes from a
+radix selection over the magnitudes' bit patterns, not from a sorted copy of all weights).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -37,8 +40,18 @@ class Perturbation(ABC):
         return self.level == 0
 
     @abstractmethod
-    def apply_(self, tensors: Sequence[torch.Tensor], generator: torch.Generator) -> None:
-        """Damage ``tensors`` in place, drawing randomness from ``generator`` only."""
+    def apply_(
+        self,
+        tensors: Sequence[torch.Tensor],
+        generator: torch.Generator,
+        originals: Sequence[torch.Tensor] | None = None,
+    ) -> None:
+        """Damage ``tensors`` in place, drawing randomness from ``generator`` only.
+
+        ``originals``: the undamaged values of ``tensors`` (same shapes, e.g. a snapshot); the result is
+        the damaged ``originals``. Given them, random draws go straight into ``tensors``' storage instead
+        of temporary buffers. Same generator state, same result, with or without them.
+        """
 
 
 @dataclass(frozen=True)
@@ -55,17 +68,24 @@ class GaussianNoise(Perturbation):
     def level(self) -> float:
         return self.std
 
-    @torch.no_grad()
-    def apply_(self, tensors: Sequence[torch.Tensor], generator: torch.Generator) -> None:
+    def apply_(
+        self,
+        tensors: Sequence[torch.Tensor],
+        generator: torch.Generator,
+        originals: Sequence[torch.Tensor] | None = None,
+    ) -> None:
         if self.std == 0:
             return
-        for tensor in tensors:
-            for chunk in _chunks(tensor):
-                noise = torch.randn(chunk.shape, generator=generator, device=chunk.device, dtype=chunk.dtype)
-                if self.std <= torch.finfo(chunk.dtype).max:
-                    chunk.add_(noise, alpha=self.std)
-                else:  # a level beyond the dtype's range: compute in float64, store the overflow (inf)
-                    chunk.copy_(chunk.double() + noise.double() * self.std)
+        for chunk, original in _chunk_pairs(tensors, originals):
+            if original is None:  # keep the weights: draw into a buffer
+                original, chunk_noise = chunk, torch.empty_like(chunk)
+            else:  # the snapshot keeps them: draw straight into the weights' storage
+                chunk_noise = chunk
+            chunk_noise.normal_(generator=generator)
+            if self.std <= torch.finfo(chunk.dtype).max:
+                torch.add(original, chunk_noise, alpha=self.std, out=chunk)
+            else:  # a level beyond the dtype's range: compute in float64, store the overflow (inf)
+                chunk.copy_(original.double() + chunk_noise.double() * self.std)
 
 
 @dataclass(frozen=True)
@@ -86,14 +106,23 @@ class RandomDeletion(Perturbation):
     def deterministic(self) -> bool:
         return self.p in (0.0, 1.0)
 
-    @torch.no_grad()
-    def apply_(self, tensors: Sequence[torch.Tensor], generator: torch.Generator) -> None:
+    def apply_(
+        self,
+        tensors: Sequence[torch.Tensor],
+        generator: torch.Generator,
+        originals: Sequence[torch.Tensor] | None = None,
+    ) -> None:
         if self.p == 0:
             return
-        for tensor in tensors:
-            for chunk in _chunks(tensor):
-                draw = torch.rand(chunk.shape, generator=generator, device=chunk.device)
-                chunk.masked_fill_(draw < self.p, 0)
+        for chunk, original in _chunk_pairs(tensors, originals):
+            # uniform draws in the default dtype (float32) like torch.rand; in the weights' storage when they match
+            if original is not None and chunk.dtype == torch.get_default_dtype():
+                chunk.uniform_(generator=generator)
+                deleted = chunk < self.p
+                chunk.copy_(original)
+            else:
+                deleted = torch.rand(chunk.shape, generator=generator, device=chunk.device) < self.p
+            chunk.masked_fill_(deleted, 0)
 
 
 @dataclass(frozen=True)
@@ -120,14 +149,20 @@ class MagnitudePruning(Perturbation):
     def deterministic(self) -> bool:
         return True
 
-    @torch.no_grad()
-    def apply_(self, tensors: Sequence[torch.Tensor], generator: torch.Generator) -> None:
+    def apply_(
+        self,
+        tensors: Sequence[torch.Tensor],
+        generator: torch.Generator,
+        originals: Sequence[torch.Tensor] | None = None,
+    ) -> None:
         if self.p == 0:
             return
         if self.scope == "per_tensor":
             for tensor in tensors:
                 _zero_smallest([tensor], round(self.p * tensor.numel()))
         else:
+            if len({t.dtype for t in tensors}) > 1:
+                raise ValueError("global magnitude pruning ranks tensors of one dtype only")
             _zero_smallest(list(tensors), round(self.p * sum(t.numel() for t in tensors)))
 
 
@@ -148,28 +183,90 @@ def make_perturbation(name: str, level: float, **options: object) -> Perturbatio
 
 
 def _zero_smallest(tensors: list[torch.Tensor], count: int) -> None:
-    """Zero exactly ``count`` entries of smallest magnitude across ``tensors``."""
+    """Zero exactly ``count`` entries of smallest magnitude across ``tensors``.
+
+    Entries tied with the ``count``-th smallest magnitude are zeroed in order (first tensor, first
+    position first) until ``count`` are zero. Memory: a few buffers of one chunk.
+    """
     total = sum(t.numel() for t in tensors)
     if count <= 0:
         return
     if count >= total:
         for tensor in tensors:
-            tensor.zero_()
+            tensor.detach().zero_()
         return
-    magnitudes = torch.cat([t.detach().abs().reshape(-1) for t in tensors])
-    indices = torch.topk(magnitudes, count, largest=False, sorted=False).indices
-    del magnitudes
-    offset = 0
+    threshold, ties = _kth_smallest_magnitude(tensors, count)
     for tensor in tensors:
-        in_tensor = indices[(indices >= offset) & (indices < offset + tensor.numel())] - offset
-        tensor.view(-1)[in_tensor] = 0
-        offset += tensor.numel()
+        for chunk in _chunks(tensor):
+            keys = _magnitude_keys(chunk)
+            prune = keys < threshold
+            if ties:
+                tied = (keys == threshold).nonzero().flatten()[:ties]
+                prune[tied] = True
+                ties -= len(tied)
+            chunk.masked_fill_(prune, 0)
 
 
-def _chunks(tensor: torch.Tensor) -> Iterator[torch.Tensor]:
-    """Contiguous in-place views of ``tensor`` of at most ``CHUNK_ELEMENTS`` elements."""
+def _kth_smallest_magnitude(tensors: list[torch.Tensor], k: int) -> tuple[int, int]:
+    """``(key, ties)``: the magnitude key of the ``k``-th smallest entry (1-based) and how many entries
+    with exactly that key are among the ``k`` smallest.
+
+    Up to one chunk of entries: ``kthvalue`` of their keys. More: radix selection, one byte of the key
+    per pass from the most significant; each pass counts, per byte value, the entries that share the
+    bytes found so far (``bincount`` chunk by chunk).
+    """
+    if sum(t.numel() for t in tensors) <= CHUNK_ELEMENTS:
+        keys = torch.cat([_magnitude_keys(chunk) for t in tensors for chunk in _chunks(t)])
+        key = keys.kthvalue(k).values
+        return int(key), k - int((keys < key).sum())
+    bits = 8 * tensors[0].element_size()
+    prefix, rank = 0, k
+    for shift in range(bits - 8, -1, -8):
+        counts = torch.zeros(256, dtype=torch.int64, device=tensors[0].device)
+        for tensor in tensors:
+            for chunk in _chunks(tensor):
+                keys = _magnitude_keys(chunk)
+                if shift + 8 < bits:
+                    keys = keys[(keys >> (shift + 8)) == prefix]
+                counts += torch.bincount((keys >> shift) & 0xFF, minlength=256)
+        cumulative = counts.cumsum(0)
+        digit = int(torch.searchsorted(cumulative, rank))
+        rank -= int(cumulative[digit - 1]) if digit else 0
+        prefix = (prefix << 8) | digit
+    return prefix, rank
+
+
+def _magnitude_keys(chunk: torch.Tensor) -> torch.Tensor:
+    """Integers ordered like ``|chunk|``: the float's bits without the sign bit (NaN above inf)."""
+    bits = chunk.view(_SAME_SIZE_INT[chunk.element_size()])
+    return bits & torch.iinfo(bits.dtype).max
+
+
+_SAME_SIZE_INT = {2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
+def _chunk_pairs(
+    tensors: Sequence[torch.Tensor], originals: Sequence[torch.Tensor] | None
+) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+    """``(chunk of a tensor, the same chunk of its original or None)`` over all ``tensors``."""
+    if originals is None:
+        return [(chunk, None) for tensor in tensors for chunk in _chunks(tensor)]
+    if len(originals) != len(tensors):
+        raise ValueError(f"{len(originals)} originals for {len(tensors)} tensors")
+    pairs: list[tuple[torch.Tensor, torch.Tensor | None]] = []
+    for tensor, original in zip(tensors, originals, strict=True):
+        if original.shape != tensor.shape or original.dtype != tensor.dtype:
+            raise ValueError(f"original {tuple(original.shape)} {original.dtype} does not match its tensor")
+        pairs += zip(_chunks(tensor), _chunks(original), strict=True)
+    return pairs
+
+
+def _chunks(tensor: torch.Tensor) -> list[torch.Tensor]:
+    """Contiguous 1-D views of ``tensor`` of at most ``CHUNK_ELEMENTS`` elements, detached from autograd
+    (writing into them changes ``tensor``; no ``torch.no_grad`` needed)."""
     if not tensor.is_contiguous():
         raise ValueError("perturbations need contiguous parameters")
-    flat = tensor.view(-1)
-    for start in range(0, flat.numel(), CHUNK_ELEMENTS):
-        yield flat[start : start + CHUNK_ELEMENTS]
+    flat = tensor.detach().view(-1)
+    if flat.numel() <= CHUNK_ELEMENTS:
+        return [flat]
+    return list(flat.split(CHUNK_ELEMENTS))
