@@ -154,13 +154,31 @@ def _first_items(batches: list[dict[str, torch.Tensor]], count: int) -> list[dic
 # ---- timing ------------------------------------------------------------------------------------------------
 
 
-def seconds(fn: Callable[[], object]) -> float:
-    """Wall time of one call (synchronising the GPU before and after)."""
-    _sync()
-    start = time.perf_counter()
-    fn()
-    _sync()
-    return time.perf_counter() - start
+@dataclass
+class Times:
+    """Best wall-clock and best process-CPU seconds of a measured callable.
+
+    With one torch thread, CPU time is what the wall time would be on an idle machine: it leaves out
+    the time other tenants of a shared machine hold the cores.
+    """
+
+    wall: float
+    cpu: float
+
+
+def best_times(functions: dict[str, Callable[[], object]], repeats: int) -> dict[str, Times]:
+    """Each callable run ``repeats`` times, interleaved with the others; the minimum of each clock."""
+    walls: dict[str, list[float]] = {name: [] for name in functions}
+    cpus: dict[str, list[float]] = {name: [] for name in functions}
+    for _ in range(repeats):
+        for name, function in functions.items():
+            _sync()
+            wall, cpu = time.perf_counter(), time.process_time()
+            function()
+            _sync()
+            walls[name].append(time.perf_counter() - wall)
+            cpus[name].append(time.process_time() - cpu)
+    return {name: Times(min(walls[name]), min(cpus[name])) for name in functions}
 
 
 def timed(function: Callable[..., Any], spent: list[float]) -> Callable[..., Any]:
@@ -174,15 +192,6 @@ def timed(function: Callable[..., Any], spent: list[float]) -> Callable[..., Any
             spent.append(time.perf_counter() - start)
 
     return wrapper
-
-
-def best_ratio(numerator: Callable[[], object], denominator: Callable[[], object], repeats: int) -> tuple[float, float]:
-    """``(best numerator time, best denominator time)`` over ``repeats`` interleaved runs of both."""
-    tops, bottoms = [], []
-    for _ in range(repeats):
-        tops.append(seconds(numerator))
-        bottoms.append(seconds(denominator))
-    return min(tops), min(bottoms)
 
 
 def _sync() -> None:

@@ -4,13 +4,17 @@
 
 Figures:
 - ``<model>_sweep_overhead``: wall time of ``run_sweep`` over the config's grid (rows written to a CSV
-  as the callback does) ÷ (number of trials × one clean evaluation pass under ``torch.inference_mode``
-  on the same cached batches). Best of ``--repeats`` interleaved runs of each. Models: the tiny GPT-2
-  of ``configs/gpt2/tiny_bilingual.yaml`` (random weights, the whole test split of the sample corpus)
-  and the 12 linear models of ``configs/linear/digits.yaml`` (their test split).
+  and flushed per trial, as the callback does) ÷ (number of trials × one clean evaluation pass under
+  ``torch.inference_mode`` on the same cached batches). Best of ``--repeats`` interleaved runs of each.
+  ``..._cpu``: the same ratio in process CPU time (insensitive to other tenants of a shared machine);
+  ``..._no_csv_cpu``: without the CSV; ``<model>_overhead_per_trial_us_cpu``: what a trial adds to its
+  evaluation pass. Models: the tiny GPT-2 of ``configs/gpt2/tiny_bilingual.yaml`` (random weights, the
+  whole test split of the sample corpus) and the 12 linear models of ``configs/linear/digits.yaml``.
 - ``<model>_speedup_vs_naive`` and ``<model>_naive_equal``: the naive method (``bench/naive.py``: deepcopy
   the model, rebuild the batches from the raw data, damage the copy with temporary buffers, evaluate)
   on the same grid, its time ÷ ours, and whether every row is identical.
+- ``gpt2_tiny_bf16_*``: the same sweep under bf16 autocast (``PerturbationSweep(autocast_bf16=True)``):
+  its speed-up (meant for GPUs; CPUs without bf16 units gain little) and how far values move.
 - ``gpt2_<layers>x<width>_*``: clean pass and sweep time at three tiny GPT-2 sizes; the sweep time
   follows the forward-pass cost (``sweep_per_pass`` stays the number of trials).
 """
@@ -22,7 +26,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from common import DIGITS_CONFIG, TINY_CONFIG, Bench, best_ratio, config_grid, digits_linear, figure, setup, tiny_gpt2
+from common import DIGITS_CONFIG, TINY_CONFIG, Bench, best_times, config_grid, digits_linear, figure, setup, tiny_gpt2
 from naive import naive_sweep
 
 from callbacks.perturbation_sweep import parse_grids
@@ -54,34 +58,61 @@ def clean_passes(subjects: list[SweepSubject], count: int) -> None:
 
 def overhead(name: str, bench: Bench, grids: list[SweepGrid], repeats: int, workdir: Path) -> None:
     subjects = bench.module.robustness_subjects(bench.batches)
-    trials = trial_count(grids)
+    trials = trial_count(grids) * len(subjects)
     clean_passes(subjects, 1)  # warm-up
-    sweep, clean = best_ratio(
-        lambda: sweep_all(subjects, grids, workdir / f"{name}.csv"), lambda: clean_passes(subjects, trials), repeats
+    times = best_times(
+        {
+            "sweep": lambda: sweep_all(subjects, grids, workdir / f"{name}.csv"),
+            "sweep_no_csv": lambda: [run_sweep(subject, grids, seed=0) for subject in subjects],
+            "clean": lambda: clean_passes(subjects, trials // len(subjects)),
+        },
+        repeats,
     )
-    figure(f"{name}_trials", trials * len(subjects), "d")
-    figure(f"{name}_clean_pass_ms", 1000 * clean / trials / len(subjects))
-    figure(f"{name}_sweep_s", sweep)
-    figure(f"{name}_sweep_overhead", sweep / clean)
-    figure(f"{name}_overhead_per_trial_ms", 1000 * (sweep - clean) / trials / len(subjects))
+    sweep, bare, clean = times["sweep"], times["sweep_no_csv"], times["clean"]
+    figure(f"{name}_trials", trials, "d")
+    figure(f"{name}_clean_pass_ms", 1000 * clean.wall / trials)
+    figure(f"{name}_sweep_s", sweep.wall)
+    figure(f"{name}_sweep_overhead", sweep.wall / clean.wall)
+    figure(f"{name}_sweep_overhead_cpu", sweep.cpu / clean.cpu)
+    figure(f"{name}_sweep_overhead_no_csv_cpu", bare.cpu / clean.cpu)
+    figure(f"{name}_overhead_per_trial_us_cpu", 1e6 * (sweep.cpu - clean.cpu) / trials)
 
 
 def versus_naive(name: str, bench: Bench, grids: list[SweepGrid], repeats: int, subject_index: int = 0) -> None:
     subject = bench.module.robustness_subjects(bench.batches)[subject_index]
-    fast_rows: list = []
-    naive_rows: list = []
-    fast, naive = best_ratio(
-        lambda: fast_rows.__setitem__(slice(None), run_sweep(subject, grids, seed=0)),
-        lambda: naive_rows.__setitem__(
-            slice(None), naive_sweep(bench.module, bench.rebuild_batches, grids, 0, subject_index)
-        ),
+    rows: dict[str, list] = {}
+    times = best_times(
+        {
+            "fast": lambda: rows.__setitem__("fast", run_sweep(subject, grids, seed=0)),
+            "naive": lambda: rows.__setitem__(
+                "naive", naive_sweep(bench.module, bench.rebuild_batches, grids, 0, subject_index)
+            ),
+        },
         repeats,
     )
     figure(f"{name}_naive_trials", trial_count(grids), "d")
-    figure(f"{name}_naive_s", naive)
-    figure(f"{name}_fast_s", fast)
-    figure(f"{name}_speedup_vs_naive", naive / fast)
-    figure(f"{name}_naive_equal", str(fast_rows == naive_rows and len(fast_rows) > 0).lower())
+    figure(f"{name}_naive_s", times["naive"].wall)
+    figure(f"{name}_fast_s", times["fast"].wall)
+    figure(f"{name}_speedup_vs_naive", times["naive"].wall / times["fast"].wall)
+    figure(f"{name}_speedup_vs_naive_cpu", times["naive"].cpu / times["fast"].cpu)
+    figure(f"{name}_naive_equal", str(rows["fast"] == rows["naive"] and len(rows["fast"]) > 0).lower())
+
+
+def bf16_autocast(bench: Bench, grids: list[SweepGrid], repeats: int) -> None:
+    """The sweep under bf16 autocast against float32: time and how far the values move."""
+    subject = bench.module.robustness_subjects(bench.batches)[0]
+    rows: dict[str, list] = {}
+    times = best_times(
+        {
+            "float32": lambda: rows.__setitem__("float32", run_sweep(subject, grids, seed=0)),
+            "bf16": lambda: rows.__setitem__("bf16", run_sweep(subject, grids, seed=0, autocast=torch.bfloat16)),
+        },
+        repeats,
+    )
+    moved = sorted(abs(h.value - f.value) / abs(f.value) for h, f in zip(rows["bf16"], rows["float32"], strict=True))
+    figure("gpt2_tiny_bf16_speedup", times["float32"].wall / times["bf16"].wall)
+    figure("gpt2_tiny_bf16_max_rel_diff", moved[-1], ".2e")
+    figure("gpt2_tiny_bf16_median_rel_diff", moved[len(moved) // 2], ".2e")
 
 
 def scaling(grids: list[SweepGrid], workdir: Path, repeats: int) -> None:
@@ -91,16 +122,19 @@ def scaling(grids: list[SweepGrid], workdir: Path, repeats: int) -> None:
         subjects = bench.module.robustness_subjects(bench.batches)
         params = sum(p.numel() for p in bench.module.parameters())
         clean_passes(subjects, 1)
-        sweep, clean = best_ratio(
-            lambda: sweep_all(subjects, grids, workdir / "s.csv"),  # noqa: B023
-            lambda: clean_passes(subjects, 1),  # noqa: B023
+        times = best_times(
+            {
+                "sweep": lambda: sweep_all(subjects, grids, workdir / "s.csv"),  # noqa: B023
+                "clean": lambda: clean_passes(subjects, 1),  # noqa: B023
+            },
             repeats,
         )
         prefix = f"gpt2_{layers}x{width}"
         figure(f"{prefix}_params", params, "d")
-        figure(f"{prefix}_clean_pass_ms", 1000 * clean)
-        figure(f"{prefix}_sweep_s", sweep)
-        figure(f"{prefix}_sweep_per_pass", sweep / clean)
+        figure(f"{prefix}_clean_pass_ms", 1000 * times["clean"].wall)
+        figure(f"{prefix}_sweep_s", times["sweep"].wall)
+        figure(f"{prefix}_sweep_per_pass", times["sweep"].wall / times["clean"].wall)
+        figure(f"{prefix}_sweep_per_pass_cpu", times["sweep"].cpu / times["clean"].cpu)
     figure("scaling_trials", trials, "d")
 
 
@@ -119,6 +153,7 @@ def main() -> None:
             figure("gpt2_tiny_eval_blocks", sum(len(b["input_ids"]) for b in gpt2.batches), "d")
             overhead("gpt2_tiny", gpt2, gpt2_grids, args.repeats, workdir)
             versus_naive("gpt2_tiny", gpt2, gpt2_grids, args.repeats)
+            bf16_autocast(gpt2, gpt2_grids, args.repeats)
         if "linear" in args.only:
             linear_grids = parse_grids(config_grid(DIGITS_CONFIG, 0))
             linear = digits_linear()

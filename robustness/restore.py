@@ -13,7 +13,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from robustness.perturbations import Perturbation
+from robustness.perturbations import Perturbation, split_chunks
 from robustness.targets import TargetSpec, select_targets
 
 
@@ -25,6 +25,7 @@ class ParameterSnapshot:
         self.device = _single_device(params)
         self._live = [p.detach() for p in params.values()]  # aliases of the parameters' storage
         self._saved = [t.clone() for t in self._live]
+        self._chunks = split_chunks(self._live, self._saved)  # cut once, damaged every trial
         self._generator = torch.Generator(device=self.device)
 
     @property
@@ -39,7 +40,7 @@ class ParameterSnapshot:
 
     def perturb(self, perturbation: Perturbation, seed: int) -> None:
         """Apply ``perturbation`` to the live tensors with a generator seeded with ``seed`` (on their device)."""
-        perturbation.apply_(self._live, self._generator.manual_seed(seed), self._saved)
+        perturbation.apply_chunks_(self._chunks, self._generator.manual_seed(seed))
 
     def restore(self) -> None:
         """Copy the saved values back into the live tensors (detached aliases: no autograd involved)."""
