@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import operator
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
@@ -32,7 +31,7 @@ class SweepCsvWriter:
 
     def write(self, rows: Iterable[SweepRow]) -> None:
         """Append ``rows`` (e.g. all metrics of one trial) with a single flush."""
-        self._writer.writerows(_CSV_CELLS(row) for row in rows)  # csv writes None as an empty cell
+        self._writer.writerows(row.csv_cells() for row in rows)
         self._file.flush()
 
     def close(self) -> None:
@@ -45,9 +44,6 @@ class SweepCsvWriter:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
-
-
-_CSV_CELLS = operator.attrgetter(*CSV_COLUMNS)
 
 
 def read_sweep_csv(path: str | Path) -> list[SweepRow]:

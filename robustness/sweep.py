@@ -10,6 +10,7 @@ its number of trials times one evaluation pass.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -32,6 +33,9 @@ CSV_COLUMNS = (
     "model", "num_tasks", "perturbation", "level", "trial", "seed",
     "metric", "value", "expected", "stage", "epoch",
 )  # fmt: skip
+
+
+_CSV_CELLS = operator.attrgetter(*CSV_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -89,9 +93,9 @@ class SweepRow:
     stage: str = ""
     epoch: int | None = None
 
-    def as_csv(self) -> dict[str, Any]:
-        """Values for ``csv.DictWriter`` (``None`` becomes an empty cell)."""
-        return {name: "" if getattr(self, name) is None else getattr(self, name) for name in CSV_COLUMNS}
+    def csv_cells(self) -> tuple[Any, ...]:
+        """Values in ``CSV_COLUMNS`` order, for ``csv.writer`` (which writes ``None`` as an empty cell)."""
+        return _CSV_CELLS(self)
 
 
 def run_sweep(
