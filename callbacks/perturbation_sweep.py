@@ -70,6 +70,8 @@ class PerturbationSweep(L.Callback):
         max_eval_samples: evaluate on a fixed, seeded subset of this many items (None = all).
         targets: override which parameters are damaged (regular expressions on names).
         progress: show a progress bar per subject.
+        autocast_bf16: evaluate the damaged models under bf16 autocast (for GPUs: faster; values then
+            differ from float32 ones, by about 1e-3 relative for perplexities). Off by default.
     """
 
     def __init__(
@@ -83,6 +85,7 @@ class PerturbationSweep(L.Callback):
         max_eval_samples: int | None = None,
         targets: str | list[str] | None = None,
         progress: bool = True,
+        autocast_bf16: bool = False,
     ) -> None:
         self.grids = parse_grids(perturbations)
         check_int("PerturbationSweep.seed", seed)
@@ -100,6 +103,7 @@ class PerturbationSweep(L.Callback):
         self.max_eval_samples = max_eval_samples
         self.targets = targets
         self.progress = progress
+        self.autocast = torch.bfloat16 if autocast_bf16 else None
         self._batches: dict[str, list[Any]] = {}
         self.per_epoch: list[EpochSummary] = []
 
@@ -161,7 +165,7 @@ class PerturbationSweep(L.Callback):
             if self.targets is not None:
                 subject.targets = self.targets
         path = Path(trainer.default_root_dir) / "robustness" / f"sweep_{stage}_epoch{epoch:03d}.csv"
-        fingerprint = sweep_fingerprint(subjects, self.grids, self.seed)
+        fingerprint = sweep_fingerprint(subjects, self.grids, self.seed) + ("+bf16" if self.autocast else "")
         completed = trainer.strategy.broadcast(resumable_rows(path, fingerprint) if trainer.is_global_zero else None)
         writer = SweepCsvWriter(path) if trainer.is_global_zero else None
         was_training = pl_module.training
@@ -172,7 +176,7 @@ class PerturbationSweep(L.Callback):
                 rows += run_sweep(
                     subject, self.grids, self.seed, stage=stage, epoch=epoch, completed=completed,
                     on_trial=writer.write if writer else None,
-                    progress=self.progress and trainer.is_global_zero,
+                    progress=self.progress and trainer.is_global_zero, autocast=self.autocast,
                 )  # fmt: skip
         finally:
             pl_module.train(was_training)

@@ -24,14 +24,14 @@ class SweepCsvWriter:
         _drop_torn_last_line(self.path)
         is_new = not self.path.exists() or self.path.stat().st_size == 0
         self._file = self.path.open("a", newline="", encoding="utf-8")
-        self._writer = csv.DictWriter(self._file, fieldnames=CSV_COLUMNS)
+        self._writer = csv.writer(self._file)
         if is_new:
-            self._writer.writeheader()
+            self._writer.writerow(CSV_COLUMNS)
             self._file.flush()
 
     def write(self, rows: Iterable[SweepRow]) -> None:
         """Append ``rows`` (e.g. all metrics of one trial) with a single flush."""
-        self._writer.writerows(row.as_csv() for row in rows)
+        self._writer.writerows(row.csv_cells() for row in rows)
         self._file.flush()
 
     def close(self) -> None:

@@ -2,16 +2,22 @@
 
 Each perturbation is a small frozen value object that validates itself on construction and
 applies itself *in place* to a list of tensors, drawing all randomness from the generator it
-is given. Random draws are made chunk by chunk so the temporary memory stays a small, fixed
-fraction of the targeted tensors.
+is given. Tensors are damaged chunk by chunk (``split_chunks``; the chunking is part of the seeded
+stream). With the tensors' ``originals`` at hand (a sweep's snapshot), random draws are written
+straight into the tensors' own storage: Gaussian noise needs no temporary buffer at all, random
+deletion one boolean mask of a chunk, magnitude pruning a few chunk-sized buffers (its exact
+threshold comes from a radix selection over the magnitudes' bit patterns, not from a sorted copy
+of all weights). A caller that damages the same tensors many times splits them once and calls
+``apply_chunks_``.
 """
 
 from __future__ import annotations
 
+import itertools
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, NamedTuple
 
 import torch
 
@@ -19,6 +25,30 @@ from robustness.errors import ConfigError, check_choice, check_number
 
 #: Elements drawn per random call; bounds the temporary memory of a perturbation.
 CHUNK_ELEMENTS = 1 << 16
+
+
+class Chunk(NamedTuple):
+    """A contiguous 1-D view of at most ``CHUNK_ELEMENTS`` entries of target tensor number ``tensor``,
+    and the same entries of its undamaged original (``None`` when there is none)."""
+
+    tensor: int
+    live: torch.Tensor
+    original: torch.Tensor | None
+
+
+def split_chunks(tensors: Sequence[torch.Tensor], originals: Sequence[torch.Tensor] | None = None) -> list[Chunk]:
+    """The chunks of ``tensors`` (and of their ``originals``), in order; views detached from autograd."""
+    if originals is not None and len(originals) != len(tensors):
+        raise ValueError(f"{len(originals)} originals for {len(tensors)} tensors")
+    chunks = []
+    for index, tensor in enumerate(tensors):
+        original = None if originals is None else originals[index]
+        if original is not None and (original.shape != tensor.shape or original.dtype != tensor.dtype):
+            raise ValueError(f"original {tuple(original.shape)} {original.dtype} does not match its tensor")
+        lives = _flat_chunks(tensor)
+        befores = _flat_chunks(original) if original is not None else [None] * len(lives)
+        chunks += [Chunk(index, live, before) for live, before in zip(lives, befores, strict=True)]
+    return chunks
 
 
 class Perturbation(ABC):
@@ -36,9 +66,23 @@ class Perturbation(ABC):
         """True when every draw gives the same result (one trial per level is enough)."""
         return self.level == 0
 
+    def apply_(
+        self,
+        tensors: Sequence[torch.Tensor],
+        generator: torch.Generator,
+        originals: Sequence[torch.Tensor] | None = None,
+    ) -> None:
+        """Damage ``tensors`` in place, drawing randomness from ``generator`` only.
+
+        ``originals``: copies of the current values of ``tensors`` kept elsewhere (e.g. a snapshot).
+        Given them, random draws go straight into ``tensors``' storage instead of temporary buffers.
+        Same generator state, same result, with or without them.
+        """
+        self.apply_chunks_(split_chunks(tensors, originals), generator)
+
     @abstractmethod
-    def apply_(self, tensors: Sequence[torch.Tensor], generator: torch.Generator) -> None:
-        """Damage ``tensors`` in place, drawing randomness from ``generator`` only."""
+    def apply_chunks_(self, chunks: Sequence[Chunk], generator: torch.Generator) -> None:
+        """``apply_`` on tensors already cut by ``split_chunks`` (split once, damage many times)."""
 
 
 @dataclass(frozen=True)
@@ -55,17 +99,19 @@ class GaussianNoise(Perturbation):
     def level(self) -> float:
         return self.std
 
-    @torch.no_grad()
-    def apply_(self, tensors: Sequence[torch.Tensor], generator: torch.Generator) -> None:
+    def apply_chunks_(self, chunks: Sequence[Chunk], generator: torch.Generator) -> None:
         if self.std == 0:
             return
-        for tensor in tensors:
-            for chunk in _chunks(tensor):
-                noise = torch.randn(chunk.shape, generator=generator, device=chunk.device, dtype=chunk.dtype)
-                if self.std <= torch.finfo(chunk.dtype).max:
-                    chunk.add_(noise, alpha=self.std)
-                else:  # a level beyond the dtype's range: compute in float64, store the overflow (inf)
-                    chunk.copy_(chunk.double() + noise.double() * self.std)
+        for _, chunk, original in chunks:
+            if original is None:  # keep the weights: draw into a buffer
+                original, chunk_noise = chunk, torch.empty_like(chunk)
+            else:  # the snapshot keeps them: draw straight into the weights' storage
+                chunk_noise = chunk
+            chunk_noise.normal_(generator=generator)
+            if self.std <= torch.finfo(chunk.dtype).max:
+                torch.add(original, chunk_noise, alpha=self.std, out=chunk)
+            else:  # a level beyond the dtype's range: compute in float64, store the overflow (inf)
+                chunk.copy_(original.double() + chunk_noise.double() * self.std)
 
 
 @dataclass(frozen=True)
@@ -86,14 +132,18 @@ class RandomDeletion(Perturbation):
     def deterministic(self) -> bool:
         return self.p in (0.0, 1.0)
 
-    @torch.no_grad()
-    def apply_(self, tensors: Sequence[torch.Tensor], generator: torch.Generator) -> None:
+    def apply_chunks_(self, chunks: Sequence[Chunk], generator: torch.Generator) -> None:
         if self.p == 0:
             return
-        for tensor in tensors:
-            for chunk in _chunks(tensor):
-                draw = torch.rand(chunk.shape, generator=generator, device=chunk.device)
-                chunk.masked_fill_(draw < self.p, 0)
+        for _, chunk, original in chunks:
+            # uniform draws in the default dtype (float32) like torch.rand; into the weights when theirs matches
+            if original is not None and chunk.dtype == torch.get_default_dtype():
+                chunk.uniform_(generator=generator)
+                deleted = chunk < self.p
+                chunk.copy_(original)
+            else:
+                deleted = torch.rand(chunk.shape, generator=generator, device=chunk.device) < self.p
+            chunk.masked_fill_(deleted, 0)
 
 
 @dataclass(frozen=True)
@@ -120,15 +170,17 @@ class MagnitudePruning(Perturbation):
     def deterministic(self) -> bool:
         return True
 
-    @torch.no_grad()
-    def apply_(self, tensors: Sequence[torch.Tensor], generator: torch.Generator) -> None:
+    def apply_chunks_(self, chunks: Sequence[Chunk], generator: torch.Generator) -> None:
         if self.p == 0:
             return
         if self.scope == "per_tensor":
-            for tensor in tensors:
-                _zero_smallest([tensor], round(self.p * tensor.numel()))
+            for _, group in itertools.groupby(chunks, key=lambda chunk: chunk.tensor):
+                live = [chunk.live for chunk in group]
+                _zero_smallest(live, round(self.p * sum(c.numel() for c in live)))
         else:
-            _zero_smallest(list(tensors), round(self.p * sum(t.numel() for t in tensors)))
+            if len({chunk.live.dtype for chunk in chunks}) > 1:
+                raise ValueError("global magnitude pruning ranks tensors of one dtype only")
+            _zero_smallest([c.live for c in chunks], round(self.p * sum(c.live.numel() for c in chunks)))
 
 
 PERTURBATIONS: dict[str, type[Perturbation]] = {
@@ -147,29 +199,70 @@ def make_perturbation(name: str, level: float, **options: object) -> Perturbatio
         raise ConfigError(f"{name} options", options, str(err)) from None
 
 
-def _zero_smallest(tensors: list[torch.Tensor], count: int) -> None:
-    """Zero exactly ``count`` entries of smallest magnitude across ``tensors``."""
-    total = sum(t.numel() for t in tensors)
+def _zero_smallest(chunks: list[torch.Tensor], count: int) -> None:
+    """Zero exactly ``count`` entries of smallest magnitude across the 1-D ``chunks``.
+
+    Entries tied with the ``count``-th smallest magnitude are zeroed in order (first chunk, first
+    position first) until ``count`` are zero. Memory: a few buffers of one chunk.
+    """
     if count <= 0:
         return
-    if count >= total:
-        for tensor in tensors:
-            tensor.zero_()
+    if count >= sum(chunk.numel() for chunk in chunks):
+        for chunk in chunks:
+            chunk.zero_()
         return
-    magnitudes = torch.cat([t.detach().abs().reshape(-1) for t in tensors])
-    indices = torch.topk(magnitudes, count, largest=False, sorted=False).indices
-    del magnitudes
-    offset = 0
-    for tensor in tensors:
-        in_tensor = indices[(indices >= offset) & (indices < offset + tensor.numel())] - offset
-        tensor.view(-1)[in_tensor] = 0
-        offset += tensor.numel()
+    threshold, ties = _kth_smallest_magnitude(chunks, count)
+    for chunk in chunks:
+        keys = _magnitude_keys(chunk)
+        prune = keys < threshold
+        if ties:
+            tied = (keys == threshold).nonzero().flatten()[:ties]
+            prune[tied] = True
+            ties -= len(tied)
+        chunk.masked_fill_(prune, 0)
 
 
-def _chunks(tensor: torch.Tensor) -> Iterator[torch.Tensor]:
-    """Contiguous in-place views of ``tensor`` of at most ``CHUNK_ELEMENTS`` elements."""
+def _kth_smallest_magnitude(chunks: list[torch.Tensor], k: int) -> tuple[int, int]:
+    """``(key, ties)``: the magnitude key of the ``k``-th smallest entry (1-based) and how many entries
+    with exactly that key are among the ``k`` smallest.
+
+    Up to one chunk of entries in all: ``kthvalue`` of their keys. More: radix selection, one byte of
+    the key per pass from the most significant; each pass counts, per byte value, the entries that
+    share the bytes found so far (``bincount`` chunk by chunk).
+    """
+    if sum(chunk.numel() for chunk in chunks) <= CHUNK_ELEMENTS:
+        keys = torch.cat([_magnitude_keys(chunk) for chunk in chunks])
+        key = keys.kthvalue(k).values
+        return int(key), k - int((keys < key).sum())
+    bits = 8 * chunks[0].element_size()
+    prefix, rank = 0, k
+    for shift in range(bits - 8, -1, -8):
+        counts = torch.zeros(256, dtype=torch.int64, device=chunks[0].device)
+        for chunk in chunks:
+            keys = _magnitude_keys(chunk)
+            if shift + 8 < bits:
+                keys = keys[(keys >> (shift + 8)) == prefix]
+            counts += torch.bincount((keys >> shift) & 0xFF, minlength=256)
+        cumulative = counts.cumsum(0)
+        digit = int(torch.searchsorted(cumulative, rank))
+        rank -= int(cumulative[digit - 1]) if digit else 0
+        prefix = (prefix << 8) | digit
+    return prefix, rank
+
+
+def _magnitude_keys(chunk: torch.Tensor) -> torch.Tensor:
+    """Integers ordered like ``|chunk|``: the float's bits without the sign bit (NaN above inf)."""
+    bits = chunk.view(_SAME_SIZE_INT[chunk.element_size()])
+    return bits & torch.iinfo(bits.dtype).max
+
+
+_SAME_SIZE_INT = {2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
+def _flat_chunks(tensor: torch.Tensor) -> list[torch.Tensor]:
+    """Contiguous 1-D views of ``tensor`` of at most ``CHUNK_ELEMENTS`` entries, detached from autograd
+    (writing into them changes ``tensor``; no ``torch.no_grad`` needed)."""
     if not tensor.is_contiguous():
         raise ValueError("perturbations need contiguous parameters")
-    flat = tensor.view(-1)
-    for start in range(0, flat.numel(), CHUNK_ELEMENTS):
-        yield flat[start : start + CHUNK_ELEMENTS]
+    flat = tensor.detach().view(-1)
+    return [flat] if flat.numel() <= CHUNK_ELEMENTS else list(flat.split(CHUNK_ELEMENTS))

@@ -13,8 +13,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from robustness.perturbations import Perturbation
-from robustness.seeding import make_generator
+from robustness.perturbations import Perturbation, split_chunks
 from robustness.targets import TargetSpec, select_targets
 
 
@@ -23,20 +22,30 @@ class ParameterSnapshot:
 
     def __init__(self, params: dict[str, torch.Tensor]) -> None:
         self.params = params
-        with torch.no_grad():
-            self._saved = {name: p.detach().clone() for name, p in params.items()}
         self.device = _single_device(params)
+        self._live = [p.detach() for p in params.values()]  # aliases of the parameters' storage
+        self._saved = [t.clone() for t in self._live]
+        self._chunks = split_chunks(self._live, self._saved)  # cut once, damaged every trial
+        self._generator = torch.Generator(device=self.device)
 
     @property
     def tensors(self) -> list[torch.Tensor]:
         """The live (perturbable) tensors, in target order."""
-        return [p.data for p in self.params.values()]
+        return list(self._live)
 
-    @torch.no_grad()
+    @property
+    def originals(self) -> list[torch.Tensor]:
+        """The saved values, in target order (read-only by contract: ``restore()`` copies from them)."""
+        return list(self._saved)
+
+    def perturb(self, perturbation: Perturbation, seed: int) -> None:
+        """Apply ``perturbation`` to the live tensors with a generator seeded with ``seed`` (on their device)."""
+        perturbation.apply_chunks_(self._chunks, self._generator.manual_seed(seed))
+
     def restore(self) -> None:
-        """Copy the saved values back into the live tensors."""
-        for name, param in self.params.items():
-            param.data.copy_(self._saved[name])
+        """Copy the saved values back into the live tensors (detached aliases: no autograd involved)."""
+        for live, saved in zip(self._live, self._saved, strict=True):
+            live.copy_(saved)
 
 
 @contextmanager
@@ -53,7 +62,7 @@ def perturbed(
     """
     snapshot = ParameterSnapshot(select_targets(model, targets))
     try:
-        perturbation.apply_(snapshot.tensors, make_generator(seed, snapshot.device))
+        snapshot.perturb(perturbation, seed)
         yield snapshot.params
     finally:
         snapshot.restore()

@@ -2,12 +2,17 @@
 
 The sweep is framework-free: a ``SweepSubject`` bundles the module to damage, which of its
 parameters to damage, and an ``evaluate()`` callable returning ``{metric: value}`` on cached
-data. The targeted tensors are snapshotted once per sweep and restored after every trial.
+data. The targeted tensors are snapshotted once per sweep (the only extra memory: no model copy),
+damaged in place with draws made on their device, and restored with ``copy_`` after every trial.
+``evaluate()`` runs under ``torch.inference_mode`` (optionally bf16 autocast), so a sweep costs about
+its number of trials times one evaluation pass.
 """
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +25,7 @@ from robustness.interrupts import restore_on_signals
 from robustness.metrics import as_recorded
 from robustness.perturbations import PERTURBATIONS, Perturbation, make_perturbation
 from robustness.restore import ParameterSnapshot
-from robustness.seeding import make_generator, trial_seed
+from robustness.seeding import trial_seed
 from robustness.targets import TargetSpec, select_targets
 
 #: Column order of every sweep CSV (a contract: other tools read these files).
@@ -28,6 +33,9 @@ CSV_COLUMNS = (
     "model", "num_tasks", "perturbation", "level", "trial", "seed",
     "metric", "value", "expected", "stage", "epoch",
 )  # fmt: skip
+
+
+_CSV_CELLS = operator.attrgetter(*CSV_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -85,9 +93,9 @@ class SweepRow:
     stage: str = ""
     epoch: int | None = None
 
-    def as_csv(self) -> dict[str, Any]:
-        """Values for ``csv.DictWriter`` (``None`` becomes an empty cell)."""
-        return {name: "" if getattr(self, name) is None else getattr(self, name) for name in CSV_COLUMNS}
+    def csv_cells(self) -> tuple[Any, ...]:
+        """Values in ``CSV_COLUMNS`` order, for ``csv.writer`` (which writes ``None`` as an empty cell)."""
+        return _CSV_CELLS(self)
 
 
 def run_sweep(
@@ -100,6 +108,7 @@ def run_sweep(
     on_trial: Callable[[list[SweepRow]], None] | None = None,
     completed: Iterable[SweepRow] = (),
     progress: bool = False,
+    autocast: torch.dtype | None = None,
 ) -> list[SweepRow]:
     """Run every grid on ``subject`` and return all rows, in grid order.
 
@@ -107,6 +116,9 @@ def run_sweep(
     exist. Trials found in ``completed`` (rows of an interrupted run of the same sweep) are not
     measured again: their rows are reused, so a resumed sweep returns the uninterrupted table.
     Weights are restored bit for bit after every trial, when anything raises, and on SIGINT/SIGTERM.
+    ``evaluate()`` runs under ``torch.inference_mode()``: tensors it creates (e.g. metric states) are
+    inference tensors, so it should reset any state it reuses. ``autocast`` (e.g. ``torch.bfloat16``)
+    evaluates under ``torch.autocast`` of that dtype: faster on GPUs, results no longer float32 ones.
     """
     grids = list(grids)
     done = _completed_trials(completed, subject.name)
@@ -125,7 +137,7 @@ def run_sweep(
                         if key in done:
                             rows += _check_resumed(done[key], trial_rng_seed)
                         else:
-                            values = _evaluate_perturbed(subject, snapshot, perturbation, trial_rng_seed)
+                            values = _evaluate_perturbed(subject, snapshot, perturbation, trial_rng_seed, autocast)
                             measured = [
                                 SweepRow(
                                     model=subject.name,
@@ -169,11 +181,16 @@ def _check_resumed(rows: list[SweepRow], seed: int) -> list[SweepRow]:
 
 
 def _evaluate_perturbed(
-    subject: SweepSubject, snapshot: ParameterSnapshot, perturbation: Perturbation, seed: int
+    subject: SweepSubject,
+    snapshot: ParameterSnapshot,
+    perturbation: Perturbation,
+    seed: int,
+    autocast: torch.dtype | None,
 ) -> dict[str, float]:
+    precision = torch.autocast(snapshot.device.type, dtype=autocast) if autocast is not None else nullcontext()
     try:
-        perturbation.apply_(snapshot.tensors, make_generator(seed, snapshot.device))
-        with torch.no_grad():
+        snapshot.perturb(perturbation, seed)
+        with torch.inference_mode(), precision:
             values = subject.evaluate()
     finally:
         snapshot.restore()
