@@ -30,7 +30,8 @@ def test_wandb_dying_mid_run_is_a_warning(tmp_path):
         env={"PYTHONPATH": str(ROOT / "tests")},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "W&B failed (" in result.stderr and "the run continues without W&B" in result.stderr
+    # W&B's client may notice the dead service at any later call, or only when the run is finished
+    assert "W&B failed (" in result.stderr and "local CSV/PNG outputs are complete" in result.stderr
     outputs_complete(out)
 
 

@@ -50,7 +50,10 @@ def finish_wandb_run() -> None:
     try:
         wandb.finish()
     except Exception as err:
-        rank_zero_warn(f"W&B failed to finish the run ({type(err).__name__}: {_first_line(err)})")
+        rank_zero_warn(
+            f"W&B failed ({type(err).__name__}: {_first_line(err)}) while finishing the run; "
+            "local CSV/PNG outputs are complete"
+        )
 
 
 class _NoExperiment:
