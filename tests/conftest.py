@@ -32,6 +32,7 @@ def run_cli(
 ) -> subprocess.CompletedProcess:
     """``python run.py ARGS`` in a fresh interpreter (the true end-to-end path), stdin closed."""
     environment = {**os.environ, **OFFLINE_ENV, **(env or {})}
+    environment.pop("WANDB_SERVICE", None)  # a fresh process starts its own W&B service, as a user's would
     for name in unset:
         environment.pop(name, None)
     return subprocess.run(

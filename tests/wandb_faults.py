@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+from pathlib import Path
 
 import lightning as L
 
@@ -14,7 +15,8 @@ class KillWandbService(L.Callback):
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         children = subprocess.run(["pgrep", "-P", str(os.getpid())], capture_output=True, text=True).stdout.split()
-        for pid in children:
-            with open(f"/proc/{pid}/comm") as comm:
-                if comm.read().strip() == "wandb-core":
-                    os.kill(int(pid), signal.SIGKILL)
+        services = [pid for pid in children if Path(f"/proc/{pid}/comm").read_text().strip() == "wandb-core"]
+        if not services:
+            raise RuntimeError("KillWandbService: this process has no wandb-core child to kill")
+        for pid in services:
+            os.kill(int(pid), signal.SIGKILL)
