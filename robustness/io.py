@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -66,13 +66,18 @@ def _drop_torn_last_line(path: Path) -> None:
 
 def write_summary_csv(path: str | Path, summaries: Iterable[LevelSummary]) -> Path:
     """Write per-level statistics (mean, CI, counts, closed form) next to the raw sweep CSV."""
+    return write_records(path, SUMMARY_COLUMNS, (dataclasses.asdict(summary) for summary in summaries))
+
+
+def write_records(path: str | Path, columns: Sequence[str], records: Iterable[Mapping[str, object]]) -> Path:
+    """A CSV with ``columns`` from ``records`` (``None`` becomes an empty cell), replacing ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as file:
-        writer = csv.DictWriter(file, fieldnames=SUMMARY_COLUMNS)
+        writer = csv.DictWriter(file, fieldnames=columns)
         writer.writeheader()
-        for summary in summaries:
-            writer.writerow({k: "" if v is None else v for k, v in dataclasses.asdict(summary).items()})
+        for record in records:
+            writer.writerow({k: "" if v is None else v for k, v in record.items()})
     return path
 
 

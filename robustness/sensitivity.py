@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import math
 from collections import defaultdict
@@ -20,6 +19,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
+from robustness.io import write_records
 from robustness.plots import LEVEL_LABELS
 from robustness.stats import SUMMARY_COLUMNS, LevelSummary
 
@@ -48,14 +48,7 @@ Panel = tuple[str, str, str]  # (model, metric, perturbation)
 
 def write_sensitivity_csv(path: str | Path, history: Iterable[EpochSummary]) -> Path:
     """All epochs' summaries in one tidy CSV (empty cells for missing closed forms)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as file:
-        writer = csv.DictWriter(file, fieldnames=SENSITIVITY_COLUMNS)
-        writer.writeheader()
-        for entry in history:
-            writer.writerow({k: "" if v is None else v for k, v in entry.as_record().items()})
-    return path
+    return write_records(path, SENSITIVITY_COLUMNS, (entry.as_record() for entry in history))
 
 
 def panels(history: Iterable[EpochSummary]) -> dict[Panel, dict[int, list[LevelSummary]]]:
