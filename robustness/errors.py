@@ -15,8 +15,8 @@ class ConfigError(ValueError):
     def __init__(self, field: str, value: Any, reason: str) -> None:
         self.field = field
         self.value = value
-        self.reason = reason
-        super().__init__(f"{field}={value!r}: {reason}")
+        self.reason = " ".join(reason.split())  # messages from libraries may span lines
+        super().__init__(f"{field}={value!r}: {self.reason}")
 
 
 def check_int(field: str, value: Any, minimum: int | None = None) -> int:

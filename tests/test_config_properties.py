@@ -110,3 +110,9 @@ def test_linear_model(k, solver, ridge, lr, weight_decay):
 def test_malformed_perturbation_spec(spec):
     err = outcome(lambda: PerturbationSweep({"gaussian_noise": spec}))
     assert err is not None and err.field.startswith("PerturbationSweep.perturbations.gaussian_noise")
+
+
+@pytest.mark.parametrize("reason", ["bad\nvalue", "Invalid device string: '\n'", "  spaced \t out  "])
+def test_error_message_stays_one_line_when_the_reason_spans_lines(reason):
+    message = str(ConfigError("data.device", "\n", reason))
+    assert "\n" not in message and message.startswith("data.device='\\n': ")
