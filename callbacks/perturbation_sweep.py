@@ -35,7 +35,7 @@ import torch
 from lightning.pytorch.loggers import WandbLogger
 
 from robustness import ConfigError, SweepCsvWriter, SweepGrid, SweepRow, run_sweep, select_targets, summarize
-from robustness.errors import check_choice, check_int
+from robustness.errors import check_bool, check_choice, check_int
 from robustness.io import write_summary_csv
 from robustness.plots import plot_sweep
 from robustness.resume import resumable_rows, sweep_fingerprint
@@ -98,12 +98,12 @@ class PerturbationSweep(L.Callback):
         self.seed = seed
         self.split = split
         self.every_n_epochs = every_n_epochs
-        self.at_train_end = at_train_end
-        self.at_test = at_test
+        self.at_train_end = check_bool("PerturbationSweep.at_train_end", at_train_end)
+        self.at_test = check_bool("PerturbationSweep.at_test", at_test)
         self.max_eval_samples = max_eval_samples
         self.targets = targets
-        self.progress = progress
-        self.autocast = torch.bfloat16 if autocast_bf16 else None
+        self.progress = check_bool("PerturbationSweep.progress", progress)
+        self.autocast = torch.bfloat16 if check_bool("PerturbationSweep.autocast_bf16", autocast_bf16) else None
         self._batches: dict[str, list[Any]] = {}
         self.per_epoch: list[EpochSummary] = []
 

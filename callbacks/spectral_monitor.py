@@ -30,7 +30,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from transformers.pytorch_utils import Conv1D
 
 from callbacks.step_monitor import DEFAULT_STRIP_PREFIX, StepMonitor, compile_pattern
-from robustness.errors import ConfigError, check_choice, check_int, check_number
+from robustness.errors import ConfigError, check_bool, check_choice, check_int, check_number
 from robustness.spectral import (
     WeightMatrix,
     exact_basis,
@@ -92,7 +92,7 @@ class SpectralMonitor(StepMonitor):
         self.strip_prefix = compile_pattern("SpectralMonitor.strip_prefix", strip_prefix)
         self.spectrum_every_n_steps = check_int("SpectralMonitor.spectrum_every_n_steps", spectrum_every_n_steps, 0)
         self.top_k = check_int("SpectralMonitor.top_k", top_k, minimum=0)
-        self.histogram = histogram
+        self.histogram = check_bool("SpectralMonitor.histogram", histogram)
         if (top_k or histogram) and not spectrum_every_n_steps:
             raise ConfigError(
                 "SpectralMonitor.spectrum_every_n_steps", spectrum_every_n_steps, "must be >= 1 with top_k or histogram"

@@ -12,7 +12,7 @@ import lightning as L
 import torch
 
 from callbacks.step_monitor import DEFAULT_STRIP_PREFIX, StepMonitor, compile_pattern
-from robustness.errors import ConfigError
+from robustness.errors import ConfigError, check_bool
 from robustness.targets import select_targets
 
 TOTAL = "total"
@@ -44,7 +44,7 @@ class WeightNorms(StepMonitor):
     ) -> None:
         super().__init__(every_n_steps)
         self.targets = targets
-        self.at_epoch_end = at_epoch_end
+        self.at_epoch_end = check_bool("WeightNorms.at_epoch_end", at_epoch_end)
         self.layer_pattern = compile_pattern("WeightNorms.layer_pattern", layer_pattern)
         self.strip_prefix = compile_pattern("WeightNorms.strip_prefix", strip_prefix)
         self.layers: dict[str, list[torch.Tensor]] = {}

@@ -24,7 +24,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from robustness.errors import ConfigError, check_int, check_number
+from robustness.errors import ConfigError, check_bool, check_int, check_number
 
 
 @dataclass(frozen=True)
@@ -86,8 +86,8 @@ class LabelPairTasksDataModule(L.LightningDataModule):
         self.val_fraction = val_fraction
         self.batch_size = batch_size
         self.task_seed = task_seed
-        self.standardize = standardize
-        self.add_bias = add_bias
+        self.standardize = check_bool("data.standardize", standardize)
+        self.add_bias = check_bool("data.add_bias", add_bias)
         self.num_workers = num_workers
         self.pairs = label_pairs(self.num_classes, max(self.task_grid), task_seed)
         self.datasets: dict[str, TaskItems] = {}

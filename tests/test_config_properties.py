@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from callbacks import PerturbationSweep
+from callbacks import PerturbationSweep, SpectralMonitor, WeightNorms
 from datamodules import DigitsTasksDataModule
 from lightning_modules import LinearMultitaskRegression
 from robustness import PERTURBATIONS, ConfigError, GaussianNoise, MagnitudePruning, RandomDeletion, SweepGrid
@@ -116,3 +116,28 @@ def test_malformed_perturbation_spec(spec):
 def test_error_message_stays_one_line_when_the_reason_spans_lines(reason):
     message = str(ConfigError("data.device", "\n", reason))
     assert "\n" not in message and message.startswith("data.device='\\n': ")
+
+
+def noise_sweep(**switch) -> PerturbationSweep:
+    return PerturbationSweep({"gaussian_noise": {"levels": [0.1]}}, **switch)
+
+
+SWITCHES = [
+    ("PerturbationSweep.at_train_end", lambda v: noise_sweep(at_train_end=v)),
+    ("PerturbationSweep.at_test", lambda v: noise_sweep(at_test=v)),
+    ("PerturbationSweep.progress", lambda v: noise_sweep(progress=v)),
+    ("PerturbationSweep.autocast_bf16", lambda v: noise_sweep(autocast_bf16=v)),
+    ("WeightNorms.at_epoch_end", lambda v: WeightNorms(at_epoch_end=v)),
+    ("SpectralMonitor.histogram", lambda v: SpectralMonitor(histogram=v, spectrum_every_n_steps=1)),
+    ("data.standardize", lambda v: DigitsTasksDataModule(standardize=v)),
+    ("data.add_bias", lambda v: DigitsTasksDataModule(add_bias=v)),
+]
+
+
+@pytest.mark.parametrize(("field", "build"), SWITCHES, ids=[field for field, _ in SWITCHES])
+@given(anything)
+@settings(max_examples=20, deadline=None)
+def test_switches_take_only_true_or_false(field, build, value):
+    err = outcome(lambda: build(value))
+    assert (err is None) == isinstance(value, bool)
+    assert err is None or err.field == field
