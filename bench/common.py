@@ -24,15 +24,8 @@ if str(ROOT) not in sys.path:
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
-OFFLINE_ENV = {
-    "WANDB_MODE": "offline",
-    "WANDB_SILENT": "true",
-    "WANDB_DISABLE_GIT": "true",
-    "HF_HUB_OFFLINE": "1",
-    "HF_DATASETS_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-}
+from tracking.offline import OFFLINE_ENV  # noqa: E402
+
 os.environ.update(OFFLINE_ENV)
 
 #: Model settings of the tiny GPT-2 configs (the benchmarks use the same model, data and grid).

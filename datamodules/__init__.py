@@ -1,7 +1,6 @@
 """One LightningDataModule per dataset family (imported on first use, PEP 562)."""
 
-from importlib import import_module
-from typing import Any
+from robustness.lazy import lazy_exports
 
 _EXPORTS = {
     "Cifar10TasksDataModule": "datamodules.cifar10",
@@ -16,8 +15,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'datamodules' has no attribute {name!r}")
-    return getattr(import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_exports("datamodules", _EXPORTS)

@@ -4,8 +4,7 @@ Names are imported on first use (PEP 562), so ``import lightning_modules`` stays
 data and model packages can import each other's submodules without cycles.
 """
 
-from importlib import import_module
-from typing import Any
+from robustness.lazy import lazy_exports
 
 _EXPORTS = {
     "GPT2GlueClassifier": "lightning_modules.gpt2_glue",
@@ -18,8 +17,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'lightning_modules' has no attribute {name!r}")
-    return getattr(import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_exports("lightning_modules", _EXPORTS)

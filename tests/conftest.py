@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from tracking.offline import OFFLINE_ENV as NO_NETWORK
+
 # Property tests draw the same examples on every run, so CI is reproducible; set
 # HYPOTHESIS_PROFILE=explore to draw fresh ones when hunting for new failures.
 settings.register_profile("ci", derandomize=True)
@@ -18,13 +20,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 ROOT = Path(__file__).resolve().parents[1]
 OFFLINE_ENV = {
-    "WANDB_MODE": "offline",
-    "WANDB_SILENT": "true",
-    "WANDB_DISABLE_GIT": "true",
-    "HF_HUB_OFFLINE": "1",
-    "HF_DATASETS_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "TOKENIZERS_PARALLELISM": "false",
+    **NO_NETWORK,
     "WANDB_INIT_TIMEOUT": "300",  # a loaded 2-core machine can be slow to start the W&B service
 }
 os.environ.update(OFFLINE_ENV)

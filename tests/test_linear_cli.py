@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import ROOT, run_cli
+from linear_outputs import assert_outputs_under_root
 from stats_checks import assert_monte_carlo_matches_closed_form
 from wandb_offline import find_runs, read_run
 
@@ -16,7 +17,6 @@ from robustness import CSV_COLUMNS, read_sweep_csv
 from robustness.stats import LevelSummary
 
 DIGITS = ROOT / "configs" / "linear" / "digits.yaml"
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
@@ -57,17 +57,7 @@ def read_summary(path: Path) -> list[LevelSummary]:
 
 def test_every_output_lands_under_default_root_dir(digits_run):
     out, cwd, _ = digits_run
-    assert list(cwd.iterdir()) == []
-    robustness = out / "robustness"
-    assert {p.name for p in robustness.iterdir()} == {
-        "sweep_fit_epoch000.csv", "sweep_fit_epoch000.csv.fingerprint", "sweep_fit_epoch000_summary.csv",
-        "sweep_fit_epoch000.png",
-        "robustness_slope.csv", "robustness_slope.png",
-    }  # fmt: skip
-    for png in robustness.glob("*.png"):
-        assert png.read_bytes()[:8] == PNG_MAGIC
-    assert len(find_runs(out)) == 1
-    assert list(out.rglob("*.ckpt"))
+    assert_outputs_under_root(out, cwd)
 
 
 def test_sweep_csv_follows_the_contract(digits_run):
