@@ -407,5 +407,6 @@ def _normalised_ratio(ratio: Mapping[str, float] | None, languages: Sequence[str
         raise ConfigError("data.language_ratio", ratio, f"needs one share per language {list(languages)}")
     for language in languages:
         check_number(f"data.language_ratio.{language}", ratio[language], low=0, low_open=True)
-    total = sum(ratio.values())
-    return {language: ratio[language] / total for language in languages}
+    largest = max(ratio.values())  # scale first: the sum of huge shares would overflow
+    total = sum(ratio[language] / largest for language in languages)
+    return {language: ratio[language] / largest / total for language in languages}

@@ -337,6 +337,16 @@ def test_a_missing_column_names_its_source(text_files, tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("ratio", "shares"),
+    [({"en": 1e308, "el": 1e308}, {"en": 0.5, "el": 0.5}), ({"en": 3.0, "el": 1.0}, {"en": 0.75, "el": 0.25}),
+     ({"en": 5e-324, "el": 5e-324}, {"en": 0.5, "el": 0.5})],
+)  # fmt: skip
+def test_language_ratio_is_normalised_without_overflow(text_files, ratio, shares):
+    datamodule = TextCorpusDataModule(corpora(text_files), train_tokens=64, block_size=16, language_ratio=ratio)
+    assert datamodule.ratio == shares
+
+
+@pytest.mark.parametrize(
     ("corpora_value", "field"),
     [({}, "data.corpora"), (None, "data.corpora"), (["en"], "data.corpora"), ({"": {}}, "data.corpora"),
      ({"en": {"train": {"file": "x"}}}, "data.corpora.en")],
