@@ -12,6 +12,7 @@ import inspect
 import pickle
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +49,23 @@ class CognitiveReserveCLI(LightningCLI):
     def _parse_ckpt_path(self) -> None:
         """Vet ``--ckpt_path`` before Lightning reads hyperparameters from it (see ``vet_checkpoint``)."""
         subcommand = self.config.get("subcommand")
-        if subcommand:
-            config = self.config[subcommand]
-            vet_checkpoint(config.get("ckpt_path"), config.model)
+        if not subcommand:
+            return
+        config = self.config[subcommand]
+        vet_checkpoint(config.get("ckpt_path"), config.model)
+        before = _model_arguments(config.model)
         super()._parse_ckpt_path()
+        after = _model_arguments(self.config[subcommand].model)
+        replaced = [  # values linked from the data module are None until instantiation: not replaced
+            f"{name}={value!r} -> {after.get(name)!r}"
+            for name, value in before.items()
+            if value is not None and after.get(name) != value
+        ]
+        if replaced:
+            warnings.warn(
+                f"ckpt_path: the model is built with the checkpoint's hyperparameters, replacing {', '.join(replaced)}",
+                stacklevel=1,
+            )
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
@@ -124,6 +138,12 @@ def _import(class_path: str | None) -> type | None:
         return getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError):
         return None
+
+
+def _model_arguments(model_config: Any) -> dict[str, Any]:
+    """The model's ``init_args`` as plain values (empty when the model is not a class_path entry)."""
+    init_args = model_config.get("init_args") if hasattr(model_config, "get") else None
+    return dict(init_args.clone().as_dict()) if init_args is not None else {}
 
 
 def _class_configs(entries: Any) -> list[Any]:

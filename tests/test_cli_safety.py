@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from subprocess import DEVNULL
 
 import pytest
@@ -59,6 +60,26 @@ def test_checkpoint_of_another_model_family_is_rejected(tmp_path, capsys):
     assert "is a checkpoint of another model family: ['n_layer'] are not parameters of LinearMultitaskRegression" in (
         error_line(capsys)
     )
+
+
+def test_model_settings_replaced_by_the_checkpoint_are_named_in_a_warning(tmp_path):
+    """Lightning rebuilds the model from the checkpoint's hyperparameters: an override is not silently lost."""
+    from run import main
+
+    common = ["--config", DIGITS, "--trainer.logger=false", "--data.init_args.task_grid=[2]"]
+    main(["fit", *common, f"--trainer.default_root_dir={tmp_path / 'fit'}"])
+    checkpoint = tmp_path / "fit" / "checkpoints" / "last.ckpt"
+    test_dir = tmp_path / "test"
+    args = ["test", *common, f"--trainer.default_root_dir={test_dir}", f"--ckpt_path={checkpoint}"]
+    with pytest.warns(UserWarning, match=r"checkpoint's hyperparameters, replacing k=6 -> 4$"):
+        main([*args, "--model.init_args.k=6"])
+    assert {row.model for row in read_sweep_csv(test_dir / "robustness" / "sweep_test_epoch000.csv")} == {
+        "linear_svd_k4_T2"
+    }
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        main(args)  # the config agrees with the checkpoint: nothing to say
+    assert not [w for w in caught if "checkpoint's hyperparameters" in str(w.message)]
 
 
 def test_missing_checkpoint_and_unwritable_output_fail_fast(tmp_path, capsys):
