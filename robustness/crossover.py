@@ -29,6 +29,7 @@ from robustness.sweep import SweepRow
 
 Status = Literal["crossing", "none", "b_better_from_start"]
 
+
 @dataclass(frozen=True)
 class CrossOver:
     """Where B overtakes A for one (perturbation, metric), with a bootstrap interval.

@@ -195,7 +195,6 @@ LM_FIELDS = {
 }
 
 
-
 GPT2_CONFIG_FIELDS = {
     "n_layer": simple(st.integers(1, 2), lambda x: is_int(x, 1), st.one_of(st.integers(-3, 4), small_sizes)),
     "n_head": Field(
@@ -208,11 +207,11 @@ GPT2_CONFIG_FIELDS = {
     **{rate: simple(unit, lambda x: is_number(x, 0, 1)) for rate in GPT2_PROBABILITIES},
     **{real: simple(st.floats(1e-8, 0.1), lambda x: is_number(x, 0, low_open=True)) for real in GPT2_POSITIVE_REALS},
     "activation_function": simple(
-        st.sampled_from(["gelu_new", "relu", "gelu"]), lambda x: isinstance(x, str) and x in ACT2FN,
+        st.sampled_from(["gelu_new", "relu", "gelu"]),
+        lambda x: isinstance(x, str) and x in ACT2FN,
         st.one_of(st.text(max_size=8), anything),
     ),
 }
-
 
 
 @pytest.mark.parametrize(
@@ -285,7 +284,6 @@ TEXT_FIELDS = {
 def corpora(files: dict[str, str]) -> dict[str, dict[str, dict[str, str]]]:
     return {lang: {split: {"file": files[f"{lang}.{split}"]} for split in ("train", "validation", "test")}
             for lang in ("en", "el")}  # fmt: skip
-
 
 
 #: ``TextSource`` settings: (source, valid at construction?, field the error names below the split).
@@ -365,7 +363,8 @@ WILD_TASKS = st.one_of(anything, st.sampled_from(["mnli", "wnli", "SST2", " sst2
 GLUE_MODEL_FIELDS = {
     "task": simple(st.sampled_from(TASKS), lambda x: isinstance(x, str) and x in GLUE_TASKS, WILD_TASKS),
     "pretraining": simple(
-        st.sampled_from(["mono", "bi", "tri"]), lambda x: is_text(x) and "-" not in x,
+        st.sampled_from(["mono", "bi", "tri"]),
+        lambda x: is_text(x) and "-" not in x,
         st.one_of(st.text(max_size=6), anything),
     ),
     "num_languages": Field(
@@ -377,7 +376,6 @@ GLUE_MODEL_FIELDS = {
     "weight_decay": simple(unit, lambda x: is_number(x, 0)),
     "warmup_ratio": simple(st.floats(0, 0.99), lambda x: is_number(x, 0, 1, high_open=True)),
 }
-
 
 
 @settings(max_examples=40, deadline=None)
@@ -411,9 +409,7 @@ def glue_fields(files: dict[str, str]) -> dict[str, Field]:
     ]  # fmt: skip
     return {
         "task": simple(st.sampled_from(TASKS), lambda x: isinstance(x, str) and x in GLUE_TASKS, WILD_TASKS),
-        "data_files": simple(
-            st.sampled_from([None, files]), ok_files, st.one_of(anything, st.sampled_from(bad_files))
-        ),
+        "data_files": simple(st.sampled_from([None, files]), ok_files, st.one_of(anything, st.sampled_from(bad_files))),
         "dataset": simple(st.sampled_from(["nyu-mll/glue", "/data/glue"]), is_text),
         "max_length": Field(
             st.integers(2, 1024),
@@ -433,7 +429,6 @@ def glue_files(tmp_path_factory) -> dict[str, str]:
     for path in files.values():
         path.write_text("not read at construction\n")
     return {split: str(path) for split, path in files.items()}
-
 
 
 # ---- frozen-encoder data: CIFAR-10 and 20 Newsgroups ------------------------------------------
@@ -468,7 +463,8 @@ ENCODED_FIELDS = {
     ),
     "encode_batch_size": simple(st.integers(1, 4096), lambda x: is_int(x, 1)),
     "device": simple(
-        st.sampled_from([None, "cpu"]), ok_device,
+        st.sampled_from([None, "cpu"]),
+        ok_device,
         st.one_of(anything, st.sampled_from(["tpu9", "cuda", "cuda:0", "mps", "", "cpu:0", "gpu"])),
     ),
     "max_per_class": simple(st.one_of(st.none(), st.integers(1, 10**4)), optional(lambda x: is_int(x, 1))),
@@ -508,7 +504,6 @@ def cifar_fields(root: str) -> dict[str, Field]:
     }
 
 
-
 PARTS = ["headers", "footers", "quotes"]
 
 
@@ -517,8 +512,10 @@ def newsgroups_fields(root: str, encoder: str) -> dict[str, Field]:
         **ENCODED_FIELDS,
         # sklearn without download reads its cache at once: none here, so the error names data.root
         "source": Field(
-            st.just("directory"), lambda x, c: x == "directory" or (x == "sklearn" and c["download"] is True),
-            st.one_of(anything, st.sampled_from(["sklearn", "web", "Directory"])), ("root",),
+            st.just("directory"),
+            lambda x, c: x == "directory" or (x == "sklearn" and c["download"] is True),
+            st.one_of(anything, st.sampled_from(["sklearn", "web", "Directory"])),
+            ("root",),
         ),
         "root": simple(st.just(root), lambda x: x == root, st.one_of(anything, st.sampled_from(["", root + "/x"]))),
         "download": simple(st.booleans(), lambda x: type(x) is bool),
@@ -548,8 +545,13 @@ LINEAR_FIELDS = {
 DIGITS_FIELDS = {
     "task_grid": Field(
         st.lists(st.integers(1, 45), min_size=1, max_size=5, unique=True),
-        lambda x, c: isinstance(x, list | tuple) and bool(x) and all(is_int(t, 1) and t <= 45 for t in x)
-        and len(set(x)) == len(x) and max(x) <= c["train_examples"],
+        lambda x, c: (
+            isinstance(x, list | tuple)
+            and bool(x)
+            and all(is_int(t, 1) and t <= 45 for t in x)
+            and len(set(x)) == len(x)
+            and max(x) <= c["train_examples"]
+        ),
         st.one_of(anything, st.lists(st.integers(-2, 60), max_size=5), st.just((1, 2)), st.just("12")),
         ("train_examples",),
     ),
