@@ -46,14 +46,20 @@ def cli(args: list[str], threads: int, log: Path) -> float:
     return time.perf_counter() - start
 
 
+def only_test_sweep(root: Path) -> Path:
+    """The one test sweep CSV under ``root`` (named after the tested checkpoint's epoch)."""
+    (path,) = (root / "robustness").glob("sweep_test_epoch???.csv")
+    return path
+
+
 def sweep_seconds(root: Path) -> float:
-    robustness = root / "robustness"
-    started = (robustness / "sweep_test_epoch000.csv.fingerprint").stat().st_mtime
-    return (robustness / "sweep_test_epoch000_summary.csv").stat().st_mtime - started
+    path = only_test_sweep(root)
+    started = path.with_name(path.name + ".fingerprint").stat().st_mtime
+    return path.with_name(path.stem + "_summary.csv").stat().st_mtime - started
 
 
 def values(root: Path) -> dict[tuple[str, ...], float]:
-    with (root / "robustness" / "sweep_test_epoch000.csv").open() as file:
+    with only_test_sweep(root).open() as file:
         return {
             (r["perturbation"], r["level"], r["trial"], r["metric"]): float(r["value"]) for r in csv.DictReader(file)
         }

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import pickle
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -327,7 +328,29 @@ def _table_row(row: SweepRow) -> list[Any]:
 
 
 def _completed_epoch(trainer: L.Trainer, stage: str) -> int:
-    """Index of the epoch the weights belong to (the running one during training)."""
+    """Index of the epoch the weights belong to: the running one during training, the checkpoint's
+    when testing one (Lightning does not restore the epoch counter for ``test``), else the last one."""
     if stage == "train":
         return trainer.current_epoch
-    return max(trainer.current_epoch - 1, 0)
+    saved_in = _checkpoint_epoch(trainer.ckpt_path) if stage == "test" else None
+    return max(trainer.current_epoch - 1, 0) if saved_in is None else saved_in
+
+
+def _checkpoint_epoch(path: str | Path | None) -> int | None:
+    """Index of the epoch a local Lightning checkpoint's weights come from: the last epoch its fit had
+    started (its ``epoch`` field is one more when saved after an epoch ended). Memory-mapped: the
+    tensors are not read. None without a checkpoint file, or when it holds more than plain weights."""
+    if not path or not Path(path).is_file():
+        return None
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except (pickle.UnpicklingError, RuntimeError):
+        return None
+    if not isinstance(checkpoint, dict):
+        return None
+    progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("total", {})
+    started = progress.get("started") if isinstance(progress, dict) else None
+    if isinstance(started, int) and started > 0:
+        return started - 1
+    epoch = checkpoint.get("epoch")
+    return epoch if isinstance(epoch, int) else None

@@ -53,3 +53,9 @@ def run_cli(
 def cli():
     """The ``run_cli`` helper as a fixture."""
     return run_cli
+
+
+def only_test_sweep(root: Path) -> Path:
+    """The one test sweep CSV under ``root`` (named after the epoch of the tested checkpoint)."""
+    (path,) = (root / "robustness").glob("sweep_test_epoch???.csv")
+    return path

@@ -10,7 +10,7 @@ import pytest
 from robustness import read_sweep_csv
 from robustness.history import HistoryCsv
 from run import main
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, only_test_sweep, run_cli
 from tests.gpt2_fixtures import data_file_args, tiny_corpus
 from tests.wandb_offline import find_runs
 
@@ -57,8 +57,8 @@ def test_ddp_fit_runs_every_callback_once_with_one_wandb_run(runs):
 
 def test_ddp_test_sweep_equals_the_single_process_sweep(runs):
     _, ddp_test, single_test = runs
-    expected = read_sweep_csv(single_test / "robustness" / "sweep_test_epoch000.csv")
-    got = read_sweep_csv(ddp_test / "robustness" / "sweep_test_epoch000.csv")
+    expected = read_sweep_csv(only_test_sweep(single_test))
+    got = read_sweep_csv(only_test_sweep(ddp_test))
     assert {r.perturbation for r in got} == {"random_deletion", "magnitude_pruning", "gaussian_noise"}
     assert [(r.perturbation, r.level, r.trial, r.seed, r.metric) for r in got] == [
         (r.perturbation, r.level, r.trial, r.seed, r.metric) for r in expected

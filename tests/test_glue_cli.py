@@ -88,8 +88,11 @@ def test_test_stage_runs_the_sweep_with_the_csv_contract_and_hand_checked_metric
     cli = CognitiveReserveCLI(
         ["test", *sst2_args(pieces, sst2_fit), "--ckpt_path", str(ckpt), "--trainer.logger=false"]
     )
-    rows = read_sweep_csv(sst2_fit / "robustness" / "sweep_test_epoch000.csv")
-    header = (sst2_fit / "robustness" / "sweep_test_epoch000.csv").read_text().splitlines()[0]
+    epochs = yaml.safe_load(TINY.read_text())["trainer"]["max_epochs"]
+    path = sst2_fit / "robustness" / f"sweep_test_epoch{epochs - 1:03d}.csv"  # named after the checkpoint's epoch
+    rows = read_sweep_csv(path)
+    assert {r.epoch for r in rows} == {epochs - 1}
+    header = path.read_text().splitlines()[0]
     assert tuple(header.split(",")) == CSV_COLUMNS
     assert {(r.model, r.num_tasks, r.metric, r.stage) for r in rows} == {("gpt2-mono-sst2", 1, "accuracy", "test")}
     grid = yaml.safe_load(TINY.read_text())["trainer"]["callbacks"][1]["init_args"]["perturbations"]

@@ -23,7 +23,7 @@ from lightning_modules.tokenizer_recycling import train_byte_level_bpe
 from robustness.errors import ConfigError
 from robustness.targets import select_targets
 from run import CognitiveReserveCLI, main
-from tests.conftest import OFFLINE_ENV, ROOT
+from tests.conftest import OFFLINE_ENV, ROOT, only_test_sweep
 from tests.gpt2_fixtures import data_file_args, tiny_corpus, tiny_datamodule, wikipedia_records, write_jsonl
 from tests.wandb_offline import find_runs, read_run
 
@@ -224,7 +224,8 @@ def test_tiny_monolingual_and_bilingual_fit_test_and_compare(corpus, tmp_path):
     tables = {}
     for name, root in roots.items():
         languages = ["en", "el"] if "bilingual" in name else ["en"]
-        rows = read_csv(root / "robustness" / "sweep_test_epoch000.csv")
+        table = only_test_sweep(root)
+        rows = read_csv(table)
         assert {row["perturbation"] for row in rows} == {"random_deletion", "magnitude_pruning", "gaussian_noise"}
         assert {row["metric"] for row in rows} == {
             f"{m}_{lang}" for m in ("perplexity", "bits_per_byte") for lang in languages
@@ -234,13 +235,13 @@ def test_tiny_monolingual_and_bilingual_fit_test_and_compare(corpus, tmp_path):
         for row in rows:
             trials[(row["perturbation"], row["level"])].add(row["trial"])
         assert len(trials[("random_deletion", "0.2")]) == len(trials[("gaussian_noise", "0.1")]) == 5
-        assert (root / "robustness" / "sweep_test_epoch000.png").is_file()
+        assert table.with_suffix(".png").is_file()
         assert (root / "tokenizer" / "tokenizer.json").is_file()
         torch.load(root / "checkpoints" / "last.ckpt", weights_only=True)
         sweep_key = f"robustness/test/gpt2-{name.replace('_', '-')}/random_deletion/bits_per_byte_en/mean@0.2"
         logged = logged_keys(root / "wandb", {sweep_key, "test/bits_per_byte_en", "val/bits_per_byte_en"})
         assert {sweep_key, "test/bits_per_byte_en", "val/bits_per_byte_en"} <= logged
-        tables[name] = root / "robustness" / "sweep_test_epoch000.csv"
+        tables[name] = table
 
     out = tmp_path / "comparison"
     compared = subprocess.run(

@@ -132,6 +132,23 @@ def test_run_py_test_sweeps_a_checkpoint(tmp_path):
     assert sweep_csv.read_bytes() == before  # the same sweep again: every trial reused, none duplicated
 
 
+def test_a_test_sweep_is_named_after_the_epoch_of_its_checkpoint(tmp_path):
+    """Checkpoints of epochs 0 and 2 tested into one directory: two tables side by side, epochs in rows."""
+    from run import main
+
+    config = str(ROOT / "configs/linear/digits.yaml")
+    test_dir = tmp_path / "test"
+    common = ["--config", config, "--trainer.logger=false", "--data.init_args.task_grid=[2]"]
+    for epoch in (0, 2):
+        fit_dir = tmp_path / f"fit{epoch}"
+        main(["fit", *common, f"--trainer.default_root_dir={fit_dir}", f"--trainer.max_epochs={epoch + 1}"])
+        checkpoint = fit_dir / "checkpoints" / "last.ckpt"
+        main(["test", *common, f"--trainer.default_root_dir={test_dir}", f"--ckpt_path={checkpoint}"])
+        assert {row.epoch for row in read_sweep_csv(test_dir / "robustness" / f"sweep_test_epoch{epoch:03d}.csv")} == {
+            epoch
+        }
+
+
 def test_a_different_model_never_reuses_an_old_sweep_file(tmp_path):
     """Same output directory, other weights: the old CSV is moved aside, not mixed in or deleted."""
     from run import main
