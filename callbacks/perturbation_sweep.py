@@ -4,7 +4,8 @@ When: at the end of training (``at_train_end``), after ``trainer.test`` (``at_te
 optionally, every ``every_n_epochs`` validation epochs (per-epoch sensitivity; skipped during
 the sanity check). Where: ``<default_root_dir>/robustness/sweep_<stage>_epoch<E>.csv`` (raw rows,
 written and flushed as they are measured), ``..._summary.csv`` (mean, 95% CI, closed form per
-level) and ``....png``; the same table, per-level metrics and figure go to the logger.
+level) and ``....png``; the same table, per-level metrics and figure go to the logger. ``E`` is the
+epoch the weights come from: the running one, the last one after ``fit``, the tested checkpoint's.
 
 Per-epoch sweeps (stage ``train``) also build the sensitivity-over-training view (paper Figure 4
 right): after every one, ``robustness/sensitivity_train.csv`` (every epoch so far: epoch + summary
