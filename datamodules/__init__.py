@@ -1,6 +1,7 @@
 """One LightningDataModule per dataset family (imported on first use, PEP 562)."""
 
-from robustness.lazy import lazy_exports
+from importlib import import_module
+from typing import Any
 
 _EXPORTS = {
     "Cifar10TasksDataModule": "datamodules.cifar10",
@@ -15,4 +16,8 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-__getattr__ = lazy_exports("datamodules", _EXPORTS)
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'datamodules' has no attribute {name!r}")
+    return getattr(import_module(_EXPORTS[name]), name)

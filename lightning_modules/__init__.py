@@ -4,7 +4,8 @@ Names are imported on first use (PEP 562), so ``import lightning_modules`` stays
 data and model packages can import each other's submodules without cycles.
 """
 
-from robustness.lazy import lazy_exports
+from importlib import import_module
+from typing import Any
 
 _EXPORTS = {
     "GPT2GlueClassifier": "lightning_modules.gpt2_glue",
@@ -17,4 +18,8 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-__getattr__ = lazy_exports("lightning_modules", _EXPORTS)
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'lightning_modules' has no attribute {name!r}")
+    return getattr(import_module(_EXPORTS[name]), name)
