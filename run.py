@@ -143,7 +143,7 @@ def _import(class_path: str | None) -> type | None:
 def _model_arguments(model_config: Any) -> dict[str, Any]:
     """The model's ``init_args`` as plain values (empty when the model is not a class_path entry)."""
     init_args = model_config.get("init_args") if hasattr(model_config, "get") else None
-    return dict(init_args.clone().as_dict()) if init_args is not None else {}
+    return init_args.as_dict() if init_args is not None else {}
 
 
 def _class_configs(entries: Any) -> list[Any]:

@@ -147,6 +147,9 @@ def test_a_test_sweep_is_named_after_the_epoch_of_its_checkpoint(tmp_path):
         assert {row.epoch for row in read_sweep_csv(test_dir / "robustness" / f"sweep_test_epoch{epoch:03d}.csv")} == {
             epoch
         }
+    assert sorted(p.name for p in (test_dir / "robustness").glob("sweep_test_epoch???.csv")) == [
+        "sweep_test_epoch000.csv", "sweep_test_epoch002.csv"
+    ]  # fmt: skip
 
 
 def test_a_different_model_never_reuses_an_old_sweep_file(tmp_path):
