@@ -48,10 +48,15 @@ def figure(name: str, value: float | str, fmt: str = ".3f") -> None:
     print(f"{name}: {value if isinstance(value, str) else format(value, fmt)}", flush=True)
 
 
+def config_sweep(config: dict[str, Any], index: int = 0) -> dict[str, Any]:
+    """The ``init_args`` of the ``index``-th PerturbationSweep callback of a parsed config."""
+    sweeps = [c for c in config["trainer"]["callbacks"] if c["class_path"].endswith("PerturbationSweep")]
+    return sweeps[index]["init_args"]
+
+
 def config_grid(config: dict[str, Any], index: int = 0) -> dict[str, dict[str, Any]]:
     """The ``perturbations`` of the ``index``-th PerturbationSweep callback of a parsed config."""
-    sweeps = [c for c in config["trainer"]["callbacks"] if c["class_path"].endswith("PerturbationSweep")]
-    return sweeps[index]["init_args"]["perturbations"]
+    return config_sweep(config, index)["perturbations"]
 
 
 # ---- the models --------------------------------------------------------------------------------------------

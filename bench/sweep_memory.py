@@ -16,7 +16,10 @@ as process RSS. For each model and perturbation family (the config's levels, 2 t
 
 Models: the tiny GPT-2 of the tiny configs on the sample corpus's test split, the T=20 linear model
 of the digits config, and a GPT-2-small-shaped model (124M, random weights) evaluated on 2 blocks
-of 64 random tokens, where the targets (113 MB) outweigh the evaluation's activations.
+of 64 random tokens, where the targets (113 MB) outweigh the evaluation's activations. All swept in
+place (``trial_batch: 1``, the default). ``linear_digits_T20_stacked_*``: the linear model swept as its
+config does (``trial_batch: 32``): the stacked copies of W and the activations of 32 models instead
+of one snapshot; ``..._extra_bytes`` gives that in bytes.
 """
 
 from __future__ import annotations
@@ -27,7 +30,17 @@ import tempfile
 from pathlib import Path
 
 import torch
-from common import DIGITS_CONFIG, TINY_CONFIG, Bench, config_grid, digits_linear, figure, peak_allocated, setup
+from common import (
+    DIGITS_CONFIG,
+    TINY_CONFIG,
+    Bench,
+    config_grid,
+    config_sweep,
+    digits_linear,
+    figure,
+    peak_allocated,
+    setup,
+)
 from common import tiny_gpt2 as build_tiny_gpt2
 from naive import naive_perturb_
 
@@ -49,7 +62,7 @@ def families(perturbations: dict[str, dict]) -> dict[str, SweepGrid]:
     return grids
 
 
-def measure(model: str, subject: SweepSubject, grids: dict[str, SweepGrid], device: str) -> None:
+def measure(model: str, subject: SweepSubject, grids: dict[str, SweepGrid], device: str, trial_batch: int = 1) -> None:
     targets = select_targets(subject.module, subject.targets)
     size = target_bytes(targets)
     figure(f"{model}_target_bytes", size, "d")
@@ -61,8 +74,11 @@ def measure(model: str, subject: SweepSubject, grids: dict[str, SweepGrid], devi
         clean = peak_allocated(subject.evaluate, device)
     figure(f"{model}_clean_eval_peak_bytes", clean, "d")
     for family, grid in grids.items():
-        sweep = peak_allocated(lambda grid=grid: run_sweep(subject, [grid], seed=0), device)
+        sweep = peak_allocated(lambda grid=grid: run_sweep(subject, [grid], seed=0, trial_batch=trial_batch), device)
         figure(f"{model}_{family}_extra_over_targets", (sweep - clean) / size)
+        if trial_batch > 1:
+            figure(f"{model}_{family}_extra_bytes", sweep - clean, "d")
+            continue
         own, naive = temporaries(targets, grid, device)
         figure(f"{model}_{family}_temporaries_over_targets", own / size)
         figure(f"{model}_{family}_naive_temporaries_over_targets", naive / size)
@@ -118,7 +134,10 @@ def main() -> None:
         measure("gpt2_tiny", tiny.module.robustness_subjects(tiny.batches)[0], gpt2_grids, args.device)
     linear = digits_linear([20], device=args.device)
     linear_grids = families(config_grid(DIGITS_CONFIG, 0))
-    measure("linear_digits_T20", linear.module.robustness_subjects(linear.batches)[0], linear_grids, args.device)
+    linear_subject = linear.module.robustness_subjects(linear.batches)[0]
+    measure("linear_digits_T20", linear_subject, linear_grids, args.device)
+    stacked = config_sweep(DIGITS_CONFIG, 0).get("trial_batch", 1)
+    measure("linear_digits_T20_stacked", linear_subject, linear_grids, args.device, stacked)
     small = gpt2_small_shaped(args.device)
     measure("gpt2_small_shape", small.module.robustness_subjects(small.batches)[0], gpt2_grids, args.device)
 

@@ -8,11 +8,15 @@ Figures:
   ``torch.inference_mode`` on the same cached batches). Best of ``--repeats`` interleaved runs of each.
   ``..._cpu``: the same ratio in process CPU time (insensitive to other tenants of a shared machine);
   ``..._no_csv_cpu``: without the CSV; ``<model>_overhead_per_trial_us_cpu``: what a trial adds to its
-  evaluation pass. Models: the tiny GPT-2 of ``configs/gpt2/tiny_bilingual.yaml`` (random weights, the
-  whole test split of the sample corpus) and the 12 linear models of ``configs/linear/digits.yaml``.
+  evaluation pass (negative: a trial costs less than a pass, as when trials are stacked). Models: the
+  tiny GPT-2 of ``configs/gpt2/tiny_bilingual.yaml`` (random weights, the whole test split of the sample
+  corpus) and the 12 linear models of ``configs/linear/digits.yaml``, swept as that config does
+  (``trial_batch: 32``: 32 damaged copies of W scored per pass) and, as ``linear_digits_in_place_*``,
+  one trial at a time in place (``trial_batch: 1``).
 - ``<model>_speedup_vs_naive`` and ``<model>_naive_equal``: the naive method (``bench/naive.py``: deepcopy
   the model, rebuild the batches from the raw data, damage the copy with temporary buffers, evaluate)
-  on the same grid, its time ÷ ours, and whether every row is identical.
+  on the same grid, its time ÷ ours (the linear model: stacked, as its config), and whether every
+  row is identical.
 - ``gpt2_tiny_bf16_*``: the same sweep under bf16 autocast (``PerturbationSweep(autocast_bf16=True)``):
   its speed-up (meant for GPUs; CPUs without bf16 units gain little) and how far values move.
 - ``gpt2_<layers>x<width>_*``: clean pass and sweep time at three tiny GPT-2 sizes; the sweep time
@@ -26,7 +30,18 @@ import tempfile
 from pathlib import Path
 
 import torch
-from common import DIGITS_CONFIG, TINY_CONFIG, Bench, best_times, config_grid, digits_linear, figure, setup, tiny_gpt2
+from common import (
+    DIGITS_CONFIG,
+    TINY_CONFIG,
+    Bench,
+    best_times,
+    config_grid,
+    config_sweep,
+    digits_linear,
+    figure,
+    setup,
+    tiny_gpt2,
+)
 from naive import naive_sweep
 
 from callbacks.perturbation_sweep import parse_grids
@@ -40,12 +55,12 @@ def trial_count(grids: list[SweepGrid]) -> int:
     return sum(1 if p.deterministic else g.trials for g in grids for p in g.perturbations())
 
 
-def sweep_all(subjects: list[SweepSubject], grids: list[SweepGrid], csv: Path) -> None:
+def sweep_all(subjects: list[SweepSubject], grids: list[SweepGrid], csv: Path, trial_batch: int = 1) -> None:
     """What the callback does per sweep: every subject, every trial's rows written and flushed."""
     csv.unlink(missing_ok=True)
     with SweepCsvWriter(csv) as writer:
         for subject in subjects:
-            run_sweep(subject, grids, seed=0, on_trial=writer.write)
+            run_sweep(subject, grids, seed=0, on_trial=writer.write, trial_batch=trial_batch)
 
 
 def clean_passes(subjects: list[SweepSubject], count: int) -> None:
@@ -56,14 +71,16 @@ def clean_passes(subjects: list[SweepSubject], count: int) -> None:
                 subject.evaluate()
 
 
-def overhead(name: str, bench: Bench, grids: list[SweepGrid], repeats: int, workdir: Path) -> None:
+def overhead(
+    name: str, bench: Bench, grids: list[SweepGrid], repeats: int, workdir: Path, trial_batch: int = 1
+) -> None:
     subjects = bench.module.robustness_subjects(bench.batches)
     trials = trial_count(grids) * len(subjects)
     clean_passes(subjects, 1)  # warm-up
     times = best_times(
         {
-            "sweep": lambda: sweep_all(subjects, grids, workdir / f"{name}.csv"),
-            "sweep_no_csv": lambda: [run_sweep(subject, grids, seed=0) for subject in subjects],
+            "sweep": lambda: sweep_all(subjects, grids, workdir / f"{name}.csv", trial_batch),
+            "sweep_no_csv": lambda: [run_sweep(s, grids, seed=0, trial_batch=trial_batch) for s in subjects],
             "clean": lambda: clean_passes(subjects, trials // len(subjects)),
         },
         repeats,
@@ -78,12 +95,14 @@ def overhead(name: str, bench: Bench, grids: list[SweepGrid], repeats: int, work
     figure(f"{name}_overhead_per_trial_us_cpu", 1e6 * (sweep.cpu - clean.cpu) / trials)
 
 
-def versus_naive(name: str, bench: Bench, grids: list[SweepGrid], repeats: int, subject_index: int = 0) -> None:
+def versus_naive(
+    name: str, bench: Bench, grids: list[SweepGrid], repeats: int, subject_index: int = 0, trial_batch: int = 1
+) -> None:
     subject = bench.module.robustness_subjects(bench.batches)[subject_index]
     rows: dict[str, list] = {}
     times = best_times(
         {
-            "fast": lambda: rows.__setitem__("fast", run_sweep(subject, grids, seed=0)),
+            "fast": lambda: rows.__setitem__("fast", run_sweep(subject, grids, seed=0, trial_batch=trial_batch)),
             "naive": lambda: rows.__setitem__(
                 "naive", naive_sweep(bench.module, bench.rebuild_batches, grids, 0, subject_index)
             ),
@@ -156,10 +175,13 @@ def main() -> None:
             bf16_autocast(gpt2, gpt2_grids, args.repeats)
         if "linear" in args.only:
             linear_grids = parse_grids(config_grid(DIGITS_CONFIG, 0))
+            stacked = config_sweep(DIGITS_CONFIG, 0).get("trial_batch", 1)
             linear = digits_linear()
-            overhead("linear_digits", linear, linear_grids, args.repeats, workdir)
+            figure("linear_digits_trial_batch", stacked, "d")
+            overhead("linear_digits", linear, linear_grids, args.repeats, workdir, stacked)
+            overhead("linear_digits_in_place", linear, linear_grids, args.repeats, workdir)
             few_trials = [SweepGrid(g.perturbation, g.levels, min(g.trials, 5), g.options) for g in linear_grids]
-            versus_naive("linear_digits_T20", linear, few_trials, 1, subject_index=-1)
+            versus_naive("linear_digits_T20", linear, few_trials, 1, subject_index=-1, trial_batch=stacked)
         if "scaling" in args.only:
             small_grid = [SweepGrid(g.perturbation, g.levels, min(g.trials, 2), g.options) for g in gpt2_grids]
             scaling(small_grid, workdir, args.repeats)

@@ -40,7 +40,18 @@ class LinearRepresentation(nn.Module):
         self.gamma = nn.Parameter(gamma)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x @ self.w.T) @ self.gamma
+        return stacked_outputs(x, self.w[None], self.gamma)[0]
+
+
+def stacked_outputs(x: torch.Tensor, w: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
+    """``Γᵀ W x`` for each ``W`` of a stack ``w`` (copies × k × d): (copies × N × T).
+
+    Batched matmuls compute every copy alike, so one copy's outputs do not depend on how many
+    are stacked (a plain ``x @ W.T`` may take another kernel, and round differently, for N < 4).
+    """
+    copies = len(w)
+    features = torch.bmm(x.expand(copies, *x.shape), w.transpose(1, 2))
+    return torch.bmm(features, gamma.expand(copies, *gamma.shape))
 
 
 class RidgeTaskVectors(nn.Module):
@@ -240,7 +251,9 @@ class LinearMultitaskRegression(L.LightningModule):
 
     def _evaluation_step(self, batch: dict[str, torch.Tensor]) -> None:
         for t in self.task_grid:
-            _update_mse(self._eval_metrics[t], self._eval_models[t], batch, t)
+            x, task, target = _task_items(batch, t)
+            if len(task):
+                self._eval_metrics[t].update(_own_task(self._eval_models[t](x), task)[None], target, task)
 
     def _log_evaluation(self, split: str) -> None:
         values = {t: metric.compute() for t, metric in self._eval_metrics.items()}
@@ -280,22 +293,27 @@ class LinearMultitaskRegression(L.LightningModule):
 
     def _subject(self, t: int, batches: Sequence[dict[str, torch.Tensor]]) -> SweepSubject:
         model = self.representation(t).to(self.device)
-        metric = MultitaskMSE(t).to(self.device)
+        items = [part for part in (_task_items(batch, t) for batch in batches) if len(part[1])]
         w64, gamma64 = model.w.detach().double(), model.gamma.detach().double()
 
-        def evaluate() -> dict[str, float]:
-            metric.reset()
-            for batch in batches:
-                _update_mse(metric, model, batch, t)
-            return {"mse": float(metric.compute())}
+        @functools.cache
+        def metric(copies: int) -> MultitaskMSE:
+            with torch.inference_mode(False):  # plain state tensors, whoever calls first
+                return MultitaskMSE(t, copies).to(self.device)
+
+        def evaluate_stack(stacks: list[torch.Tensor]) -> list[dict[str, float]]:
+            (w,) = stacks
+            mse = metric(len(w))
+            mse.reset()
+            for x, task, target in items:
+                mse.update(_own_task(stacked_outputs(x, w, model.gamma), task), target, task)
+            return [{"mse": float(value)} for value in mse.compute().view(-1)]
 
         @functools.cache
         def moments() -> TaskMoments:  # of the clean model: computed on first use, before any damage
             accumulator = TaskMomentsMetric(t, self.hparams.input_dim).to(self.device)
-            for batch in batches:
-                keep = batch["task"] < t
-                x, task = batch["x"][keep], batch["task"][keep]
-                accumulator.update(x, _own_task(model(x), task), batch["target"][keep], task)
+            for x, task, target in items:
+                accumulator.update(x, _own_task(model(x), task), target, task)
             return TaskMoments(**accumulator.compute())
 
         def expected(perturbation: Perturbation) -> dict[str, float] | None:
@@ -305,10 +323,11 @@ class LinearMultitaskRegression(L.LightningModule):
         return SweepSubject(
             name=f"linear_{self.hparams.solver}_k{self.hparams.k}_T{t}",
             module=model,
-            evaluate=evaluate,
+            evaluate=lambda: evaluate_stack([model.w.detach()[None]])[0],
             targets="^w$",
             num_tasks=t,
             expected=expected,
+            evaluate_stack=evaluate_stack,
         )
 
 
@@ -317,12 +336,11 @@ def _key(num_tasks: int) -> str:
 
 
 def _own_task(predictions: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
-    """Pick each item's prediction for its own task from an (N × T) prediction matrix."""
-    return predictions.gather(1, task[:, None]).squeeze(1)
+    """Pick each item's prediction for its own task from (… × N × T) predictions: (… × N)."""
+    return predictions.gather(-1, task.expand(predictions.shape[:-1])[..., None]).squeeze(-1)
 
 
-def _update_mse(metric: MultitaskMSE, model: nn.Module, batch: dict[str, Any], num_tasks: int) -> None:
+def _task_items(batch: dict[str, Any], num_tasks: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``x``, ``task`` and ``target`` of the batch's items whose task is one of the first ``num_tasks``."""
     keep = batch["task"] < num_tasks
-    if bool(keep.any()):
-        x, task = batch["x"][keep], batch["task"][keep]
-        metric.update(_own_task(model(x), task), batch["target"][keep], task)
+    return batch["x"][keep], batch["task"][keep], batch["target"][keep]

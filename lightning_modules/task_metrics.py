@@ -7,26 +7,30 @@ from torchmetrics import Metric
 
 
 class MultitaskMSE(Metric):
-    """Mean over tasks of each task's mean squared error (tasks weigh equally).
+    """Mean over tasks of each task's mean squared error (tasks weigh equally), for ``copies`` models
+    scored on the same items at once (a sweep's damaged copies); ``compute()`` gives one value per copy
+    (a scalar for one copy: torchmetrics squeezes one-element results).
 
-    Tasks without any example so far (e.g. in Lightning's short sanity check) are left out.
+    Tasks without any example so far (e.g. in Lightning's short sanity check) are left out. Each
+    copy's value is computed exactly as with ``copies=1``: stacking never changes a number.
     """
 
     full_state_update = False
 
-    def __init__(self, num_tasks: int) -> None:
+    def __init__(self, num_tasks: int, copies: int = 1) -> None:
         super().__init__()
-        self.add_state("sse", torch.zeros(num_tasks, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("sse", torch.zeros(copies, num_tasks, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("count", torch.zeros(num_tasks, dtype=torch.float64), dist_reduce_fx="sum")
 
     def update(self, pred: torch.Tensor, target: torch.Tensor, task: torch.Tensor) -> None:
+        """``pred``: (copies × N) predictions of each item's own task; ``target``, ``task``: (N)."""
         error = (pred.double() - target.double()) ** 2
-        self.sse.index_add_(0, task, error)
-        self.count.index_add_(0, task, torch.ones_like(error))
+        self.sse.index_add_(1, task, error)
+        self.count.index_add_(0, task, torch.ones_like(target, dtype=torch.float64))
 
     def compute(self) -> torch.Tensor:
         seen = self.count > 0
-        return (self.sse[seen] / self.count[seen]).mean()
+        return torch.stack([(sse[seen] / self.count[seen]).mean() for sse in self.sse])
 
 
 class TaskMomentsMetric(Metric):

@@ -3,6 +3,8 @@
 ``ParameterSnapshot`` clones just the targeted tensors once; ``restore()`` copies them back with
 ``copy_`` (no reallocation, no model copy). ``perturbed`` wraps one perturbation in a context
 manager that restores on exit — also when the block raises or the process is interrupted.
+``DamagedCopies`` damages copies instead (stacks of a few, for models that score many at once) and
+only reads the tensors; a copy equals the tensors after the same ``ParameterSnapshot.perturb``.
 """
 
 from __future__ import annotations
@@ -46,6 +48,28 @@ class ParameterSnapshot:
         """Copy the saved values back into the live tensors (detached aliases: no autograd involved)."""
         for live, saved in zip(self._live, self._saved, strict=True):
             live.copy_(saved)
+
+
+class DamagedCopies:
+    """Room for ``size`` damaged copies of a set of tensors: one stack ``(size, *shape)`` per tensor."""
+
+    def __init__(self, params: dict[str, torch.Tensor], size: int) -> None:
+        self.device = _single_device(params)
+        self._live = [p.detach() for p in params.values()]  # read, never written
+        self.stacks = [torch.empty((size, *t.shape), dtype=t.dtype, device=t.device) for t in self._live]
+        self._slots = [split_chunks([stack[slot] for stack in self.stacks], self._live) for slot in range(size)]
+        self._generator = torch.Generator(device=self.device)
+
+    def damage(self, slot: int, perturbation: Perturbation, seed: int) -> None:
+        """Set copy number ``slot`` to the tensors damaged by ``perturbation`` with a generator seeded
+        with ``seed``: bit for bit what ``ParameterSnapshot.perturb(perturbation, seed)`` makes of them."""
+        for stack, live in zip(self.stacks, self._live, strict=True):
+            stack[slot].copy_(live)
+        perturbation.apply_chunks_(self._slots[slot], self._generator.manual_seed(seed))
+
+    def first(self, count: int) -> list[torch.Tensor]:
+        """The stacks of copies ``0 … count-1`` (views), in target order."""
+        return [stack[:count] for stack in self.stacks]
 
 
 @contextmanager

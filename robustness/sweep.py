@@ -5,14 +5,15 @@ parameters to damage, and an ``evaluate()`` callable returning ``{metric: value}
 data. The targeted tensors are snapshotted once per sweep (the only extra memory: no model copy),
 damaged in place with draws made on their device, and restored with ``copy_`` after every trial.
 ``evaluate()`` runs under ``torch.inference_mode`` (optionally bf16 autocast), so a sweep costs about
-its number of trials times one evaluation pass.
+its number of trials times one evaluation pass. Models whose evaluation pass is cheaper than a trial's
+bookkeeping (the linear ones) may also offer ``evaluate_stack``: with ``trial_batch`` > 1 the sweep
+scores that many damaged copies of the targets in one call (``robustness.scoring``), same rows.
 """
 
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import nullcontext
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,12 +22,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from robustness.errors import ConfigError, check_int
-from robustness.interrupts import restore_on_signals
-from robustness.metrics import as_recorded
 from robustness.perturbations import PERTURBATIONS, Perturbation, make_perturbation
-from robustness.restore import ParameterSnapshot
+from robustness.scoring import open_scorer
 from robustness.seeding import trial_seed
-from robustness.targets import TargetSpec, select_targets
+from robustness.targets import TargetSpec
 
 #: Column order of every sweep CSV (a contract: other tools read these files).
 CSV_COLUMNS = (
@@ -67,6 +66,9 @@ class SweepSubject:
 
     ``name``/``num_tasks`` fill the CSV's ``model``/``num_tasks`` columns. ``expected`` may return
     a closed-form expectation per metric for a perturbation (or ``None`` where there is none).
+    ``evaluate_stack`` (optional) scores several versions of the targets at once: it gets one stack
+    ``(copies, *shape)`` per targeted tensor, in target order, and returns one ``{metric: value}`` per
+    copy, exactly what ``evaluate()`` returns with the targets set to that copy.
     """
 
     name: str
@@ -75,6 +77,7 @@ class SweepSubject:
     targets: TargetSpec = ".*"
     num_tasks: int | None = None
     expected: Callable[[Perturbation], Mapping[str, float] | None] | None = None
+    evaluate_stack: Callable[[list[torch.Tensor]], Sequence[Mapping[str, float]]] | None = None
 
 
 @dataclass(frozen=True)
@@ -109,59 +112,89 @@ def run_sweep(
     completed: Iterable[SweepRow] = (),
     progress: bool = False,
     autocast: torch.dtype | None = None,
+    trial_batch: int = 1,
 ) -> list[SweepRow]:
     """Run every grid on ``subject`` and return all rows, in grid order.
 
     ``on_trial`` receives the rows of each newly measured trial (one per metric) as soon as they
     exist. Trials found in ``completed`` (rows of an interrupted run of the same sweep) are not
     measured again: their rows are reused, so a resumed sweep returns the uninterrupted table.
-    Weights are restored bit for bit after every trial, when anything raises, and on SIGINT/SIGTERM.
-    ``evaluate()`` runs under ``torch.inference_mode()``: tensors it creates (e.g. metric states) are
+    ``trial_batch`` = 1 damages the module's own weights, one trial at a time, and restores them bit
+    for bit after every trial, when anything raises, and on SIGINT/SIGTERM. ``trial_batch`` > 1 needs
+    ``subject.evaluate_stack``: that many trials at a time are damaged as copies and scored in one call
+    (the module is never modified; memory: ``trial_batch`` copies of the targets). The rows are the same.
+    Evaluation runs under ``torch.inference_mode()``: tensors it creates (e.g. metric states) are
     inference tensors, so it should reset any state it reuses. ``autocast`` (e.g. ``torch.bfloat16``)
     evaluates under ``torch.autocast`` of that dtype: faster on GPUs, results no longer float32 ones.
     """
-    grids = list(grids)
+    check_int("trial_batch", trial_batch, minimum=1)
+    if trial_batch > 1 and subject.evaluate_stack is None:
+        raise ConfigError(
+            "trial_batch", trial_batch, f"model {subject.name} scores one trial at a time (no evaluate_stack); use 1"
+        )
     done = _completed_trials(completed, subject.name)
-    snapshot = ParameterSnapshot(select_targets(subject.module, subject.targets))
-    total = sum(sum(1 if p.deterministic else g.trials for p in g.perturbations()) for g in grids)
-    bar = tqdm(total=total, desc=f"sweep {subject.name}", disable=None if progress else True, leave=False)
-    rows: list[SweepRow] = []
+    trials = list(_trials(subject, grids, seed))
+    rows_of = {i: _check_resumed(done[t.key], t.seed) for i, t in enumerate(trials) if t.key in done}
+    todo = [i for i in range(len(trials)) if i not in rows_of]
+    bar = tqdm(
+        total=len(trials), initial=len(rows_of), desc=f"sweep {subject.name}",
+        disable=None if progress else True, leave=False,
+    )  # fmt: skip
     try:
-        with restore_on_signals(snapshot):
-            for grid in grids:
-                for level_index, perturbation in enumerate(grid.perturbations()):
-                    expected = dict(subject.expected(perturbation) or {}) if subject.expected else {}
-                    for trial in range(1 if perturbation.deterministic else grid.trials):
-                        trial_rng_seed = trial_seed(seed, grid.perturbation, level_index, trial)
-                        key = (grid.perturbation, perturbation.level, trial)
-                        if key in done:
-                            rows += _check_resumed(done[key], trial_rng_seed)
-                        else:
-                            values = _evaluate_perturbed(subject, snapshot, perturbation, trial_rng_seed, autocast)
-                            measured = [
-                                SweepRow(
-                                    model=subject.name,
-                                    num_tasks=subject.num_tasks,
-                                    perturbation=grid.perturbation,
-                                    level=perturbation.level,
-                                    trial=trial,
-                                    seed=trial_rng_seed,
-                                    metric=metric,
-                                    value=value,
-                                    expected=expected.get(metric),
-                                    stage=stage,
-                                    epoch=epoch,
-                                )
-                                for metric, value in values.items()
-                            ]
-                            rows += measured
-                            if on_trial is not None:
-                                on_trial(measured)
-                        bar.update()
+        with open_scorer(subject, trial_batch, autocast) as score:
+            for start in range(0, len(todo), trial_batch):
+                batch = todo[start : start + trial_batch]
+                scores = score([(trials[i].perturbation, trials[i].seed) for i in batch])
+                for i, values in zip(batch, scores, strict=True):
+                    rows_of[i] = trials[i].rows(subject, values, stage, epoch)
+                    if on_trial is not None:
+                        on_trial(rows_of[i])
+                    bar.update()
     finally:
-        snapshot.restore()
         bar.close()
-    return rows
+    return [row for i in range(len(trials)) for row in rows_of[i]]
+
+
+@dataclass(frozen=True)
+class _Trial:
+    """One seeded draw of one perturbation level, and the closed-form expectations of that level."""
+
+    perturbation: Perturbation
+    trial: int
+    seed: int
+    expected: Mapping[str, float]
+
+    @property
+    def key(self) -> tuple[str, float, int]:
+        return (self.perturbation.name, self.perturbation.level, self.trial)
+
+    def rows(self, subject: SweepSubject, values: Mapping[str, float], stage: str, epoch: int | None) -> list[SweepRow]:
+        """The CSV rows of this trial, one per metric."""
+        return [
+            SweepRow(
+                model=subject.name,
+                num_tasks=subject.num_tasks,
+                perturbation=self.perturbation.name,
+                level=self.perturbation.level,
+                trial=self.trial,
+                seed=self.seed,
+                metric=metric,
+                value=value,
+                expected=self.expected.get(metric),
+                stage=stage,
+                epoch=epoch,
+            )
+            for metric, value in values.items()
+        ]
+
+
+def _trials(subject: SweepSubject, grids: Iterable[SweepGrid], seed: int) -> Iterator[_Trial]:
+    """Every trial of every grid, in grid order (one trial for a deterministic level)."""
+    for grid in grids:
+        for level_index, perturbation in enumerate(grid.perturbations()):
+            expected = dict(subject.expected(perturbation) or {}) if subject.expected else {}
+            for trial in range(1 if perturbation.deterministic else grid.trials):
+                yield _Trial(perturbation, trial, trial_seed(seed, grid.perturbation, level_index, trial), expected)
 
 
 def _completed_trials(completed: Iterable[SweepRow], model: str) -> dict[tuple[str, float, int], list[SweepRow]]:
@@ -178,24 +211,3 @@ def _check_resumed(rows: list[SweepRow], seed: int) -> list[SweepRow]:
             "resume", rows[0].seed, f"the existing sweep file was written with other seeds (expected {seed})"
         )
     return rows
-
-
-def _evaluate_perturbed(
-    subject: SweepSubject,
-    snapshot: ParameterSnapshot,
-    perturbation: Perturbation,
-    seed: int,
-    autocast: torch.dtype | None,
-) -> dict[str, float]:
-    precision = torch.autocast(snapshot.device.type, dtype=autocast) if autocast is not None else nullcontext()
-    try:
-        snapshot.perturb(perturbation, seed)
-        with torch.inference_mode(), precision:
-            values = subject.evaluate()
-    finally:
-        snapshot.restore()
-    return {metric: as_recorded(metric, _as_float(value)) for metric, value in values.items()}
-
-
-def _as_float(value: float | torch.Tensor) -> float:
-    return float(value.item() if isinstance(value, torch.Tensor) else value)

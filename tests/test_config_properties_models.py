@@ -568,6 +568,7 @@ SWEEP_FIELDS = {
     "seed": simple(st.integers(-(2**31), 2**31), is_int),
     "split": simple(st.sampled_from(SPLITS), lambda x: type(x) is str and x in SPLITS),
     "every_n_epochs": simple(st.integers(0, 100), lambda x: is_int(x, 0)),
+    "trial_batch": simple(st.integers(1, 4096), lambda x: is_int(x, 1)),
     "max_eval_samples": simple(st.one_of(st.none(), st.integers(1, 10**6)), optional(lambda x: is_int(x, 1))),
     "targets": simple(st.one_of(st.none(), PATTERNS), optional(are_patterns), WILD_PATTERNS),
 }

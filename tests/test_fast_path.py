@@ -64,7 +64,7 @@ def test_gpt2_sweep_equals_the_naive_sweep_and_restores_the_weights(corpus):
         assert torch.equal(value, before[key]), key
 
 
-def test_linear_sweep_with_closed_forms_equals_the_naive_sweep(tmp_path):
+def test_linear_sweep_with_closed_forms_equals_the_naive_sweep_in_place_and_stacked(tmp_path):
     arguments = {"task_grid": [1, 3], "train_examples": 60, "batch_size": 64}
     model = LinearMultitaskRegression(k=2)
     trainer = L.Trainer(
@@ -78,9 +78,12 @@ def test_linear_sweep_with_closed_forms_equals_the_naive_sweep(tmp_path):
         datamodule.setup("test")
         return list(datamodule.test_dataloader())
 
-    fast = run_sweep(model.robustness_subjects(rebuild())[1], GRIDS, seed=1)
+    subject = model.robustness_subjects(rebuild())[1]
+    fast = run_sweep(subject, GRIDS, seed=1)
     assert fast == naive_sweep(model, rebuild, GRIDS, seed=1, subject_index=1)
     assert {r.expected is None for r in fast} == {True, False}  # closed forms compared too
+    for trial_batch in (2, 7, 64):  # damaged copies scored together: the same numbers, bit for bit
+        assert run_sweep(subject, GRIDS, seed=1, trial_batch=trial_batch) == fast
 
 
 def with_ties(numel: int, dtype: torch.dtype, seed: int) -> torch.Tensor:

@@ -152,3 +152,61 @@ def test_summary_marks_non_finite_values():
 def test_grid_validation(kwargs, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
         SweepGrid(**kwargs)
+
+
+# ---- stacked scoring (trial_batch > 1) -----------------------------------------------------------------
+
+
+def stackable(net: nn.Linear, calls: list[int] | None = None) -> SweepSubject:
+    """A subject that scores a weight through ``score``: one copy (``evaluate``) or a stack of them."""
+    x = torch.randn(16, net.in_features, generator=torch.Generator().manual_seed(0))
+
+    def score(weight: torch.Tensor) -> dict[str, float]:
+        return {"out": float((x @ weight.T + net.bias).pow(2).mean()), "zeros": float((weight == 0).sum())}
+
+    def evaluate_stack(stacks: list[torch.Tensor]) -> list[dict[str, float]]:
+        if calls is not None:
+            calls.append(len(stacks[0]))
+        return [score(weight) for weight in stacks[0]]
+
+    return SweepSubject(
+        "toy", net, lambda: score(net.weight), targets="weight", num_tasks=3, evaluate_stack=evaluate_stack
+    )
+
+
+@pytest.mark.parametrize("width", [8, 300])  # 300 × 300: each copy is cut into several perturbation chunks
+def test_stacked_trials_give_the_in_place_rows_and_never_write_the_module(width):
+    torch.manual_seed(0)
+    net = nn.Linear(width, width)
+    version, before = net.weight._version, net.weight.clone()
+    calls: list[int] = []
+    in_place = run_sweep(stackable(net), GRIDS, seed=2)
+    stacked = run_sweep(stackable(net, calls), GRIDS, seed=2, trial_batch=5)
+    assert stacked == in_place and len({r.value for r in in_place if r.metric == "out"}) > 10
+    assert calls == [5, 5, 5, 2]  # 17 trials
+    assert torch.equal(net.weight, before)
+    version = net.weight._version
+    run_sweep(stackable(net), GRIDS, seed=2, trial_batch=64)
+    assert net.weight._version == version  # stacked scoring only reads the weights
+
+
+def test_stacked_trials_resume_and_report_each_trial_as_it_is_scored():
+    net = model()
+    full = run_sweep(stackable(net), GRIDS, seed=0)
+    done = [r for r in full if r.perturbation == "gaussian_noise" or (r.level, r.trial) == (0.5, 2)]
+    reported: list[list] = []
+    resumed = run_sweep(stackable(net), GRIDS, seed=0, completed=done, on_trial=reported.append, trial_batch=3)
+    assert resumed == full
+    assert [row for rows in reported for row in rows] == [r for r in full if r not in done]
+    assert all(len(rows) == 2 for rows in reported)  # one call per trial: its two metrics
+
+
+def test_trial_batch_needs_a_subject_that_scores_stacks():
+    with pytest.raises(ConfigError, match=r"trial_batch=4: model toy scores one trial at a time"):
+        run_sweep(subject(model()), GRIDS, trial_batch=4)
+    with pytest.raises(ConfigError, match=r"trial_batch=0: must be an integer >= 1"):
+        run_sweep(stackable(model()), GRIDS, trial_batch=0)
+    short = stackable(model())
+    short.evaluate_stack = lambda stacks: [{"out": 0.0}]
+    with pytest.raises(ValueError, match="scored 1 of 2 copies"):
+        run_sweep(short, GRIDS, trial_batch=2)

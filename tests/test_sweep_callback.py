@@ -110,6 +110,21 @@ def test_unsweepable_module_is_rejected_before_training(tmp_path):
         trainer.fit(Plain(), datamodule=Blobs())
 
 
+class NoTraining(L.Callback):
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        raise AssertionError("training started")
+
+
+def test_trial_batch_on_a_model_without_stacked_scoring_is_refused_before_training(tmp_path):
+    sweep = PerturbationSweep({"gaussian_noise": {"levels": [0.1]}}, trial_batch=8)
+    trainer = L.Trainer(
+        max_epochs=1, default_root_dir=tmp_path, logger=False, callbacks=[sweep, NoTraining()],
+        enable_progress_bar=False, enable_model_summary=False,
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match=r"^PerturbationSweep.trial_batch=8: model blobs scores one trial at a time"):
+        trainer.fit(BlobClassifier(), datamodule=Blobs())
+
+
 def test_run_py_test_sweeps_a_checkpoint(tmp_path):
     """`run.py test --ckpt_path` restores the trained linear models and sweeps the test split."""
     from run import main
