@@ -50,7 +50,7 @@ from robustness.sensitivity import (
     write_sensitivity_csv,
 )
 from robustness.stats import LevelSummary
-from robustness.sweep import CSV_COLUMNS
+from robustness.sweep import CSV_COLUMNS, check_trial_batch
 from robustness.targets import check_name_patterns
 
 Split = Literal["train", "val", "test"]
@@ -145,11 +145,7 @@ class PerturbationSweep(L.Callback):
                 select_targets(subject.module, self.targets if self.targets is not None else subject.targets)
             except ConfigError as err:
                 raise ConfigError("PerturbationSweep.targets", err.value, err.reason) from None
-            if self.trial_batch > 1 and subject.evaluate_stack is None:
-                raise ConfigError(
-                    "PerturbationSweep.trial_batch", self.trial_batch,
-                    f"model {subject.name} scores one trial at a time (no evaluate_stack); use 1",
-                )  # fmt: skip
+            check_trial_batch("PerturbationSweep.trial_batch", self.trial_batch, subject)
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         due = self.every_n_epochs and (trainer.current_epoch + 1) % self.every_n_epochs == 0

@@ -34,17 +34,17 @@ Scorer = Callable[[Sequence[Draw]], list[dict[str, float]]]
 
 @contextmanager
 def open_scorer(subject: SweepSubject, trial_batch: int, autocast: torch.dtype | None) -> Iterator[Scorer]:
-    """A scorer of ``subject`` for draws given at most ``trial_batch`` at a time."""
+    """A scorer of ``subject`` for draws given at most ``trial_batch`` at a time (> 1: stacked, which
+    needs ``subject.evaluate_stack``; ``run_sweep`` checks)."""
     targets = select_targets(subject.module, subject.targets)
-    if trial_batch > 1 and subject.evaluate_stack is not None:
+    if trial_batch > 1:
         copies = DamagedCopies(targets, trial_batch)
-        evaluate_stack = subject.evaluate_stack
 
         def score_stacked(draws: Sequence[Draw]) -> list[dict[str, float]]:
             for slot, (perturbation, seed) in enumerate(draws):
                 copies.damage(slot, perturbation, seed)
             with torch.inference_mode(), _precision(copies.device, autocast):
-                values = evaluate_stack(copies.first(len(draws)))
+                values = subject.evaluate_stack(copies.first(len(draws)))
             if len(values) != len(draws):
                 raise ValueError(f"evaluate_stack scored {len(values)} of {len(draws)} copies")
             return [_recorded(v) for v in values]

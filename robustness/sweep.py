@@ -127,11 +127,7 @@ def run_sweep(
     inference tensors, so it should reset any state it reuses. ``autocast`` (e.g. ``torch.bfloat16``)
     evaluates under ``torch.autocast`` of that dtype: faster on GPUs, results no longer float32 ones.
     """
-    check_int("trial_batch", trial_batch, minimum=1)
-    if trial_batch > 1 and subject.evaluate_stack is None:
-        raise ConfigError(
-            "trial_batch", trial_batch, f"model {subject.name} scores one trial at a time (no evaluate_stack); use 1"
-        )
+    check_trial_batch("trial_batch", trial_batch, subject)
     done = _completed_trials(completed, subject.name)
     trials = list(_trials(subject, grids, seed))
     rows_of = {i: _check_resumed(done[t.key], t.seed) for i, t in enumerate(trials) if t.key in done}
@@ -153,6 +149,15 @@ def run_sweep(
     finally:
         bar.close()
     return [row for i in range(len(trials)) for row in rows_of[i]]
+
+
+def check_trial_batch(field: str, trial_batch: object, subject: SweepSubject) -> int:
+    """``trial_batch`` as an int >= 1 that ``subject`` can score (> 1 needs ``evaluate_stack``)."""
+    check_int(field, trial_batch, minimum=1)
+    if trial_batch > 1 and subject.evaluate_stack is None:
+        reason = f"model {subject.name} scores one trial at a time (no evaluate_stack); use 1"
+        raise ConfigError(field, trial_batch, reason)
+    return trial_batch
 
 
 @dataclass(frozen=True)
