@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
-from robustness.errors import ConfigError
+from robustness.errors import ConfigError, first_line
 from tracking import finish_wandb_run, use_offline_wandb_without_credentials
 
 
@@ -98,9 +98,8 @@ def vet_checkpoint(path: str | None, model_config: Any) -> None:
     try:
         checkpoint = torch.load(path, weights_only=True, map_location="cpu")
     except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ConfigError(
-            "ckpt_path", path, f"refused: not a plain-weights checkpoint, loading it could run code ({first})"
+            "ckpt_path", path, f"refused: not a plain-weights checkpoint, loading it could run code ({first_line(err)})"
         ) from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise ConfigError("ckpt_path", path, "not a Lightning checkpoint (no state_dict)")

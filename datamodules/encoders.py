@@ -24,7 +24,7 @@ import torchvision
 from torch import nn
 from torchvision.transforms import v2
 
-from robustness.errors import ConfigError, check_choice, check_int, check_text
+from robustness.errors import ConfigError, check_choice, check_int, check_text, first_line
 
 #: ImageNet channel statistics (torchvision's classification weights were trained with them).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -119,7 +119,7 @@ class TorchvisionImageEncoder(FrozenEncoder):
                 try:
                     network = torchvision.models.get_model(self.name, weights=self.weights)
                 except (OSError, RuntimeError) as err:  # download or checkpoint failure
-                    raise ConfigError("weights", str(self.weights), f"cannot load: {_first_line(err)}") from err
+                    raise ConfigError("weights", str(self.weights), f"cannot load: {first_line(err)}") from err
             self._num_features = _drop_classifier(network)
             self._network = network.eval().requires_grad_(False)
         return self._network.to(device)
@@ -163,7 +163,7 @@ class HuggingFaceTextEncoder(FrozenEncoder):
             self.config = AutoConfig.from_pretrained(name, revision=revision)
         except (OSError, ValueError) as err:
             raise ConfigError(
-                "encoder", name, f"not a local model folder nor a Hugging Face hub model: {_first_line(err)}"
+                "encoder", name, f"not a local model folder nor a Hugging Face hub model: {first_line(err)}"
             ) from None
         if not hasattr(self.config, "hidden_size"):
             raise ConfigError("encoder", name, f"{type(self.config).__name__} has no hidden_size: not a text encoder")
@@ -217,7 +217,7 @@ class HuggingFaceTextEncoder(FrozenEncoder):
                 self._tokenizer = AutoTokenizer.from_pretrained(self.name, revision=revision)
                 network = AutoModel.from_pretrained(self.name, revision=revision)
             except (OSError, ValueError) as err:  # download failure, missing weights or tokenizer files
-                raise ConfigError("encoder", self.name, f"cannot load: {_first_line(err)}") from err
+                raise ConfigError("encoder", self.name, f"cannot load: {first_line(err)}") from err
             self._network = network.eval().requires_grad_(False)
         return self._network.to(device)
 
@@ -261,8 +261,3 @@ def _files_digest(folder: Path) -> str:
             for block in iter(lambda: file.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__

@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
 from datamodules.glue_tasks import GlueTask, glue_task
-from robustness.errors import ConfigError, check_int, check_text
+from robustness.errors import ConfigError, check_int, check_text, first_line
 
 #: The hub dataset of the GLUE benchmark (one configuration per task).
 GLUE_HUB = "nyu-mll/glue"
@@ -120,7 +120,7 @@ class GlueDataModule(L.LightningDataModule):
             builder = FILE_BUILDERS[Path(path).suffix.lower()]
             return datasets.load_dataset(builder, data_files={split: path}, split=split, cache_dir=self.cache_dir)
         except (OSError, ValueError, datasets.exceptions.DatasetsError) as err:
-            raise ConfigError(field, source, f"cannot be loaded: {_first_line(err)}") from None
+            raise ConfigError(field, source, f"cannot be loaded: {first_line(err)}") from None
 
     def _source_field(self, split: str) -> str:
         return f"data.data_files.{split}" if self.data_files is not None else "data.dataset"
@@ -302,8 +302,3 @@ def _check_data_files(data_files: dict[str, str] | None) -> dict[str, str] | Non
             raise ConfigError(field, str(path), "no such file")
         files[split] = str(path)
     return files
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__

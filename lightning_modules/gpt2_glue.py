@@ -37,7 +37,7 @@ from transformers import AutoConfig, AutoTokenizer, GPT2ForSequenceClassificatio
 from datamodules.glue_tasks import GlueTask, glue_task
 from lightning_modules.gpt2_lm import load_lm_checkpoint
 from lightning_modules.sweepable import SweepableMixin
-from robustness.errors import ConfigError, check_int, check_number, check_text
+from robustness.errors import ConfigError, check_int, check_number, check_text, first_line
 from robustness.targets import check_name_patterns
 
 #: Number of pretraining languages implied by the usual ``pretraining`` labels.
@@ -239,7 +239,7 @@ def _from_pretrained(name: str, num_labels: int) -> tuple[GPT2ForSequenceClassif
         tokenizer = AutoTokenizer.from_pretrained(name)
     except (OSError, ValueError) as err:
         raise ConfigError(
-            "model.init_from", name, f"no checkpoint file and no loadable model: {_first_line(err)}"
+            "model.init_from", name, f"no checkpoint file and no loadable model: {first_line(err)}"
         ) from None
     if config.model_type != "gpt2":
         raise ConfigError("model.init_from", name, f"is a {config.model_type!r} model, not GPT-2")
@@ -256,8 +256,3 @@ def _from_pretrained(name: str, num_labels: int) -> tuple[GPT2ForSequenceClassif
             f"weights do not fit GPT-2 (missing {missing}, mismatched {info['mismatched_keys']})",
         )
     return model, tokenizer
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__

@@ -41,7 +41,7 @@ from lightning_modules.tokenizer_recycling import (
     tokenizer_to_json,
     train_byte_level_bpe,
 )
-from robustness.errors import ConfigError, check_choice, check_int, check_number, check_text
+from robustness.errors import ConfigError, check_choice, check_int, check_number, check_text, first_line
 from robustness.targets import check_name_patterns
 
 #: ``tokenizer`` value that trains a new byte-level BPE and re-initialises the token embeddings.
@@ -338,7 +338,7 @@ def _build_model(
         try:
             model = GPT2LMHeadModel.from_pretrained(pretrained, dtype=torch.float32)
         except OSError as err:
-            raise ConfigError("model.pretrained", pretrained, _first_line(err)) from None
+            raise ConfigError("model.pretrained", pretrained, first_line(err)) from None
         return model.train(), _load_tokenizer("model.pretrained", pretrained) if keep_tokenizer else None
     if keep_tokenizer:
         raise ConfigError(
@@ -347,7 +347,7 @@ def _build_model(
     try:
         return GPT2LMHeadModel(GPT2Config(**gpt2_config)), None
     except (TypeError, ValueError, KeyError, RuntimeError, ArithmeticError, StrictDataclassError) as err:
-        raise ConfigError("model.gpt2_config", gpt2_config, _first_line(err)) from None
+        raise ConfigError("model.gpt2_config", gpt2_config, first_line(err)) from None
 
 
 #: ``GPT2Config`` fields that are sizes (integers >= 1), probabilities (in [0, 1]) and positive reals.
@@ -408,7 +408,7 @@ def _load_tokenizer(field: str, name: str) -> PreTrainedTokenizerFast:
     try:
         tokenizer = AutoTokenizer.from_pretrained(name)
     except (OSError, ValueError) as err:
-        raise ConfigError(field, name, _first_line(err)) from None
+        raise ConfigError(field, name, first_line(err)) from None
     if not getattr(tokenizer, "is_fast", False) or tokenizer.eos_token_id is None:
         raise ConfigError(field, name, "needs a fast tokenizer with an end-of-text (eos) token")
     return tokenizer
@@ -418,8 +418,3 @@ def _set_special_token_ids(model: GPT2LMHeadModel, tokenizer: PreTrainedTokenize
     for config in (model.config, model.generation_config):
         if config is not None:
             config.bos_token_id = config.eos_token_id = tokenizer.eos_token_id
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__

@@ -66,3 +66,9 @@ def check_choice(field: str, value: Any, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ConfigError(field, value, f"must be one of {', '.join(map(repr, choices))}")
     return value
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of an exception's message (its type name when the message is empty)."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

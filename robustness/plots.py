@@ -46,9 +46,7 @@ def plot_sweep(summaries: Iterable[LevelSummary], path: str | Path, title: str =
             ax.set_title(perturbation.replace("_", " "))
             ax.grid(alpha=0.3)
     fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside right upper", fontsize="small")
-    if title:
-        fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path, title)
 
 
 def plot_xy(
@@ -62,7 +60,7 @@ def plot_xy(
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _draw_curve(ax, points: list[LevelSummary], color, label: str) -> None:
@@ -85,8 +83,11 @@ def _colors(count: int) -> list:
     return [cmap(i / max(count - 1, 1) * 0.9) for i in range(count)]
 
 
-def _save(fig: Figure, path: str | Path) -> Path:
+def save_figure(fig: Figure, path: str | Path, title: str = "", dpi: int = 120) -> Path:
+    """Write ``fig`` to ``path`` (parent folders created), with ``title`` as its suptitle when given."""
+    if title:
+        fig.suptitle(title)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=dpi)
     return path

@@ -20,7 +20,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from robustness.io import write_records
-from robustness.plots import LEVEL_LABELS
+from robustness.plots import LEVEL_LABELS, save_figure
 from robustness.stats import SUMMARY_COLUMNS, LevelSummary
 
 SENSITIVITY_COLUMNS = ("epoch", *SUMMARY_COLUMNS)
@@ -77,7 +77,7 @@ def plot_sensitivity_curves(history: Sequence[EpochSummary], path: str | Path, t
             ax.plot(levels, means, color=shade, marker=".", label=f"epoch {epoch}")
         _label(ax, panel)
     axes[0].legend(fontsize="x-small")
-    return _save(fig, path, title)
+    return save_figure(fig, path, title, dpi=110)
 
 
 def plot_sensitivity_heatmap(history: Sequence[EpochSummary], path: str | Path, title: str = "") -> Path:
@@ -97,7 +97,7 @@ def plot_sensitivity_heatmap(history: Sequence[EpochSummary], path: str | Path, 
         fig.colorbar(shown, ax=ax, label=panel[1])
         _label(ax, panel, ylabel="epoch")
         ax.grid(False)
-    return _save(fig, path, title)
+    return save_figure(fig, path, title, dpi=110)
 
 
 def _figure(grid: dict[Panel, Any]) -> tuple[Figure, list]:
@@ -116,12 +116,3 @@ def _label(ax, panel: Panel, ylabel: str | None = None) -> None:
     ax.set_ylabel(ylabel or metric)
     ax.set_title(f"{model}: {perturbation.replace('_', ' ')}", fontsize="small")
     ax.grid(alpha=0.3)
-
-
-def _save(fig: Figure, path: str | Path, title: str) -> Path:
-    if title:
-        fig.suptitle(title)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    return path

@@ -18,6 +18,8 @@ from typing import Any
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_warn
 
+from robustness.errors import first_line
+
 WANDB_HOST = "api.wandb.ai"
 
 
@@ -51,7 +53,7 @@ def finish_wandb_run() -> None:
         wandb.finish()
     except Exception as err:
         rank_zero_warn(
-            f"W&B failed ({type(err).__name__}: {_first_line(err)}) while finishing the run; "
+            f"W&B failed ({type(err).__name__}: {first_line(err)}) while finishing the run; "
             "local CSV/PNG outputs are complete"
         )
 
@@ -81,7 +83,7 @@ class ResilientWandbLogger(WandbLogger):
         except Exception as err:
             if self._wandb_init.get("mode") == "offline":
                 return self._give_up(err)
-            rank_zero_warn(f"W&B unreachable ({_first_line(err)}); logging offline under {self.save_dir} instead")
+            rank_zero_warn(f"W&B unreachable ({first_line(err)}); logging offline under {self.save_dir} instead")
             self._wandb_init["mode"] = "offline"
             self._experiment = None
             try:
@@ -91,7 +93,7 @@ class ResilientWandbLogger(WandbLogger):
 
     def _give_up(self, err: Exception) -> _NoExperiment:
         rank_zero_warn(
-            f"W&B failed ({type(err).__name__}: {_first_line(err)}); the run continues without W&B, "
+            f"W&B failed ({type(err).__name__}: {first_line(err)}); the run continues without W&B, "
             "local CSV/PNG outputs are complete"
         )
         self._failed = True
@@ -126,8 +128,3 @@ class ResilientWandbLogger(WandbLogger):
 
     def finalize(self, *args: Any, **kwargs: Any) -> None:
         self._guarded(super().finalize, *args, **kwargs)
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
