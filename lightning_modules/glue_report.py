@@ -20,6 +20,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from matplotlib.figure import Figure
 
@@ -29,6 +30,7 @@ from robustness.io import read_sweep_csv
 from robustness.plots import LEVEL_LABELS
 from robustness.stats import LevelSummary, summarize
 from robustness.sweep import SweepRow
+from tracking.report_run import log_report
 
 #: Perturbations in the paper's order; any other comes after them.
 PERTURBATION_ORDER = ("random_deletion", "gaussian_noise", "magnitude_pruning")
@@ -238,25 +240,15 @@ def log_to_wandb(tables: Sequence[GlueTable], figure: Path, project: str, name: 
 
     Without W&B credentials the run is offline (``wandb sync`` uploads it later). Returns the run's directory.
     """
-    import wandb
 
-    save_dir.mkdir(parents=True, exist_ok=True)
-    settings = {"project": project, "name": name, "dir": str(save_dir), "job_type": "glue-report"}
-    try:
-        run = wandb.init(**settings)
-    except wandb.errors.UsageError:
-        run = wandb.init(**settings, mode="offline")
-        print(f"W&B: no credentials found, logged offline. Upload later with: wandb sync {Path(run.dir).parent}",
-              file=sys.stderr)  # fmt: skip
-    try:
-        payload: dict[str, object] = {"glue/figure": wandb.Image(str(figure))}
+    def payload(wandb: Any) -> dict[str, object]:
+        logged: dict[str, object] = {"glue/figure": wandb.Image(str(figure))}
         for table in tables:
-            payload[f"glue/{table.perturbation}/table"] = wandb.Table(columns=table.csv_header(), data=table.csv_rows())
-            payload[f"glue/{table.perturbation}/markdown"] = wandb.Html(f"<pre>{table_markdown(table)}</pre>")
-        run.log(payload)
-        return str(Path(run.dir).parent)
-    finally:
-        run.finish()
+            logged[f"glue/{table.perturbation}/table"] = wandb.Table(columns=table.csv_header(), data=table.csv_rows())
+            logged[f"glue/{table.perturbation}/markdown"] = wandb.Html(f"<pre>{table_markdown(table)}</pre>")
+        return logged
+
+    return log_report(payload, project=project, name=name, save_dir=save_dir, job_type="glue-report")
 
 
 def format_level(level: float) -> str:
