@@ -8,8 +8,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
+from robustness.rows import CSV_COLUMNS, SweepRow
 from robustness.stats import SUMMARY_COLUMNS, LevelSummary
-from robustness.sweep import CSV_COLUMNS, SweepRow
 
 
 class SweepCsvWriter:

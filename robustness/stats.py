@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as scipy_stats
 
-from robustness.sweep import SweepRow
+from robustness.rows import SweepRow
 
 CONFIDENCE = 0.95
 

@@ -12,7 +12,6 @@ scores that many damaged copies of the targets in one call (``robustness.scoring
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,29 +20,28 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from robustness.adaptive import AdaptiveTrials
 from robustness.errors import ConfigError, check_int
 from robustness.perturbations import PERTURBATIONS, Perturbation, make_perturbation
+from robustness.rows import CSV_COLUMNS, SweepRow
 from robustness.scoring import open_scorer
 from robustness.seeding import trial_seed
 from robustness.targets import TargetSpec
 
-#: Column order of every sweep CSV (a contract: other tools read these files).
-CSV_COLUMNS = (
-    "model", "num_tasks", "perturbation", "level", "trial", "seed",
-    "metric", "value", "expected", "stage", "epoch",
-)  # fmt: skip
-
-
-_CSV_CELLS = operator.attrgetter(*CSV_COLUMNS)
+__all__ = ["CSV_COLUMNS", "SweepGrid", "SweepRow", "SweepSubject", "check_trial_batch", "run_sweep"]
 
 
 @dataclass(frozen=True)
 class SweepGrid:
-    """One perturbation family swept over ``levels`` with ``trials`` seeded draws per level."""
+    """One perturbation family swept over ``levels`` with ``trials`` seeded draws per level.
+
+    ``trials`` is a count, or an adaptive rule (``robustness.adaptive``): an ``AdaptiveTrials`` or its
+    config mapping ``{ci_half_width: X, relative: false, min: 3, max: 50}``.
+    """
 
     perturbation: str
     levels: Sequence[float]
-    trials: int = 20
+    trials: int | AdaptiveTrials | Mapping[str, Any] = 20
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -51,7 +49,10 @@ class SweepGrid:
             raise ConfigError("perturbation", self.perturbation, f"unknown; choose one of {sorted(PERTURBATIONS)}")
         if isinstance(self.levels, str | bytes) or len(self.levels) == 0:
             raise ConfigError(f"{self.perturbation}.levels", self.levels, "give a non-empty list of numbers")
-        check_int(f"{self.perturbation}.trials", self.trials, minimum=1)
+        if isinstance(self.trials, Mapping):
+            object.__setattr__(self, "trials", AdaptiveTrials.from_config(f"{self.perturbation}.trials", self.trials))
+        elif not isinstance(self.trials, AdaptiveTrials):
+            check_int(f"{self.perturbation}.trials", self.trials, minimum=1)
         object.__setattr__(self, "levels", tuple(self.levels))
         self.perturbations()  # validates every level now, before any work starts
 
@@ -80,27 +81,6 @@ class SweepSubject:
     evaluate_stack: Callable[[list[torch.Tensor]], Sequence[Mapping[str, float]]] | None = None
 
 
-@dataclass(frozen=True)
-class SweepRow:
-    """One (model, perturbation, level, trial, metric) measurement: one line of the CSV."""
-
-    model: str
-    num_tasks: int | None
-    perturbation: str
-    level: float
-    trial: int
-    seed: int
-    metric: str
-    value: float
-    expected: float | None = None
-    stage: str = ""
-    epoch: int | None = None
-
-    def csv_cells(self) -> tuple[Any, ...]:
-        """Values in ``CSV_COLUMNS`` order, for ``csv.writer`` (which writes ``None`` as an empty cell)."""
-        return _CSV_CELLS(self)
-
-
 def run_sweep(
     subject: SweepSubject,
     grids: Iterable[SweepGrid],
@@ -116,9 +96,12 @@ def run_sweep(
 ) -> list[SweepRow]:
     """Run every grid on ``subject`` and return all rows, in grid order.
 
-    ``on_trial`` receives the rows of each newly measured trial (one per metric) as soon as they
-    exist. Trials found in ``completed`` (rows of an interrupted run of the same sweep) are not
-    measured again: their rows are reused, so a resumed sweep returns the uninterrupted table.
+    A level with an adaptive ``trials`` rule is measured in rounds (its first ``min`` trials, then one
+    more per round while its interval is too wide); the trials of every open level in a round are
+    scored together, ``trial_batch`` at a time. ``on_trial`` receives the rows of each newly measured
+    trial (one per metric) as soon as they exist. Trials found in ``completed`` (rows of an interrupted
+    run of the same sweep) are not measured again: their rows are reused, so a resumed sweep returns
+    the uninterrupted table (and an adaptive one takes the same decisions).
     ``trial_batch`` = 1 damages the module's own weights, one trial at a time, and restores them bit
     for bit after every trial, when anything raises, and on SIGINT/SIGTERM. ``trial_batch`` > 1 needs
     ``subject.evaluate_stack``: that many trials at a time are damaged as copies and scored in one call
@@ -129,26 +112,30 @@ def run_sweep(
     """
     check_trial_batch("trial_batch", trial_batch, subject)
     done = _completed_trials(completed, subject.name)
-    trials = list(_trials(subject, grids, seed))
-    rows_of = {i: _check_resumed(done[t.key], t.seed) for i, t in enumerate(trials) if t.key in done}
-    todo = [i for i in range(len(trials)) if i not in rows_of]
+    levels = list(_levels(subject, grids, seed))
+    measured: list[list[list[SweepRow]]] = [[] for _ in levels]  # rows per level, per trial in trial order
     bar = tqdm(
-        total=len(trials), initial=len(rows_of), desc=f"sweep {subject.name}",
+        total=sum(level.most_trials() for level in levels), desc=f"sweep {subject.name}",
         disable=None if progress else True, leave=False,
     )  # fmt: skip
     try:
         with open_scorer(subject, trial_batch, autocast) as score:
-            for start in range(0, len(todo), trial_batch):
-                batch = todo[start : start + trial_batch]
-                scores = score([(trials[i].perturbation, trials[i].seed) for i in batch])
-                for i, values in zip(batch, scores, strict=True):
-                    rows_of[i] = trials[i].rows(subject, values, stage, epoch)
-                    if on_trial is not None:
-                        on_trial(rows_of[i])
-                    bar.update()
+            while wanted := [trial for level, rows in zip(levels, measured, strict=True) for trial in level.next(rows)]:
+                rows_of = {t.slot: _check_resumed(done[t.key], t.seed) for t in wanted if t.key in done}
+                bar.update(len(rows_of))
+                todo = [t for t in wanted if t.slot not in rows_of]
+                for start in range(0, len(todo), trial_batch):
+                    batch = todo[start : start + trial_batch]
+                    for trial, values in zip(batch, score([(t.perturbation, t.seed) for t in batch]), strict=True):
+                        rows_of[trial.slot] = trial.rows(subject, values, stage, epoch)
+                        if on_trial is not None:
+                            on_trial(rows_of[trial.slot])
+                        bar.update()
+                for trial in wanted:
+                    measured[trial.level_index].append(rows_of[trial.slot])
     finally:
         bar.close()
-    return [row for i in range(len(trials)) for row in rows_of[i]]
+    return [row for rows in measured for trial_rows in rows for row in trial_rows]
 
 
 def check_trial_batch(field: str, trial_batch: object, subject: SweepSubject) -> int:
@@ -168,10 +155,17 @@ class _Trial:
     trial: int
     seed: int
     expected: Mapping[str, float]
+    level_index: int
 
     @property
     def key(self) -> tuple[str, float, int]:
+        """How the trial's rows are found in a CSV."""
         return (self.perturbation.name, self.perturbation.level, self.trial)
+
+    @property
+    def slot(self) -> tuple[int, int]:
+        """Where the trial sits in this sweep (two grids may share a perturbation name and level)."""
+        return (self.level_index, self.trial)
 
     def rows(self, subject: SweepSubject, values: Mapping[str, float], stage: str, epoch: int | None) -> list[SweepRow]:
         """The CSV rows of this trial, one per metric."""
@@ -193,13 +187,55 @@ class _Trial:
         ]
 
 
-def _trials(subject: SweepSubject, grids: Iterable[SweepGrid], seed: int) -> Iterator[_Trial]:
-    """Every trial of every grid, in grid order (one trial for a deterministic level)."""
+@dataclass(frozen=True)
+class _Level:
+    """One level of a grid: its perturbation, where it sits in the sweep, and how many trials it gets."""
+
+    perturbation: Perturbation
+    index: int  # position among all levels of the sweep
+    seeds: Callable[[int], int]  # trial index -> the trial's seed
+    trials: int | AdaptiveTrials
+    expected: Mapping[str, float]
+
+    def most_trials(self) -> int:
+        """An upper bound of this level's trial count."""
+        if self.perturbation.deterministic:
+            return 1
+        return self.trials if isinstance(self.trials, int) else self.trials.max
+
+    def next(self, measured: list[list[SweepRow]]) -> list[_Trial]:
+        """The trials to measure next, given the rows of the first ``len(measured)`` ones (none: done)."""
+        count = len(measured)
+        if self.perturbation.deterministic or isinstance(self.trials, int):
+            wanted = range(count, self.most_trials())
+        elif count == 0:
+            name, level = self.perturbation.name, self.perturbation.level
+            wanted = range(min(self.trials.min, self.trials.cap(name, level)))
+        else:
+            wanted = range(count, count if self._settled(measured) else count + 1)
+        return [_Trial(self.perturbation, t, self.seeds(t), self.expected, self.index) for t in wanted]
+
+    def _settled(self, measured: list[list[SweepRow]]) -> bool:
+        values: dict[str, list[float]] = {}
+        for rows in measured:
+            for row in rows:
+                values.setdefault(row.metric, []).append(row.value)
+        seeds = [rows[0].seed for rows in measured]
+        return self.trials.settled(self.perturbation.name, self.perturbation.level, seeds, values)
+
+
+def _levels(subject: SweepSubject, grids: Iterable[SweepGrid], seed: int) -> Iterator[_Level]:
+    """Every level of every grid, in grid order."""
+    index = 0
     for grid in grids:
         for level_index, perturbation in enumerate(grid.perturbations()):
             expected = dict(subject.expected(perturbation) or {}) if subject.expected else {}
-            for trial in range(1 if perturbation.deterministic else grid.trials):
-                yield _Trial(perturbation, trial, trial_seed(seed, grid.perturbation, level_index, trial), expected)
+
+            def seeds(trial: int, name: str = grid.perturbation, at: int = level_index) -> int:
+                return trial_seed(seed, name, at, trial)
+
+            yield _Level(perturbation, index, seeds, grid.trials, expected)
+            index += 1
 
 
 def _completed_trials(completed: Iterable[SweepRow], model: str) -> dict[tuple[str, float, int], list[SweepRow]]:
