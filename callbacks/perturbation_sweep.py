@@ -258,7 +258,7 @@ def parse_grids(perturbations: Mapping[str, Mapping[str, Any]]) -> list[SweepGri
         try:
             grids.append(SweepGrid(name, spec["levels"], spec.get("trials", 20), options))
         except ConfigError as err:
-            raise ConfigError(f"{field}.{err.field.split('.')[-1]}", err.value, err.reason) from None
+            raise ConfigError(f"{field}.{err.field.split('.', 1)[-1]}", err.value, err.reason) from None
     return grids
 
 

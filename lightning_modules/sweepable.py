@@ -4,7 +4,9 @@ A module is sweepable when it implements ``robustness_subjects(batches)``: given
 batches already cached on its device, return the ``SweepSubject``s to damage (usually one: the
 module itself). ``SweepableMixin`` implements it for the common case from two small methods:
 a fresh torchmetrics metric, and how one batch updates it. Metric states are reduced across
-processes by torchmetrics, so a sweep over sharded data gives the single-device numbers.
+processes by torchmetrics, so a sweep over sharded data gives the single-device numbers. Its subjects
+also score stacked copies (``trial_batch`` > 1) with no extra code: ``robustness.scoring.vmap_updates``
+runs ``robustness_update`` for all copies at once and each copy's ``update`` calls feed its own metric.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torchmetrics import Metric, MetricCollection
 
-from robustness import SweepSubject, TargetSpec
+from robustness import SweepSubject, TargetSpec, select_targets
+from robustness.scoring import vmap_updates
 
 
 @runtime_checkable
@@ -55,15 +58,28 @@ class SweepableMixin:
                 self.robustness_update(metric, batch)
             return metric_values(metric.compute(), default_name=type(metric).__name__.lower())
 
-        return [
-            SweepSubject(
-                name=name,
-                module=self,  # type: ignore[arg-type]
-                evaluate=evaluate,
-                targets=self.robustness_targets,
-                num_tasks=self.robustness_num_tasks,
-            )
-        ]
+        def evaluate_stack(stacks: list[torch.Tensor]) -> list[dict[str, float]]:
+            names = list(select_targets(subject.module, subject.targets))  # the order of the stacks
+            copies = [metric.clone() for _ in range(len(stacks[0]))]
+            for copy in copies:
+                copy.reset()
+            for batch in batches:
+                updates = vmap_updates(subject.module, names, stacks, lambda m, b=batch: self.robustness_update(m, b))
+                for copy, calls in zip(copies, updates, strict=True):
+                    for args, kwargs in calls:
+                        copy.update(*args, **kwargs)
+            default_name = type(metric).__name__.lower()
+            return [metric_values(copy.compute(), default_name=default_name) for copy in copies]
+
+        subject = SweepSubject(
+            name=name,
+            module=self,  # type: ignore[arg-type]
+            evaluate=evaluate,
+            targets=self.robustness_targets,
+            num_tasks=self.robustness_num_tasks,
+            evaluate_stack=evaluate_stack,
+        )
+        return [subject]
 
 
 def metric_values(result: torch.Tensor | Mapping[str, torch.Tensor], default_name: str) -> dict[str, float]:

@@ -9,16 +9,27 @@ numbers, bit for bit:
 - stacked (``trial_batch`` > 1, subjects with ``evaluate_stack``): damage up to ``trial_batch`` copies
   and score them in one call. The module is never written. Memory: ``trial_batch`` copies of the
   targets, and the evaluation's activations for that many models.
+
+``vmap_updates`` builds such stacked scoring for any module without hand-written stacked code: it runs
+the module's usual per-batch "forward, then ``metric.update(...)``" once for all copies, through
+``torch.func.functional_call`` (the copies stand in for the targeted parameters) under ``torch.func.vmap``,
+and hands back every copy's ``update`` arguments, for one real metric per copy. Its rows equal in-place
+ones within float rounding (a batched matmul may sum in another order; bit for bit on the tiny GPT-2 and
+GLUE models on CPU). A module vmap cannot run (``.item()``, data-dependent control flow on the damaged
+weights, random ops) is refused with a one-line ``ConfigError`` naming ``trial_batch``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
+from torch import nn
+from torch.func import functional_call, vmap
 
+from robustness.errors import ConfigError, first_line
 from robustness.interrupts import restore_on_signals
 from robustness.metrics import as_recorded
 from robustness.perturbations import Perturbation
@@ -30,6 +41,8 @@ if TYPE_CHECKING:
 
 Draw = tuple[Perturbation, int]
 Scorer = Callable[[Sequence[Draw]], list[dict[str, float]]]
+#: The arguments of one ``metric.update(*args, **kwargs)`` call.
+Update = tuple[tuple[Any, ...], dict[str, Any]]
 
 
 @contextmanager
@@ -82,3 +95,76 @@ def _recorded(values: Mapping[str, float | torch.Tensor]) -> dict[str, float]:
 
 def _as_float(value: float | torch.Tensor) -> float:
     return float(value.item() if isinstance(value, torch.Tensor) else value)
+
+
+def vmap_updates(
+    module: nn.Module, names: Sequence[str], stacks: Sequence[torch.Tensor], run: Callable[[Any], None]
+) -> list[list[Update]]:
+    """For every copy ``c`` of the parameters ``names`` of ``module`` (``stacks[i][c]`` replaces parameter
+    ``names[i]``), the ``update`` calls ``run(metric)`` makes when the module holds that copy: one vmapped
+    pass for all copies. ``run`` gets a stand-in metric that records its ``update`` arguments (tensors
+    computed from the parameters come back per copy, anything else as it was given).
+    """
+    caller = _Caller(module, run)
+    keys = [f"module.{name}" for name in names]
+    layout: list[Any] = []  # how one copy's recorded calls are rebuilt from vmap's flat tensor outputs
+
+    def one_copy(*tensors: torch.Tensor) -> list[torch.Tensor]:
+        calls = functional_call(caller, dict(zip(keys, tensors, strict=True)), ())
+        layout[:], flat = _flatten(calls)
+        return flat
+
+    try:
+        outputs = vmap(one_copy)(*stacks)
+    except torch.OutOfMemoryError:
+        raise
+    except (RuntimeError, ValueError, TypeError, AttributeError, NotImplementedError) as err:
+        reason = f"{type(module).__name__} cannot be scored as stacked copies by torch.func.vmap ({first_line(err)})"
+        reason += "; use 1"
+        raise ConfigError("trial_batch", len(stacks[0]), reason) from err
+    return [_rebuild(layout, [output[copy] for output in outputs]) for copy in range(len(stacks[0]))]
+
+
+class _Recorder:
+    """Stands in for a metric under vmap: keeps the arguments of every ``update`` call."""
+
+    def __init__(self) -> None:
+        self.calls: list[Update] = []
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        self.calls.append((args, kwargs))
+
+
+class _Caller(nn.Module):
+    """``run(recorder)`` as the forward of a module holding ``module``, so ``functional_call`` can swap
+    ``module``'s parameters for the duration of any code, not only of ``module.forward``."""
+
+    def __init__(self, module: nn.Module, run: Callable[[Any], None]) -> None:
+        super().__init__()
+        self.module = module
+        self._run = run
+
+    def forward(self) -> list[Update]:
+        recorder = _Recorder()
+        self._run(recorder)
+        return recorder.calls
+
+
+def _flatten(calls: list[Update]) -> tuple[list[Any], list[torch.Tensor]]:
+    """The tensors of recorded ``update`` calls, in order, and the layout ``_rebuild`` puts them back with."""
+    layout, tensors = [], []
+    for args, kwargs in calls:
+        values = [*args, *kwargs.values()]
+        layout.append((len(args), list(kwargs), [None if isinstance(v, torch.Tensor) else v for v in values]))
+        tensors += [v for v in values if isinstance(v, torch.Tensor)]
+    return layout, tensors
+
+
+def _rebuild(layout: list[Any], tensors: list[torch.Tensor]) -> list[Update]:
+    """One copy's ``update`` calls from the recorded layout and that copy's tensors, in order."""
+    supply = iter(tensors)
+    calls = []
+    for positional, keywords, values in layout:
+        filled = [next(supply) if value is None else value for value in values]
+        calls.append((tuple(filled[:positional]), dict(zip(keywords, filled[positional:], strict=True))))
+    return calls

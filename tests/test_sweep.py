@@ -210,3 +210,124 @@ def test_trial_batch_needs_a_subject_that_scores_stacks():
     short.evaluate_stack = lambda stacks: [{"out": 0.0}]
     with pytest.raises(ValueError, match="scored 1 of 2 copies"):
         run_sweep(short, GRIDS, trial_batch=2)
+
+
+# ---- adaptive trials ------------------------------------------------------------------------------------------
+
+NOISE = [0.0, 0.02, 0.1, 0.5, 2.0]
+
+
+def first_settled_count(values: list[float], width: float, least: int, relative: bool = False) -> int:
+    """The sequential rule, written out with scipy: the first n >= least whose 95% t half-width <= width."""
+    for n in range(least, len(values) + 1):
+        sample = np.asarray(values[:n])
+        half = stats.t.ppf(0.975, n - 1) * sample.std(ddof=1) / math.sqrt(n)
+        if half <= width * (abs(sample.mean()) if relative else 1.0):
+            return n
+    return len(values)
+
+
+def by_level(rows, metric: str = "out") -> dict[float, list[float]]:
+    levels: dict[float, list[float]] = {}
+    for row in rows:
+        if row.metric == metric:
+            levels.setdefault(row.level, []).append(row.value)
+    return levels
+
+
+@pytest.mark.parametrize(("width", "relative"), [(0.02, False), (0.05, True)])
+def test_adaptive_levels_stop_at_the_first_count_whose_interval_is_narrow_enough(width, relative):
+    net = model()
+    fixed = run_sweep(stackable(net), [SweepGrid("gaussian_noise", NOISE, trials=25)], seed=4)
+    rule = {"ci_half_width": width, "relative": relative, "min": 3, "max": 25, "metric": "out"}
+    adaptive = run_sweep(stackable(net), [SweepGrid("gaussian_noise", NOISE, trials=rule)], seed=4)
+    counts = {level: len(values) for level, values in by_level(adaptive).items()}
+    expected = {level: first_settled_count(v, width, 3, relative) for level, v in by_level(fixed).items()}
+    assert counts == expected and len(set(counts.values())) >= 3  # levels get different numbers of trials
+    kept = {(r.level, r.trial) for r in adaptive}
+    assert adaptive == [r for r in fixed if (r.level, r.trial) in kept]  # a prefix of the fixed trials, same seeds
+
+
+def test_adaptive_sweep_rows_do_not_depend_on_trial_batch_and_resume_takes_the_same_decisions():
+    net = model()
+    grids = [
+        SweepGrid("gaussian_noise", NOISE, trials={"ci_half_width": 0.02, "min": 2, "max": 12, "metric": "out"}),
+        SweepGrid("magnitude_pruning", [0.5], trials={"ci_half_width": 0.02}),
+    ]
+    full = run_sweep(stackable(net), grids, seed=1)
+    assert run_sweep(stackable(net), grids, seed=1, trial_batch=4) == full
+    done: list = []
+
+    def interrupt(rows) -> None:
+        if len(done) == 9:
+            raise KeyboardInterrupt
+        done.append(rows)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(stackable(net), grids, seed=1, on_trial=interrupt)
+    completed = [row for rows in done for row in rows]
+    reported: list = []
+    resumed = run_sweep(stackable(net), grids, seed=1, completed=completed, on_trial=reported.append, trial_batch=3)
+    assert resumed == full
+    new_rows = [row for rows in reported for row in rows]  # in measurement order: round by round
+    assert len(new_rows) == len(set(new_rows)) and set(new_rows) == {r for r in full if r not in completed}
+
+
+def test_adaptive_comparison_stops_when_the_paired_difference_is_settled(tmp_path):
+    reference_net, net = model(), model()
+    with torch.no_grad():
+        net.bias.add_(0.01)
+    reference = run_sweep(stackable(reference_net), [SweepGrid("gaussian_noise", NOISE[1:], trials=20)], seed=4)
+    path = tmp_path / "reference.csv"
+    with SweepCsvWriter(path) as writer:
+        writer.write(reference)
+    rule = {"ci_half_width": 1e-4, "min": 3, "max": 30, "metric": "out", "reference": str(path)}
+    compared = run_sweep(stackable(net), [SweepGrid("gaussian_noise", NOISE[1:], trials=rule)], seed=4)
+    fixed = by_level(run_sweep(stackable(net), [SweepGrid("gaussian_noise", NOISE[1:], trials=20)], seed=4))
+    counts = {level: len(values) for level, values in by_level(compared).items()}
+    for level, values in by_level(reference).items():
+        differences = np.subtract(fixed[level], values)
+        n = next(
+            (n for n in range(3, 21) if _settled(differences[:n], 1e-4)), 20
+        )  # narrow enough, or 0 excluded; at most the reference's 20 trials
+        assert counts[level] == n, level
+    assert len(set(counts.values())) >= 2
+    with pytest.raises(ConfigError, match=r"trials.reference=.*was swept with other seeds"):
+        run_sweep(stackable(net), [SweepGrid("gaussian_noise", NOISE[1:], trials=rule)], seed=5)
+
+
+def _settled(differences: np.ndarray, width: float) -> bool:
+    n = len(differences)
+    half = stats.t.ppf(0.975, n - 1) * differences.std(ddof=1) / math.sqrt(n)
+    mean = differences.mean()
+    return half <= width or mean - half > 0 or mean + half < 0
+
+
+@pytest.mark.parametrize(
+    ("trials", "message"),
+    [
+        ({"min": 3}, "gaussian_noise.trials={'min': 3}: an adaptive rule needs ci_half_width"),
+        ({"ci_half_width": 0}, "gaussian_noise.trials.ci_half_width=0: must be > 0"),
+        ({"ci_half_width": 0.1, "min": 1}, "gaussian_noise.trials.min=1: must be an integer >= 2"),
+        ({"ci_half_width": 0.1, "min": 5, "max": 4}, "gaussian_noise.trials.max=4: must be an integer >= 5"),
+        ({"ci_half_width": 0.1, "relative": "yes"}, "gaussian_noise.trials.relative='yes': must be true or false"),
+        ({"ci_half_width": 0.1, "width": 2}, "gaussian_noise.trials.width=2: unknown key"),
+        ({"ci_half_width": 0.1, "reference": "nope.csv"}, "gaussian_noise.trials.reference='nope.csv': no such file"),
+        (
+            {"ci_half_width": 0.1, "reference_model": "a"},
+            "gaussian_noise.trials.reference_model='a': needs a reference",
+        ),
+    ],
+)
+def test_adaptive_rule_validation_names_the_field(trials, message):
+    with pytest.raises(ConfigError) as caught:
+        SweepGrid("gaussian_noise", [0.1], trials=trials)
+    assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
+
+
+def test_adaptive_rule_refuses_a_metric_the_model_does_not_report():
+    grid = SweepGrid("gaussian_noise", [0.1], trials={"ci_half_width": 0.1, "metric": "accuracy"})
+    with pytest.raises(
+        ConfigError, match=r"trials.metric='accuracy': not measured; the model reports \['out', 'zeros'\]"
+    ):
+        run_sweep(stackable(model()), [grid])
