@@ -35,7 +35,10 @@ def ddp_config(tmp_path: Path) -> Path:
             args["every_n_epochs"] = 1
             args["perturbations"] = {
                 "gaussian_noise": {"levels": [0.0, 0.1], "trials": 3},
-                "random_deletion": {"levels": [0.2, 0.5], "trials": {"ci_half_width": 0.02, "relative": True, "max": 6}},
+                "random_deletion": {
+                    "levels": [0.2, 0.5],
+                    "trials": {"ci_half_width": 0.02, "relative": True, "max": 6},
+                },
                 "magnitude_pruning": {"levels": [0.5]},
             }
         if callback["class_path"].endswith(("SpectralMonitor", "WeightNorms")):
