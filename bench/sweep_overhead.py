@@ -42,10 +42,10 @@ from common import (
     setup,
     tiny_gpt2,
 )
-from naive import naive_sweep
 
 from callbacks.perturbation_sweep import parse_grids
 from robustness import SweepCsvWriter, SweepGrid, SweepSubject, run_sweep
+from tests.helpers.naive import naive_sweep
 
 PARTS = ["gpt2", "linear", "scaling"]
 SIZES = [(2, 64), (4, 128), (4, 256)]  # (n_layer, n_embd); heads: n_embd // 32

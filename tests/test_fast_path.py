@@ -1,4 +1,4 @@
-"""The fast sweep gives exactly the numbers of the naive one (``bench/naive.py``: deepcopy per trial,
+"""The fast sweep gives exactly the numbers of the naive one (``tests/helpers/naive.py``: deepcopy per trial,
 evaluation batches rebuilt from the raw data, perturbations through temporary buffers)."""
 
 from __future__ import annotations
@@ -8,13 +8,13 @@ import pytest
 import torch
 
 import lightning_modules.gpt2_lm as gpt2_lm  # before datamodules.text (package import order)
-from bench.naive import naive_perturb_, naive_sweep
 from callbacks.perturbation_sweep import PerturbationSweep
 from datamodules.digits import DigitsTasksDataModule
 from lightning_modules.linear import LinearMultitaskRegression
 from robustness import GaussianNoise, MagnitudePruning, RandomDeletion, SweepGrid, run_sweep
 from robustness.perturbations import CHUNK_ELEMENTS
 from tests.gpt2_fixtures import TINY_GPT2, tiny_corpus, tiny_datamodule
+from tests.helpers.naive import naive_perturb_, naive_sweep
 
 GRIDS = [
     SweepGrid("random_deletion", [0.0, 0.3], trials=2),
