@@ -31,6 +31,8 @@ os.environ.update(OFFLINE_ENV)
 #: Model settings of the tiny GPT-2 configs (the benchmarks use the same model, data and grid).
 TINY_CONFIG = yaml.safe_load((ROOT / "configs/gpt2/tiny_bilingual.yaml").read_text())
 DIGITS_CONFIG = yaml.safe_load((ROOT / "configs/linear/digits.yaml").read_text())
+#: The full GPT-2 config: its test-time sweep is the paper's grid (9 deletion + 11 noise levels × 20, 7 pruning).
+PAPER_GPT2_CONFIG = yaml.safe_load((ROOT / "configs/gpt2/bilingual.yaml").read_text())
 
 
 def setup(threads: int) -> None:
@@ -74,10 +76,15 @@ class Bench:
 
 
 def tiny_gpt2(
-    workdir: Path, gpt2_config: dict[str, Any] | None = None, max_blocks: int | None = None, device: str = "cpu"
+    workdir: Path,
+    gpt2_config: dict[str, Any] | None = None,
+    max_blocks: int | None = None,
+    device: str = "cpu",
+    init_from: str | None = None,
 ) -> Bench:
     """The tiny bilingual GPT-2 of ``configs/gpt2/tiny_bilingual.yaml`` (random weights, its own BPE) on
-    the test split of the sample corpus (``python -m datamodules.sample_corpus``), ``max_blocks`` blocks."""
+    the test split of the sample corpus (``python -m datamodules.sample_corpus``), ``max_blocks`` blocks.
+    ``init_from``: a ``GPT2LanguageModel`` checkpoint (a trained model, with its tokenizer) instead."""
     import lightning_modules.gpt2_lm as gpt2_lm  # before datamodules.text (import order of the package)
     from datamodules.sample_corpus import write_corpus
     from datamodules.text import LanguageCorpus, TextCorpusDataModule, TextSource
@@ -93,7 +100,10 @@ def tiny_gpt2(
     settings["tokenizer_train_bytes"] = data_args["tokenizer_train_bytes"]
     config = {**model_args["gpt2_config"], **(gpt2_config or {})}
     torch.manual_seed(0)
-    model = gpt2_lm.GPT2LanguageModel(gpt2_config=config, tokenizer="train", name="gpt2-tiny", targets="attn")
+    if init_from is None:
+        model = gpt2_lm.GPT2LanguageModel(gpt2_config=config, tokenizer="train", name="gpt2-tiny", targets="attn")
+    else:
+        model = gpt2_lm.GPT2LanguageModel(init_from=init_from, name="gpt2-tiny", targets="attn")
     datamodule = TextCorpusDataModule(corpora, **settings)
     tokenizer = model.lm_tokenizer(datamodule)
     datamodule.use_tokenizer(tokenizer)

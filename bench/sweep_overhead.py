@@ -13,7 +13,7 @@ Figures:
   corpus) and the 12 linear models of ``configs/linear/digits.yaml``, swept as that config does
   (``trial_batch: 32``: 32 damaged copies of W scored per pass) and, as ``linear_digits_in_place_*``,
   one trial at a time in place (``trial_batch: 1``).
-- ``<model>_speedup_vs_naive`` and ``<model>_naive_equal``: the naive method (``bench/naive.py``: deepcopy
+- ``<model>_speedup_vs_naive`` and ``<model>_naive_equal``: the naive method (``tests/helpers/naive.py``: deepcopy
   the model, rebuild the batches from the raw data, damage the copy with temporary buffers, evaluate)
   on the same grid, its time ÷ ours (the linear model: stacked, as its config), and whether every
   row is identical.
