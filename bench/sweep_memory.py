@@ -11,7 +11,7 @@ as process RSS. For each model and perturbation family (the config's levels, 2 t
   model copy would add the bytes of the whole model.
 - ``<model>_<family>_temporaries_over_targets``: peak of the perturbation's own buffers (perturb and
   restore every level, no evaluation) ÷ target bytes; ``..._naive_temporaries_over_targets`` is the
-  same for the plain implementation in ``bench/naive.py`` (a random tensor per chunk, a sort of all
+  same for the plain implementation in ``tests/helpers/naive.py`` (a random tensor per chunk, a sort of all
   magnitudes), the cost before this issue.
 
 Models: the tiny GPT-2 of the tiny configs on the sample corpus's test split, the T=20 linear model
