@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import lightning as L
 import pytest
 import torch
@@ -115,6 +117,13 @@ class NoTraining(L.Callback):
         raise AssertionError("training started")
 
 
+class InPlaceOnlyBlobClassifier(BlobClassifier):
+    """Hand-written subjects without stacked scoring (``SweepableMixin``'s own get it through vmap)."""
+
+    def robustness_subjects(self, batches):
+        return [dataclasses.replace(s, evaluate_stack=None) for s in super().robustness_subjects(batches)]
+
+
 def test_trial_batch_on_a_model_without_stacked_scoring_is_refused_before_training(tmp_path):
     sweep = PerturbationSweep({"gaussian_noise": {"levels": [0.1]}}, trial_batch=8)
     trainer = L.Trainer(
@@ -122,7 +131,7 @@ def test_trial_batch_on_a_model_without_stacked_scoring_is_refused_before_traini
         enable_progress_bar=False, enable_model_summary=False,
     )  # fmt: skip
     with pytest.raises(ConfigError, match=r"^PerturbationSweep.trial_batch=8: model blobs scores one trial at a time"):
-        trainer.fit(BlobClassifier(), datamodule=Blobs())
+        trainer.fit(InPlaceOnlyBlobClassifier(), datamodule=Blobs())
 
 
 def test_run_py_test_sweeps_a_checkpoint(tmp_path):
