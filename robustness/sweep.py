@@ -5,9 +5,11 @@ parameters to damage, and an ``evaluate()`` callable returning ``{metric: value}
 data. The targeted tensors are snapshotted once per sweep (the only extra memory: no model copy),
 damaged in place with draws made on their device, and restored with ``copy_`` after every trial.
 ``evaluate()`` runs under ``torch.inference_mode`` (optionally bf16 autocast), so a sweep costs about
-its number of trials times one evaluation pass. Models whose evaluation pass is cheaper than a trial's
-bookkeeping (the linear ones) may also offer ``evaluate_stack``: with ``trial_batch`` > 1 the sweep
-scores that many damaged copies of the targets in one call (``robustness.scoring``), same rows.
+its number of trials times one evaluation pass. A subject may also offer ``evaluate_stack`` (hand-written
+for the linear models; built with ``torch.func.vmap`` for every ``SweepableMixin`` model): with
+``trial_batch`` > 1 the sweep scores that many damaged copies of the targets in one call
+(``robustness.scoring``), same rows. A grid's ``trials`` may be an adaptive rule instead of a count
+(``robustness.adaptive``): each level then gets trials until its 95% interval is narrow enough.
 """
 
 from __future__ import annotations
