@@ -3,6 +3,7 @@
 Depends on torch, numpy, scipy and matplotlib only — never on Lightning.
 """
 
+from robustness.adaptive import AdaptiveTrials
 from robustness.errors import ConfigError
 from robustness.io import SweepCsvWriter, read_sweep_csv, write_summary_csv
 from robustness.perturbations import (
@@ -22,6 +23,7 @@ from robustness.targets import TargetSpec, select_targets
 __all__ = [
     "CSV_COLUMNS",
     "PERTURBATIONS",
+    "AdaptiveTrials",
     "ConfigError",
     "GaussianNoise",
     "LevelSummary",
