@@ -6,7 +6,8 @@ config as ``trials: {ci_half_width: X, relative: false, min: 3, max: 50}``:
 - A level first gets ``min`` trials, then one more at a time, and stops at the first count whose
   95% Student-t interval of the mean has a half-width ≤ ``ci_half_width`` (``relative: true``:
   ≤ ``ci_half_width`` × |mean|, e.g. 0.01 for 1 %), or at ``max``. Every metric the model reports
-  must reach the target, or only ``metric`` when given. A non-finite value never reaches it.
+  must reach the target, or only ``metric`` when given. A non-finite value never reaches it, nor does
+  a relative target a metric whose mean is 0 (unless every trial gave the same value).
 - Comparison (``reference: <a sweep CSV of the other model, same grid and seed>``): the interval is the
   one of the paired difference, this model − the reference, trial by trial (same seeds, checked), and
   a level also stops as soon as that interval excludes 0: the sign of the difference is settled.
