@@ -195,7 +195,7 @@ class _Level:
 
     perturbation: Perturbation
     index: int  # position among all levels of the sweep
-    seeds: Callable[[int], int]  # trial index -> the trial's seed
+    seed_coordinates: tuple[int, str, int]  # (base seed, grid name, index in the grid): a trial's seed with its index
     trials: int | AdaptiveTrials
     expected: Mapping[str, float]
 
@@ -215,7 +215,8 @@ class _Level:
             wanted = range(min(self.trials.min, self.trials.cap(name, level)))
         else:
             wanted = range(count, count if self._settled(measured) else count + 1)
-        return [_Trial(self.perturbation, t, self.seeds(t), self.expected, self.index) for t in wanted]
+        seed_of = self.seed_coordinates
+        return [_Trial(self.perturbation, t, trial_seed(*seed_of, t), self.expected, self.index) for t in wanted]
 
     def _settled(self, measured: list[list[SweepRow]]) -> bool:
         values: dict[str, list[float]] = {}
@@ -232,11 +233,7 @@ def _levels(subject: SweepSubject, grids: Iterable[SweepGrid], seed: int) -> Ite
     for grid in grids:
         for level_index, perturbation in enumerate(grid.perturbations()):
             expected = dict(subject.expected(perturbation) or {}) if subject.expected else {}
-
-            def seeds(trial: int, name: str = grid.perturbation, at: int = level_index) -> int:
-                return trial_seed(seed, name, at, trial)
-
-            yield _Level(perturbation, index, seeds, grid.trials, expected)
+            yield _Level(perturbation, index, (seed, grid.perturbation, level_index), grid.trials, expected)
             index += 1
 
 
