@@ -14,8 +14,8 @@ numbers, bit for bit:
 the module's usual per-batch "forward, then ``metric.update(...)``" once for all copies, through
 ``torch.func.functional_call`` (the copies stand in for the targeted parameters) under ``torch.func.vmap``,
 and hands back every copy's ``update`` arguments, for one real metric per copy. Its rows equal in-place
-ones within float rounding (a batched matmul may sum in another order; bit for bit on the tiny GPT-2 and
-GLUE models on CPU). A module vmap cannot run (``.item()``, data-dependent control flow on the damaged
+ones within float rounding (a batched matmul may sum in another order; bit for bit on the tiny GPT-2
+on CPU). A module vmap cannot run (``.item()``, data-dependent control flow on the damaged
 weights, random ops) is refused with a one-line ``ConfigError`` naming ``trial_batch``.
 """
 
