@@ -29,7 +29,7 @@ from tests.gpt2_fixtures import tiny_corpus
 from tests.wandb_offline import find_runs, read_run
 
 CONFIGS = ROOT / "configs" / "gpt2" / "figure5"
-BASE_STEPS, BRANCH_STEPS, WARMUP = 4, 8, 2
+BASE_STEPS, BRANCH_STEPS, WARMUP = 3, 8, 2  # 2 batches per epoch: the branch point is mid-epoch
 
 
 class ContinuationProbe(L.Callback):
@@ -115,7 +115,8 @@ def test_branch_continues_step_optimizer_schedule_and_tokenizer(tmp_path):
     assert torch.equal(branch.start["embeddings"], checkpoint["state_dict"]["model.transformer.wte.weight"])
     assert cli.model.languages == ["en", "el"]
     steps = sorted({row.step for row in HistoryCsv(tmp_path / "tiny_switch_bilingual/monitors/spectral.csv").read()})
-    assert steps == list(range(BASE_STEPS + 2, BRANCH_STEPS + 1, 2))  # the monitor goes on from the base's step
+    # the monitor goes on from the base: the branch point (never measured by the base, step 3), then every 2 steps
+    assert steps == [BASE_STEPS, *(step for step in range(BASE_STEPS + 1, BRANCH_STEPS + 1) if step % 2 == 0)]
 
 
 def test_without_a_horizon_the_schedule_ends_with_max_steps(tmp_path):
@@ -217,7 +218,7 @@ def test_figure5_bad_input_is_one_line(tmp_path, capsys, layout, extra, message)
 @pytest.mark.slow
 def test_tiny_configs_and_figure5_command_end_to_end(tmp_path):
     """The three tiny configs as a user runs them (relative paths, in a fresh folder), then the command."""
-    write_corpus(tmp_path / "data" / "tiny", 200)
+    write_corpus(tmp_path / "data" / "tiny")  # what `python -m datamodules.sample_corpus data/tiny` writes
     env = {**os.environ, **OFFLINE_ENV, "PYTHONPATH": str(ROOT)}
     env.pop("WANDB_SERVICE", None)
 
