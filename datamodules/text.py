@@ -14,6 +14,15 @@ Evaluation streams keep their last, partial block (targets padded with -100) and
 documents (bound them with the source's ``take``), so models with different tokenizers are
 evaluated on exactly the same text.
 
+**Sliding windows** (``eval_stride``, the paper code's evaluation protocol, e.g. 1024 / 512): the
+validation and test streams are read in windows of ``block_size`` tokens that advance by
+``eval_stride``. Window 0 predicts tokens ``1 … L``; window ``k ≥ 1`` predicts only the tokens no
+earlier window predicted, ``L+(k-1)·s+1 … L+k·s`` (the last window: up to the stream's end), and
+reads the ``L`` tokens that end just before its last target. So every token is still predicted
+exactly once, each with at least ``L - s`` tokens of context (all earlier ones near the start);
+``num_bytes`` counts the bytes of the predicted tokens only, so bits per byte stays exact. Training
+always uses disjoint blocks; ``eval_stride: null`` (default) evaluates on disjoint blocks too.
+
 **Equal budgets.** Training uses ``train_tokens // block_size`` blocks in total, split between the
 languages by ``language_ratio`` (largest remainder, so the total is exact), each language's
 stream cut from its first documents, counted in the tokens of the model's own tokenizer. A
@@ -26,6 +35,7 @@ The tokenizer comes from the model (``lm_tokenizer(datamodule)``, which may firs
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
@@ -94,7 +104,7 @@ class PackedBlocks(Dataset):
         self.stream = stream
         self.block_size = block_size
         self.language = language
-        predicted_bytes = torch.cat([torch.zeros(1, dtype=torch.int64), byte_lengths[stream[1:].long()].cumsum(0)])
+        predicted_bytes = _predicted_bytes(stream, byte_lengths)
         ends = torch.clamp(torch.arange(1, len(self) + 1) * block_size, max=len(stream) - 1)
         starts = torch.arange(len(self)) * block_size
         self.num_bytes = predicted_bytes[ends] - predicted_bytes[starts]
@@ -112,6 +122,46 @@ class PackedBlocks(Dataset):
         return {"input_ids": inputs, "targets": targets, "language": self.language, "num_bytes": self.num_bytes[index]}
 
 
+class SlidingWindows(Dataset):
+    """Overlapping evaluation windows of one token stream, each token predicted once (see module docstring).
+
+    Items have the ``PackedBlocks`` format; targets a window reads only as context are ``IGNORE_INDEX``.
+    """
+
+    def __init__(
+        self, stream: torch.Tensor, byte_lengths: torch.Tensor, block_size: int, stride: int, language: int
+    ) -> None:
+        self.stream = stream
+        self.block_size = block_size
+        self.language = language
+        windows = 1 + math.ceil(max(len(stream) - 1 - block_size, 0) / stride) if len(stream) > 1 else 0
+        index = torch.arange(windows)
+        #: Stream positions of each window's predicted tokens: ``first_target … last_target``.
+        self.last_target = torch.clamp(block_size + index * stride, max=len(stream) - 1)
+        self.first_target = torch.where(index == 0, 1, block_size + (index - 1) * stride + 1)
+        predicted_bytes = _predicted_bytes(stream, byte_lengths)
+        self.num_bytes = predicted_bytes[self.last_target] - predicted_bytes[self.first_target - 1]
+
+    def __len__(self) -> int:
+        return len(self.last_target)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor | int]:
+        last = int(self.last_target[index])
+        start = max(last - self.block_size, 0)
+        window = self.stream[start : last + 1].long()
+        inputs = torch.zeros(self.block_size, dtype=torch.long)
+        targets = torch.full((self.block_size,), IGNORE_INDEX, dtype=torch.long)
+        inputs[: len(window) - 1] = window[:-1]
+        targets[: len(window) - 1] = window[1:]
+        targets[: int(self.first_target[index]) - 1 - start] = IGNORE_INDEX  # predicted by an earlier window
+        return {"input_ids": inputs, "targets": targets, "language": self.language, "num_bytes": self.num_bytes[index]}
+
+
+def _predicted_bytes(stream: torch.Tensor, byte_lengths: torch.Tensor) -> torch.Tensor:
+    """``[i]``: UTF-8 bytes of the stream's tokens ``1 … i`` (token 0 is never predicted)."""
+    return torch.cat([torch.zeros(1, dtype=torch.int64), byte_lengths[stream[1:].long()].cumsum(0)])
+
+
 class TextCorpusDataModule(L.LightningDataModule):
     """English (monolingual) or English + Greek (bilingual) LM data with equal token budgets.
 
@@ -124,6 +174,8 @@ class TextCorpusDataModule(L.LightningDataModule):
         block_size: tokens per block (the model's context; at most its ``n_positions``).
         batch_size: training blocks per batch (per device).
         eval_batch_size: validation/test blocks per batch (null = ``batch_size``).
+        eval_stride: validation/test in sliding windows of ``block_size`` tokens advancing by this many
+            (1 … ``block_size``; e.g. 512 with 1024-token blocks, as the paper's code); null = disjoint blocks.
         tokenizer_train_bytes: UTF-8 bytes of training text a new tokenizer learns from, split between
             the languages like ``language_ratio`` (the first documents of each training source).
         num_workers: DataLoader worker processes.
@@ -138,6 +190,7 @@ class TextCorpusDataModule(L.LightningDataModule):
         block_size: int = 1024,
         batch_size: int = 8,
         eval_batch_size: int | None = None,
+        eval_stride: int | None = None,
         tokenizer_train_bytes: int = 50_000_000,
         num_workers: int = 0,
         cache_dir: str | None = None,
@@ -154,6 +207,10 @@ class TextCorpusDataModule(L.LightningDataModule):
         check_int("data.num_workers", num_workers, minimum=0)
         if eval_batch_size is not None:
             check_int("data.eval_batch_size", eval_batch_size, minimum=1)
+        if eval_stride is not None:
+            check_int("data.eval_stride", eval_stride, minimum=1)
+            if eval_stride > block_size:
+                raise ConfigError("data.eval_stride", eval_stride, f"must be at most data.block_size={block_size}")
         if cache_dir is not None:
             check_text("data.cache_dir", cache_dir)
         self.ratio = _normalised_ratio(language_ratio, list(self.corpora))
@@ -161,6 +218,7 @@ class TextCorpusDataModule(L.LightningDataModule):
         self.block_size = block_size
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
+        self.eval_stride = eval_stride
         self.tokenizer_train_bytes = tokenizer_train_bytes
         self.num_workers = num_workers
         self.cache_dir = cache_dir
@@ -172,7 +230,7 @@ class TextCorpusDataModule(L.LightningDataModule):
             {
                 "corpora": {language: asdict(corpus) for language, corpus in self.corpora.items()},
                 "language_ratio": self.ratio, "train_tokens": train_tokens, "block_size": block_size,
-                "batch_size": batch_size, "eval_batch_size": self.eval_batch_size,
+                "batch_size": batch_size, "eval_batch_size": self.eval_batch_size, "eval_stride": eval_stride,
                 "tokenizer_train_bytes": tokenizer_train_bytes,
             }
         )  # fmt: skip
@@ -295,6 +353,9 @@ class TextCorpusDataModule(L.LightningDataModule):
                     )  # fmt: skip
             else:
                 stream = self._stream(language, split, tokenizer, eos, None, byte_lengths)
+                if self.eval_stride is not None:
+                    parts.append(SlidingWindows(stream, byte_lengths, self.block_size, self.eval_stride, index))
+                    continue
             parts.append(PackedBlocks(stream, byte_lengths, self.block_size, index))
         return ConcatDataset(parts)
 

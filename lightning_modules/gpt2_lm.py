@@ -67,6 +67,10 @@ class GPT2LanguageModel(SweepableMixin, L.LightningModule):
         weight_decay: AdamW weight decay of matrices (biases and LayerNorm weights get none).
         betas: AdamW betas.
         lr_warmup_steps: linear learning-rate warm-up, in optimizer steps; cosine decay follows.
+        lr_schedule_steps: optimizer steps the warm-up + cosine schedule spans, counted in global steps
+            (null = the trainer's estimate: ``max_steps``, or epochs × batches). Set it when a run is
+            continued from a checkpoint (Figure 5's branches), so the base and its continuations follow
+            one schedule: the schedule is stored in the checkpoint and carried over on resume.
         min_lr_ratio: final learning rate as a fraction of ``lr``.
         embedding_warmup_steps: train only the token embeddings for this many optimizer steps, then
             everything (with its own warm-up); used after tokenizer recycling.
@@ -85,6 +89,7 @@ class GPT2LanguageModel(SweepableMixin, L.LightningModule):
         weight_decay: float = 0.1,
         betas: tuple[float, float] = (0.9, 0.95),
         lr_warmup_steps: int = 0,
+        lr_schedule_steps: int | None = None,
         min_lr_ratio: float = 0.1,
         embedding_warmup_steps: int = 0,
         init_seed: int = 0,
@@ -105,6 +110,8 @@ class GPT2LanguageModel(SweepableMixin, L.LightningModule):
         check_number("model.weight_decay", weight_decay, low=0)
         check_betas("model.betas", betas)
         check_int("model.lr_warmup_steps", lr_warmup_steps, minimum=0)
+        if lr_schedule_steps is not None:
+            check_int("model.lr_schedule_steps", lr_schedule_steps, minimum=1)
         check_number("model.min_lr_ratio", min_lr_ratio, low=0, high=1)
         check_int("model.embedding_warmup_steps", embedding_warmup_steps, minimum=0)
         check_int("model.init_seed", init_seed)
@@ -255,8 +262,7 @@ class GPT2LanguageModel(SweepableMixin, L.LightningModule):
             {"params": [p for p in rest if p.ndim < 2], "weight_decay": 0.0},
         ]
         optimizer = torch.optim.AdamW(groups, lr=self.hparams.lr, betas=tuple(self.hparams.betas))
-        steps = self.trainer.estimated_stepping_batches
-        total = int(steps) if math.isfinite(steps) else 0
+        total = self.lr_schedule_steps()
         warmup, ratio = self.hparams.lr_warmup_steps, self.hparams.min_lr_ratio
         embeddings_only = self.hparams.embedding_warmup_steps
         schedules = [
@@ -266,6 +272,13 @@ class GPT2LanguageModel(SweepableMixin, L.LightningModule):
         ]
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedules)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def lr_schedule_steps(self) -> int:
+        """Optimizer steps the LR schedule spans: ``lr_schedule_steps``, else the trainer's estimate (0 if unknown)."""
+        if self.hparams.get("lr_schedule_steps") is not None:
+            return self.hparams.lr_schedule_steps
+        steps = self.trainer.estimated_stepping_batches
+        return int(steps) if math.isfinite(steps) else 0
 
     # ---- robustness sweep hook ----------------------------------------------------------------
 

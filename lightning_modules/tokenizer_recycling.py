@@ -135,7 +135,8 @@ class LrSchedule:
 
     ``start`` delays the whole schedule (factor 0 before it): the non-embedding weights of an
     embeddings-only warm-up start at step ``start`` with their own warm-up. A plain object, so
-    ``LambdaLR.state_dict()`` stores only numbers.
+    ``LambdaLR.state_dict()`` stores only numbers: a run resumed from a checkpoint gets back the
+    checkpoint's ``total_steps`` along with its step count, and so continues the same schedule.
     """
 
     def __init__(self, warmup_steps: int, total_steps: int, min_ratio: float, start: int = 0) -> None:

@@ -187,6 +187,7 @@ LM_FIELDS = {
         st.one_of(st.lists(numbers, max_size=3), st.tuples(numbers, numbers), anything),
     ),
     "lr_warmup_steps": simple(st.integers(0, 10**4), lambda x: is_int(x, 0)),
+    "lr_schedule_steps": simple(st.one_of(st.none(), st.integers(1, 10**6)), optional(lambda x: is_int(x, 1))),
     "min_lr_ratio": simple(unit, lambda x: is_number(x, 0, 1)),
     "embedding_warmup_steps": simple(st.integers(0, 10**4), lambda x: is_int(x, 0)),
     "init_seed": simple(st.integers(-(2**31), 2**31), is_int),
@@ -270,6 +271,9 @@ TEXT_FIELDS = {
     ),
     "batch_size": simple(st.integers(1, 512), lambda x: is_int(x, 1)),
     "eval_batch_size": simple(st.one_of(st.none(), st.integers(1, 512)), optional(lambda x: is_int(x, 1))),
+    "eval_stride": Field(  # a stride of 1 fits every block_size; larger ones are checked against it
+        st.one_of(st.none(), st.just(1)), lambda x, c: x is None or (is_int(x, 1) and x <= c["block_size"])
+    ),
     "tokenizer_train_bytes": simple(st.integers(1, 10**9), lambda x: is_int(x, 1)),
     "num_workers": simple(st.integers(0, 8), lambda x: is_int(x, 0)),
     "cache_dir": simple(st.one_of(st.none(), st.text(min_size=1, max_size=8)), optional(is_text)),
