@@ -2,8 +2,9 @@
 
 - ``use_offline_wandb_without_credentials``: with no API key anywhere, switch to offline mode and
   say how to sync later, instead of failing or waiting on a login prompt.
-- ``ResilientWandbLogger``: a ``WandbLogger`` whose failures (server unreachable at start, the W&B
-  service dying mid-run, ...) become one warning. Unreachable at start → it logs offline instead;
+- ``ResilientWandbLogger``: a quiet ``WandbLogger`` (no anonymous setting, no end-of-run wall of
+  keys) whose failures (server unreachable at start, the W&B service dying mid-run, ...) become one
+  warning. Unreachable at start → it logs offline instead;
   failing later → it stops logging. The run goes on and the local CSV/PNG outputs are complete.
 """
 
@@ -71,7 +72,11 @@ class ResilientWandbLogger(WandbLogger):
     """``WandbLogger`` (same arguments) that warns instead of raising when W&B fails."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("settings") is None:  # LightningCLI passes every wandb.init argument, None when unset
+            kwargs["settings"] = {"quiet": True}  # no wall of keys at the end: run.py summarises the run
         super().__init__(*args, **kwargs)
+        if "anonymous" in self._wandb_init and self._wandb_init["anonymous"] is None:
+            del self._wandb_init["anonymous"]  # W&B warns "has no effect" whenever the setting is passed
         self._failed = False
 
     @property
@@ -99,7 +104,8 @@ class ResilientWandbLogger(WandbLogger):
         self._failed = True
         return _NoExperiment()
 
-    def _guarded(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def guarded(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``method(*args, **kwargs)``, or None once W&B has failed (the failure becomes one warning)."""
         if self._failed:
             return None
         try:
@@ -109,22 +115,22 @@ class ResilientWandbLogger(WandbLogger):
             return None
 
     def log_metrics(self, *args: Any, **kwargs: Any) -> None:
-        self._guarded(super().log_metrics, *args, **kwargs)
+        self.guarded(super().log_metrics, *args, **kwargs)
 
     def log_hyperparams(self, *args: Any, **kwargs: Any) -> None:
-        self._guarded(super().log_hyperparams, *args, **kwargs)
+        self.guarded(super().log_hyperparams, *args, **kwargs)
 
     def log_table(self, *args: Any, **kwargs: Any) -> None:
-        self._guarded(super().log_table, *args, **kwargs)
+        self.guarded(super().log_table, *args, **kwargs)
 
     def log_text(self, *args: Any, **kwargs: Any) -> None:
-        self._guarded(super().log_text, *args, **kwargs)
+        self.guarded(super().log_text, *args, **kwargs)
 
     def log_image(self, *args: Any, **kwargs: Any) -> None:
-        self._guarded(super().log_image, *args, **kwargs)
+        self.guarded(super().log_image, *args, **kwargs)
 
     def after_save_checkpoint(self, *args: Any, **kwargs: Any) -> None:
-        self._guarded(super().after_save_checkpoint, *args, **kwargs)
+        self.guarded(super().after_save_checkpoint, *args, **kwargs)
 
     def finalize(self, *args: Any, **kwargs: Any) -> None:
-        self._guarded(super().finalize, *args, **kwargs)
+        self.guarded(super().finalize, *args, **kwargs)
