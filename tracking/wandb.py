@@ -14,6 +14,8 @@ import netrc
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.loggers import WandbLogger
@@ -44,12 +46,23 @@ def _netrc_has_wandb() -> bool:
         return False
 
 
-def finish_wandb_run() -> None:
-    """Finish the active W&B run, so every logged record is on disk before the process exits."""
+@dataclass(frozen=True)
+class WandbRunDir:
+    """Where a finished W&B run lives: its local directory, and its URL when it was online."""
+
+    path: Path
+    url: str | None
+
+
+def finish_wandb_run() -> WandbRunDir | None:
+    """Finish the active W&B run, so every logged record is on disk before the process exits; returns
+    where the run lives (None without a run)."""
     import wandb
 
-    if wandb.run is None:
-        return
+    run = wandb.run
+    if run is None:
+        return None
+    where = WandbRunDir(Path(run.dir).parent, None if run.offline else run.url)
     try:
         wandb.finish()
     except Exception as err:
@@ -57,6 +70,7 @@ def finish_wandb_run() -> None:
             f"W&B failed ({type(err).__name__}: {first_line(err)}) while finishing the run; "
             "local CSV/PNG outputs are complete"
         )
+    return where
 
 
 class _NoExperiment:
