@@ -28,7 +28,7 @@ from typing import Any, Literal
 import lightning as L
 import torch
 
-from reporting.sweeps import plot_sensitivity, write_sensitivity_table, write_sweep_files
+from reporting.sweeps import first_last_crossovers, plot_sensitivity, write_sensitivity_table, write_sweep_files
 from robustness import ConfigError, SweepCsvWriter, SweepGrid, SweepRow, run_sweep, select_targets
 from robustness.errors import check_bool, check_choice, check_int
 from robustness.resume import resumable_rows, sweep_fingerprint
@@ -182,7 +182,8 @@ class PerturbationSweep(L.Callback):
         self, trainer: L.Trainer, rows: list[SweepRow], out_dir: Path, stem: str, stage: str, epoch: int
     ) -> None:
         files = write_sweep_files(rows, out_dir, stem)
-        log_sweep(trainer.loggers, stage, rows, files.summaries, files.figure, epoch, trainer.global_step)
+        crossovers = first_last_crossovers(rows) if stage != "train" else []
+        log_sweep(trainer.loggers, stage, rows, files.summaries, files.figure, epoch, trainer.global_step, crossovers)
         if stage == "train":
             earlier = [entry for entry in self.per_epoch if entry.epoch < epoch]
             self.per_epoch = earlier + [EpochSummary(epoch, summary) for summary in files.summaries]

@@ -11,14 +11,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from robustness.crossover import find_crossover
-from robustness.errors import ConfigError
+from reporting.sweeps import first_last_crossovers
 from robustness.io import read_sweep_csv
-from robustness.metrics import metric_direction
 from tracking.wandb import WandbRunDir
-
-#: Bootstrap replicates of the end-of-run cross-over (a headline, not the paper's table).
-HEADLINE_BOOTSTRAP = 500
 
 
 def describe_run(root: Path, since: float, wandb_run: WandbRunDir | None) -> str:
@@ -66,23 +61,4 @@ def _slope_headline(path: Path, since: float) -> list[str]:
 
 
 def _crossover_headlines(path: Path) -> list[str]:
-    """Where the sweep's last model overtakes its first, per perturbation and metric (two or more models)."""
-    rows = read_sweep_csv(path)
-    models = list(dict.fromkeys(row.model for row in rows))
-    if len(models) < 2:
-        return []
-    first, last = models[0], models[-1]
-    headlines = []
-    for perturbation, metric in dict.fromkeys((row.perturbation, row.metric) for row in rows):
-        if metric_direction(metric) is None:
-            continue
-        pick = [r for r in rows if r.perturbation == perturbation and r.metric == metric]
-        try:
-            crossover = find_crossover(
-                [r for r in pick if r.model == first], [r for r in pick if r.model == last],
-                perturbation, metric, n_boot=HEADLINE_BOOTSTRAP,
-            )  # fmt: skip
-        except ConfigError:  # grids differ between the two models: no single cross-over to state
-            continue
-        headlines.append(f"{path.stem}: {crossover.describe()}")
-    return headlines
+    return [f"{path.stem}: {crossover.describe()}" for crossover in first_last_crossovers(read_sweep_csv(path))]

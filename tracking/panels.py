@@ -19,7 +19,9 @@ min/max or stddev across grouped runs, not a band logged per point).
 
 The run summary holds only run-level scalars that the runs table and parallel coordinates compare:
 ``robustness/<stage>/<model>/<perturbation>/<metric>/auc`` (level-averaged metric) and
-``robustness/<stage>/<model>/<metric>/clean`` (undamaged metric); per-level numbers stay in the
+``robustness/<stage>/<model>/<metric>/clean`` (undamaged metric), and for a sweep of several models
+``robustness/<stage>/<perturbation>/<metric>/crossover`` (where the last model overtakes the first,
+also the table ``robustness/<stage>/crossover``); per-level numbers stay in the
 table ``robustness/<stage>/table`` and the CSVs. Per-epoch sweeps log their AUC against ``epoch``.
 """
 
@@ -31,6 +33,7 @@ from typing import Any
 
 from lightning.pytorch.loggers import Logger, WandbLogger
 
+from robustness.crossover import CrossOver
 from robustness.sensitivity import SENSITIVITY_COLUMNS, EpochSummary
 from robustness.stats import LevelSummary, area_under_curve, clean_value, curves
 from robustness.sweep import CSV_COLUMNS, SweepRow
@@ -38,6 +41,8 @@ from tracking.wandb import ResilientWandbLogger
 
 #: W&B key prefix of the sensitivity-over-training view (table, figures).
 PER_EPOCH = "robustness/train/per_epoch"
+#: Columns of the W&B cross-over table (``robustness.crossover.CrossOver`` fields).
+CROSSOVER_COLUMNS = ("perturbation", "metric", "model_a", "model_b", "status", "level", "ci_low", "ci_high")
 #: The per-level statistics logged as curves.
 CURVE_STATS = ("mean", "ci_low", "ci_high", "expected")
 
@@ -91,6 +96,13 @@ def run_scalars(stage: str, summaries: Iterable[LevelSummary]) -> dict[str, floa
     return scalars
 
 
+def crossover_scalars(stage: str, crossovers: Iterable[CrossOver]) -> dict[str, float]:
+    """``robustness/<stage>/<perturbation>/<metric>/crossover``: the level, where one was found."""
+    return {
+        f"robustness/{stage}/{c.perturbation}/{c.metric}/crossover": c.level for c in crossovers if c.level is not None
+    }
+
+
 def log_sweep(
     loggers: Iterable[Logger],
     stage: str,
@@ -99,10 +111,11 @@ def log_sweep(
     figure: Path,
     epoch: int,
     step: int,
+    crossovers: Sequence[CrossOver] = (),
 ) -> None:
-    """One sweep to every logger: W&B gets curves, summary scalars, the raw table and the figure;
-    other loggers the run-level scalars with the epoch."""
-    scalars = run_scalars(stage, summaries)
+    """One sweep to every logger: W&B gets curves, summary scalars, the raw table, the cross-over table
+    and the figure; other loggers the run-level scalars with the epoch."""
+    scalars = {**run_scalars(stage, summaries), **crossover_scalars(stage, crossovers)}
     per_epoch = stage == "train"
     for logger in loggers:
         if not isinstance(logger, WandbLogger):
@@ -125,6 +138,9 @@ def log_sweep(
             else:
                 run.summary.update(scalars)
             logger.log_table(key=f"robustness/{stage}/table", columns=list(CSV_COLUMNS), data=_table(rows))
+            if crossovers:
+                table = [[getattr(c, column) for column in CROSSOVER_COLUMNS] for c in crossovers]
+                logger.log_table(key=f"robustness/{stage}/crossover", columns=list(CROSSOVER_COLUMNS), data=table)
             logger.log_image(key=f"robustness/{stage}/figure", images=[str(figure)], step=step)
 
         _guarded(logger, send)
