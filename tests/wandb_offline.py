@@ -23,11 +23,13 @@ FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
 
 @dataclass
 class OfflineRun:
-    """What a run logged: config, history rows (``_step`` included) and summary."""
+    """What a run logged: config, history rows (``_step`` included), summary and the metric
+    definitions (``define_metric``: ``{name or glob: {"step_metric": ..., "summary_none": ...}}``)."""
 
     config: dict = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)
     summary: dict = field(default_factory=dict)
+    metrics: dict[str, dict] = field(default_factory=dict)
 
     def series(self, key: str) -> list:
         """Every logged value of ``key``, in logging order."""
@@ -35,6 +37,10 @@ class OfflineRun:
 
     def logged_keys(self) -> set[str]:
         return {key for row in self.history for key in row}
+
+    def curve(self, key: str, x: str) -> dict[float, object]:
+        """``{x value: key value}`` over the history rows holding both (a curve keyed by its step metric)."""
+        return {row[x]: row[key] for row in self.history if key in row and x in row}
 
 
 def find_runs(root: str | Path) -> list[Path]:
@@ -54,6 +60,14 @@ def read_run(path: str | Path) -> OfflineRun:
         elif kind == "summary":
             for item in record.summary.update:
                 run.summary[_key(item)] = json.loads(item.value_json)
+            for item in record.summary.remove:
+                run.summary.pop(_key(item), None)
+        elif kind == "metric":
+            metric = record.metric
+            run.metrics[metric.name or metric.glob_name] = {
+                "step_metric": metric.step_metric or None,
+                "summary_none": metric.summary.none,
+            }
     return run
 
 

@@ -196,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     report = build_report(args.entity, args.project, args.group, workspace)
     if args.dry_run:
         args.dry_run.parent.mkdir(parents=True, exist_ok=True)
-        args.dry_run.write_text(json.dumps(specs(workspace, report), indent=1), encoding="utf-8")
+        args.dry_run.write_text(json.dumps(specs(workspace, report), indent=1, ensure_ascii=False), encoding="utf-8")
         print(f"wrote the workspace and report specs to {args.dry_run} ({len(workspace.sections)} sections)")
         return
     workspace.save()
