@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 from conftest import OFFLINE_ENV, ROOT
-from wandb_offline import OfflineRun, find_runs, read_run
 from wandb_workspaces.reports.v2 import internal as report_models
 from wandb_workspaces.workspaces import Workspace
 from wandb_workspaces.workspaces import internal as workspace_models
@@ -23,6 +22,7 @@ from wandb_workspaces.workspaces import internal as workspace_models
 from robustness.io import read_sweep_csv
 from robustness.stats import area_under_curve, curves, summarize
 from tracking.dashboard import EXPERIMENTS, build_report, build_workspace, specs
+from tracking.offline_run import OfflineRun, find_runs, read_run
 
 DIGITS = ROOT / "configs" / "linear" / "digits.yaml"
 SUMMARY_BUDGET = 200  # issue 14: the digits run sends at most this many summary keys

@@ -26,7 +26,8 @@ from typing import Any
 import wandb_workspaces.reports.v2 as wr
 import wandb_workspaces.workspaces as ws
 
-PERTURBATIONS = ("gaussian_noise", "random_deletion", "magnitude_pruning")
+from robustness.perturbations import PERTURBATIONS
+
 #: Series of one curve: the mean and its 95% CI bounds (``tracking.panels.CURVE_STATS`` less ``expected``).
 BAND = "(mean|ci_low|ci_high)"
 #: The x-axis of the monitors: Lightning's WandbLogger step metric.
