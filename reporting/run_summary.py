@@ -17,12 +17,15 @@ from robustness.io import read_sweep_csv
 from robustness.stats import area_under_curve, clean_value, curves, summarize
 from tracking.wandb import WandbRunDir
 
+#: The folders of ``default_root_dir`` a run writes its outputs to (W&B's own files are not listed).
+OUTPUT_FOLDERS = ("robustness", "monitors", "checkpoints")
+
 
 def describe_run(root: Path, since: float, wandb_run: WandbRunDir | None) -> str:
     """A short summary of the files written under ``root`` after time ``since`` and the headline numbers."""
     fresh = sorted(
-        p for p in root.rglob("*")
-        if p.is_file() and p.stat().st_mtime >= since and "wandb" not in p.relative_to(root).parts
+        p for folder in OUTPUT_FOLDERS for p in (root / folder).rglob("*")
+        if p.is_file() and p.stat().st_mtime >= since
     )  # fmt: skip
     sweeps = [p for p in fresh if p.parent.name == "robustness" and _is_sweep_csv(p)]
     per_epoch = [p for p in sweeps if p.name.startswith("sweep_train_")]
