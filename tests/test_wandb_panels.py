@@ -20,9 +20,10 @@ from wandb_workspaces.workspaces import Workspace
 from wandb_workspaces.workspaces import internal as workspace_models
 
 from robustness.io import read_sweep_csv
-from robustness.stats import area_under_curve, curves, summarize
-from tracking.dashboard import EXPERIMENTS, build_report, build_workspace, specs
+from robustness.stats import LevelSummary, area_under_curve, curves, summarize
+from tracking.dashboard import EXPERIMENTS, build_report, build_workspace, sensitivity_section, specs
 from tracking.offline_run import OfflineRun, find_runs, read_run
+from tracking.panels import curve_rows
 
 DIGITS = ROOT / "configs" / "linear" / "digits.yaml"
 SUMMARY_BUDGET = 200  # issue 14: the digits run sends at most this many summary keys
@@ -138,3 +139,21 @@ def dashboard(*args: object) -> subprocess.CompletedProcess:
         cwd=ROOT, env={**os.environ, **OFFLINE_ENV}, stdin=subprocess.DEVNULL, capture_output=True, text=True,
         timeout=300,
     )  # fmt: skip
+
+
+def test_per_epoch_panels_find_the_per_epoch_curve_keys():
+    """Stage ``train``: every epoch is its own series, all found by the sensitivity section's curve panels."""
+    cells = [
+        LevelSummary("m", 2, "random_deletion", level, "mse", 5, 0, mean, 0.1, mean - 0.1, mean + 0.1, None)
+        for level, mean in ((0.0, 0.2), (0.5, 0.6))
+    ]
+    keys: set[str] = set()
+    for epoch in (0, 1):
+        step_metrics, rows = curve_rows("train", cells, epoch)
+        assert set(step_metrics.values()) == {"robustness/train/random_deletion/level"}
+        assert [row["robustness/train/random_deletion/level"] for row in rows] == [0.0, 0.5]
+        keys |= set(step_metrics)
+    section = sensitivity_section(EXPERIMENTS["linear"])
+    (panel,) = [p for p in section.panels if "random deletion, per epoch" in (getattr(p, "title", None) or "")]
+    assert {key for key in keys if re.search(panel.metric_regex, key)} == keys
+    assert "robustness/train/m/random_deletion/mse/epoch001/mean" in keys and len(keys) == 2 * 3
