@@ -24,6 +24,7 @@ from robustness.stats import LevelSummary, area_under_curve, curves, summarize
 from tracking.dashboard import EXPERIMENTS, build_report, build_workspace, sensitivity_section, specs
 from tracking.offline_run import OfflineRun, find_runs, read_run
 from tracking.panels import curve_rows
+from tracking.preview import render, run_curves
 
 DIGITS = ROOT / "configs" / "linear" / "digits.yaml"
 SUMMARY_BUDGET = 200  # issue 14: the digits run sends at most this many summary keys
@@ -157,3 +158,14 @@ def test_per_epoch_panels_find_the_per_epoch_curve_keys():
     (panel,) = [p for p in section.panels if "random deletion, per epoch" in (getattr(p, "title", None) or "")]
     assert {key for key in keys if re.search(panel.metric_regex, key)} == keys
     assert "robustness/train/m/random_deletion/mse/epoch001/mean" in keys and len(keys) == 2 * 3
+
+
+def test_preview_draws_the_panel_data_of_an_offline_run(digits, tmp_path):
+    drawn = run_curves(digits.run, "fit", "random_deletion", "mse")
+    expected = curves(fit_summaries(digits.root))
+    assert len(drawn) == 12
+    for model, points in drawn.items():
+        cells = expected[(model, "random_deletion", "mse")]
+        assert points == [pytest.approx((s.level, s.mean, s.ci_low, s.ci_high)) for s in cells]
+    figure = render([digits.run], tmp_path / "panels.png", "fit", "mse")
+    assert figure.read_bytes()[:4] == b"\x89PNG"
