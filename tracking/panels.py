@@ -1,8 +1,8 @@
 """Every W&B call of a sweep: robustness curves as native panels, a small run summary, tables, figures.
 
 Why history rows keyed by the level: W&B line plots are its native, interactive panel and overlay
-every run of a group or project by themselves; a custom (Vega) chart over a table needs a chart
-spec stored on the server and does not overlay runs. So each sweep logs, per perturbation, one
+every run of a group or project by themselves; a custom (Vega) chart over a table needs its chart
+spec stored on the server and a table query per panel. So each sweep logs, per perturbation, one
 history row per damage level::
 
     {"robustness/<stage>/<perturbation>/level": 0.3,
