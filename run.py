@@ -1,7 +1,8 @@
 """Command line entry point: ``python run.py {fit,validate,test,predict} --config CONFIG.yaml``.
 
 A ``LightningCLI`` with OmegaConf interpolation, W&B that goes offline by itself when there are
-no credentials, the resolved config sent to the logger, and one-line errors for bad input.
+no credentials, the resolved config sent to the logger, one-line errors for bad input, and a short
+end-of-run summary (outputs, W&B run, headline numbers).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import inspect
 import pickle
 import sys
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from typing import Any
 import torch
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
+from reporting.run_summary import describe_run
 from robustness.errors import ConfigError, first_line
 from tracking import finish_wandb_run, use_offline_wandb_without_credentials
 
@@ -153,16 +156,23 @@ def _class_configs(entries: Any) -> list[Any]:
 
 
 def main(args: list[str] | None = None) -> None:
-    """Run the CLI; bad input exits with status 2 and a one-line ``error: field=value: reason``."""
+    """Run the CLI; bad input exits with status 2 and a one-line ``error: field=value: reason``.
+
+    When a subcommand ran, global rank 0 ends with a short summary: the outputs, the W&B run and the
+    headline numbers (``reporting.run_summary``).
+    """
+    started = time.time()
     try:
-        CognitiveReserveCLI(args=args)
-        finish_wandb_run()
+        cli = CognitiveReserveCLI(args=args)
+        wandb_run = finish_wandb_run()
     except Exception as err:
         config_error = find_config_error(err)
         if config_error is None:
             raise
         print(f"error: {config_error}", file=sys.stderr)
         raise SystemExit(2) from None
+    if cli.subcommand and cli.trainer.is_global_zero:
+        print(describe_run(Path(cli.trainer.default_root_dir), started, wandb_run))
 
 
 def find_config_error(err: BaseException) -> ConfigError | None:

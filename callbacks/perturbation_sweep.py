@@ -1,21 +1,17 @@
-"""``PerturbationSweep``: run a robustness sweep from inside a Lightning run.
+"""``PerturbationSweep``: run a robustness sweep from inside a Lightning run (the hooks decide when).
 
 When: at the end of training (``at_train_end``), after ``trainer.test`` (``at_test``) and,
 optionally, every ``every_n_epochs`` validation epochs (per-epoch sensitivity; skipped during
-the sanity check). Where: ``<default_root_dir>/robustness/sweep_<stage>_epoch<E>.csv`` (raw rows,
-written and flushed as they are measured), ``..._summary.csv`` (mean, 95% CI, closed form per
-level) and ``....png``; the same table, per-level metrics and figure go to the logger. ``E`` is the
-epoch the weights come from: the running one, the last one after ``fit``, the tested checkpoint's.
+the sanity check). The sweep itself is ``robustness.run_sweep``; its raw rows go to
+``<default_root_dir>/robustness/sweep_<stage>_epoch<E>.csv`` as they are measured, where ``E`` is
+the epoch the weights come from: the running one, the last one after ``fit``, the tested checkpoint's.
+``reporting.sweeps`` then writes the summary CSV and figure, ``tracking.panels`` logs the curves,
+run-level scalars, table and figure to W&B.
 
 Per-epoch sweeps (stage ``train``) also build the sensitivity-over-training view (paper Figure 4
-right): after every one, ``robustness/sensitivity_train.csv`` (every epoch so far: epoch + summary
-columns), the W&B table ``robustness/train/per_epoch/table`` and one W&B chart per (model,
-perturbation, metric) with a curve per epoch (``robustness/train/per_epoch/<model>/<perturbation>/<metric>``);
-the per-level scalars are logged with their ``epoch``. When training ends, the figures
-``sensitivity_train.png`` (one curve per epoch) and ``sensitivity_train_heatmap.png`` (epoch × level),
-also logged as ``robustness/train/per_epoch/{curves,heatmap}``. The epochs seen so far are part of the
-checkpoint, so a resumed run (``--ckpt_path last``) continues the same view; a sweep of an epoch
-that runs again (resumed, or validated twice) replaces the earlier one in it.
+right): ``robustness/sensitivity_train.csv`` after each, its figures when training ends. The epochs
+seen so far are part of the checkpoint, so a resumed run (``--ckpt_path last``) continues the same
+view; a sweep of an epoch that runs again (resumed, or validated twice) replaces the earlier one in it.
 
 The evaluation data is a fixed subset of the datamodule's ``split`` dataset, collated once and
 cached on the device; under DDP every rank keeps its own shard and the module's torchmetrics
@@ -24,38 +20,24 @@ reduce across ranks, so all ranks see identical numbers. Only global rank 0 writ
 
 from __future__ import annotations
 
-import itertools
-import math
 import pickle
-from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
 import torch
-from lightning.pytorch.loggers import WandbLogger
 
-from robustness import ConfigError, SweepCsvWriter, SweepGrid, SweepRow, run_sweep, select_targets, summarize
+from reporting.sweeps import first_last_crossovers, plot_sensitivity, write_sensitivity_table, write_sweep_files
+from robustness import ConfigError, SweepCsvWriter, SweepGrid, SweepRow, run_sweep, select_targets
 from robustness.errors import check_bool, check_choice, check_int
-from robustness.io import write_summary_csv
-from robustness.plots import plot_sweep
 from robustness.resume import resumable_rows, sweep_fingerprint
-from robustness.sensitivity import (
-    SENSITIVITY_COLUMNS,
-    EpochSummary,
-    panels,
-    plot_sensitivity_curves,
-    plot_sensitivity_heatmap,
-    write_sensitivity_csv,
-)
-from robustness.stats import LevelSummary
-from robustness.sweep import CSV_COLUMNS, check_trial_batch
+from robustness.sensitivity import EpochSummary
+from robustness.sweep import check_trial_batch
 from robustness.targets import check_name_patterns
+from tracking.panels import PER_EPOCH, log_figures, log_sensitivity_table, log_sweep
 
 Split = Literal["train", "val", "test"]
-#: W&B key prefix of the sensitivity-over-training view.
-PER_EPOCH = "robustness/train/per_epoch"
 
 
 class PerturbationSweep(L.Callback):
@@ -199,45 +181,20 @@ class PerturbationSweep(L.Callback):
     def _report(
         self, trainer: L.Trainer, rows: list[SweepRow], out_dir: Path, stem: str, stage: str, epoch: int
     ) -> None:
-        summaries = summarize(rows)
-        write_summary_csv(out_dir / f"{stem}_summary.csv", summaries)
-        figure = plot_sweep(summaries, out_dir / f"{stem}.png", title=stem.replace("_", " "))
-        metrics = {**summary_metrics(summaries, prefix=f"robustness/{stage}"), "epoch": epoch}
-        for logger in trainer.loggers:
-            logger.log_metrics(metrics, step=trainer.global_step)
-            if isinstance(logger, WandbLogger):
-                logger.log_table(
-                    key=f"robustness/{stage}/table",
-                    columns=list(CSV_COLUMNS),
-                    data=[_table_row(r) for r in rows],
-                )
-                logger.log_image(key=f"robustness/{stage}/figure", images=[str(figure)])
+        files = write_sweep_files(rows, out_dir, stem)
+        crossovers = first_last_crossovers(rows) if stage != "train" else []
+        log_sweep(trainer.loggers, stage, rows, files.summaries, files.figure, epoch, trainer.global_step, crossovers)
         if stage == "train":
             earlier = [entry for entry in self.per_epoch if entry.epoch < epoch]
-            self.per_epoch = earlier + [EpochSummary(epoch, summary) for summary in summaries]
-            self._report_per_epoch(trainer, out_dir)
-
-    def _report_per_epoch(self, trainer: L.Trainer, out_dir: Path) -> None:
-        """Sensitivity over training, every epoch so far: the CSV and the W&B table and charts."""
-        write_sensitivity_csv(out_dir / "sensitivity_train.csv", self.per_epoch)
-        for logger in trainer.loggers:
-            if isinstance(logger, WandbLogger):
-                logger.log_table(
-                    key=f"{PER_EPOCH}/table",
-                    columns=list(SENSITIVITY_COLUMNS),
-                    data=[list(e.as_record().values()) for e in self.per_epoch],
-                    step=trainer.global_step,
-                )
-                logger.log_metrics(per_epoch_charts(self.per_epoch, PER_EPOCH), step=trainer.global_step)
+            self.per_epoch = earlier + [EpochSummary(epoch, summary) for summary in files.summaries]
+            write_sensitivity_table(self.per_epoch, out_dir)
+            log_sensitivity_table(trainer.loggers, self.per_epoch, trainer.global_step)
 
     def _plot_per_epoch(self, trainer: L.Trainer, out_dir: Path) -> None:
         """The figures of the sensitivity over training (drawn once, when training ends)."""
-        curves = plot_sensitivity_curves(self.per_epoch, out_dir / "sensitivity_train.png", "sensitivity per epoch")
-        heatmap = plot_sensitivity_heatmap(self.per_epoch, out_dir / "sensitivity_train_heatmap.png", "mean per epoch")
-        for logger in trainer.loggers:
-            if isinstance(logger, WandbLogger):
-                logger.log_image(key=f"{PER_EPOCH}/curves", images=[str(curves)], step=trainer.global_step)
-                logger.log_image(key=f"{PER_EPOCH}/heatmap", images=[str(heatmap)], step=trainer.global_step)
+        figures = plot_sensitivity(self.per_epoch, out_dir)
+        keys = {f"{PER_EPOCH}/curves": figures.curves, f"{PER_EPOCH}/heatmap": figures.heatmap}
+        log_figures(trainer.loggers, keys, trainer.global_step)
 
     def _eval_batches(self, trainer: L.Trainer, split: Split) -> list[Any]:
         if split not in self._batches:
@@ -262,28 +219,6 @@ def parse_grids(perturbations: Mapping[str, Mapping[str, Any]]) -> list[SweepGri
     return grids
 
 
-def per_epoch_charts(history: Sequence[EpochSummary], prefix: str) -> dict[str, Any]:
-    """One W&B line chart per (model, perturbation, metric): mean against level, one curve per epoch."""
-    import wandb
-
-    charts = {}
-    for (model, metric, perturbation), by_epoch in panels(history).items():
-        levels = sorted({s.level for cells in by_epoch.values() for s in cells})
-        curves = [{s.level: _finite_or_none(s.mean) for s in cells} for cells in by_epoch.values()]
-        charts[f"{prefix}/{model}/{perturbation}/{metric}"] = wandb.plot.line_series(
-            xs=levels,
-            ys=[[curve.get(level) for level in levels] for curve in curves],
-            keys=[f"epoch {epoch}" for epoch in by_epoch],
-            title=f"{model}: {metric} under {perturbation.replace('_', ' ')}, per epoch",
-            xname=perturbation,
-        )
-    return charts
-
-
-def _finite_or_none(value: float) -> float | None:
-    return value if math.isfinite(value) else None
-
-
 def cache_eval_batches(trainer: L.Trainer, split: Split, max_samples: int | None, seed: int) -> list[Any]:
     """Collate this rank's shard of a fixed subset of the ``split`` dataset, moved to the device."""
     datamodule = trainer.datamodule
@@ -302,38 +237,6 @@ def cache_eval_batches(trainer: L.Trainer, split: Split, max_samples: int | None
         trainer.strategy.batch_to_device(loader.collate_fn([dataset[i] for i in shard[start : start + batch_size]]))
         for start in range(0, len(shard), batch_size)
     ]
-
-
-def summary_metrics(summaries: Sequence[LevelSummary], prefix: str) -> dict[str, float]:
-    """Flat scalars: mean / CI / closed form per level, and the normalised area under each curve."""
-    metrics: dict[str, float] = {}
-    curves: dict[str, list[LevelSummary]] = defaultdict(list)
-    for s in summaries:
-        base = f"{prefix}/{s.model}/{s.perturbation}/{s.metric}"
-        metrics[f"{base}/mean@{s.level:g}"] = s.mean
-        metrics[f"{base}/ci_low@{s.level:g}"] = s.ci_low
-        metrics[f"{base}/ci_high@{s.level:g}"] = s.ci_high
-        if s.expected is not None:
-            metrics[f"{base}/expected@{s.level:g}"] = s.expected
-        curves[base].append(s)
-    for base, points in curves.items():
-        metrics[f"{base}/auc"] = area_under_curve(points)
-    return metrics
-
-
-def area_under_curve(points: Sequence[LevelSummary]) -> float:
-    """Trapezoid area of the mean curve divided by the level range (a level-averaged metric)."""
-    points = sorted(points, key=lambda s: s.level)
-    if len(points) < 2:
-        return points[0].mean
-    area = sum((b.level - a.level) * (a.mean + b.mean) / 2 for a, b in itertools.pairwise(points))
-    span = points[-1].level - points[0].level
-    return area / span if span > 0 and math.isfinite(area) else math.inf
-
-
-def _table_row(row: SweepRow) -> list[Any]:
-    """CSV columns for a W&B table: ``None`` for empty cells, the 63-bit seed as text (JS-safe)."""
-    return [str(row.seed) if column == "seed" else getattr(row, column) for column in CSV_COLUMNS]
 
 
 def _completed_epoch(trainer: L.Trainer, stage: str) -> int:

@@ -10,6 +10,7 @@ import lightning as L
 
 from robustness import ConfigError
 from robustness.plots import plot_xy
+from tracking.panels import log_figures
 
 
 class RobustnessSlopeReport(L.Callback):
@@ -38,5 +39,4 @@ class RobustnessSlopeReport(L.Callback):
         )  # fmt: skip
         for logger in trainer.loggers:
             logger.log_metrics({f"theory/robustness_slope_T{r.num_tasks}": r.robustness_slope for r in reports})
-            if hasattr(logger, "log_image"):
-                logger.log_image(key="theory/robustness_slope", images=[str(figure)])
+        log_figures(trainer.loggers, {"theory/robustness_slope": figure}, trainer.global_step)

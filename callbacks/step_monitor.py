@@ -22,6 +22,7 @@ from lightning.pytorch.loggers import WandbLogger
 
 from robustness.errors import ConfigError, check_int
 from robustness.history import HistoryCsv, HistoryRow, plot_history
+from tracking.panels import log_figures
 
 #: Leading module path dropped from logged names: ``model.transformer.h.0...`` → ``h.0...``.
 DEFAULT_STRIP_PREFIX = r"^(model\.)?(transformer\.)?"
@@ -83,9 +84,7 @@ class StepMonitor(L.Callback):
             self._history.read(), self.plot_quantity, self._history.path.with_suffix(".png"),
             ylabel=self.plot_label, title=f"{self.prefix}: {self.plot_quantity}",
         )  # fmt: skip
-        for logger in trainer.loggers:
-            if isinstance(logger, WandbLogger):
-                logger.log_image(key=f"{self.prefix}/figure", images=[str(figure)], step=trainer.global_step)
+        log_figures(trainer.loggers, {f"{self.prefix}/figure": figure}, trainer.global_step)
 
     def record(self, trainer: L.Trainer) -> None:
         """Measure and log the current step, unless it was measured already."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -77,3 +78,29 @@ def summarize(rows: Iterable[SweepRow], confidence: float = CONFIDENCE) -> list[
             )
         )
     return summaries
+
+
+Curve = tuple[str, str, str]  # (model, perturbation, metric)
+
+
+def curves(summaries: Iterable[LevelSummary]) -> dict[Curve, list[LevelSummary]]:
+    """``{(model, perturbation, metric): summaries sorted by level}`` in first-seen order."""
+    grouped: dict[Curve, list[LevelSummary]] = defaultdict(list)
+    for s in summaries:
+        grouped[(s.model, s.perturbation, s.metric)].append(s)
+    return {curve: sorted(points, key=lambda s: s.level) for curve, points in grouped.items()}
+
+
+def area_under_curve(points: Sequence[LevelSummary]) -> float:
+    """Trapezoid area of the mean curve divided by the level range (a level-averaged metric)."""
+    points = sorted(points, key=lambda s: s.level)
+    if len(points) < 2:
+        return points[0].mean
+    area = sum((b.level - a.level) * (a.mean + b.mean) / 2 for a, b in itertools.pairwise(points))
+    span = points[-1].level - points[0].level
+    return area / span if span > 0 and math.isfinite(area) else math.inf
+
+
+def clean_value(points: Sequence[LevelSummary]) -> float | None:
+    """Mean metric of the undamaged model (the level-0 cell of a curve), None when the grid has no 0."""
+    return next((s.mean for s in points if s.level == 0), None)

@@ -107,7 +107,7 @@ def test_wandb_run_holds_the_encoder_config_and_the_sweep(run):
     assert data["class_path"].endswith({"cifar10": "Cifar10TasksDataModule", "newsgroups": "NewsgroupsTasksDataModule"}
                                        [run["dataset"]])  # fmt: skip
     assert f"--data.init_args.encoder={data['init_args']['encoder']}" in run["args"]
-    assert f"robustness/fit/linear_svd_k{K}_T3/random_deletion/mse/mean@0.5" in offline.logged_keys()
+    assert f"robustness/fit/linear_svd_k{K}_T3/random_deletion/mse/mean" in offline.logged_keys()
     assert "theory/robustness_slope_T6" in offline.logged_keys()
 
 

@@ -238,7 +238,7 @@ def test_tiny_monolingual_and_bilingual_fit_test_and_compare(corpus, tmp_path):
         assert table.with_suffix(".png").is_file()
         assert (root / "tokenizer" / "tokenizer.json").is_file()
         torch.load(root / "checkpoints" / "last.ckpt", weights_only=True)
-        sweep_key = f"robustness/test/gpt2-{name.replace('_', '-')}/random_deletion/bits_per_byte_en/mean@0.2"
+        sweep_key = f"robustness/test/gpt2-{name.replace('_', '-')}/random_deletion/bits_per_byte_en/mean"
         logged = logged_keys(root / "wandb", {sweep_key, "test/bits_per_byte_en", "val/bits_per_byte_en"})
         assert {sweep_key, "test/bits_per_byte_en", "val/bits_per_byte_en"} <= logged
         tables[name] = table

@@ -120,10 +120,10 @@ def test_wandb_offline_run_holds_sweep_and_config(digits_run):
     run = read_run(find_runs(out)[0])
     assert run.config["config"]["model"]["init_args"]["k"] == 4
     assert run.config["config"]["trainer"]["default_root_dir"] == str(out)
-    key = "robustness/fit/linear_svd_k4_T3/gaussian_noise/mse/mean@0.1"
+    key = "robustness/fit/linear_svd_k4_T3/gaussian_noise/mse/mean"
     rows = read_sweep_csv(out / "robustness" / "sweep_fit_epoch000.csv")
     values = [r.value for r in rows if r.num_tasks == 3 and r.perturbation == "gaussian_noise" and r.level == 0.1]
-    assert run.series(key) == [pytest.approx(sum(values) / len(values))]
+    assert run.curve(key, "robustness/fit/gaussian_noise/level")[0.1] == pytest.approx(sum(values) / len(values))
     assert "robustness/fit/table/_type" in run.logged_keys() and "robustness/fit/figure/_type" in run.logged_keys()
     assert "theory/robustness_slope_T10" in run.logged_keys()
 

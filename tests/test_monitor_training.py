@@ -129,7 +129,10 @@ def test_wandb_run_holds_spectral_series_weight_norms_and_the_per_epoch_table(tr
     epoch_column = table["columns"].index("epoch")
     assert sorted({row[epoch_column] for row in table["data"]}) == list(range(EPOCHS))
     logged = run.logged_keys()
-    assert "robustness/train/per_epoch/tiny-gpt2/magnitude_pruning/meanmetric_table/path" in logged  # one curve/epoch
+    for epoch in range(EPOCHS):  # one curve per epoch, keyed by the level
+        curve = run.curve(f"robustness/train/tiny-gpt2/magnitude_pruning/meanmetric/epoch{epoch:03d}/mean",
+                          "robustness/train/magnitude_pruning/level")  # fmt: skip
+        assert len(curve) > 1, epoch
     assert "robustness/train/per_epoch/heatmap/filenames" in logged
     assert "robustness/train/tiny-gpt2/magnitude_pruning/meanmetric/auc" in logged
     with_epoch = [row for row in run.history if "robustness/train/tiny-gpt2/magnitude_pruning/meanmetric/auc" in row]

@@ -8,6 +8,7 @@ from typing import Any
 _EXPORTS = {
     "OFFLINE_ENV": "tracking.offline",
     "ResilientWandbLogger": "tracking.wandb",
+    "WandbRunDir": "tracking.wandb",
     "finish_wandb_run": "tracking.wandb",
     "use_offline_wandb_without_credentials": "tracking.wandb",
 }

@@ -2,8 +2,9 @@
 
 - ``use_offline_wandb_without_credentials``: with no API key anywhere, switch to offline mode and
   say how to sync later, instead of failing or waiting on a login prompt.
-- ``ResilientWandbLogger``: a ``WandbLogger`` whose failures (server unreachable at start, the W&B
-  service dying mid-run, ...) become one warning. Unreachable at start → it logs offline instead;
+- ``ResilientWandbLogger``: a quiet ``WandbLogger`` (no anonymous setting, no end-of-run wall of
+  keys) whose failures (server unreachable at start, the W&B service dying mid-run, ...) become one
+  warning. Unreachable at start → it logs offline instead;
   failing later → it stops logging. The run goes on and the local CSV/PNG outputs are complete.
 """
 
@@ -13,6 +14,8 @@ import netrc
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.loggers import WandbLogger
@@ -43,12 +46,23 @@ def _netrc_has_wandb() -> bool:
         return False
 
 
-def finish_wandb_run() -> None:
-    """Finish the active W&B run, so every logged record is on disk before the process exits."""
+@dataclass(frozen=True)
+class WandbRunDir:
+    """Where a finished W&B run lives: its local directory, and its URL when it was online."""
+
+    path: Path
+    url: str | None
+
+
+def finish_wandb_run() -> WandbRunDir | None:
+    """Finish the active W&B run, so every logged record is on disk before the process exits; returns
+    where the run lives (None without a run)."""
     import wandb
 
-    if wandb.run is None:
-        return
+    run = wandb.run
+    if run is None:
+        return None
+    where = WandbRunDir(Path(run.dir).parent, None if run.offline else run.url)
     try:
         wandb.finish()
     except Exception as err:
@@ -56,6 +70,7 @@ def finish_wandb_run() -> None:
             f"W&B failed ({type(err).__name__}: {first_line(err)}) while finishing the run; "
             "local CSV/PNG outputs are complete"
         )
+    return where
 
 
 class _NoExperiment:
@@ -71,7 +86,11 @@ class ResilientWandbLogger(WandbLogger):
     """``WandbLogger`` (same arguments) that warns instead of raising when W&B fails."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("settings") is None:  # LightningCLI passes every wandb.init argument, None when unset
+            kwargs["settings"] = {"quiet": True}  # no wall of keys at the end: run.py summarises the run
         super().__init__(*args, **kwargs)
+        if "anonymous" in self._wandb_init and self._wandb_init["anonymous"] is None:
+            del self._wandb_init["anonymous"]  # W&B warns "has no effect" whenever the setting is passed
         self._failed = False
 
     @property
@@ -99,7 +118,8 @@ class ResilientWandbLogger(WandbLogger):
         self._failed = True
         return _NoExperiment()
 
-    def _guarded(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def guarded(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``method(*args, **kwargs)``, or None once W&B has failed (the failure becomes one warning)."""
         if self._failed:
             return None
         try:
@@ -109,22 +129,22 @@ class ResilientWandbLogger(WandbLogger):
             return None
 
     def log_metrics(self, *args: Any, **kwargs: Any) -> None:
-        self._guarded(super().log_metrics, *args, **kwargs)
+        self.guarded(super().log_metrics, *args, **kwargs)
 
     def log_hyperparams(self, *args: Any, **kwargs: Any) -> None:
-        self._guarded(super().log_hyperparams, *args, **kwargs)
+        self.guarded(super().log_hyperparams, *args, **kwargs)
 
     def log_table(self, *args: Any, **kwargs: Any) -> None:
-        self._guarded(super().log_table, *args, **kwargs)
+        self.guarded(super().log_table, *args, **kwargs)
 
     def log_text(self, *args: Any, **kwargs: Any) -> None:
-        self._guarded(super().log_text, *args, **kwargs)
+        self.guarded(super().log_text, *args, **kwargs)
 
     def log_image(self, *args: Any, **kwargs: Any) -> None:
-        self._guarded(super().log_image, *args, **kwargs)
+        self.guarded(super().log_image, *args, **kwargs)
 
     def after_save_checkpoint(self, *args: Any, **kwargs: Any) -> None:
-        self._guarded(super().after_save_checkpoint, *args, **kwargs)
+        self.guarded(super().after_save_checkpoint, *args, **kwargs)
 
     def finalize(self, *args: Any, **kwargs: Any) -> None:
-        self._guarded(super().finalize, *args, **kwargs)
+        self.guarded(super().finalize, *args, **kwargs)

@@ -1,0 +1,89 @@
+"""The files of a sweep run inside training: summary CSV, figure, sensitivity-over-training view.
+
+``PerturbationSweep`` decides when a sweep runs; this module decides what it leaves on disk:
+
+- ``write_sweep_files``: ``<stem>_summary.csv`` (mean, 95% CI, closed form per level) and ``<stem>.png``.
+- ``write_sensitivity_table``: ``sensitivity_train.csv``, every per-epoch sweep so far.
+- ``plot_sensitivity``: ``sensitivity_train.png`` (a curve per epoch) and ``sensitivity_train_heatmap.png``.
+- ``first_last_crossovers``: where a sweep's last model overtakes its first (e.g. T = 20 over T = 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from robustness.crossover import CrossOver, find_crossover
+from robustness.errors import ConfigError
+from robustness.io import write_summary_csv
+from robustness.metrics import metric_direction
+from robustness.plots import plot_sweep
+from robustness.sensitivity import (
+    EpochSummary,
+    plot_sensitivity_curves,
+    plot_sensitivity_heatmap,
+    write_sensitivity_csv,
+)
+from robustness.stats import LevelSummary, summarize
+from robustness.sweep import SweepRow
+
+SENSITIVITY_STEM = "sensitivity_train"
+#: Bootstrap replicates of the in-run cross-over (a headline; ``robustness.compare`` gives the full one).
+HEADLINE_BOOTSTRAP = 500
+
+
+@dataclass(frozen=True)
+class SweepFiles:
+    """What one sweep wrote next to its raw CSV, and the statistics they hold."""
+
+    summaries: list[LevelSummary]
+    summary_csv: Path
+    figure: Path
+
+
+@dataclass(frozen=True)
+class SensitivityFigures:
+    curves: Path
+    heatmap: Path
+
+
+def write_sweep_files(rows: Sequence[SweepRow], out_dir: Path, stem: str) -> SweepFiles:
+    """Summarise ``rows`` into ``<stem>_summary.csv`` and draw ``<stem>.png`` under ``out_dir``."""
+    summaries = summarize(rows)
+    summary_csv = write_summary_csv(out_dir / f"{stem}_summary.csv", summaries)
+    figure = plot_sweep(summaries, out_dir / f"{stem}.png", title=stem.replace("_", " "))
+    return SweepFiles(summaries, summary_csv, figure)
+
+
+def write_sensitivity_table(history: Sequence[EpochSummary], out_dir: Path) -> Path:
+    """``sensitivity_train.csv``: ``epoch`` + the summary columns of every per-epoch sweep so far."""
+    return write_sensitivity_csv(out_dir / f"{SENSITIVITY_STEM}.csv", history)
+
+
+def plot_sensitivity(history: Sequence[EpochSummary], out_dir: Path) -> SensitivityFigures:
+    """The sensitivity-over-training figures: one curve per epoch, and the epoch × level image."""
+    return SensitivityFigures(
+        curves=plot_sensitivity_curves(history, out_dir / f"{SENSITIVITY_STEM}.png", "sensitivity per epoch"),
+        heatmap=plot_sensitivity_heatmap(history, out_dir / f"{SENSITIVITY_STEM}_heatmap.png", "mean per epoch"),
+    )
+
+
+def first_last_crossovers(rows: Sequence[SweepRow], n_boot: int = HEADLINE_BOOTSTRAP) -> list[CrossOver]:
+    """Per perturbation and metric (of known direction), where the sweep's last model overtakes its
+    first one; nothing for a sweep of one model, or where the two swept different grids."""
+    models = list(dict.fromkeys(row.model for row in rows))
+    if len(models) < 2:
+        return []
+    first, last = models[0], models[-1]
+    found = []
+    for perturbation, metric in dict.fromkeys((row.perturbation, row.metric) for row in rows):
+        if metric_direction(metric) is None:
+            continue
+        cells = [r for r in rows if r.perturbation == perturbation and r.metric == metric]
+        rows_a, rows_b = [r for r in cells if r.model == first], [r for r in cells if r.model == last]
+        try:
+            found.append(find_crossover(rows_a, rows_b, perturbation, metric, n_boot=n_boot))
+        except ConfigError:  # different grids: no single cross-over to state
+            continue
+    return found

@@ -1,0 +1,176 @@
+"""W&B panels of a real digits run, read back from its offline run file: curves keyed by the damage
+level, a small summary, the end-of-run summary, and the dashboard spec built for every experiment."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import OFFLINE_ENV, ROOT
+from wandb_workspaces.reports.v2 import internal as report_models
+from wandb_workspaces.workspaces import Workspace
+from wandb_workspaces.workspaces import internal as workspace_models
+
+from robustness.io import read_sweep_csv
+from robustness.stats import LevelSummary, area_under_curve, curves, summarize
+from tracking.dashboard import EXPERIMENTS, build_report, build_workspace, sensitivity_section, specs
+from tracking.offline_run import OfflineRun, find_runs, read_run
+from tracking.panels import curve_rows
+from tracking.preview import render, run_curves
+
+DIGITS = ROOT / "configs" / "linear" / "digits.yaml"
+SUMMARY_BUDGET = 200  # issue 14: the digits run sends at most this many summary keys
+
+
+@dataclass
+class DigitsRun:
+    root: Path
+    run: OfflineRun
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory) -> DigitsRun:
+    """The README's digits run (all 12 models, full grids), in-process, W&B offline."""
+    from run import main
+
+    root = tmp_path_factory.mktemp("digits")
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        main(["fit", "--config", str(DIGITS), f"--trainer.default_root_dir={root}"])
+    (path,) = find_runs(root)
+    return DigitsRun(root, read_run(path), out.getvalue(), err.getvalue())
+
+
+def fit_summaries(root: Path):
+    return summarize(read_sweep_csv(root / "robustness" / "sweep_fit_epoch000.csv"))
+
+
+@pytest.mark.slow  # the README's digits job end to end (~15 s)
+def test_every_curve_is_a_history_series_keyed_by_its_level(digits):
+    run, checked = digits.run, 0
+    for (model, perturbation, metric), points in curves(fit_summaries(digits.root)).items():
+        x = f"robustness/fit/{perturbation}/level"
+        assert run.metrics[x]["summary_none"], x
+        for stat in ("mean", "ci_low", "ci_high"):
+            key = f"robustness/fit/{model}/{perturbation}/{metric}/{stat}"
+            assert run.metrics[key] == {"step_metric": x, "summary_none": True}, key
+            logged = run.curve(key, x)
+            assert logged == {s.level: pytest.approx(getattr(s, stat)) for s in points}, key
+            checked += 1
+    assert checked == 12 * 3 * 3  # models × perturbations × statistics
+    assert run.metrics["*"]["step_metric"] == "trainer/global_step"  # Lightning's glob: our exact names win
+
+
+@pytest.mark.slow  # the README's digits job end to end (~15 s)
+def test_summary_holds_run_level_scalars_only(digits):
+    summary = digits.run.summary
+    assert len(summary) <= SUMMARY_BUDGET, len(summary)
+    assert not [key for key in summary if "@" in key or key.endswith(("/mean", "/ci_low", "/ci_high"))]
+    for (model, perturbation, metric), points in curves(fit_summaries(digits.root)).items():
+        assert summary[f"robustness/fit/{model}/{perturbation}/{metric}/auc"] == pytest.approx(area_under_curve(points))
+        assert summary[f"robustness/fit/{model}/{metric}/clean"] == pytest.approx(points[0].mean)
+    assert {f"theory/robustness_slope_T{t}" for t in (1, 2, 10, 20)} <= set(summary)
+    crossing = summary["robustness/fit/gaussian_noise/mse/crossover"]  # T = 20 overtakes T = 1 under noise
+    assert 0 < crossing < 0.2
+    assert "robustness/fit/crossover/_type" in summary
+
+
+@pytest.mark.slow  # the README's digits job end to end (~15 s)
+def test_the_run_ends_with_a_summary_for_people_and_without_our_warnings(digits):
+    out = digits.stdout
+    assert f"Run finished; outputs under {digits.root}" in out
+    assert "sweep      robustness/sweep_fit_epoch000.csv" in out and "checkpoint checkpoints/last.ckpt" in out
+    (run_dir,) = (digits.root / "wandb").glob("offline-run-*")
+    assert f"wandb sync {run_dir}" in out
+    assert re.search(r"R\(T\) \(robustness slope\): T=1 \S+ .* T=20 \S+", out)
+    assert "gaussian_noise / mse: linear_svd_k4_T20 overtakes linear_svd_k4_T1 at" in out
+    assert "anonymous setting" not in digits.stderr
+    assert "Run summary" not in digits.stderr + out  # W&B's wall of keys is gone
+
+
+@pytest.mark.parametrize("experiment", sorted(EXPERIMENTS))
+def test_dashboard_spec_of_every_experiment_validates(experiment):
+    workspace = build_workspace("someone", "cognitive-reserve", f"{experiment}-x", EXPERIMENTS[experiment])
+    spec = specs(workspace, build_report("someone", "cognitive-reserve", f"{experiment}-x", workspace))
+    view = workspace_models.View.model_validate(spec["workspace"])
+    report_models.ReportViewspec.model_validate(spec["report"])
+    reloaded = Workspace._from_model(view)
+    assert [s.name for s in reloaded.sections] == [s.name for s in workspace.sections]
+    names = [s.name for s in workspace.sections]
+    assert "Sensitivity over training" in names and "Spectral norms (σ_max over steps)" in names
+    assert ("Table 2 (GLUE)" in names) == (experiment == "glue")
+    filters = json.dumps(spec["workspace"]["spec"]["section"]["runSets"][0]["filters"])
+    assert f'"value": "{experiment}-x"' in filters
+
+
+@pytest.mark.slow  # the README's digits job end to end (~15 s)
+def test_dashboard_curve_panels_find_the_keys_a_run_logs(digits):
+    logged = digits.run.logged_keys()
+    section = next(s for s in build_workspace("e", "p", None, EXPERIMENTS["linear"]).sections if "(fit)" in s.name)
+    plots = [p for p in section.panels if getattr(p, "metric_regex", None)]
+    assert len(plots) == 3  # one metric (mse) × three perturbations
+    for plot in plots:
+        assert plot.x in logged
+        matched = {key for key in logged if re.search(plot.metric_regex, key)}
+        assert len(matched) == 12 * 3, plot.title  # every model's mean and CI bounds
+
+
+@pytest.mark.slow
+def test_dashboard_command_writes_the_specs_without_network(tmp_path):
+    out = tmp_path / "dashboard.json"
+    result = dashboard("--entity", "me", "--project", "cognitive-reserve", "--group", "gpt2-tiny", "--dry-run", out)
+    assert result.returncode == 0, result.stderr[-2000:]
+    spec = json.loads(out.read_text())
+    workspace_models.View.model_validate(spec["workspace"])
+    assert "σ_max of Q per block" in out.read_text()
+    unknown = dashboard("--entity", "e", "--project", "p", "--group", "mystery")
+    assert unknown.returncode != 0 and "--group=mystery" in unknown.stderr
+
+
+def dashboard(*args: object) -> subprocess.CompletedProcess:
+    """``python -m tracking.dashboard ARGS`` in a fresh interpreter, offline."""
+    return subprocess.run(
+        [sys.executable, "-m", "tracking.dashboard", *map(str, args)],
+        cwd=ROOT, env={**os.environ, **OFFLINE_ENV}, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+
+
+def test_per_epoch_panels_find_the_per_epoch_curve_keys():
+    """Stage ``train``: every epoch is its own series, all found by the sensitivity section's curve panels."""
+    cells = [
+        LevelSummary("m", 2, "random_deletion", level, "mse", 5, 0, mean, 0.1, mean - 0.1, mean + 0.1, None)
+        for level, mean in ((0.0, 0.2), (0.5, 0.6))
+    ]
+    keys: set[str] = set()
+    for epoch in (0, 1):
+        step_metrics, rows = curve_rows("train", cells, epoch)
+        assert set(step_metrics.values()) == {"robustness/train/random_deletion/level"}
+        assert [row["robustness/train/random_deletion/level"] for row in rows] == [0.0, 0.5]
+        keys |= set(step_metrics)
+    section = sensitivity_section(EXPERIMENTS["linear"])
+    (panel,) = [p for p in section.panels if "random deletion, per epoch" in (getattr(p, "title", None) or "")]
+    assert {key for key in keys if re.search(panel.metric_regex, key)} == keys
+    assert "robustness/train/m/random_deletion/mse/epoch001/mean" in keys and len(keys) == 2 * 3
+
+
+@pytest.mark.slow  # the README's digits job end to end (~15 s)
+def test_preview_draws_the_panel_data_of_an_offline_run(digits, tmp_path):
+    drawn = run_curves(digits.run, "fit", "random_deletion", "mse")
+    expected = curves(fit_summaries(digits.root))
+    assert len(drawn) == 12
+    for model, points in drawn.items():
+        cells = expected[(model, "random_deletion", "mse")]
+        assert points == [pytest.approx((s.level, s.mean, s.ci_low, s.ci_high)) for s in cells]
+    figure = render([digits.run], tmp_path / "panels.png", "fit", "mse")
+    assert figure.read_bytes()[:4] == b"\x89PNG"

@@ -1,0 +1,209 @@
+"""A saved W&B workspace and report for one experiment, in one command (``wandb-workspaces``).
+
+    python -m tracking.dashboard --entity E --project P [--group G] [--experiment linear|gpt2|glue]
+                                 [--dry-run OUT.json]
+
+Sections: robustness curves per stage, perturbation and metric (the panels ``tracking.panels``
+feeds: x = ``robustness/<stage>/<perturbation>/level``, a regex over every model's mean and 95% CI
+bounds, so all runs of the group overlay), the per-epoch sensitivity (a curve per epoch, AUC against
+epoch, the per-epoch table and heatmap image), σ_max of Q/K/V per block over steps, weight norms,
+the cross-over table, R(T) (linear) and Table 2 (GLUE report runs). ``--dry-run`` writes both specs
+as the library's own internal models serialise them, without network; without it the workspace and
+report are saved to W&B and their URLs printed. The experiment is inferred from the group name
+(``linear-*``, ``gpt2*``, ``glue*``) unless given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import wandb_workspaces.reports.v2 as wr
+import wandb_workspaces.workspaces as ws
+
+from robustness.perturbations import PERTURBATIONS
+
+#: Series of one curve: the mean and its 95% CI bounds (``tracking.panels.CURVE_STATS`` less ``expected``).
+BAND = "(mean|ci_low|ci_high)"
+#: The x-axis of the monitors: Lightning's WandbLogger step metric.
+STEP = "trainer/global_step"
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """What the runs of one experiment log, so its dashboard has a panel for each and no empty ones."""
+
+    name: str
+    stages: tuple[str, ...]  # sweeps with robustness curves (stage ``train``: per-epoch sensitivity)
+    metrics: tuple[str, ...]
+    qkv: bool  # SpectralMonitor splits fused attention weights into q, k, v
+    slope: bool  # RobustnessSlopeReport's theory/robustness_slope_T<T>
+    glue_tables: bool  # the GLUE report's glue/<perturbation>/table (paper Table 2)
+
+
+EXPERIMENTS = {
+    "linear": Experiment("linear", ("fit", "test", "train"), ("mse",), qkv=False, slope=True, glue_tables=False),
+    "gpt2": Experiment(
+        "gpt2",
+        ("fit", "test", "train"),
+        ("bits_per_byte_en", "bits_per_byte_el", "perplexity_en", "perplexity_el"),
+        qkv=True,
+        slope=False,
+        glue_tables=False,
+    ),
+    "glue": Experiment("glue", ("test", "train"), ("accuracy", "f1", "mcc"), qkv=True, slope=False, glue_tables=True),
+}
+
+
+def infer_experiment(group: str | None) -> str:
+    """``linear-digits`` → ``linear``; ``gpt2-tiny`` → ``gpt2``; ``glue-sst2`` → ``glue``."""
+    for name in EXPERIMENTS:
+        if group and group.startswith(name):
+            return name
+    raise SystemExit(f"error: --group={group}: cannot tell the experiment from it; pass --experiment")
+
+
+def curve_panel(stage: str, perturbation: str, metric: str, epochs: bool = False) -> wr.LinePlot:
+    """Metric against damage level, every model (and epoch) of every run: mean and CI bounds."""
+    epoch = "/epoch[0-9]+" if epochs else ""
+    return wr.LinePlot(
+        title=f"{stage}: {metric} under {perturbation.replace('_', ' ')}" + (", per epoch" if epochs else ""),
+        x=f"robustness/{stage}/{perturbation}/level",
+        metric_regex=f"^robustness/{stage}/[^/]+/{perturbation}/{metric}{epoch}/{BAND}$",
+        title_x=perturbation.replace("_", " ") + " level",
+        title_y=metric,
+    )
+
+
+def curve_sections(experiment: Experiment) -> list[ws.Section]:
+    sections = []
+    for stage in experiment.stages:
+        if stage == "train":
+            continue
+        panels = [curve_panel(stage, p, m) for m in experiment.metrics for p in PERTURBATIONS]
+        panels.append(wr.MediaBrowser(title=f"{stage}: sweep figure", media_keys=[f"robustness/{stage}/figure"]))
+        sections.append(ws.Section(name=f"Robustness curves ({stage})", panels=panels, is_open=True))
+    return sections
+
+
+def sensitivity_section(experiment: Experiment) -> ws.Section:
+    """Per-epoch sweeps: a curve per epoch, AUC against epoch, the epoch × level table and heatmap."""
+    panels: list[Any] = [curve_panel("train", p, m, epochs=True) for m in experiment.metrics for p in PERTURBATIONS]
+    panels += [
+        wr.LinePlot(
+            title=f"AUC of {metric} against epoch",
+            x="epoch",
+            metric_regex=f"^robustness/train/[^/]+/[^/]+/{metric}/auc$",
+            title_y=f"level-averaged {metric}",
+        )
+        for metric in experiment.metrics
+    ]
+    panels += [
+        wr.WeavePanelSummaryTable(table_name="robustness/train/per_epoch/table"),
+        wr.MediaBrowser(title="epoch × level heatmap", media_keys=["robustness/train/per_epoch/heatmap"]),
+    ]
+    return ws.Section(name="Sensitivity over training", panels=panels, is_open=True)
+
+
+def monitor_sections(experiment: Experiment) -> list[ws.Section]:
+    """σ_max per matrix over steps (Q, K, V separately where fused weights are split), weight norms."""
+    parts = ("q", "k", "v") if experiment.qkv else ()
+    spectral = [
+        wr.LinePlot(
+            title=f"σ_max of {part.upper()} per block", x=STEP, metric_regex=rf"^spectral/.*\.{part}/sigma_max$"
+        )
+        for part in parts
+    ]
+    rest = r"^spectral/.*(?<!\.[qkv])/sigma_max$" if parts else r"^spectral/.*/sigma_max$"
+    spectral.append(wr.LinePlot(title="σ_max of the other matrices", x=STEP, metric_regex=rest))
+    norms = [
+        wr.LinePlot(title="Σ w² per layer", x=STEP, metric_regex=r"^weight_norms/(?!total/).*/sum_sq$"),
+        wr.LinePlot(title="Σ w², total", x=STEP, y=["weight_norms/total/sum_sq"]),
+    ]
+    return [
+        ws.Section(name="Spectral norms (σ_max over steps)", panels=spectral, is_open=True),
+        ws.Section(name="Weight norms", panels=norms),
+    ]
+
+
+def table_sections(experiment: Experiment) -> list[ws.Section]:
+    """The cross-over table, R(T) and Table 2, where the experiment has them."""
+    crossover = [wr.WeavePanelSummaryTable(table_name=f"robustness/{stage}/crossover") for stage in experiment.stages]
+    sections = [ws.Section(name="Cross-over", panels=[p for p in crossover if "train" not in p.table_name])]
+    if experiment.slope:
+        slope = wr.MediaBrowser(title="R(T) against T", media_keys=["theory/robustness_slope"])
+        sections.append(ws.Section(name="Robustness slope R(T)", panels=[slope], is_open=True))
+    if experiment.glue_tables:
+        tables = [wr.WeavePanelSummaryTable(table_name=f"glue/{p}/table") for p in PERTURBATIONS]
+        tables.append(wr.MediaBrowser(title="GLUE figure", media_keys=["glue/figure"]))
+        sections.append(ws.Section(name="Table 2 (GLUE)", panels=tables, is_open=True))
+    return sections
+
+
+def build_workspace(entity: str, project: str, group: str | None, experiment: Experiment) -> ws.Workspace:
+    """The saved view: every section above, runs of ``group`` (all runs without one)."""
+    sections = [
+        *curve_sections(experiment),
+        sensitivity_section(experiment),
+        *monitor_sections(experiment),
+        *table_sections(experiment),
+    ]
+    filters = [ws.Metric("Group") == group] if group else []
+    return ws.Workspace(
+        entity=entity,
+        project=project,
+        name=f"robustness: {group or project}",
+        sections=sections,
+        runset_settings=ws.RunsetSettings(filters=filters),
+    )
+
+
+def build_report(entity: str, project: str, group: str | None, workspace: ws.Workspace) -> wr.Report:
+    """A report with the workspace's sections as panel grids over the same runs.
+
+    Its run sets name no project: they take the report's, so the report is built (and checked)
+    without network; ``wandb-workspaces`` looks a named project up on the server.
+    """
+    query = f'Group = "{group}"' if group else ""
+    blocks: list[Any] = [wr.H1(workspace.name), wr.P(f"Runs of group {group or '(all)'} in {entity}/{project}.")]
+    for section in workspace.sections:
+        blocks += [wr.H2(section.name), wr.PanelGrid(runsets=[wr.Runset(filters=query)], panels=list(section.panels))]
+    return wr.Report(project=project, entity=entity, title=workspace.name, blocks=blocks)
+
+
+def specs(workspace: ws.Workspace, report: wr.Report) -> dict[str, Any]:
+    """Both specs as the library's internal models serialise them (what ``save`` sends)."""
+    return {
+        "workspace": workspace._to_model().model_dump(mode="json", by_alias=True, exclude_none=True),
+        "report": report._to_model().model_dump(mode="json", by_alias=True, exclude_none=True),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m tracking.dashboard", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--entity", required=True, help="W&B entity (user or team)")
+    parser.add_argument("--project", required=True, help="W&B project, e.g. cognitive-reserve")
+    parser.add_argument("--group", help="only the runs of this W&B group (one experiment), e.g. gpt2-tiny")
+    parser.add_argument("--experiment", choices=sorted(EXPERIMENTS), help="default: inferred from --group")
+    parser.add_argument("--dry-run", metavar="OUT.json", type=Path, help="write the specs here; no network")
+    args = parser.parse_args(argv)
+    experiment = EXPERIMENTS[args.experiment or infer_experiment(args.group)]
+    workspace = build_workspace(args.entity, args.project, args.group, experiment)
+    report = build_report(args.entity, args.project, args.group, workspace)
+    if args.dry_run:
+        args.dry_run.parent.mkdir(parents=True, exist_ok=True)
+        args.dry_run.write_text(json.dumps(specs(workspace, report), indent=1, ensure_ascii=False), encoding="utf-8")
+        print(f"wrote the workspace and report specs to {args.dry_run} ({len(workspace.sections)} sections)")
+        return
+    workspace.save()
+    report.save()
+    print(f"workspace: {workspace.url}\nreport:    {report.url}", file=sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

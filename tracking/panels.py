@@ -1,0 +1,181 @@
+"""Every W&B call of a sweep: robustness curves as native panels, a small run summary, tables, figures.
+
+Why history rows keyed by the level: W&B line plots are its native, interactive panel and overlay
+every run of a group or project by themselves; a custom (Vega) chart over a table needs its chart
+spec stored on the server and a table query per panel. So each sweep logs, per perturbation, one
+history row per damage level::
+
+    {"robustness/<stage>/<perturbation>/level": 0.3,
+     "robustness/<stage>/<model>/<perturbation>/<metric>/mean": ..., ".../ci_low": ..., ".../ci_high": ...,
+     ".../expected": ...}    # expected only where a closed form exists
+
+and declares ``define_metric(<curve key>, step_metric="robustness/<stage>/<perturbation>/level",
+summary="none")`` for every key it logs. Exact names take precedence over the ``*`` glob Lightning's
+``WandbLogger`` declares (step metric ``trainer/global_step``), so these keys plot against the level
+and stay out of the run summary. Per-epoch sweeps (stage ``train``) put the epoch into the key
+(``.../<metric>/epoch<E>/mean``): a curve per epoch, and a line plot with a regex over ``epoch.*``
+overlays them. The 95% band is the ``ci_low``/``ci_high`` pair (W&B line plots shade only
+min/max or stddev across grouped runs, not a band logged per point).
+
+The run summary holds only run-level scalars that the runs table and parallel coordinates compare:
+``robustness/<stage>/<model>/<perturbation>/<metric>/auc`` (level-averaged metric) and
+``robustness/<stage>/<model>/<metric>/clean`` (undamaged metric), and for a sweep of several models
+``robustness/<stage>/<perturbation>/<metric>/crossover`` (where the last model overtakes the first,
+also the table ``robustness/<stage>/crossover``); per-level numbers stay in the
+table ``robustness/<stage>/table`` and the CSVs. Per-epoch sweeps log their AUC against ``epoch``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.loggers import Logger, WandbLogger
+
+from robustness.crossover import CrossOver
+from robustness.sensitivity import SENSITIVITY_COLUMNS, EpochSummary
+from robustness.stats import LevelSummary, area_under_curve, clean_value, curves
+from robustness.sweep import CSV_COLUMNS, SweepRow
+from tracking.wandb import ResilientWandbLogger
+
+#: W&B key prefix of the sensitivity-over-training view (table, figures).
+PER_EPOCH = "robustness/train/per_epoch"
+#: Columns of the W&B cross-over table (``robustness.crossover.CrossOver`` fields).
+CROSSOVER_COLUMNS = ("perturbation", "metric", "model_a", "model_b", "status", "level", "ci_low", "ci_high")
+#: The per-level statistics logged as curves.
+CURVE_STATS = ("mean", "ci_low", "ci_high", "expected")
+
+
+def level_key(stage: str, perturbation: str) -> str:
+    """The step metric of every curve of one sweep stage and perturbation."""
+    return f"robustness/{stage}/{perturbation}/level"
+
+
+def curve_key(stage: str, model: str, perturbation: str, metric: str, stat: str, epoch: int | None = None) -> str:
+    """Key of one per-level statistic; per-epoch sweeps add ``epoch<E>`` so each epoch is its own line."""
+    at = "" if epoch is None else f"/epoch{epoch:03d}"
+    return f"robustness/{stage}/{model}/{perturbation}/{metric}{at}/{stat}"
+
+
+def auc_key(stage: str, model: str, perturbation: str, metric: str) -> str:
+    return f"robustness/{stage}/{model}/{perturbation}/{metric}/auc"
+
+
+def clean_key(stage: str, model: str, metric: str) -> str:
+    return f"robustness/{stage}/{model}/{metric}/clean"
+
+
+def curve_rows(
+    stage: str, summaries: Iterable[LevelSummary], epoch: int | None = None
+) -> tuple[dict[str, str], list[dict[str, float]]]:
+    """``({curve key: its step metric}, history rows)``: one row per (perturbation, level), all models in it."""
+    step_metrics: dict[str, str] = {}
+    rows: dict[tuple[str, float], dict[str, float]] = {}
+    for (model, perturbation, metric), points in curves(summaries).items():
+        x = level_key(stage, perturbation)
+        for s in points:
+            row = rows.setdefault((perturbation, s.level), {x: s.level})
+            for stat in CURVE_STATS:
+                value = getattr(s, stat)
+                if value is not None:
+                    key = curve_key(stage, model, perturbation, metric, stat, epoch)
+                    row[key] = value
+                    step_metrics[key] = x
+    return step_metrics, [row for _, row in sorted(rows.items(), key=lambda item: item[0])]
+
+
+def run_scalars(stage: str, summaries: Iterable[LevelSummary]) -> dict[str, float]:
+    """The run-level scalars of one sweep: AUC per curve, the clean metric per (model, metric)."""
+    scalars: dict[str, float] = {}
+    for (model, perturbation, metric), points in curves(summaries).items():
+        scalars[auc_key(stage, model, perturbation, metric)] = area_under_curve(points)
+        clean = clean_value(points)
+        if clean is not None:
+            scalars.setdefault(clean_key(stage, model, metric), clean)
+    return scalars
+
+
+def crossover_scalars(stage: str, crossovers: Iterable[CrossOver]) -> dict[str, float]:
+    """``robustness/<stage>/<perturbation>/<metric>/crossover``: the level, where one was found."""
+    return {
+        f"robustness/{stage}/{c.perturbation}/{c.metric}/crossover": c.level for c in crossovers if c.level is not None
+    }
+
+
+def log_sweep(
+    loggers: Iterable[Logger],
+    stage: str,
+    rows: Sequence[SweepRow],
+    summaries: Sequence[LevelSummary],
+    figure: Path,
+    epoch: int,
+    step: int,
+    crossovers: Sequence[CrossOver] = (),
+) -> None:
+    """One sweep to every logger: W&B gets curves, summary scalars, the raw table, the cross-over table
+    and the figure; other loggers the run-level scalars with the epoch."""
+    scalars = {**run_scalars(stage, summaries), **crossover_scalars(stage, crossovers)}
+    per_epoch = stage == "train"
+    for logger in loggers:
+        if not isinstance(logger, WandbLogger):
+            logger.log_metrics({**scalars, "epoch": epoch}, step=step)
+            continue
+
+        def send(logger: WandbLogger = logger) -> None:
+            run = logger.experiment
+            step_metrics, history = curve_rows(stage, summaries, epoch if per_epoch else None)
+            for key in {*step_metrics.values()}:
+                run.define_metric(key, summary="none")
+            for key, x in step_metrics.items():
+                run.define_metric(key, step_metric=x, summary="none")
+            for row in history:
+                run.log(row)
+            if per_epoch:
+                for key in scalars:
+                    run.define_metric(key, step_metric="epoch")
+                run.log({**scalars, "epoch": epoch})
+            else:
+                run.summary.update(scalars)
+            logger.log_table(key=f"robustness/{stage}/table", columns=list(CSV_COLUMNS), data=_table(rows))
+            if crossovers:
+                table = [[getattr(c, column) for column in CROSSOVER_COLUMNS] for c in crossovers]
+                logger.log_table(key=f"robustness/{stage}/crossover", columns=list(CROSSOVER_COLUMNS), data=table)
+            logger.log_image(key=f"robustness/{stage}/figure", images=[str(figure)], step=step)
+
+        _guarded(logger, send)
+
+
+def log_sensitivity_table(loggers: Iterable[Logger], history: Sequence[EpochSummary], step: int) -> None:
+    """Every per-epoch sweep so far as the W&B table ``robustness/train/per_epoch/table``."""
+    for logger in _wandb(loggers):
+        logger.log_table(
+            key=f"{PER_EPOCH}/table",
+            columns=list(SENSITIVITY_COLUMNS),
+            data=[list(entry.as_record().values()) for entry in history],
+            step=step,
+        )
+
+
+def log_figures(loggers: Iterable[Logger], figures: Mapping[str, Path], step: int) -> None:
+    """Figures (PNG paths) as W&B images, one key each."""
+    for logger in _wandb(loggers):
+        for key, path in figures.items():
+            logger.log_image(key=key, images=[str(path)], step=step)
+
+
+def _wandb(loggers: Iterable[Logger]) -> list[WandbLogger]:
+    return [logger for logger in loggers if isinstance(logger, WandbLogger)]
+
+
+def _guarded(logger: WandbLogger, send: Callable[[], None]) -> None:
+    """Run ``send``; a ``ResilientWandbLogger`` turns a W&B failure into its one warning."""
+    if isinstance(logger, ResilientWandbLogger):
+        logger.guarded(send)
+    else:
+        send()
+
+
+def _table(rows: Sequence[SweepRow]) -> list[list[Any]]:
+    """CSV columns for a W&B table: ``None`` for empty cells, the 63-bit seed as text (JS-safe)."""
+    return [[str(row.seed) if column == "seed" else getattr(row, column) for column in CSV_COLUMNS] for row in rows]
