@@ -24,6 +24,7 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from datamodules.glue_tasks import GLUE_TASKS, GlueTask
+from reporting.markdown import markdown_table
 from robustness.errors import ConfigError
 from robustness.io import read_sweep_csv, write_records
 from robustness.plots import LEVEL_LABELS, draw_mean_ci, save_figure
@@ -174,11 +175,11 @@ def table_markdown(table: GlueTable) -> str:
         f"over {counted}; {by_metric}."
     )
     header = ["level"] + [c.header for c in table.columns]
-    lines = [caption, "", _markdown_row(header), _markdown_row(["---"] + ["---:"] * len(table.columns))]
-    for level in table.levels:
-        cells = [_format_cell(table.cells.get((level, c.model))) for c in table.columns]
-        lines.append(_markdown_row([format_level(level), *cells]))
-    return "\n".join(lines) + "\n"
+    rows = [
+        [format_level(level), *(_format_cell(table.cells.get((level, c.model))) for c in table.columns)]
+        for level in table.levels
+    ]
+    return "\n".join([caption, "", *markdown_table(header, rows)]) + "\n"
 
 
 def write_table_csv(table: GlueTable, path: str | Path) -> Path:
@@ -248,10 +249,6 @@ def _format_cell(cell: LevelSummary | None) -> str:
     if not math.isfinite(cell.mean):
         return f"{cell.mean} ({cell.n_nonfinite} non-finite)"
     return f"{cell.mean:.3f} ± {(cell.ci_high - cell.ci_low) / 2:.3f}"
-
-
-def _markdown_row(cells: Sequence[str]) -> str:
-    return "| " + " | ".join(cells) + " |"
 
 
 def _unique_tasks(columns: Sequence[GlueColumn], metric: str) -> list[GlueTask]:
