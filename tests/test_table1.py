@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import lightning as L
@@ -13,6 +16,7 @@ from wandb_offline import find_runs, read_run
 
 from callbacks.weight_norms import WeightNorms
 from reporting.table1 import CSV_COLUMNS, main
+from tests.conftest import OFFLINE_ENV, ROOT
 
 
 def attention_sum_sq(model: TinyGPT2) -> dict[str, float]:
@@ -146,3 +150,20 @@ def test_bad_input_is_a_one_line_error(case, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(expected.format(tmp=tmp_path)), err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_command_end_to_end_in_a_subprocess(tmp_path):
+    write_norms(tmp_path / "mono", {"h.0": 4.0, "total": 4.0})
+    write_norms(tmp_path / "bi", {"h.0": 3.0, "total": 3.0})
+    command = [sys.executable, "-m", "reporting.table1", str(tmp_path / "mono"), str(tmp_path / "bi"), "--no-wandb"]
+    done = subprocess.run([*command, "--out", str(tmp_path / "out")], cwd=ROOT, env={**os.environ, **OFFLINE_ENV},
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "| total | 14.000 | 13.000 | 0.929 |" in done.stdout
+    failed = subprocess.run([*command, "--step", "5", "--out", str(tmp_path / "out")], cwd=ROOT,
+                            env={**os.environ, **OFFLINE_ENV}, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert failed.returncode == 2
+    assert failed.stderr.strip().splitlines() == [
+        "error: step=5: run 'mono' has no weight norms at this step (nearest logged: [0, 10])"
+    ]
