@@ -192,7 +192,7 @@ def _load(field: str, path: str, model: str | None) -> list[SweepRow]:
     try:
         rows = read_sweep_csv(path)
     except ValueError as err:
-        raise ConfigError(field, path, str(err)) from None
+        raise ConfigError(field, path, str(err).removeprefix(f"{path}: ")) from None
     if model is not None:
         rows = [row for row in rows if row.model == model]
         if not rows:

@@ -1,6 +1,6 @@
 """The paper's Table 2 and Figure 6 from the sweep CSVs of several GLUE tasks × {mono, bi}.
 
-    python -m reporting.glue runs/glue/*/robustness/sweep_test_epoch*.csv --out reports/glue
+    python -m reporting.glue runs/glue/*/robustness/sweep_test_epoch???.csv --out reports/glue
 
 Every CSV row's ``model`` is ``<name>-<pretraining>-<task>`` (``GPT2GlueClassifier`` names its
 sweeps ``gpt2-mono-sst2``, ``gpt2-bi-sst2``, ...). For each perturbation in the CSVs it writes a

@@ -76,12 +76,15 @@ class CrossOver:
     def describe(self) -> str:
         """One line for people, e.g. ``random_deletion / bits_per_byte_en: B overtakes A at 0.213 [0.18, 0.25]``."""
         head = f"{self.perturbation} / {self.metric}: "
+        seeds = f"; {self.n_seeds_a} + {self.n_seeds_b} training seeds" if self.replicated else ""
         if self.status == "none":
-            return (
-                head + f"none in the grid ({self.model_b} never better than {self.model_a} up to {self.levels[-1]:g})"
+            return head + (
+                f"none in the grid ({self.model_b} never better than {self.model_a} up to {self.levels[-1]:g}{seeds})"
             )
         if self.status == "b_better_from_start":
-            return head + f"{self.model_b} already better than {self.model_a} at {self.levels[0]:g} (no cross-over)"
+            return head + (
+                f"{self.model_b} already better than {self.model_a} at {self.levels[0]:g} (no cross-over{seeds})"
+            )
         method = f"{'paired' if self.paired else 'unpaired'} bootstrap, {self.n_boot} replicates"
         if self.replicated:
             method = f"two-level {method} over {self.n_seeds_a} + {self.n_seeds_b} training seeds"
