@@ -115,6 +115,10 @@ def test_two_level_interval_covers_a_known_crossover_where_trials_only_do_not():
         for name, a, b in (("two-level", side_a, side_b), ("one seed per side", side_a[:1], side_b[:1])):
             result = find_replicated_crossover(a, b, "random_deletion", METRIC, n_boot=400)
             covered[name] += result.ci_low <= 0.15 <= result.ci_high
+    print(
+        f"coverage of the true cross-over over {studies} studies: "
+        + ", ".join(f"{k} {v / studies:.0%}" for k, v in covered.items())
+    )
     assert covered["two-level"] / studies >= 0.85
     assert covered["one seed per side"] / studies <= 0.4  # trials alone: far too narrow for seed variance
 
