@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import lightning as L
@@ -84,11 +85,21 @@ def test_end_of_training_table_equals_the_trained_weights_and_is_logged_to_wandb
     )
 
     (run_file,) = [p for p in find_runs(out) if p.parent.name.startswith("offline-run-")]
-    (logged,) = [row for row in read_run(run_file).history if "table1/table/_type" in row]
+    (logged,) = logged_rows(run_file, "table1/table/_type")
     assert logged["table1/table/_type"] == "table-file" and logged["table1/markdown/_type"] == "html-file"
     table = json.loads((run_file.parent / "files" / logged["table1/table/path"]).read_text())
     assert table["columns"] == list(CSV_COLUMNS)
     assert [[str(cell) for cell in row] for row in table["data"]] == [list(row.values()) for row in rows]
+
+
+def logged_rows(run_file: Path, key: str, patience_s: float = 60.0) -> list[dict]:
+    """History rows with ``key``, re-read until they show up: the W&B service may still be flushing the file."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        rows = [row for row in read_run(run_file).history if key in row]
+        if rows or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.5)
 
 
 def test_a_chosen_step_and_positional_runs_named_after_their_directory(runs, tmp_path):
