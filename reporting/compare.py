@@ -91,15 +91,19 @@ def default_metrics(rows_a: Sequence[SweepRow], rows_b: Sequence[SweepRow]) -> l
 
 
 def plot_comparison(
-    side_a: Side,
-    side_b: Side,
+    side_a: Sequence[SweepRow] | Side,
+    side_b: Sequence[SweepRow] | Side,
     results: Sequence[CrossOver],
     path: Path,
     n_boot: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,
 ) -> Path:
-    """One panel per perturbation: both models' curves with their intervals, cross-over line and interval."""
+    """One panel per perturbation: both models' curves with their intervals, cross-over line and interval.
+
+    Each side is one table's rows (Student-t bands over trials) or one table per training seed (two-level bands).
+    """
+    side_a, side_b = _as_side(side_a), _as_side(side_b)
     fig = Figure(figsize=(4.4 * len(results), 3.6), layout="constrained")
     axes = fig.subplots(1, len(results), squeeze=False)[0]
     for ax, result in zip(axes, results, strict=True):
