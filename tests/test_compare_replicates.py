@@ -19,7 +19,7 @@ from robustness.sweep import SweepRow
 
 LEVELS = [0.0, 0.1, 0.2, 0.3, 0.4]
 TRIALS = 20
-FIXTURE = Path(__file__).parent / "data" / "compare_one_table"
+FIXTURE = Path(__file__).parent / "fixtures" / "compare_one_table"
 METRIC = "bits_per_byte_en"
 
 
