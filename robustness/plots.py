@@ -6,10 +6,26 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Protocol
 
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from robustness.stats import LevelSummary
+
+
+class MeanCiPoint(Protocol):
+    """A point of a mean ± CI curve."""
+
+    @property
+    def level(self) -> float: ...
+    @property
+    def mean(self) -> float: ...
+    @property
+    def ci_low(self) -> float: ...
+    @property
+    def ci_high(self) -> float: ...
+
 
 LEVEL_LABELS = {
     "gaussian_noise": "noise std σ",
@@ -63,11 +79,20 @@ def plot_xy(
     return save_figure(fig, path)
 
 
-def _draw_curve(ax, points: list[LevelSummary], color, label: str) -> None:
+def draw_mean_ci(ax: Axes, points: Iterable[MeanCiPoint], *, color: object, label: str) -> None:
+    """One curve of means (dots joined by a line) with its confidence band; non-finite means are left out.
+
+    ``points`` are anything with ``level``, ``mean``, ``ci_low`` and ``ci_high`` (a ``LevelSummary``, a
+    seed-mean point, ...), in level order. Every command that draws mean ± CI curves uses this.
+    """
     finite = [p for p in points if math.isfinite(p.mean)]
     levels = [p.level for p in finite]
     ax.plot(levels, [p.mean for p in finite], color=color, label=label, marker=".")
     ax.fill_between(levels, [p.ci_low for p in finite], [p.ci_high for p in finite], color=color, alpha=0.2)
+
+
+def _draw_curve(ax, points: list[LevelSummary], color, label: str) -> None:
+    draw_mean_ci(ax, points, color=color, label=label)
     closed = [p for p in points if p.expected is not None and math.isfinite(p.expected)]
     if closed:
         ax.plot([p.level for p in closed], [p.expected for p in closed], color=color, linestyle="--")

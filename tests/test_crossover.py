@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from robustness.compare import main as compare_main
+from reporting.compare import main as compare_main
 from robustness.crossover import crossover_level, find_crossover, known_direction
 from robustness.errors import ConfigError
 from robustness.io import SweepCsvWriter
@@ -136,10 +136,11 @@ def test_compare_command_writes_figure_and_table(tmp_path, capsys):
     assert results["gaussian_noise"]["status"] == "none"
 
 
+@pytest.mark.slow
 def test_compare_command_errors_are_one_line(tmp_path):
     a = write_csv(tmp_path / "a.csv", table("mono", mono))
     done = subprocess.run(
-        [sys.executable, "-m", "robustness.compare", str(a), str(tmp_path / "missing.csv"), "--out", str(tmp_path)],
+        [sys.executable, "-m", "reporting.compare", str(a), str(tmp_path / "missing.csv"), "--out", str(tmp_path)],
         cwd=ROOT, env={**OFFLINE_ENV, "PATH": ""}, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 2

@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 from wandb_offline import find_runs, read_run
 
-from lightning_modules.glue_report import main
+from reporting.glue import main
 from robustness import SweepCsvWriter, SweepRow
 
 LEVELS = {"random_deletion": [0.0, 0.05, 0.1], "gaussian_noise": [0.0, 0.01]}

@@ -245,7 +245,7 @@ def test_tiny_monolingual_and_bilingual_fit_test_and_compare(corpus, tmp_path):
 
     out = tmp_path / "comparison"
     compared = subprocess.run(
-        [sys.executable, "-m", "robustness.compare", str(tables["tiny_monolingual"]), str(tables["tiny_bilingual"]),
+        [sys.executable, "-m", "reporting.compare", str(tables["tiny_monolingual"]), str(tables["tiny_bilingual"]),
          "--out", str(out), "--n-boot", "200"],
         cwd=ROOT, env={**os.environ, **OFFLINE_ENV}, capture_output=True, text=True, timeout=300,
     )  # fmt: skip

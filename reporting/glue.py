@@ -1,6 +1,6 @@
 """The paper's Table 2 and Figure 6 from the sweep CSVs of several GLUE tasks × {mono, bi}.
 
-    python -m lightning_modules.glue_report runs/glue/*/robustness/sweep_test_epoch*.csv --out reports/glue
+    python -m reporting.glue runs/glue/*/robustness/sweep_test_epoch???.csv --out reports/glue
 
 Every CSV row's ``model`` is ``<name>-<pretraining>-<task>`` (``GPT2GlueClassifier`` names its
 sweeps ``gpt2-mono-sst2``, ``gpt2-bi-sst2``, ...). For each perturbation in the CSVs it writes a
@@ -14,7 +14,6 @@ band), and logs tables and figure to a W&B run (offline by itself without creden
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import sys
 from collections.abc import Iterable, Sequence
@@ -25,9 +24,10 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from datamodules.glue_tasks import GLUE_TASKS, GlueTask
+from reporting.markdown import markdown_table
 from robustness.errors import ConfigError
-from robustness.io import read_sweep_csv
-from robustness.plots import LEVEL_LABELS
+from robustness.io import read_sweep_csv, write_records
+from robustness.plots import LEVEL_LABELS, draw_mean_ci, save_figure
 from robustness.stats import LevelSummary, summarize
 from robustness.sweep import SweepRow
 from tracking.report_run import log_report
@@ -175,21 +175,16 @@ def table_markdown(table: GlueTable) -> str:
         f"over {counted}; {by_metric}."
     )
     header = ["level"] + [c.header for c in table.columns]
-    lines = [caption, "", _markdown_row(header), _markdown_row(["---"] + ["---:"] * len(table.columns))]
-    for level in table.levels:
-        cells = [_format_cell(table.cells.get((level, c.model))) for c in table.columns]
-        lines.append(_markdown_row([format_level(level), *cells]))
-    return "\n".join(lines) + "\n"
+    rows = [
+        [format_level(level), *(_format_cell(table.cells.get((level, c.model))) for c in table.columns)]
+        for level in table.levels
+    ]
+    return "\n".join([caption, "", *markdown_table(header, rows)]) + "\n"
 
 
 def write_table_csv(table: GlueTable, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as file:
-        writer = csv.writer(file)
-        writer.writerow(table.csv_header())
-        writer.writerows([["" if v is None else v for v in row] for row in table.csv_rows()])
-    return path
+    header = table.csv_header()
+    return write_records(path, header, (dict(zip(header, row, strict=True)) for row in table.csv_rows()))
 
 
 def plot_panels(tables: Sequence[GlueTable], path: str | Path) -> Path:
@@ -204,21 +199,14 @@ def plot_panels(tables: Sequence[GlueTable], path: str | Path) -> Path:
             ax = axes[row][col]
             for column in (c for c in table.columns if c.task.name == task):
                 points = [table.cells[(lv, column.model)] for lv in table.levels if (lv, column.model) in table.cells]
-                levels = [p.level for p in points]
-                ax.plot(levels, [p.mean for p in points], marker=".", color=colors[column.pretraining],
-                        label=column.pretraining)  # fmt: skip
-                ax.fill_between(levels, [p.ci_low for p in points], [p.ci_high for p in points],
-                                color=colors[column.pretraining], alpha=0.2)  # fmt: skip
+                draw_mean_ci(ax, points, color=colors[column.pretraining], label=column.pretraining)
             ax.set_title(f"{GLUE_TASKS[task].display_name} · {table.perturbation.replace('_', ' ')}")
             ax.set_xlabel(LEVEL_LABELS.get(table.perturbation, table.perturbation))
             ax.set_ylabel(METRIC_NAMES[GLUE_TASKS[task].main_metric])
             ax.grid(alpha=0.3)
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside right upper", title="pretraining")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    return path
+    return save_figure(fig, path)
 
 
 def write_report(tables: Sequence[GlueTable], out: str | Path) -> dict[str, Path]:
@@ -261,10 +249,6 @@ def _format_cell(cell: LevelSummary | None) -> str:
     if not math.isfinite(cell.mean):
         return f"{cell.mean} ({cell.n_nonfinite} non-finite)"
     return f"{cell.mean:.3f} ± {(cell.ci_high - cell.ci_low) / 2:.3f}"
-
-
-def _markdown_row(cells: Sequence[str]) -> str:
-    return "| " + " | ".join(cells) + " |"
 
 
 def _unique_tasks(columns: Sequence[GlueColumn], metric: str) -> list[GlueTask]:

@@ -1,0 +1,224 @@
+"""Compare two models' sweep CSVs: Figure 1-style overlay and the cross-over level per perturbation.
+
+    python -m reporting.compare MONO.csv BI.csv --out comparison/
+    python -m reporting.compare --a MONO_s0.csv MONO_s1.csv --b BI_s0.csv BI_s1.csv --out comparison/
+
+writes ``<out>/compare_<metric>.png`` (one panel per perturbation: each model's curve with its 95%
+interval, the cross-over and its interval shaded), ``<out>/crossover.csv`` (one row per perturbation
+and metric) and prints one line per cross-over. Model B is the one expected to overtake (e.g. the
+bilingual model). By default the metrics compared are those both tables share, restricted to
+``bits_per_byte_*`` when there are any (per-token perplexity is not comparable between tokenizers).
+
+**Training replicates.** ``--a``/``--b`` take several CSVs per side: the sweeps of one config trained
+under several ``seed_everything`` values. A side's curve is then the mean over its training seeds of
+the trial means, and both its band and the cross-over interval come from a two-level bootstrap
+(training seeds resampled, then trials within each; trials paired when every table used the same
+perturbation seeds, see ``robustness.crossover``): they cover training-seed and trial variance.
+``crossover.csv`` then has two more columns, ``n_seeds_a`` and ``n_seeds_b``. With one CSV per side
+everything is as before: bands are Student-t intervals over trials, the interval covers trials only.
+
+Bad input prints ``error: field=value: reason`` and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from robustness.crossover import CrossOver, find_replicated_crossover, seed_mean_curve
+from robustness.errors import ConfigError
+from robustness.io import read_sweep_csv, write_records
+from robustness.plots import LEVEL_LABELS, draw_mean_ci, save_figure
+from robustness.stats import LevelSummary, summarize
+from robustness.sweep import SweepRow
+
+#: Columns of ``crossover.csv``; with training replicates on either side, ``REPLICATE_COLUMNS``.
+CROSSOVER_COLUMNS = (
+    "perturbation", "metric", "model_a", "model_b", "direction", "status", "level", "ci_low", "ci_high",
+    "fraction_crossing", "paired", "n_boot",
+)  # fmt: skip
+REPLICATE_COLUMNS = (*CROSSOVER_COLUMNS, "n_seeds_a", "n_seeds_b")
+
+#: One side of the comparison: one list of sweep rows per training seed.
+Side = Sequence[Sequence[SweepRow]]
+
+
+def compare(
+    rows_a: Sequence[SweepRow] | Side,
+    rows_b: Sequence[SweepRow] | Side,
+    out_dir: str | Path,
+    metrics: Sequence[str] | None = None,
+    direction: str | None = None,
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> list[CrossOver]:
+    """Cross-overs for every shared perturbation × chosen metric, plus figures and ``crossover.csv``.
+
+    Each side is the rows of one sweep table, or a list of such tables (one per training seed).
+    """
+    side_a, side_b = _as_side(rows_a), _as_side(rows_b)
+    all_a, all_b = [r for t in side_a for r in t], [r for t in side_b for r in t]
+    out_dir = Path(out_dir)
+    metrics = list(metrics) if metrics else default_metrics(all_a, all_b)
+    perturbations = [p for p in _ordered(r.perturbation for r in all_a) if p in {r.perturbation for r in all_b}]
+    if not perturbations:
+        raise ConfigError("tables", "A/B", "share no perturbation")
+    results = [
+        find_replicated_crossover(side_a, side_b, perturbation, metric, direction, n_boot, confidence, seed)  # type: ignore[arg-type]
+        for metric in metrics
+        for perturbation in perturbations
+    ]
+    columns = REPLICATE_COLUMNS if len(side_a) > 1 or len(side_b) > 1 else CROSSOVER_COLUMNS
+    write_records(out_dir / "crossover.csv", columns, ({c: getattr(r, c) for c in columns} for r in results))
+    for metric in metrics:
+        chosen = [r for r in results if r.metric == metric]
+        plot_comparison(side_a, side_b, chosen, out_dir / f"compare_{metric}.png", n_boot, confidence, seed)
+    return results
+
+
+def default_metrics(rows_a: Sequence[SweepRow], rows_b: Sequence[SweepRow]) -> list[str]:
+    """Metrics of both tables; only the ``bits_per_byte*`` ones when there are any."""
+    shared = [m for m in _ordered(r.metric for r in rows_a) if m in {r.metric for r in rows_b}]
+    if not shared:
+        raise ConfigError("metric", None, "the two tables share no metric")
+    per_byte = [m for m in shared if m.startswith("bits_per_byte")]
+    return per_byte or shared
+
+
+def plot_comparison(
+    side_a: Sequence[SweepRow] | Side,
+    side_b: Sequence[SweepRow] | Side,
+    results: Sequence[CrossOver],
+    path: Path,
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> Path:
+    """One panel per perturbation: both models' curves with their intervals, cross-over line and interval.
+
+    Each side is one table's rows (Student-t bands over trials) or one table per training seed (two-level bands).
+    """
+    side_a, side_b = _as_side(side_a), _as_side(side_b)
+    fig = Figure(figsize=(4.4 * len(results), 3.6), layout="constrained")
+    axes = fig.subplots(1, len(results), squeeze=False)[0]
+    for ax, result in zip(axes, results, strict=True):
+        for side, model, color in ((side_a, result.model_a, "tab:blue"), (side_b, result.model_b, "tab:orange")):
+            if len(side) == 1:
+                cell = (result.perturbation, result.metric)
+                points = sorted((s for s in summarize(side[0]) if (s.perturbation, s.metric) == cell), key=_level)
+                draw_mean_ci(ax, points, color=color, label=points[0].model)
+            else:
+                points = seed_mean_curve(side, result.perturbation, result.metric, n_boot, confidence, seed)
+                draw_mean_ci(ax, points, color=color, label=f"{model} (mean of {len(side)} seeds)")
+        if result.status == "crossing":
+            low = max(result.ci_low, result.levels[0])
+            high = min(result.ci_high, result.levels[-1])
+            ax.axvspan(low, high, color="grey", alpha=0.15, label="cross-over interval")
+            ax.axvline(result.level, color="black", linestyle="--", linewidth=1, label=f"cross-over {result.level:.3g}")
+        else:
+            ax.text(0.03, 0.95, result.status.replace("_", " "), transform=ax.transAxes, va="top", fontsize="small")
+        ax.set_xlabel(LEVEL_LABELS.get(result.perturbation, result.perturbation))
+        ax.set_ylabel(result.metric)
+        ax.set_title(result.perturbation.replace("_", " "))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="x-small")
+    title = "bands: two-level bootstrap (training seeds and trials)" if results[0].replicated else ""
+    return save_figure(fig, path, title)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line entry point (see the module docstring)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m reporting.compare",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("table_a", nargs="?", help="sweep CSV of model A (e.g. monolingual)")
+    parser.add_argument(
+        "table_b", nargs="?", help="sweep CSV of model B, the one expected to overtake (e.g. bilingual)"
+    )
+    parser.add_argument("--a", nargs="+", metavar="CSV", help="model A's sweep CSVs, one per training seed")
+    parser.add_argument("--b", nargs="+", metavar="CSV", help="model B's sweep CSVs, one per training seed")
+    parser.add_argument("--out", required=True, help="directory for crossover.csv and compare_<metric>.png")
+    parser.add_argument("--metric", action="append", help="metric to compare (repeatable; default: see above)")
+    parser.add_argument("--direction", choices=("lower", "higher"), help="override: is a lower or higher metric better")
+    parser.add_argument("--model-a", help="model name to take from table A when it holds several")
+    parser.add_argument("--model-b", help="model name to take from table B when it holds several")
+    parser.add_argument("--n-boot", type=int, default=2000, help="bootstrap replicates")
+    parser.add_argument("--confidence", type=float, default=0.95, help="confidence of the interval")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    args = parser.parse_args(argv)
+    try:
+        paths_a, paths_b = _side_paths(args)
+        side_a = [_load(field, path, args.model_a) for field, path in paths_a]
+        side_b = [_load(field, path, args.model_b) for field, path in paths_b]
+        if args.n_boot < 1:
+            raise ConfigError("n_boot", args.n_boot, "must be >= 1")
+        if not 0 < args.confidence < 1:
+            raise ConfigError("confidence", args.confidence, "must lie in (0, 1)")
+        results = compare(
+            side_a, side_b, args.out, args.metric, args.direction, args.n_boot, args.confidence, args.seed
+        )
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    for result in results:
+        print(result.describe())
+    print(f"wrote {Path(args.out) / 'crossover.csv'} and compare_<metric>.png")
+
+
+def _side_paths(args: argparse.Namespace) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """``(field, path)`` of each side's CSVs: the two positional tables, or ``--a``/``--b``."""
+    if args.a or args.b:
+        if args.table_a is not None:
+            raise ConfigError("table_a", args.table_a, "give the tables either as two positionals or with --a/--b")
+        if not (args.a and args.b):
+            missing = "b" if args.a else "a"
+            raise ConfigError(missing, None, "--a and --b go together (one or more CSVs each)")
+        every = args.a + args.b
+        twice = sorted({path for path in every if every.count(path) > 1})
+        if twice:
+            raise ConfigError("a/b", twice, "given twice (one CSV per training seed)")
+        return [("a", path) for path in args.a], [("b", path) for path in args.b]
+    if args.table_b is None:
+        raise ConfigError("table_b" if args.table_a else "table_a", None, "two sweep CSVs (A B) or --a ... --b ...")
+    return [("table_a", args.table_a)], [("table_b", args.table_b)]
+
+
+def _load(field: str, path: str, model: str | None) -> list[SweepRow]:
+    if not Path(path).is_file():
+        raise ConfigError(field, path, "no such file")
+    try:
+        rows = read_sweep_csv(path)
+    except ValueError as err:
+        raise ConfigError(field, path, str(err).removeprefix(f"{path}: ")) from None
+    if model is not None:
+        rows = [row for row in rows if row.model == model]
+        if not rows:
+            raise ConfigError(field, path, f"has no rows of model {model!r}")
+    return rows
+
+
+def _as_side(rows: Sequence[SweepRow] | Side) -> list[list[SweepRow]]:
+    """One table (a sequence of rows) or several (a sequence of such sequences) as a list of tables."""
+    rows = list(rows)
+    if rows and isinstance(rows[0], SweepRow):
+        return [rows]  # type: ignore[list-item]
+    return [list(table) for table in rows]  # type: ignore[arg-type]
+
+
+def _level(point: LevelSummary) -> float:
+    return point.level
+
+
+def _ordered(values) -> list:
+    return list(dict.fromkeys(values))
+
+
+if __name__ == "__main__":
+    main()
