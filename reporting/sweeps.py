@@ -29,7 +29,7 @@ from robustness.stats import LevelSummary, summarize
 from robustness.sweep import SweepRow
 
 SENSITIVITY_STEM = "sensitivity_train"
-#: Bootstrap replicates of the in-run cross-over (a headline; ``robustness.compare`` gives the full one).
+#: Bootstrap replicates of the in-run cross-over (a headline; ``reporting.compare`` gives the full one).
 HEADLINE_BOOTSTRAP = 500
 
 
