@@ -105,7 +105,7 @@ def sensitivity_section(experiment: Experiment) -> ws.Section:
     ]
     panels += [
         wr.WeavePanelSummaryTable(table_name="robustness/train/per_epoch/table"),
-        wr.MediaBrowser(title="epoch × level heatmap", media_keys=["robustness/train/per_epoch/heatmap"]),
+        wr.MediaBrowser(title="epoch × level heatmap (figure)", media_keys=["robustness/train/per_epoch/heatmap"]),
     ]
     return ws.Section(name="Sensitivity over training", panels=panels, is_open=True)
 

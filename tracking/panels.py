@@ -15,7 +15,9 @@ summary="none")`` for every key it logs. Exact names take precedence over the ``
 and stay out of the run summary. Per-epoch sweeps (stage ``train``) put the epoch into the key
 (``.../<metric>/epoch<E>/mean``): a curve per epoch, and a line plot with a regex over ``epoch.*``
 overlays them. The 95% band is the ``ci_low``/``ci_high`` pair (W&B line plots shade only
-min/max or stddev across grouped runs, not a band logged per point).
+min/max or stddev across grouped runs, not a band logged per point). The epoch × level heatmap of a
+per-epoch view is a native custom chart on W&B's built-in grid preset (``wandb/confusion_matrix/v1``,
+which colours any number on a grid of two labels): rows are epochs, columns levels, cells the mean.
 
 The run summary holds only run-level scalars that the runs table and parallel coordinates compare:
 ``robustness/<stage>/<model>/<perturbation>/<metric>/auc`` (level-averaged metric) and
@@ -27,6 +29,7 @@ table ``robustness/<stage>/table`` and the CSVs. Per-epoch sweeps log their AUC 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,7 +37,7 @@ from typing import Any
 from lightning.pytorch.loggers import Logger, WandbLogger
 
 from robustness.crossover import CrossOver
-from robustness.sensitivity import SENSITIVITY_COLUMNS, EpochSummary
+from robustness.sensitivity import SENSITIVITY_COLUMNS, EpochSummary, panels
 from robustness.stats import LevelSummary, area_under_curve, clean_value, curves
 from robustness.sweep import CSV_COLUMNS, SweepRow
 from tracking.wandb import ResilientWandbLogger
@@ -43,6 +46,8 @@ from tracking.wandb import ResilientWandbLogger
 PER_EPOCH = "robustness/train/per_epoch"
 #: Columns of the W&B cross-over table (``robustness.crossover.CrossOver`` fields).
 CROSSOVER_COLUMNS = ("perturbation", "metric", "model_a", "model_b", "status", "level", "ci_low", "ci_high")
+#: W&B's built-in chart preset that colours a value on a grid of two labels (its confusion matrix).
+GRID_PRESET = "wandb/confusion_matrix/v1"
 #: The per-level statistics logged as curves.
 CURVE_STATS = ("mean", "ci_low", "ci_high", "expected")
 
@@ -147,7 +152,8 @@ def log_sweep(
 
 
 def log_sensitivity_table(loggers: Iterable[Logger], history: Sequence[EpochSummary], step: int) -> None:
-    """Every per-epoch sweep so far as the W&B table ``robustness/train/per_epoch/table``."""
+    """Every per-epoch sweep so far as the W&B table ``robustness/train/per_epoch/table`` and the native
+    epoch × level heatmaps (``heatmap_charts``)."""
     for logger in _wandb(loggers):
         logger.log_table(
             key=f"{PER_EPOCH}/table",
@@ -155,6 +161,28 @@ def log_sensitivity_table(loggers: Iterable[Logger], history: Sequence[EpochSumm
             data=[list(entry.as_record().values()) for entry in history],
             step=step,
         )
+        logger.log_metrics(heatmap_charts(history), step=step)
+
+
+def heatmap_charts(history: Sequence[EpochSummary]) -> dict[str, Any]:
+    """One W&B heatmap per (model, perturbation, metric) under ``robustness/train/per_epoch/heatmaps/...``:
+    epochs down, levels across, the mean metric in each cell (non-finite cells left empty)."""
+    import wandb
+
+    charts = {}
+    for (model, metric, perturbation), by_epoch in panels(history).items():
+        data = [
+            [f"epoch {epoch:03d}", f"{s.level:g}", s.mean if math.isfinite(s.mean) else None]
+            for epoch, cells in by_epoch.items()
+            for s in cells
+        ]
+        charts[f"{PER_EPOCH}/heatmaps/{model}/{perturbation}/{metric}"] = wandb.plot_table(
+            GRID_PRESET,
+            wandb.Table(columns=["epoch", "level", metric], data=data),
+            {"Actual": "epoch", "Predicted": "level", "nPredictions": metric},
+            {"title": f"{model}: mean {metric}, epoch × {perturbation.replace('_', ' ')} level"},
+        )
+    return charts
 
 
 def log_figures(loggers: Iterable[Logger], figures: Mapping[str, Path], step: int) -> None:
