@@ -26,7 +26,7 @@ from robustness.history import HistoryCsv, HistoryRow
 from run import CognitiveReserveCLI
 from tests.conftest import OFFLINE_ENV, ROOT
 from tests.gpt2_fixtures import tiny_corpus
-from tests.wandb_offline import find_runs, read_run
+from tests.wandb_offline import find_runs, read_run_until
 
 CONFIGS = ROOT / "configs" / "gpt2" / "figure5"
 BASE_STEPS, BRANCH_STEPS, WARMUP = 3, 8, 2  # 2 batches per epoch: the branch point is mid-epoch
@@ -165,7 +165,8 @@ def write_spectral(run_dir: Path, steps: range, scale: float) -> None:
 def logged_panels(wandb_dir: Path) -> set[str]:
     """``figure5/<panel>`` keys logged by the one offline W&B run under ``wandb_dir`` (media keys have sub-keys)."""
     (run_file,) = [path for path in find_runs(wandb_dir) if path.parent.name.startswith("offline-run-")]
-    return {"/".join(key.split("/")[:2]) for key in read_run(run_file).logged_keys() if key.startswith("figure5/")}
+    run = read_run_until(run_file, lambda run: any(key.startswith("figure5/") for key in run.logged_keys()))
+    return {"/".join(key.split("/")[:2]) for key in run.logged_keys() if key.startswith("figure5/")}
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 from scipy import stats
-from wandb_offline import find_runs, read_run
+from wandb_offline import find_runs, read_run_until
 
 from reporting.glue import main
 from robustness import SweepCsvWriter, SweepRow
@@ -118,7 +118,10 @@ def offline_runs(root):
 
 def test_tables_and_figure_are_logged_to_an_offline_wandb_run(report):
     (run_file,) = offline_runs(report)
-    (logged,) = [row for row in read_run(run_file).history if "glue/random_deletion/table/path" in row]
+    key = "glue/random_deletion/table/path"
+    (logged,) = [
+        row for row in read_run_until(run_file, lambda run: any(key in r for r in run.history)).history if key in row
+    ]
     assert logged["glue/figure/_type"] == "image-file"
     assert logged["glue/random_deletion/table/_type"] == "table-file"
     table = json.loads((run_file.parent / "files" / logged["glue/random_deletion/table/path"]).read_text())

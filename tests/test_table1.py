@@ -7,13 +7,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import lightning as L
 import pytest
 from tiny_gpt2 import CountingSequences, TinyGPT2
-from wandb_offline import find_runs, read_run
+from wandb_offline import find_runs, read_run_until
 
 from callbacks.weight_norms import WeightNorms
 from reporting.table1 import CSV_COLUMNS, main
@@ -92,14 +91,10 @@ def test_end_of_training_table_equals_the_trained_weights_and_is_logged_to_wandb
     assert [[str(cell) for cell in row] for row in table["data"]] == [list(row.values()) for row in rows]
 
 
-def logged_rows(run_file: Path, key: str, patience_s: float = 60.0) -> list[dict]:
-    """History rows with ``key``, re-read until they show up: the W&B service may still be flushing the file."""
-    deadline = time.monotonic() + patience_s
-    while True:
-        rows = [row for row in read_run(run_file).history if key in row]
-        if rows or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.5)
+def logged_rows(run_file: Path, key: str) -> list[dict]:
+    """History rows with ``key`` (re-read while the W&B service may still be flushing the file)."""
+    run = read_run_until(run_file, lambda run: any(key in row for row in run.history))
+    return [row for row in run.history if key in row]
 
 
 def test_a_chosen_step_and_positional_runs_named_after_their_directory(runs, tmp_path):
