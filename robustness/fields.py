@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -48,6 +49,8 @@ from typing import Any, Literal
 from robustness.errors import check_bool, check_choice, check_int, check_number, check_text
 
 Bound = float | str | None
+#: Every ``@declared`` class imported so far (the property tests try each of their fields).
+DECLARED: list[type] = []
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,7 @@ def declared(prefix: str) -> Callable[[type], type]:
         if "Args:" in (cls.__doc__ or ""):
             raise TypeError(f"{cls.__name__}: the Args: section is generated from the Field declarations")
         cls._field_prefix = prefix  # type: ignore[attr-defined]
+        DECLARED.append(cls)
         args = [f"    {d.name}: {d.field.doc}" for d in declarations(cls)]
         cls.__doc__ = f"{inspect.cleandoc(cls.__doc__ or '')}\n\nArgs:\n" + "\n".join(args) + "\n"
         return cls
@@ -215,3 +219,12 @@ def reference_table(cls: type) -> str:
         cells = [f"`{d.name}`", d.field.doc, d.valid_values(), _default_words(d.default), when]
         rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     return "\n".join(rows)
+
+
+#: A generated table in a Markdown file: ``<!-- fields: package.Class -->`` ... ``<!-- end fields -->``.
+TABLE = re.compile(r"(<!-- fields: (?P<path>[\w.]+) -->\n).*?(<!-- end fields -->)", re.DOTALL)
+
+
+def update_reference(text: str, resolve: Callable[[str], type]) -> str:
+    """``text`` with every marked table regenerated from the class ``resolve(path)`` names."""
+    return TABLE.sub(lambda m: f"{m[1]}{reference_table(resolve(m['path']))}\n{m[3]}", text)

@@ -1,0 +1,40 @@
+"""Regenerate the field tables of ``docs/config_reference.md`` from the declarations (``robustness.fields``).
+
+``python config_reference.py`` rewrites every table between ``<!-- fields: package.Class -->`` and
+``<!-- end fields -->``; the text around them is written by hand. ``--check`` only reports whether the
+file is up to date (exit 1 when not).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+from robustness.fields import update_reference
+
+REFERENCE = Path(__file__).parent / "docs" / "config_reference.md"
+
+
+def resolve(path: str) -> type:
+    """The class a dotted path such as ``callbacks.PerturbationSweep`` names."""
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 if the file is out of date, change nothing")
+    args = parser.parse_args(argv)
+    text = REFERENCE.read_text("utf-8")
+    fresh = update_reference(text, resolve)
+    if args.check:
+        print("up to date" if fresh == text else f"{REFERENCE} is out of date: run python config_reference.py")
+        return int(fresh != text)
+    REFERENCE.write_text(fresh, "utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
