@@ -9,12 +9,23 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import pkgutil
 import sys
 from pathlib import Path
 
 from robustness.fields import update_reference
 
-REFERENCE = Path(__file__).parent / "docs" / "config_reference.md"
+ROOT = Path(__file__).parent
+REFERENCE = ROOT / "docs" / "config_reference.md"
+#: The packages whose classes a config builds.
+CONFIG_PACKAGES = ("callbacks", "datamodules", "lightning_modules")
+
+
+def import_config_modules() -> None:
+    """Import every module of ``CONFIG_PACKAGES``, so that ``robustness.fields.DECLARED`` lists every class."""
+    for package in CONFIG_PACKAGES:
+        for module in pkgutil.iter_modules([str(ROOT / package)]):
+            importlib.import_module(f"{package}.{module.name}")
 
 
 def resolve(path: str) -> type:

@@ -77,6 +77,7 @@ class Declaration:
     optional: bool
     default: Any  # inspect.Parameter.empty when required
     prefix: str
+    owner: type  # the class whose __init__ declares it
 
     @property
     def path(self) -> str:
@@ -175,7 +176,7 @@ def declarations(cls: type) -> tuple[Declaration, ...]:
         field = next((m for m in getattr(hint, "__metadata__", ()) if isinstance(m, Field)), None)
         if field is not None:
             kind, optional = _kind(hint.__origin__)
-            declaration = Declaration(name, field, kind, optional, parameter.default, prefix)
+            declaration = Declaration(name, field, kind, optional, parameter.default, prefix, cls)
             basic = isinstance(kind, tuple) or kind in (bool, int, float, str)
             if not basic and (field.valid is None or not (field.check or field.later)):
                 raise TypeError(f"{cls.__name__}.{name}: a {kind} field needs valid= and check= (or later=)")

@@ -3,9 +3,7 @@ defaults, ``field=value: reason`` errors before training) and ``docs/config_refe
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import pkgutil
 from pathlib import Path
 
 import pytest
@@ -26,15 +24,8 @@ def test_config_reference_is_generated_from_the_declarations():
     assert config_reference.main(["--check"]) == 0, "run: python config_reference.py"
 
 
-def import_every_module() -> None:
-    """Import every module of the packages that hold config classes (so ``DECLARED`` lists them all)."""
-    for package in ("callbacks", "datamodules", "lightning_modules"):
-        for module in pkgutil.iter_modules([str(ROOT / package)]):
-            importlib.import_module(f"{package}.{module.name}")
-
-
 def test_every_declared_class_has_a_generated_table():
-    import_every_module()
+    config_reference.import_config_modules()
     text = config_reference.REFERENCE.read_text("utf-8")
     documented = {config_reference.resolve(match["path"]) for match in TABLE.finditer(text)}
     missing = [cls.__qualname__ for cls in DECLARED if declarations(cls) and cls not in documented]

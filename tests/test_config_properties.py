@@ -1,18 +1,33 @@
 """Property-based: every invalid config value is rejected with a one-line error naming its field;
-every valid one is accepted (perturbations, sweep grids, the sweep callback, data and model)."""
+every valid one is accepted (perturbations, sweep grids, and every declared field of every class).
+
+The oracle of a declared field (``robustness.fields``) comes from its declaration: its type (bool,
+int, float, str, Literal, optional) and bounds say which values are valid, and the strategies
+draw values at and next to those bounds, of every other type, and at random. Each example builds
+the class for real from the declared defaults with that one field changed. Fields with their own
+``check`` (lists, mappings, regular expressions) keep hand-written tests below and in
+``test_config_properties_models.py``.
+"""
 
 from __future__ import annotations
 
 import math
+import operator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from callbacks import PerturbationSweep, SpectralMonitor, WeightNorms
-from datamodules import DigitsTasksDataModule
+from config_reference import import_config_modules
+from datamodules import DigitsTasksDataModule, MnistTasksDataModule
+from datamodules.label_pairs import LabelPairTasksDataModule
+from datamodules.mnist import RAW_FILES
 from lightning_modules import LinearMultitaskRegression
 from robustness import PERTURBATIONS, ConfigError, GaussianNoise, MagnitudePruning, RandomDeletion, SweepGrid
+from robustness.fields import DECLARED, Declaration, declarations
 
 EXAMPLES = settings(max_examples=150, deadline=None)
 numbers = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-(10**6), 10**6))
@@ -31,6 +46,99 @@ def outcome(build) -> ConfigError | None:
 
 def finite(x) -> bool:
     return not isinstance(x, bool) and isinstance(x, int | float) and math.isfinite(x)
+
+
+# ---- every declared field: the oracle from its declaration ---------------------------------------
+
+#: Arguments a class needs besides its declared defaults (required fields, local files).
+NEEDS = {
+    PerturbationSweep: lambda tmp: {"perturbations": {"gaussian_noise": {"levels": [0.1]}}},
+    MnistTasksDataModule: lambda tmp: {"root": str(tmp)},
+    SpectralMonitor: lambda tmp: {"spectrum_every_n_steps": 1},  # top_k and histogram need it (checked in __init__)
+}
+COMPARE = {"ge": operator.ge, "gt": operator.gt, "le": operator.le, "lt": operator.lt}
+#: Values of every type at once: each field must refuse those its type or range excludes.
+ODD = [None, True, False, "", "x", "val", [], [1], {}, 0, 1, -1, 2, 0.5, 1.5, -0.0, math.nan, math.inf, -math.inf]
+
+
+def accepts(d: Declaration, value: Any, arguments: dict[str, Any]) -> bool:
+    """Whether ``value`` is valid for the declared field ``d`` (the other fields as in ``arguments``)."""
+    if value is None:
+        return d.optional
+    if isinstance(d.kind, tuple):
+        return type(value) is str and value in d.kind
+    if d.kind is bool:
+        return type(value) is bool
+    if d.kind is str:
+        return type(value) is str and value != ""
+    if type(value) not in ((int,) if d.kind is int else (int, float)) or not math.isfinite(value):
+        return False
+    return all(COMPARE[name](value, bound) for name, bound in d.bounds(arguments).items() if bound is not None)
+
+
+def candidates(d: Declaration, arguments: dict[str, Any]) -> st.SearchStrategy:
+    """Values at and next to ``d``'s bounds and choices, of other types, and at random."""
+    near = [b + step for b in d.bounds(arguments).values() if b is not None for step in (-1, -1e-9, 0, 1e-9, 1)]
+    near += [int(b) + step for b in d.bounds(arguments).values() if b is not None for step in (-1, 0, 1)]
+    choices = list(d.kind) + [c.upper() for c in d.kind] if isinstance(d.kind, tuple) else []
+    return st.one_of(st.sampled_from(ODD + near + choices), numbers, st.text(max_size=4), st.just(d.default))
+
+
+#: A concrete class that takes the fields of a base class.
+CONCRETE = {LabelPairTasksDataModule: DigitsTasksDataModule}
+
+
+def builder(cls: type) -> type:
+    return CONCRETE.get(cls, cls)
+
+
+def base_arguments(cls: type, tmp: Path) -> dict[str, Any]:
+    """The declared defaults of ``cls`` and its declared bases, and what ``NEEDS`` adds."""
+    arguments = {}
+    for owner in reversed(builder(cls).__mro__):
+        if owner in DECLARED:
+            arguments.update({d.name: d.default for d in declarations(owner) if not d.required})
+            arguments.update(NEEDS.get(owner, lambda tmp: {})(tmp))
+    return arguments
+
+
+CLASSES = [LinearMultitaskRegression, LabelPairTasksDataModule, DigitsTasksDataModule, MnistTasksDataModule]
+CLASSES += [PerturbationSweep, SpectralMonitor, WeightNorms]
+PLAIN = [(cls, d) for cls in CLASSES for d in declarations(cls) if d.checked and d.field.check is None]
+
+
+@pytest.fixture(scope="module")
+def mnist_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("mnist")
+    (root / "MNIST" / "raw").mkdir(parents=True)
+    for name in RAW_FILES:
+        (root / "MNIST" / "raw" / name).touch()
+    return root
+
+
+def test_every_declared_class_is_tried():
+    import_config_modules()
+    assert set(DECLARED) <= set(CLASSES), "add the new declared class to CLASSES (and NEEDS if it needs arguments)"
+
+
+def refused_fields(d: Declaration, config: dict[str, Any]) -> set[str]:
+    """The fields ``config`` makes invalid when it changes ``d``: ``d`` itself, else those bounded by it."""
+    if not accepts(d, config[d.name], config):
+        return {d.path}
+    bounded = [e for e in declarations(d.owner) if d.name in (e.field.ge, e.field.gt, e.field.le, e.field.lt)]
+    return {e.path for e in bounded if not accepts(e, config[e.name], config)}
+
+
+@pytest.mark.parametrize(("cls", "d"), PLAIN, ids=[d.path for _, d in PLAIN])
+@settings(max_examples=30, deadline=None)
+@given(data=st.data())
+def test_every_declared_field_refuses_invalid_and_accepts_valid_values(mnist_root, cls, d, data):
+    config = base_arguments(cls, mnist_root)
+    config[d.name] = data.draw(candidates(d, config))
+    err = outcome(lambda: builder(cls)(**config))
+    refused = refused_fields(d, config)
+    assert (err is None) == (not refused), (d.path, config[d.name], err)
+    assert err is None or err.field in refused
 
 
 @EXAMPLES
@@ -65,19 +173,6 @@ def test_sweep_callback_levels(levels):
 
 
 @EXAMPLES
-@given(anything, anything, anything)
-def test_sweep_callback_options(every_n_epochs, max_eval_samples, split):
-    options = {"every_n_epochs": every_n_epochs, "max_eval_samples": max_eval_samples, "split": split}
-    err = outcome(lambda: PerturbationSweep({"gaussian_noise": {"levels": [0.1]}}, **options))
-    valid = (
-        isinstance(every_n_epochs, int) and not isinstance(every_n_epochs, bool) and every_n_epochs >= 0
-        and (max_eval_samples is None or (type(max_eval_samples) is int and max_eval_samples >= 1))
-        and split in ("train", "val", "test")
-    )  # fmt: skip
-    assert (err is None) == valid
-
-
-@EXAMPLES
 @given(st.lists(st.integers(-2, 60), max_size=5), st.integers(-5, 500), numbers, st.integers(-2, 2000))
 def test_label_pair_data(task_grid, train_examples, val_fraction, batch_size):
     err = outcome(
@@ -94,18 +189,6 @@ def test_label_pair_data(task_grid, train_examples, val_fraction, batch_size):
     assert err is None or err.field.startswith("data.")
 
 
-@EXAMPLES
-@given(anything, st.sampled_from(["svd", "sgd", "adam", ""]), numbers, numbers, numbers)
-def test_linear_model(k, solver, ridge, lr, weight_decay):
-    err = outcome(lambda: LinearMultitaskRegression(k=k, solver=solver, ridge=ridge, lr=lr, weight_decay=weight_decay))
-    valid = (
-        type(k) is int and k >= 1 and solver in ("svd", "sgd") and finite(ridge) and ridge > 0
-        and finite(lr) and lr > 0 and finite(weight_decay) and weight_decay >= 0
-    )  # fmt: skip
-    assert (err is None) == valid
-    assert err is None or err.field.startswith("model.")
-
-
 @pytest.mark.parametrize("spec", [None, "levels", {"trials": 3}, {"levels": "0.1"}])
 def test_malformed_perturbation_spec(spec):
     err = outcome(lambda: PerturbationSweep({"gaussian_noise": spec}))
@@ -116,28 +199,3 @@ def test_malformed_perturbation_spec(spec):
 def test_error_message_stays_one_line_when_the_reason_spans_lines(reason):
     message = str(ConfigError("data.device", "\n", reason))
     assert "\n" not in message and message.startswith("data.device='\\n': ")
-
-
-def noise_sweep(**switch) -> PerturbationSweep:
-    return PerturbationSweep({"gaussian_noise": {"levels": [0.1]}}, **switch)
-
-
-SWITCHES = [
-    ("PerturbationSweep.at_train_end", lambda v: noise_sweep(at_train_end=v)),
-    ("PerturbationSweep.at_test", lambda v: noise_sweep(at_test=v)),
-    ("PerturbationSweep.progress", lambda v: noise_sweep(progress=v)),
-    ("PerturbationSweep.autocast_bf16", lambda v: noise_sweep(autocast_bf16=v)),
-    ("WeightNorms.at_epoch_end", lambda v: WeightNorms(at_epoch_end=v)),
-    ("SpectralMonitor.histogram", lambda v: SpectralMonitor(histogram=v, spectrum_every_n_steps=1)),
-    ("data.standardize", lambda v: DigitsTasksDataModule(standardize=v)),
-    ("data.add_bias", lambda v: DigitsTasksDataModule(add_bias=v)),
-]
-
-
-@pytest.mark.parametrize(("field", "build"), SWITCHES, ids=[field for field, _ in SWITCHES])
-@given(anything)
-@settings(max_examples=20, deadline=None)
-def test_switches_take_only_true_or_false(field, build, value):
-    err = outcome(lambda: build(value))
-    assert (err is None) == isinstance(value, bool)
-    assert err is None or err.field == field

@@ -38,7 +38,6 @@ from datamodules.newsgroups import NewsgroupsTasksDataModule
 from datamodules.text import TextCorpusDataModule
 from lightning_modules.gpt2_glue import GPT2GlueClassifier
 from lightning_modules.gpt2_lm import GPT2_POSITIVE_REALS, GPT2_PROBABILITIES, GPT2LanguageModel
-from lightning_modules.linear import LinearMultitaskRegression
 from robustness.errors import ConfigError
 
 #: Hypothesis examples per field (each a valid configuration with that field set to any value).
@@ -531,17 +530,9 @@ def newsgroups_fields(root: str, encoder: str) -> dict[str, Field]:
     }
 
 
-# ---- the linear experiment and the sweep callback ------------------------------------------------
+# ---- fields of the linear data and the sweep callback with their own check ---------------------
+# (their other fields are tried by test_config_properties.py, the oracle from their declarations)
 
-fraction = st.floats(0.01, 0.9)
-LINEAR_FIELDS = {
-    "k": simple(st.integers(1, 8), lambda x: is_int(x, 1)),
-    "solver": simple(st.sampled_from(["svd", "sgd"]), lambda x: type(x) is str and x in ("svd", "sgd")),
-    "ridge": simple(st.floats(1e-6, 1e3), lambda x: is_number(x, 0, low_open=True)),
-    "lr": simple(st.floats(1e-6, 1.0), lambda x: is_number(x, 0, low_open=True)),
-    "weight_decay": simple(unit, lambda x: is_number(x, 0)),
-    "init_seed": simple(st.integers(-(2**31), 2**31), is_int),
-}
 DIGITS_FIELDS = {
     "task_grid": Field(
         st.lists(st.integers(1, 45), min_size=1, max_size=5, unique=True),
@@ -556,22 +547,8 @@ DIGITS_FIELDS = {
         ("train_examples",),
     ),
     "train_examples": Field(st.integers(45, 2000), lambda x, c: is_int(x, max(c["task_grid"]))),
-    "val_fraction": simple(fraction, lambda x: is_number(x, 0, 0.9, low_open=True)),
-    "batch_size": simple(st.integers(1, 4096), lambda x: is_int(x, 1)),
-    "task_seed": simple(st.integers(-(2**31), 2**31), is_int),
-    "num_workers": simple(st.integers(0, 8), lambda x: is_int(x, 0)),
-    "test_fraction": simple(fraction, lambda x: is_number(x, 0, 0.9, low_open=True)),
-    "split_seed": simple(st.integers(-(2**31), 2**31), is_int),
 }
-SPLITS = ("train", "val", "test")
-SWEEP_FIELDS = {
-    "seed": simple(st.integers(-(2**31), 2**31), is_int),
-    "split": simple(st.sampled_from(SPLITS), lambda x: type(x) is str and x in SPLITS),
-    "every_n_epochs": simple(st.integers(0, 100), lambda x: is_int(x, 0)),
-    "trial_batch": simple(st.integers(1, 4096), lambda x: is_int(x, 1)),
-    "max_eval_samples": simple(st.one_of(st.none(), st.integers(1, 10**6)), optional(lambda x: is_int(x, 1))),
-    "targets": simple(st.one_of(st.none(), PATTERNS), optional(are_patterns), WILD_PATTERNS),
-}
+SWEEP_FIELDS = {"targets": simple(st.one_of(st.none(), PATTERNS), optional(are_patterns), WILD_PATTERNS)}
 
 
 # ---- every field of every experiment -------------------------------------------------------------
@@ -619,7 +596,6 @@ EXPERIMENTS = {
         lambda r: newsgroups_fields(str(r.encoders.newsgroups_root), str(r.encoders.bert)),
         lambda r: partial(NewsgroupsTasksDataModule, **TASK_ARGS), "data.",
     ),
-    "LinearMultitaskRegression": Experiment(lambda r: LINEAR_FIELDS, lambda r: LinearMultitaskRegression, "model."),
     "DigitsTasksDataModule": Experiment(lambda r: DIGITS_FIELDS, lambda r: DigitsTasksDataModule, "data."),
     "PerturbationSweep": Experiment(
         lambda r: SWEEP_FIELDS, lambda r: partial(PerturbationSweep, {"gaussian_noise": {"levels": [0.1]}}),
