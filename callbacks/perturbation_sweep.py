@@ -103,7 +103,7 @@ class PerturbationSweep(L.Callback):
             str | list[str] | None,
             Field(
                 "override which parameters are damaged (regular expressions on names; null: the model's own)",
-                valid="a regex or a non-empty list of regexes",
+                valid="null or a regex or a non-empty list of regexes",
                 check=check_name_patterns,
                 later="matches at least one parameter: at fit/test start",
             ),

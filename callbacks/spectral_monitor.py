@@ -86,7 +86,7 @@ class SpectralMonitor(StepMonitor):
             Mapping[str, Sequence[str]] | None,
             Field(
                 "fused weights cut into equal parts along their output dimension (null: GPT-2's `c_attn` into q, k, v)",
-                valid="mapping `regex → [part names]`; `{}` for none",
+                valid="null or a mapping `regex → [part names]`; `{}` for none",
                 check=compile_split,
             ),
         ] = None,

@@ -153,7 +153,9 @@ class LinearMultitaskRegression(L.LightningModule):
         task_grid: Annotated[
             Sequence[int] | None,
             Field(
-                "numbers of tasks; taken from the data when omitted", valid="must match the data's", later="at setup"
+                "numbers of tasks; taken from the data when omitted",
+                valid="null or a list that matches the data's",
+                later="at setup",
             ),
         ] = None,
         input_dim: Annotated[

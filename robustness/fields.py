@@ -29,10 +29,11 @@ The hint picks the check: ``bool`` → true/false only; ``int`` → an integer (
 ``X | None`` also accepts null. ``ge``/``gt``/``le``/``lt`` bound numbers (a string names another
 argument of the same call, its largest item if it is a list: ``ge="iterations"``). Any other type
 needs ``check(field, value)``, which raises ``ConfigError`` and returns the value to use (or only
-``later``: not checked at construction), and ``valid``, the docs' words for the
-valid values (``null or`` is added for ``X | None``). ``later`` documents what is checked after construction and when
-(``"≤ the model's n_positions: at setup"``). ``valid`` may also replace the generated words of a
-plain type. The decorator reads the hints when the class is defined: define ``check`` functions above it.
+``later``: not checked at construction), and ``valid``, the docs' words for the valid values (say
+``null`` there too if the hint allows it; null never reaches ``check``). ``valid`` may also replace
+the generated words of a plain type. ``later`` documents what is checked after construction and
+when (``"≤ the model's n_positions: at setup"``). The decorator reads the hints when the class is
+defined: define ``check`` functions above it.
 """
 
 from __future__ import annotations
@@ -135,7 +136,7 @@ class Declaration:
         else:
             text = {bool: "boolean", str: "non-empty string", int: "integer", float: "finite number"}[self.kind]
             text += _range_words(self.field)
-        return f"null or {text}" if self.optional else text
+        return f"null or {text}" if self.optional and self.field.valid is None else text
 
 
 def _range_words(field: Field) -> str:

@@ -13,19 +13,21 @@ from __future__ import annotations
 
 import math
 import operator
-from pathlib import Path
 from typing import Any
 
 import pytest
+from glue_fixtures import save_hf_model
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from callbacks import PerturbationSweep, SpectralMonitor, WeightNorms
 from config_reference import import_config_modules
 from datamodules import DigitsTasksDataModule, MnistTasksDataModule
+from datamodules.glue import GlueDataModule
 from datamodules.label_pairs import LabelPairTasksDataModule
 from datamodules.mnist import RAW_FILES
 from lightning_modules import LinearMultitaskRegression
+from lightning_modules.gpt2_glue import GPT2GlueClassifier
 from robustness import PERTURBATIONS, ConfigError, GaussianNoise, MagnitudePruning, RandomDeletion, SweepGrid
 from robustness.fields import DECLARED, Declaration, declarations
 
@@ -52,9 +54,11 @@ def finite(x) -> bool:
 
 #: Arguments a class needs besides its declared defaults (required fields, local files).
 NEEDS = {
-    PerturbationSweep: lambda tmp: {"perturbations": {"gaussian_noise": {"levels": [0.1]}}},
-    MnistTasksDataModule: lambda tmp: {"root": str(tmp)},
-    SpectralMonitor: lambda tmp: {"spectrum_every_n_steps": 1},  # top_k and histogram need it (checked in __init__)
+    PerturbationSweep: lambda local: {"perturbations": {"gaussian_noise": {"levels": [0.1]}}},
+    MnistTasksDataModule: lambda local: {"root": local["mnist"]},
+    SpectralMonitor: lambda local: {"spectrum_every_n_steps": 1},  # top_k and histogram need it (checked in __init__)
+    GPT2GlueClassifier: lambda local: {"task": "rte", "init_from": local["hf"]},
+    GlueDataModule: lambda local: {"task": "sst2"},
 }
 COMPARE = {"ge": operator.ge, "gt": operator.gt, "le": operator.le, "lt": operator.lt}
 #: Values of every type at once: each field must refuse those its type or range excludes.
@@ -92,28 +96,29 @@ def builder(cls: type) -> type:
     return CONCRETE.get(cls, cls)
 
 
-def base_arguments(cls: type, tmp: Path) -> dict[str, Any]:
+def base_arguments(cls: type, local: dict[str, str]) -> dict[str, Any]:
     """The declared defaults of ``cls`` and its declared bases, and what ``NEEDS`` adds."""
     arguments = {}
     for owner in reversed(builder(cls).__mro__):
         if owner in DECLARED:
             arguments.update({d.name: d.default for d in declarations(owner) if not d.required})
-            arguments.update(NEEDS.get(owner, lambda tmp: {})(tmp))
+            arguments.update(NEEDS.get(owner, lambda local: {})(local))
     return arguments
 
 
 CLASSES = [LinearMultitaskRegression, LabelPairTasksDataModule, DigitsTasksDataModule, MnistTasksDataModule]
-CLASSES += [PerturbationSweep, SpectralMonitor, WeightNorms]
+CLASSES += [PerturbationSweep, SpectralMonitor, WeightNorms, GPT2GlueClassifier, GlueDataModule]
 PLAIN = [(cls, d) for cls in CLASSES for d in declarations(cls) if d.checked and d.field.check is None]
 
 
 @pytest.fixture(scope="module")
-def mnist_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("mnist")
-    (root / "MNIST" / "raw").mkdir(parents=True)
+def local(tmp_path_factory) -> dict[str, str]:
+    """Tiny local inputs some constructors read: MNIST's raw files (empty), a Hugging Face GPT-2."""
+    mnist = tmp_path_factory.mktemp("mnist")
+    (mnist / "MNIST" / "raw").mkdir(parents=True)
     for name in RAW_FILES:
-        (root / "MNIST" / "raw" / name).touch()
-    return root
+        (mnist / "MNIST" / "raw" / name).touch()
+    return {"mnist": str(mnist), "hf": str(save_hf_model(tmp_path_factory.mktemp("hf-gpt2")))}
 
 
 def test_every_declared_class_is_tried():
@@ -132,8 +137,8 @@ def refused_fields(d: Declaration, config: dict[str, Any]) -> set[str]:
 @pytest.mark.parametrize(("cls", "d"), PLAIN, ids=[d.path for _, d in PLAIN])
 @settings(max_examples=30, deadline=None)
 @given(data=st.data())
-def test_every_declared_field_refuses_invalid_and_accepts_valid_values(mnist_root, cls, d, data):
-    config = base_arguments(cls, mnist_root)
+def test_every_declared_field_refuses_invalid_and_accepts_valid_values(local, cls, d, data):
+    config = base_arguments(cls, local)
     config[d.name] = data.draw(candidates(d, config))
     err = outcome(lambda: builder(cls)(**config))
     refused = refused_fields(d, config)

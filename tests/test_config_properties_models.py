@@ -359,7 +359,7 @@ def test_corpora_shape(corpora_value, field):
 TASKS = sorted(GLUE_TASKS)
 WILD_TASKS = st.one_of(anything, st.sampled_from(["mnli", "wnli", "SST2", " sst2"]))
 
-GLUE_MODEL_FIELDS = {
+GLUE_MODEL_FIELDS = {  # the fields with their own check (the others: test_config_properties.py)
     "task": simple(st.sampled_from(TASKS), lambda x: isinstance(x, str) and x in GLUE_TASKS, WILD_TASKS),
     "pretraining": simple(
         st.sampled_from(["mono", "bi", "tri"]),
@@ -369,11 +369,7 @@ GLUE_MODEL_FIELDS = {
     "num_languages": Field(
         st.integers(1, 5), lambda x, c: is_int(x, 1) or (x is None and c["pretraining"] in ("mono", "bi"))
     ),
-    "name": simple(st.one_of(st.none(), st.text(min_size=1, max_size=10)), optional(is_text)),
     "targets": simple(PATTERNS, are_patterns, WILD_PATTERNS),
-    "lr": simple(st.floats(1e-7, 1.0), lambda x: is_number(x, 0, low_open=True)),
-    "weight_decay": simple(unit, lambda x: is_number(x, 0)),
-    "warmup_ratio": simple(st.floats(0, 0.99), lambda x: is_number(x, 0, 1, high_open=True)),
 }
 
 
@@ -409,15 +405,10 @@ def glue_fields(files: dict[str, str]) -> dict[str, Field]:
     return {
         "task": simple(st.sampled_from(TASKS), lambda x: isinstance(x, str) and x in GLUE_TASKS, WILD_TASKS),
         "data_files": simple(st.sampled_from([None, files]), ok_files, st.one_of(anything, st.sampled_from(bad_files))),
-        "dataset": simple(st.sampled_from(["nyu-mll/glue", "/data/glue"]), is_text),
         "max_length": Field(
             st.integers(2, 1024),
             lambda x, c: is_int(x, 2 if len(GLUE_TASKS[c["task"]].text_columns) == 2 else 1),
         ),
-        "batch_size": simple(st.integers(1, 512), lambda x: is_int(x, 1)),
-        "eval_batch_size": simple(st.one_of(st.none(), st.integers(1, 512)), optional(lambda x: is_int(x, 1))),
-        "num_workers": simple(st.integers(0, 8), lambda x: is_int(x, 0)),
-        "cache_dir": simple(st.one_of(st.none(), st.text(min_size=1, max_size=8)), optional(is_text)),
     }
 
 
