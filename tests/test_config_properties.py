@@ -19,6 +19,7 @@ import pytest
 from glue_fixtures import save_hf_model
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from transformers import GPT2Config
 
 from callbacks import PerturbationSweep, SpectralMonitor, WeightNorms
 from config_reference import import_config_modules
@@ -28,6 +29,7 @@ from datamodules.label_pairs import LabelPairTasksDataModule
 from datamodules.mnist import RAW_FILES
 from lightning_modules import LinearMultitaskRegression
 from lightning_modules.gpt2_glue import GPT2GlueClassifier
+from lightning_modules.gpt2_lm import GPT2ConfigFields, GPT2LanguageModel
 from robustness import PERTURBATIONS, ConfigError, GaussianNoise, MagnitudePruning, RandomDeletion, SweepGrid
 from robustness.fields import DECLARED, Declaration, declarations
 
@@ -59,7 +61,9 @@ NEEDS = {
     SpectralMonitor: lambda local: {"spectrum_every_n_steps": 1},  # top_k and histogram need it (checked in __init__)
     GPT2GlueClassifier: lambda local: {"task": "rte", "init_from": local["hf"]},
     GlueDataModule: lambda local: {"task": "sst2"},
+    GPT2LanguageModel: lambda local: {"gpt2_config": TINY_GPT2, "tokenizer": "train"},
 }
+TINY_GPT2 = {"n_layer": 1, "n_head": 2, "n_embd": 16, "n_positions": 16, "vocab_size": 300}
 COMPARE = {"ge": operator.ge, "gt": operator.gt, "le": operator.le, "lt": operator.lt}
 #: Values of every type at once: each field must refuse those its type or range excludes.
 ODD = [None, True, False, "", "x", "val", [], [1], {}, 0, 1, -1, 2, 0.5, 1.5, -0.0, math.nan, math.inf, -math.inf]
@@ -108,6 +112,7 @@ def base_arguments(cls: type, local: dict[str, str]) -> dict[str, Any]:
 
 CLASSES = [LinearMultitaskRegression, LabelPairTasksDataModule, DigitsTasksDataModule, MnistTasksDataModule]
 CLASSES += [PerturbationSweep, SpectralMonitor, WeightNorms, GPT2GlueClassifier, GlueDataModule]
+CLASSES += [GPT2LanguageModel, GPT2ConfigFields]
 PLAIN = [(cls, d) for cls in CLASSES for d in declarations(cls) if d.checked and d.field.check is None]
 
 
@@ -134,7 +139,7 @@ def refused_fields(d: Declaration, config: dict[str, Any]) -> set[str]:
     return {e.path for e in bounded if not accepts(e, config[e.name], config)}
 
 
-@pytest.mark.parametrize(("cls", "d"), PLAIN, ids=[d.path for _, d in PLAIN])
+@pytest.mark.parametrize(("cls", "d"), PLAIN, ids=[f"{cls.__name__}.{d.name}" for cls, d in PLAIN])
 @settings(max_examples=30, deadline=None)
 @given(data=st.data())
 def test_every_declared_field_refuses_invalid_and_accepts_valid_values(local, cls, d, data):
@@ -204,3 +209,15 @@ def test_malformed_perturbation_spec(spec):
 def test_error_message_stays_one_line_when_the_reason_spans_lines(reason):
     message = str(ConfigError("data.device", "\n", reason))
     assert "\n" not in message and message.startswith("data.device='\\n': ")
+
+
+def test_gpt2_config_defaults_are_hugging_faces():
+    defaults = GPT2Config()
+    for d in declarations(GPT2ConfigFields):
+        assert getattr(defaults, d.name) == d.default, d.name
+
+
+@pytest.mark.parametrize("field", ["n_layer", "resid_pdrop", "layer_norm_epsilon", "n_inner"])
+def test_the_language_model_checks_gpt2_config_with_its_declaration(field):
+    err = outcome(lambda: GPT2LanguageModel(gpt2_config={**TINY_GPT2, field: -1}, tokenizer="train"))
+    assert err is not None and err.field == f"model.gpt2_config.{field}"
