@@ -38,6 +38,7 @@ defined: define ``check`` functions above it.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import re
@@ -84,6 +85,10 @@ class Declaration:
     def path(self) -> str:
         """The name errors use: ``<prefix>.<name>``."""
         return f"{self.prefix}.{self.name}"
+
+    @property
+    def bounded_by_another(self) -> bool:
+        return any(isinstance(b, str) for b in (self.field.ge, self.field.gt, self.field.le, self.field.lt))
 
     @property
     def checked(self) -> bool:
@@ -197,10 +202,15 @@ def _kind(hint: Any) -> tuple[type | tuple[Any, ...], bool]:
     return hint, optional
 
 
-def check_fields(cls: type, arguments: Mapping[str, Any]) -> dict[str, Any]:
+def check_fields(cls: type, arguments: Mapping[str, Any], prefix: str | None = None) -> dict[str, Any]:
     """Check every declared field of ``cls`` in ``arguments`` (``locals()`` of its ``__init__``), in
-    signature order; the first invalid one raises ``ConfigError``. Returns the checked values by name."""
-    return {d.name: d.check(arguments[d.name], arguments) for d in declarations(cls)}
+    signature order but those bounded by another field last; the first invalid one raises
+    ``ConfigError`` (its field ``<prefix>.<name>``, the declared prefix by default). Returns the
+    checked values by name."""
+    order = sorted(declarations(cls), key=lambda d: d.bounded_by_another)
+    if prefix is not None:
+        order = [dataclasses.replace(d, prefix=prefix) for d in order]
+    return {d.name: d.check(arguments[d.name], arguments) for d in order}
 
 
 def _default_words(value: Any) -> str:

@@ -253,16 +253,11 @@ def is_share(x: Any) -> bool:
     return is_number(x, 0, low_open=True)
 
 
-TEXT_FIELDS = {
+TEXT_FIELDS = {  # fields across fields or with their own check (the others: test_config_properties.py)
     "train_tokens": Field(st.integers(64, 10**7), lambda x, c: is_int(x, c["block_size"])),
     "block_size": Field(
         st.integers(1, 64), lambda x, c: is_int(x, 1) and x <= c["train_tokens"], anything, ("train_tokens",)
     ),
-    "batch_size": simple(st.integers(1, 512), lambda x: is_int(x, 1)),
-    "eval_batch_size": simple(st.one_of(st.none(), st.integers(1, 512)), optional(lambda x: is_int(x, 1))),
-    "tokenizer_train_bytes": simple(st.integers(1, 10**9), lambda x: is_int(x, 1)),
-    "num_workers": simple(st.integers(0, 8), lambda x: is_int(x, 0)),
-    "cache_dir": simple(st.one_of(st.none(), st.text(min_size=1, max_size=8)), optional(is_text)),
     "language_ratio": simple(
         st.one_of(st.none(), st.fixed_dictionaries({"en": positive, "el": positive})),
         lambda x: x is None or (isinstance(x, Mapping) and set(x) == {"en", "el"} and all(map(is_share, x.values()))),
