@@ -90,6 +90,7 @@ class LabelPairTasksDataModule(L.LightningDataModule):
             Field(
                 "training examples per model, split equally among its tasks",
                 ge="task_grid",
+                valid="integer ≥ the largest of `task_grid`",
                 later="every task has train_examples / T examples: at setup",
             ),
         ] = 200,

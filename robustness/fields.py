@@ -147,7 +147,7 @@ class Declaration:
 def _range_words(field: Field) -> str:
     low = ("≥", field.ge) if field.gt is None else (">", field.gt)
     high = ("≤", field.le) if field.lt is None else ("<", field.lt)
-    show = lambda bound: f"`{bound}` (its largest item if a list)" if isinstance(bound, str) else f"{bound:g}"  # noqa: E731
+    show = lambda bound: f"`{bound}`" if isinstance(bound, str) else f"{bound:g}"  # noqa: E731
     if low[1] is not None and high[1] is not None and not isinstance(low[1], str) and not isinstance(high[1], str):
         return f" in {'[' if low[0] == '≥' else '('}{show(low[1])}, {show(high[1])}{']' if high[0] == '≤' else ')'}"
     words = [f"{sign} {show(bound)}" for sign, bound in (low, high) if bound is not None]
@@ -175,18 +175,17 @@ def declarations(cls: type) -> tuple[Declaration, ...]:
     """The declared fields of ``cls.__init__`` (not of its bases), in signature order."""
     init = cls.__dict__["__init__"]
     hints = typing.get_type_hints(init, include_extras=True)
-    prefix = cls.__dict__.get("_field_prefix") or cls._field_prefix
+    prefix = cls._field_prefix  # type: ignore[attr-defined]
     found = []
     for name, parameter in inspect.signature(init).parameters.items():
         hint = hints.get(name)
         field = next((m for m in getattr(hint, "__metadata__", ()) if isinstance(m, Field)), None)
         if field is not None:
             kind, optional = _kind(hint.__origin__)
-            declaration = Declaration(name, field, kind, optional, parameter.default, prefix, cls)
             basic = isinstance(kind, tuple) or kind in (bool, int, float, str)
             if not basic and (field.valid is None or not (field.check or field.later)):
                 raise TypeError(f"{cls.__name__}.{name}: a {kind} field needs valid= and check= (or later=)")
-            found.append(declaration)
+            found.append(Declaration(name, field, kind, optional, parameter.default, prefix, cls))
     return tuple(found)
 
 
