@@ -13,7 +13,7 @@ import pkgutil
 import sys
 from pathlib import Path
 
-from robustness.fields import update_reference
+from robustness.fields import DECLARED, update_reference
 
 ROOT = Path(__file__).parent
 REFERENCE = ROOT / "docs" / "config_reference.md"
@@ -21,11 +21,12 @@ REFERENCE = ROOT / "docs" / "config_reference.md"
 CONFIG_PACKAGES = ("callbacks", "datamodules", "lightning_modules")
 
 
-def import_config_modules() -> None:
-    """Import every module of ``CONFIG_PACKAGES``, so that ``robustness.fields.DECLARED`` lists every class."""
+def config_classes() -> list[type]:
+    """Every declared class of ``CONFIG_PACKAGES`` (all their modules imported)."""
     for package in CONFIG_PACKAGES:
         for module in pkgutil.iter_modules([str(ROOT / package)]):
             importlib.import_module(f"{package}.{module.name}")
+    return [cls for cls in DECLARED if cls.__module__.split(".")[0] in CONFIG_PACKAGES]
 
 
 def resolve(path: str) -> type:

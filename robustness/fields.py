@@ -162,9 +162,9 @@ def declared(prefix: str) -> Callable[[type], type]:
         if "Args:" in (cls.__doc__ or ""):
             raise TypeError(f"{cls.__name__}: the Args: section is generated from the Field declarations")
         cls._field_prefix = prefix  # type: ignore[attr-defined]
-        DECLARED.append(cls)
         args = [f"    {d.name}: {d.field.doc}" for d in declarations(cls)]
         cls.__doc__ = f"{inspect.cleandoc(cls.__doc__ or '')}\n\nArgs:\n" + "\n".join(args) + "\n"
+        DECLARED.append(cls)
         return cls
 
     return decorate

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
+from typing import Annotated, Literal
 
 import pytest
 import yaml
@@ -15,7 +16,7 @@ from callbacks import PerturbationSweep, SpectralMonitor
 from datamodules import DigitsTasksDataModule
 from lightning_modules import LinearMultitaskRegression
 from robustness.errors import ConfigError
-from robustness.fields import DECLARED, TABLE, declarations
+from robustness.fields import TABLE, Field, check_fields, declarations, declared, reference_table
 
 DIGITS = str(ROOT / "configs" / "linear" / "digits.yaml")
 
@@ -25,15 +26,14 @@ def test_config_reference_is_generated_from_the_declarations():
 
 
 def test_every_declared_class_has_a_generated_table():
-    config_reference.import_config_modules()
     text = config_reference.REFERENCE.read_text("utf-8")
     documented = {config_reference.resolve(match["path"]) for match in TABLE.finditer(text)}
-    missing = [cls.__qualname__ for cls in DECLARED if declarations(cls) and cls not in documented]
+    missing = [cls.__qualname__ for cls in config_reference.config_classes() if cls not in documented]
     assert not missing, f"add <!-- fields: ... --> tables for {missing}"
 
 
 def test_docstrings_document_every_declared_field_once():
-    for cls in DECLARED:
+    for cls in config_reference.config_classes():
         doc = inspect.getdoc(cls)
         for d in declarations(cls):
             assert doc.count(f"\n    {d.name}: {d.field.doc}") == 1, (cls, d.name)
@@ -90,3 +90,47 @@ def test_the_python_api_refuses_with_the_same_one_line(build, message):
     with pytest.raises(ConfigError) as err:
         build()
     assert str(err.value) == message
+
+
+def test_a_declaration_reads_as_its_type_range_and_default():
+    @declared("demo")
+    class Demo:
+        """A demo."""
+
+        def __init__(
+            self,
+            share: Annotated[float, Field("a share", gt=0, le=0.9)] = 0.5,
+            count: Annotated[int | None, Field("a count (null: all)", ge=1)] = None,
+            mode: Annotated[Literal["a", "b"], Field("a mode")] = "a",
+            most: Annotated[int, Field("at least count", ge="count")] = 3,
+        ) -> None:
+            check_fields(Demo, locals())
+
+    table = reference_table(Demo)
+    assert "| `share` | a share | finite number in (0, 0.9] | 0.5 | ✓ |" in table
+    assert "| `count` | a count (null: all) | null or integer ≥ 1 | null | ✓ |" in table
+    assert "| `mode` | a mode | `a`, `b` | `a` | ✓ |" in table
+    assert "| `most` | at least count | integer ≥ `count` | 3 | ✓ |" in table
+    assert inspect.getdoc(Demo).endswith("Args:\n    share: a share\n    count: a count (null: all)\n"
+                                         "    mode: a mode\n    most: at least count")  # fmt: skip
+    with pytest.raises(ConfigError, match=r"^demo.most=3: must be an integer >= 4$"):
+        Demo(count=4)  # a bound naming another field is checked after that field
+
+
+def test_a_declaration_that_cannot_be_checked_or_documented_is_refused_at_import():
+    with pytest.raises(TypeError, match="the Args: section is generated"):
+
+        @declared("demo")
+        class WithArgs:
+            """Args:
+            x: written by hand."""
+
+            def __init__(self, x: Annotated[int, Field("x")] = 0) -> None: ...
+
+    with pytest.raises(TypeError, match="needs valid= and check="):
+
+        @declared("demo")
+        class Opaque:
+            """A list without words for its valid values."""
+
+            def __init__(self, items: Annotated[list[int], Field("items")] = ()) -> None: ...
