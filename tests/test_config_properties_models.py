@@ -1,12 +1,15 @@
-"""Property-based: every field of every experiment (GPT-2, GLUE, frozen-encoder and linear data and
-models, the sweep callback) rejects each invalid value at construction with a one-line
-``ConfigError`` naming that field, and accepts each valid one.
+"""Property-based, for the config fields whose oracle cannot come from their declaration alone:
+fields with their own check (lists, mappings, regular expressions, files, model names) and rules
+across fields (GPT-2, GLUE, frozen-encoder and label-pair data, the sweep callback). Each is
+refused at construction with a one-line ``ConfigError`` naming it when invalid, accepted when valid.
+Every plain field (boolean, integer, number, string, choice) is tried by ``test_config_properties.py``
+with the oracle derived from its declaration (``robustness.fields``).
 
-Each example starts from a valid configuration (every field drawn from its valid values) and sets
-one field to an arbitrary value: valid or not, of any type. Every field of every experiment gets
-its own examples, and every field is also set to each of a fixed list of boundary values. The
-expected verdict comes from the field's documented range (``docs/config_reference.md``), written
-out here. Models and data are built for real from tiny local fixtures; nothing is downloaded.
+Each example starts from a valid configuration (every listed field drawn from its valid values)
+and sets one field to an arbitrary value: valid or not, of any type. Every field gets its own
+examples, and every field is also set to each of a fixed list of boundary values. The expected
+verdict is written out here. Models and data are built for real from tiny local fixtures; nothing
+is downloaded.
 """
 
 from __future__ import annotations
