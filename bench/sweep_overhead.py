@@ -164,7 +164,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=PARTS, default=PARTS, help="run only these parts")
     args = parser.parse_args()
     setup(args.threads)
-    gpt2_grids = parse_grids(config_grid(TINY_CONFIG))
+    gpt2_grids = parse_grids("perturbations", config_grid(TINY_CONFIG))
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         if "gpt2" in args.only:
@@ -174,7 +174,7 @@ def main() -> None:
             versus_naive("gpt2_tiny", gpt2, gpt2_grids, args.repeats)
             bf16_autocast(gpt2, gpt2_grids, args.repeats)
         if "linear" in args.only:
-            linear_grids = parse_grids(config_grid(DIGITS_CONFIG, 0))
+            linear_grids = parse_grids("perturbations", config_grid(DIGITS_CONFIG, 0))
             stacked = config_sweep(DIGITS_CONFIG, 0).get("trial_batch", 1)
             linear = digits_linear()
             figure("linear_digits_trial_batch", stacked, "d")

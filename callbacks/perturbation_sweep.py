@@ -23,14 +23,14 @@ from __future__ import annotations
 import pickle
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import lightning as L
 import torch
 
 from reporting.sweeps import first_last_crossovers, plot_sensitivity, write_sensitivity_table, write_sweep_files
 from robustness import ConfigError, SweepCsvWriter, SweepGrid, SweepRow, run_sweep, select_targets
-from robustness.errors import check_bool, check_choice, check_int
+from robustness.fields import Field, check_fields, declared
 from robustness.resume import resumable_rows, sweep_fingerprint
 from robustness.sensitivity import EpochSummary
 from robustness.sweep import check_trial_batch
@@ -40,59 +40,85 @@ from tracking.panels import PER_EPOCH, log_figures, log_sensitivity_table, log_s
 Split = Literal["train", "val", "test"]
 
 
-class PerturbationSweep(L.Callback):
-    """Sweep the module's ``robustness_subjects`` over seeded perturbation grids.
+def parse_grids(field: str, perturbations: Mapping[str, Mapping[str, Any]]) -> list[SweepGrid]:
+    """``{name: {levels, trials, **options}}`` → validated ``SweepGrid``s (errors name ``field.<name>...``)."""
+    if not isinstance(perturbations, Mapping) or not perturbations:
+        raise ConfigError(field, perturbations, "give at least one perturbation")
+    grids = []
+    for name, spec in perturbations.items():
+        where = f"{field}.{name}"
+        if not isinstance(spec, Mapping) or "levels" not in spec:
+            raise ConfigError(where, spec, "expected a mapping with 'levels' (and optional 'trials')")
+        options = {k: v for k, v in spec.items() if k not in ("levels", "trials")}
+        try:
+            grids.append(SweepGrid(name, spec["levels"], spec.get("trials", 20), options))
+        except ConfigError as err:
+            raise ConfigError(f"{where}.{err.field.split('.', 1)[-1]}", err.value, err.reason) from None
+    return grids
 
-    Args:
-        perturbations: ``{name: {levels: [...], trials: 20, **options}}`` with ``name`` one of
-            ``gaussian_noise``, ``random_deletion``, ``magnitude_pruning`` (options: ``scope``).
-        seed: base seed of every trial's generator (independent of the training seed).
-        split: dataset the sweeps during/after ``fit`` evaluate on (``test`` sweeps use ``test``).
-        every_n_epochs: also sweep after every n-th validation epoch (0 = never).
-        at_train_end: sweep once when training ends.
-        at_test: sweep when ``trainer.test`` ends.
-        max_eval_samples: evaluate on a fixed, seeded subset of this many items (None = all).
-        targets: override which parameters are damaged (regular expressions on names).
-        progress: show a progress bar per subject.
-        autocast_bf16: evaluate the damaged models under bf16 autocast (for GPUs: faster; values then
-            differ from float32 ones, by about 1e-3 relative for perplexities). Off by default.
-        trial_batch: score this many trials at once as stacked damaged copies of the targets, for
-            models whose subjects have ``evaluate_stack`` (the linear ones): same rows, far less
-            per-trial overhead, memory ``trial_batch`` × the targets. 1 (default): in place, any model.
-    """
+
+@declared("PerturbationSweep")
+class PerturbationSweep(L.Callback):
+    """Sweep the module's ``robustness_subjects`` over seeded perturbation grids."""
 
     def __init__(
         self,
-        perturbations: Mapping[str, Mapping[str, Any]],
-        seed: int = 0,
-        split: Split = "val",
-        every_n_epochs: int = 0,
-        at_train_end: bool = True,
-        at_test: bool = True,
-        max_eval_samples: int | None = None,
-        targets: str | list[str] | None = None,
-        progress: bool = True,
-        autocast_bf16: bool = False,
-        trial_batch: int = 1,
+        perturbations: Annotated[
+            Mapping[str, Mapping[str, Any]],
+            Field(
+                "`{name: {levels: [...], trials: 20, **options}}`; options: `scope` (`magnitude_pruning`)",
+                valid="non-empty mapping `name → {levels, trials, options}`, see `perturbations.*` below",
+                check=parse_grids,
+            ),
+        ],
+        seed: Annotated[int, Field("base seed of every trial's generator (independent of the training seed)")] = 0,
+        split: Annotated[
+            Split, Field("dataset the sweeps during/after `fit` evaluate on (`test` sweeps use `test`)")
+        ] = "val",
+        every_n_epochs: Annotated[int, Field("also sweep after every n-th validation epoch (0 = never)", ge=0)] = 0,
+        at_train_end: Annotated[bool, Field("sweep once when training ends")] = True,
+        at_test: Annotated[bool, Field("sweep when `trainer.test` ends")] = True,
+        max_eval_samples: Annotated[
+            int | None, Field("evaluate on a fixed, seeded subset of this many items (null: all)", ge=1)
+        ] = None,
+        targets: Annotated[
+            str | list[str] | None,
+            Field(
+                "override which parameters are damaged (regular expressions on names; null: the model's own)",
+                valid="null or a regex or a non-empty list of regexes",
+                check=check_name_patterns,
+                later="matches at least one parameter: at fit/test start",
+            ),
+        ] = None,
+        progress: Annotated[bool, Field("show a progress bar per subject")] = True,
+        autocast_bf16: Annotated[
+            bool,
+            Field(
+                "evaluate the damaged models under bf16 autocast (for GPUs: faster; values then differ from "
+                "float32 ones, by about 1e-3 relative for perplexities)"
+            ),
+        ] = False,
+        trial_batch: Annotated[
+            int,
+            Field(
+                "score this many trials at once as stacked damaged copies of the targets (the linear models' "
+                "batched matmuls, or `torch.func.vmap` for any `SweepableMixin` model); 1: in place, any model",
+                ge=1,
+                later="model support: at fit/test start",
+            ),
+        ] = 1,
     ) -> None:
-        self.grids = parse_grids(perturbations)
-        check_int("PerturbationSweep.seed", seed)
-        check_choice("PerturbationSweep.split", split, ("train", "val", "test"))
-        check_int("PerturbationSweep.every_n_epochs", every_n_epochs, minimum=0)
-        if max_eval_samples is not None:
-            check_int("PerturbationSweep.max_eval_samples", max_eval_samples, minimum=1)
-        if targets is not None:
-            check_name_patterns("PerturbationSweep.targets", targets)
+        self.grids = check_fields(PerturbationSweep, locals())["perturbations"]
         self.seed = seed
         self.split = split
         self.every_n_epochs = every_n_epochs
-        self.at_train_end = check_bool("PerturbationSweep.at_train_end", at_train_end)
-        self.at_test = check_bool("PerturbationSweep.at_test", at_test)
+        self.at_train_end = at_train_end
+        self.at_test = at_test
         self.max_eval_samples = max_eval_samples
         self.targets = targets
-        self.progress = check_bool("PerturbationSweep.progress", progress)
-        self.autocast = torch.bfloat16 if check_bool("PerturbationSweep.autocast_bf16", autocast_bf16) else None
-        self.trial_batch = check_int("PerturbationSweep.trial_batch", trial_batch, minimum=1)
+        self.progress = progress
+        self.autocast = torch.bfloat16 if autocast_bf16 else None
+        self.trial_batch = trial_batch
         self._batches: dict[str, list[Any]] = {}
         self.per_epoch: list[EpochSummary] = []
 
@@ -200,23 +226,6 @@ class PerturbationSweep(L.Callback):
         if split not in self._batches:
             self._batches[split] = cache_eval_batches(trainer, split, self.max_eval_samples, self.seed)
         return self._batches[split]
-
-
-def parse_grids(perturbations: Mapping[str, Mapping[str, Any]]) -> list[SweepGrid]:
-    """``{name: {levels, trials, **options}}`` → validated ``SweepGrid``s (errors name the field)."""
-    if not perturbations:
-        raise ConfigError("PerturbationSweep.perturbations", perturbations, "give at least one perturbation")
-    grids = []
-    for name, spec in perturbations.items():
-        field = f"PerturbationSweep.perturbations.{name}"
-        if not isinstance(spec, Mapping) or "levels" not in spec:
-            raise ConfigError(field, spec, "expected a mapping with 'levels' (and optional 'trials')")
-        options = {k: v for k, v in spec.items() if k not in ("levels", "trials")}
-        try:
-            grids.append(SweepGrid(name, spec["levels"], spec.get("trials", 20), options))
-        except ConfigError as err:
-            raise ConfigError(f"{field}.{err.field.split('.', 1)[-1]}", err.value, err.reason) from None
-    return grids
 
 
 def cache_eval_batches(trainer: L.Trainer, split: Split, max_samples: int | None, seed: int) -> list[Any]:

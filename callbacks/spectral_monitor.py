@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import lightning as L
 import torch
@@ -30,7 +30,8 @@ from lightning.pytorch.utilities import rank_zero_warn
 from transformers.pytorch_utils import Conv1D
 
 from callbacks.step_monitor import DEFAULT_STRIP_PREFIX, StepMonitor, compile_pattern
-from robustness.errors import ConfigError, check_bool, check_choice, check_int, check_number
+from robustness.errors import ConfigError
+from robustness.fields import Field, check_fields, declared
 from robustness.spectral import (
     WeightMatrix,
     exact_basis,
@@ -43,25 +44,16 @@ from robustness.targets import select_targets
 GPT2_FUSED_QKV = {r"attn\.c_attn\.weight$": ["q", "k", "v"]}
 
 
-class SpectralMonitor(StepMonitor):
-    """Log σ_max (and ‖W‖_F²) of selected weight matrices every n optimizer steps.
+def compile_split(field: str, split: Any) -> dict[re.Pattern[str], list[str]]:
+    """``{name regex: [part names]}`` with each regex compiled."""
+    if not isinstance(split, Mapping):
+        raise ConfigError(field, split, "give a mapping of regular expressions to lists of part names")
+    return {compile_pattern(field, pattern): list(parts) for pattern, parts in split.items()}
 
-    Args:
-        targets: regular expression(s) on parameter names; the 2-D parameters among the matches
-            are monitored (default: GPT-2's attention weights ``c_attn``, ``c_proj``).
-        every_n_steps: measure every n optimizer steps (and when training starts).
-        method: ``power`` (warm-started block power iteration, cheap) or ``exact`` (``svdvals``).
-        iterations: power steps per measurement and per extra round (``power``; at least 2).
-        block_size: vectors in the power iteration's basis; more converge faster on flat spectra.
-        tolerance: relative change of the last step under which an estimate counts as converged.
-        max_iterations: most power steps per matrix and measurement.
-        split: ``{name regex: [part names]}``: fused weights cut into equal parts along their
-            output dimension (default: GPT-2's ``c_attn`` into ``q``, ``k``, ``v``; ``{}``: none).
-        strip_prefix: regular expression removed from the start of parameter names in log keys.
-        spectrum_every_n_steps: every m steps also the exact top singular values / histogram (0 = never).
-        top_k: how many of the largest exact singular values to log at those steps.
-        histogram: also log each matrix's whole spectrum as a W&B histogram at those steps.
-    """
+
+@declared("SpectralMonitor")
+class SpectralMonitor(StepMonitor):
+    """Log σ_max (and ‖W‖_F²) of selected weight matrices every n optimizer steps."""
 
     prefix = "spectral"
     plot_quantity = "sigma_max"
@@ -69,38 +61,68 @@ class SpectralMonitor(StepMonitor):
 
     def __init__(
         self,
-        targets: str | list[str] = r"attn\.c_(attn|proj)\.weight$",
-        every_n_steps: int = 50,
-        method: Literal["power", "exact"] = "power",
-        iterations: int = 2,
-        block_size: int = 8,
-        tolerance: float = 1e-4,
-        max_iterations: int = 100,
-        split: Mapping[str, Sequence[str]] | None = None,
-        strip_prefix: str = DEFAULT_STRIP_PREFIX,
-        spectrum_every_n_steps: int = 0,
-        top_k: int = 0,
-        histogram: bool = False,
+        targets: Annotated[
+            str | list[str],
+            Field(
+                "regular expression(s) on parameter names; the 2-D parameters among the matches are monitored",
+                valid="a regex or list of regexes",
+                later="matches at least one 2-D parameter: at fit start",
+            ),
+        ] = r"attn\.c_(attn|proj)\.weight$",
+        every_n_steps: Annotated[int, Field("measure every n optimizer steps (and when training starts)", ge=1)] = 50,
+        method: Annotated[
+            Literal["power", "exact"],
+            Field("`power` (warm-started block power iteration, cheap) or `exact` (`svdvals`)"),
+        ] = "power",
+        iterations: Annotated[int, Field("power steps per measurement and per extra round (`power`)", ge=2)] = 2,
+        block_size: Annotated[
+            int, Field("vectors in the power iteration's basis; more converge faster on flat spectra", ge=1)
+        ] = 8,
+        tolerance: Annotated[
+            float, Field("relative change of the last step under which an estimate counts as converged", ge=0)
+        ] = 1e-4,
+        max_iterations: Annotated[int, Field("most power steps per matrix and measurement", ge="iterations")] = 100,
+        split: Annotated[
+            Mapping[str, Sequence[str]] | None,
+            Field(
+                "fused weights cut into equal parts along their output dimension (null: GPT-2's `c_attn` into q, k, v)",
+                valid="null or a mapping `regex → [part names]`; `{}` for none",
+                check=compile_split,
+            ),
+        ] = None,
+        strip_prefix: Annotated[
+            str,
+            Field(
+                "regular expression removed from the start of parameter names in log keys",
+                valid="a valid regex",
+                check=compile_pattern,
+            ),
+        ] = DEFAULT_STRIP_PREFIX,
+        spectrum_every_n_steps: Annotated[
+            int, Field("every m steps also the exact top singular values / histogram (0 = never)", ge=0)
+        ] = 0,
+        top_k: Annotated[int, Field("how many of the largest exact singular values to log at those steps", ge=0)] = 0,
+        histogram: Annotated[
+            bool, Field("also log each matrix's whole spectrum as a W&B histogram at those steps")
+        ] = False,
     ) -> None:
+        fields = check_fields(SpectralMonitor, locals())
         super().__init__(every_n_steps)
         self.targets = targets
-        self.method = check_choice("SpectralMonitor.method", method, ("power", "exact"))
-        self.iterations = check_int("SpectralMonitor.iterations", iterations, minimum=2)
-        self.block_size = check_int("SpectralMonitor.block_size", block_size, minimum=1)
-        self.tolerance = check_number("SpectralMonitor.tolerance", tolerance, low=0)
-        self.max_iterations = check_int("SpectralMonitor.max_iterations", max_iterations, minimum=iterations)
-        self.strip_prefix = compile_pattern("SpectralMonitor.strip_prefix", strip_prefix)
-        self.spectrum_every_n_steps = check_int("SpectralMonitor.spectrum_every_n_steps", spectrum_every_n_steps, 0)
-        self.top_k = check_int("SpectralMonitor.top_k", top_k, minimum=0)
-        self.histogram = check_bool("SpectralMonitor.histogram", histogram)
+        self.method = method
+        self.iterations = iterations
+        self.block_size = block_size
+        self.tolerance = tolerance
+        self.max_iterations = max_iterations
+        self.strip_prefix = fields["strip_prefix"]
+        self.spectrum_every_n_steps = spectrum_every_n_steps
+        self.top_k = top_k
+        self.histogram = histogram
         if (top_k or histogram) and not spectrum_every_n_steps:
             raise ConfigError(
                 "SpectralMonitor.spectrum_every_n_steps", spectrum_every_n_steps, "must be >= 1 with top_k or histogram"
             )
-        self.split = {
-            compile_pattern("SpectralMonitor.split", pattern): list(parts)
-            for pattern, parts in (GPT2_FUSED_QKV if split is None else split).items()
-        }
+        self.split = compile_split("SpectralMonitor.split", GPT2_FUSED_QKV) if split is None else fields["split"]
         self.matrices: list[WeightMatrix] = []
         self._bases: dict[str, torch.Tensor] = {}
         self._spectra: dict[str, torch.Tensor] = {}

@@ -20,7 +20,7 @@ import lightning as L
 import torch
 from lightning.pytorch.loggers import WandbLogger
 
-from robustness.errors import ConfigError, check_int
+from robustness.errors import ConfigError
 from robustness.history import HistoryCsv, HistoryRow, plot_history
 from tracking.panels import log_figures
 
@@ -46,7 +46,7 @@ class StepMonitor(L.Callback):
     plot_label: str
 
     def __init__(self, every_n_steps: int) -> None:
-        self.every_n_steps = check_int(f"{type(self).__name__}.every_n_steps", every_n_steps, minimum=1)
+        self.every_n_steps = every_n_steps  # checked by the subclass's declaration
         self._last_step = -1
         self._history: HistoryCsv | None = None
 

@@ -8,27 +8,22 @@ layer is the first match of ``layer_pattern`` in its name (``h.0`` for GPT-2's
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import lightning as L
 import torch
 
 from callbacks.step_monitor import DEFAULT_STRIP_PREFIX, StepMonitor, compile_pattern
-from robustness.errors import ConfigError, check_bool
+from robustness.errors import ConfigError
+from robustness.fields import Field, check_fields, declared
 from robustness.targets import select_targets
 
 TOTAL = "total"
 
 
+@declared("WeightNorms")
 class WeightNorms(StepMonitor):
-    """Log ``Σ w²`` of the targeted parameters per layer and in total.
-
-    Args:
-        targets: regular expression(s) on parameter names (default ``attn``: GPT-2's attention
-            weights and biases, the parameters the sweeps damage).
-        every_n_steps: measure every n optimizer steps (and when training starts).
-        at_epoch_end: also measure at the end of every training epoch.
-        layer_pattern: regular expression whose first match in a name is that parameter's layer.
-        strip_prefix: regular expression removed from the start of parameter names in log keys.
-    """
+    """Log ``Σ w²`` of the targeted parameters per layer and in total."""
 
     prefix = "weight_norms"
     plot_quantity = "sum_sq"
@@ -36,17 +31,40 @@ class WeightNorms(StepMonitor):
 
     def __init__(
         self,
-        targets: str | list[str] = "attn",
-        every_n_steps: int = 50,
-        at_epoch_end: bool = True,
-        layer_pattern: str = r"\b(h|layers?|blocks?)\.\d+",
-        strip_prefix: str = DEFAULT_STRIP_PREFIX,
+        targets: Annotated[
+            str | list[str],
+            Field(
+                "regular expression(s) on parameter names (`attn`: GPT-2's attention weights and biases, "
+                "the parameters the sweeps damage)",
+                valid="a regex or list of regexes",
+                later="matches at least one parameter: at fit start",
+            ),
+        ] = "attn",
+        every_n_steps: Annotated[int, Field("measure every n optimizer steps (and when training starts)", ge=1)] = 50,
+        at_epoch_end: Annotated[bool, Field("also measure at the end of every training epoch")] = True,
+        layer_pattern: Annotated[
+            str,
+            Field(
+                "regular expression whose first match in a name is that parameter's layer",
+                valid="a valid regex",
+                check=compile_pattern,
+            ),
+        ] = r"\b(h|layers?|blocks?)\.\d+",
+        strip_prefix: Annotated[
+            str,
+            Field(
+                "regular expression removed from the start of parameter names in log keys",
+                valid="a valid regex",
+                check=compile_pattern,
+            ),
+        ] = DEFAULT_STRIP_PREFIX,
     ) -> None:
+        fields = check_fields(WeightNorms, locals())
         super().__init__(every_n_steps)
         self.targets = targets
-        self.at_epoch_end = check_bool("WeightNorms.at_epoch_end", at_epoch_end)
-        self.layer_pattern = compile_pattern("WeightNorms.layer_pattern", layer_pattern)
-        self.strip_prefix = compile_pattern("WeightNorms.strip_prefix", strip_prefix)
+        self.at_epoch_end = at_epoch_end
+        self.layer_pattern = fields["layer_pattern"]
+        self.strip_prefix = fields["strip_prefix"]
         self.layers: dict[str, list[torch.Tensor]] = {}
 
     @property

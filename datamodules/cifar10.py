@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import torch
@@ -21,7 +21,8 @@ from torchvision.datasets.utils import check_integrity
 
 from datamodules.encoded_tasks import EncodedTasksDataModule, RawSplit, prefixed, require_files
 from datamodules.encoders import TorchvisionImageEncoder
-from robustness.errors import ConfigError, check_bool, check_text
+from robustness.errors import ConfigError, check_text
+from robustness.fields import Field, check_fields, declared
 
 FOLDER = CIFAR10.base_folder
 TRAIN_FILES = tuple(name for name, _ in CIFAR10.train_list)
@@ -32,40 +33,60 @@ OFFICIAL_MD5 = {**dict(CIFAR10.train_list), **dict(CIFAR10.test_list), META_FILE
 IMAGE_SHAPE = (3, 32, 32)
 
 
+@declared("data")
 class Cifar10TasksDataModule(EncodedTasksDataModule):
-    """Label-pair tasks on CIFAR-10 through a frozen torchvision image encoder.
-
-    Args:
-        root: directory holding ``cifar-10-batches-py/`` (torchvision's layout).
-        download: fetch CIFAR-10 into ``root`` with torchvision when the files are missing (needs network).
-        check_md5: require the files to match torchvision's md5 of the official release; set false
-            to read your own files in the same layout (e.g. a subset).
-        encoder: torchvision model name (``resnet50``, ``resnet18``, ``vit_b_16``, ...).
-        weights: member of that model's weights enum (``IMAGENET1K_V2``, ``IMAGENET1K_V1``,
-            ``DEFAULT``) or null for random initialisation.
-        image_size: resize the 32×32 images to this size; null: the weights' own preprocessing.
-        init_seed: seed of the random initialisation when ``weights`` is null.
-        **kwargs: see ``EncodedTasksDataModule`` and ``LabelPairTasksDataModule``.
-    """
+    """Label-pair tasks on CIFAR-10 through a frozen torchvision image encoder; every field of
+    ``EncodedTasksDataModule`` and ``LabelPairTasksDataModule`` too."""
 
     num_classes = 10
     dataset_name = "cifar10"
 
     def __init__(
         self,
-        root: str = "data",
-        download: bool = True,
-        check_md5: bool = True,
-        encoder: str = "resnet50",
-        weights: str | None = "IMAGENET1K_V2",
-        image_size: int | None = None,
-        init_seed: int = 0,
+        root: Annotated[
+            str,
+            Field(
+                "directory holding `cifar-10-batches-py/` (torchvision's layout)",
+                valid="non-empty path holding `cifar-10-batches-py/` (all 7 files), unless `download: true` and "
+                "that folder is missing",
+            ),
+        ] = "data",
+        download: Annotated[
+            bool, Field("fetch CIFAR-10 into `root` with torchvision when the files are missing (needs network)")
+        ] = True,
+        check_md5: Annotated[
+            bool,
+            Field(
+                "require the files to match torchvision's md5 of the official release; false to read your own "
+                "files in the same layout (e.g. a subset)"
+            ),
+        ] = True,
+        encoder: Annotated[
+            str,
+            Field(
+                "torchvision model name (`resnet50`, `resnet18`, `vit_b_16`, ...)",
+                valid="a torchvision classification model (`torchvision.models.list_models`)",
+                check=check_text,
+            ),
+        ] = "resnet50",
+        weights: Annotated[
+            str | None,
+            Field(
+                "member of that model's weights enum (`IMAGENET1K_V2`, `IMAGENET1K_V1`, `DEFAULT`) or null for "
+                "random initialisation",
+                valid="null or a member of that model's weights enum",
+                check=check_text,
+                later="downloads: in `prepare_data`",
+            ),
+        ] = "IMAGENET1K_V2",
+        image_size: Annotated[
+            int | None, Field("resize the 32×32 images to this size; null: the weights' own preprocessing", ge=8)
+        ] = None,
+        init_seed: Annotated[int, Field("seed of the random initialisation when `weights` is null")] = 0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        check_text("data.root", root)
-        check_bool("data.download", download)
-        check_bool("data.check_md5", check_md5)
+        check_fields(Cifar10TasksDataModule, locals())
         try:
             self.encoder = TorchvisionImageEncoder(encoder, weights, image_size, init_seed)
         except ConfigError as err:

@@ -2,30 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from sklearn.datasets import load_digits
 
 from datamodules.label_pairs import LabeledFeatures, LabelPairTasksDataModule
-from robustness.errors import check_int, check_number
+from robustness.fields import Field, check_fields, declared
 
 
+@declared("data")
 class DigitsTasksDataModule(LabelPairTasksDataModule):
-    """Label-pair tasks on the 1,797 scikit-learn digits (64 pixel features, 10 classes).
-
-    Args:
-        test_fraction: share of each class held out as the test split.
-        split_seed: seed of that stratified split.
-        **kwargs: see ``LabelPairTasksDataModule``.
-    """
+    """Label-pair tasks on the 1,797 scikit-learn digits (64 pixel features, 10 classes); every field of
+    ``LabelPairTasksDataModule`` too."""
 
     num_classes = 10
 
-    def __init__(self, test_fraction: float = 0.3, split_seed: int = 0, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        test_fraction: Annotated[float, Field("share of each class held out as the test split", gt=0, le=0.9)] = 0.3,
+        split_seed: Annotated[int, Field("seed of that stratified split")] = 0,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
-        check_number("data.test_fraction", test_fraction, low=0, high=0.9, low_open=True)
-        check_int("data.split_seed", split_seed)
+        check_fields(DigitsTasksDataModule, locals())
         self.test_fraction = test_fraction
         self.split_seed = split_seed
 

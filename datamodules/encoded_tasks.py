@@ -12,14 +12,15 @@ import os
 from abc import abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 
 from datamodules.encoders import FrozenEncoder
 from datamodules.feature_cache import FeatureCache, best_device, cached_features, data_fingerprint
 from datamodules.label_pairs import LabeledFeatures, LabelPairTasksDataModule
-from robustness.errors import ConfigError, check_bool, check_int, check_text
+from robustness.errors import ConfigError, check_text
+from robustness.fields import Field, check_fields, declared
 
 SPLITS = ("train", "test")
 
@@ -37,19 +38,32 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cognitive-reserve" / "features"
 
 
-class EncodedTasksDataModule(LabelPairTasksDataModule):
-    """Base class of label-pair tasks on frozen-encoder features, cached on disk.
+def check_cache_dir(field: str, cache_dir: Any) -> str:
+    """A non-empty path whose ``~``/``~user`` prefix (if any) expands."""
+    try:
+        Path(check_text(field, cache_dir)).expanduser()
+    except RuntimeError as err:  # "~user" of a user that does not exist
+        raise ConfigError(field, cache_dir, f"cannot expand its '~' ({err})") from None
+    return cache_dir
 
-    Args:
-        cache_dir: directory of the feature cache (None: ``~/.cache/cognitive-reserve/features``).
-        encode_batch_size: inputs per encoder forward pass.
-        device: where the encoder runs (``cuda``, ``cuda:1``, ``mps``, ``cpu``); None: the best available.
-        max_per_class: encode only a seeded random subset of this many items per class and split
-            (None: all of them). Caps the encoding time on a CPU.
-        subset_seed: seed of that subset.
-        progress: show a progress bar while encoding.
-        **kwargs: see ``LabelPairTasksDataModule``.
-    """
+
+def check_device(field: str, name: Any) -> torch.device:
+    """A torch device present on this machine."""
+    check_text(field, name)
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ConfigError(field, name, str(err)) from None
+    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
+    if not available.get(device.type, True):
+        raise ConfigError(field, name, f"{device.type} is not available on this machine")
+    return device
+
+
+@declared("data")
+class EncodedTasksDataModule(LabelPairTasksDataModule):
+    """Base class of label-pair tasks on frozen-encoder features, cached on disk; every field of
+    ``LabelPairTasksDataModule`` too."""
 
     #: Name of the dataset in cache file names and keys.
     dataset_name: str
@@ -57,27 +71,39 @@ class EncodedTasksDataModule(LabelPairTasksDataModule):
 
     def __init__(
         self,
-        cache_dir: str | None = None,
-        encode_batch_size: int = 64,
-        device: str | None = None,
-        max_per_class: int | None = None,
-        subset_seed: int = 0,
-        progress: bool = True,
+        cache_dir: Annotated[
+            str | None,
+            Field(
+                "directory of the feature cache (null: `~/.cache/cognitive-reserve/features`)",
+                valid="null or a non-empty path (`~` and `~user` are expanded; the user must exist)",
+                check=check_cache_dir,
+            ),
+        ] = None,
+        encode_batch_size: Annotated[int, Field("inputs per encoder forward pass", ge=1)] = 64,
+        device: Annotated[
+            str | None,
+            Field(
+                "where the encoder runs (`cuda`, `cuda:1`, `mps`, `cpu`); null: the best available",
+                valid="null or a torch device present on this machine",
+                check=check_device,
+            ),
+        ] = None,
+        max_per_class: Annotated[
+            int | None,
+            Field(
+                "encode only a seeded random subset of this many items per class and split (null: all of them); "
+                "caps the encoding time on a CPU",
+                ge=1,
+            ),
+        ] = None,
+        subset_seed: Annotated[int, Field("seed of that subset")] = 0,
+        progress: Annotated[bool, Field("show a progress bar while encoding")] = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if cache_dir is not None:
-            check_text("data.cache_dir", cache_dir)
-        check_int("data.encode_batch_size", encode_batch_size, minimum=1)
-        if max_per_class is not None:
-            check_int("data.max_per_class", max_per_class, minimum=1)
-        check_int("data.subset_seed", subset_seed)
-        check_bool("data.progress", progress)
-        self.encode_device = _device(device)
-        try:
-            self.cache = FeatureCache(cache_dir if cache_dir is not None else default_cache_dir())
-        except RuntimeError as err:  # "~user" of a user that does not exist
-            raise ConfigError("data.cache_dir", cache_dir, f"cannot expand its '~' ({err})") from None
+        fields = check_fields(EncodedTasksDataModule, locals())
+        self.encode_device = best_device() if device is None else fields["device"]
+        self.cache = FeatureCache(cache_dir if cache_dir is not None else default_cache_dir())
         self.encode_batch_size = encode_batch_size
         self.max_per_class = max_per_class
         self.subset_seed = subset_seed
@@ -136,20 +162,6 @@ class EncodedTasksDataModule(LabelPairTasksDataModule):
         index = torch.cat(chosen).sort().values
         inputs = raw.inputs[index] if isinstance(raw.inputs, torch.Tensor) else [raw.inputs[i] for i in index.tolist()]
         return RawSplit(inputs, raw.labels[index])
-
-
-def _device(name: str | None) -> torch.device:
-    if name is None:
-        return best_device()
-    check_text("data.device", name)
-    try:
-        device = torch.device(name)
-    except RuntimeError as err:
-        raise ConfigError("data.device", name, str(err)) from None
-    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
-    if not available.get(device.type, True):
-        raise ConfigError("data.device", name, f"{device.type} is not available on this machine")
-    return device
 
 
 def prefixed(err: ConfigError, prefix: str = "data.") -> ConfigError:

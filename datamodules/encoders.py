@@ -24,7 +24,7 @@ import torchvision
 from torch import nn
 from torchvision.transforms import v2
 
-from robustness.errors import ConfigError, check_choice, check_int, check_text, first_line
+from robustness.errors import ConfigError, check_text, first_line
 
 #: ImageNet channel statistics (torchvision's classification weights were trained with them).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -57,6 +57,8 @@ class FrozenEncoder(ABC):
 class TorchvisionImageEncoder(FrozenEncoder):
     """Penultimate-layer features of a torchvision image classifier (its last ``nn.Linear`` removed).
 
+    Its data module (``Cifar10TasksDataModule``) checks the arguments' types and ranges.
+
     Args:
         name: a model of ``torchvision.models.list_models(module=torchvision.models)``, e.g. ``resnet50``.
         weights: a member of the model's weights enum (``IMAGENET1K_V2``, ``DEFAULT``, ...) or None
@@ -78,9 +80,6 @@ class TorchvisionImageEncoder(FrozenEncoder):
             raise ConfigError("encoder", name, f"not a torchvision image classifier; {hint}")
         if weights is not None:
             check_text("weights", weights)
-        if image_size is not None:
-            check_int("image_size", image_size, minimum=8)
-        check_int("init_seed", init_seed)
         self.name = name
         self.weights = _weights_member(name, weights)
         self.image_size = image_size
@@ -140,6 +139,8 @@ class TorchvisionImageEncoder(FrozenEncoder):
 class HuggingFaceTextEncoder(FrozenEncoder):
     """Sentence features of a Hugging Face text encoder (``AutoModel`` + ``AutoTokenizer``).
 
+    Its data module (``NewsgroupsTasksDataModule``) checks the arguments' types and ranges.
+
     Args:
         name: a hub id (``bert-base-uncased``) or a local folder saved with ``save_pretrained``.
         pooling: ``mean``: mean of the last hidden state over the real (unpadded) tokens;
@@ -153,10 +154,6 @@ class HuggingFaceTextEncoder(FrozenEncoder):
         revision: str | None = None,
     ) -> None:  # fmt: skip
         check_text("encoder", name)
-        check_choice("pooling", pooling, ("mean", "pooler"))
-        check_int("max_tokens", max_tokens, minimum=2)
-        if revision is not None:
-            check_text("revision", revision)
         from transformers import AutoConfig
 
         try:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import datasets
 import lightning as L
@@ -29,8 +29,9 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
-from datamodules.glue_tasks import GlueTask, glue_task
-from robustness.errors import ConfigError, check_int, check_text, first_line
+from datamodules.glue_tasks import GlueTask, check_glue_task
+from robustness.errors import ConfigError, check_text, first_line
+from robustness.fields import Field, check_fields, declared
 
 #: The hub dataset of the GLUE benchmark (one configuration per task).
 GLUE_HUB = "nyu-mll/glue"
@@ -40,46 +41,75 @@ SPLITS = ("train", "validation")
 FILE_BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
 
 
-class GlueDataModule(L.LightningDataModule):
-    """One GLUE task, tokenized with the model's tokenizer.
+def check_data_files(field: str, data_files: Any) -> dict[str, str]:
+    """One existing file of a supported type per split."""
+    if not isinstance(data_files, Mapping):
+        raise ConfigError(field, data_files, f"give one file per split {list(SPLITS)}, or null")
+    files = dict(data_files)
+    unknown = [split for split in files if split not in SPLITS]
+    if unknown:
+        raise ConfigError(f"{field}.{unknown[0]}", files[unknown[0]], f"unknown split; give {list(SPLITS)}")
+    for split in SPLITS:
+        where = f"{field}.{split}"
+        if split not in files:
+            raise ConfigError(where, None, "missing: give a file for every split (GLUE test labels are not public)")
+        path = Path(check_text(where, files[split]))
+        if path.suffix.lower() not in FILE_BUILDERS:
+            raise ConfigError(where, str(path), f"unsupported file type; use one of {sorted(FILE_BUILDERS)}")
+        if not path.is_file():
+            raise ConfigError(where, str(path), "no such file")
+        files[split] = str(path)
+    return files
 
-    Args:
-        task: ``cola``, ``sst2``, ``mrpc``, ``qqp``, ``qnli`` or ``rte``.
-        data_files: local files ``{train: path, validation: path}`` (``.json``, ``.jsonl``, ``.csv``,
-            ``.parquet``) with the task's GLUE columns; null = load ``dataset`` instead.
-        dataset: hub dataset (or local directory with the same layout) whose configuration ``task``
-            holds the task; used when ``data_files`` is null.
-        max_length: tokens per example at most (pairs included).
-        batch_size: training examples per batch (per device).
-        eval_batch_size: validation examples per batch (null = ``batch_size``).
-        num_workers: DataLoader worker processes.
-        cache_dir: ``datasets`` cache directory (null = its default).
-    """
+
+@declared("data")
+class GlueDataModule(L.LightningDataModule):
+    """One GLUE task, tokenized with the model's tokenizer."""
 
     def __init__(
         self,
-        task: str,
-        data_files: dict[str, str] | None = None,
-        dataset: str = GLUE_HUB,
-        max_length: int = 128,
-        batch_size: int = 32,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
-        cache_dir: str | None = None,
+        task: Annotated[
+            str, Field("the GLUE task", valid="`cola`, `sst2`, `mrpc`, `qqp`, `qnli`, `rte`", check=check_glue_task)
+        ],
+        data_files: Annotated[
+            dict[str, str] | None,
+            Field(
+                "local files with the task's GLUE columns (null: load `dataset` instead)",
+                valid="null or `{train: path, validation: path}` of existing `.json`, `.jsonl`, `.csv` or "
+                "`.parquet` files",
+                check=check_data_files,
+                later="columns, texts, labels: at setup",
+            ),
+        ] = None,
+        dataset: Annotated[
+            str,
+            Field(
+                "hub dataset (or local directory with the same layout) whose configuration `task` holds the task",
+                later="loads: in `prepare_data`",
+            ),
+        ] = GLUE_HUB,
+        max_length: Annotated[
+            int,
+            Field(
+                "tokens per example at most (pairs included)",
+                ge=1,
+                valid="integer ≥ 1; ≥ 2 for the sentence-pair tasks (`mrpc`, `qqp`, `qnli`, `rte`)",
+                later="≤ the model's `n_positions`: at setup",
+            ),
+        ] = 128,
+        batch_size: Annotated[int, Field("training examples per batch (per device)", ge=1)] = 32,
+        eval_batch_size: Annotated[
+            int | None, Field("validation examples per batch (null: `batch_size`)", ge=1)
+        ] = None,
+        num_workers: Annotated[int, Field("DataLoader worker processes", ge=0)] = 0,
+        cache_dir: Annotated[str | None, Field("`datasets` cache directory (null: its default)")] = None,
     ) -> None:
         super().__init__()
-        self.task: GlueTask = glue_task(task, "data.task")
-        check_int("data.max_length", max_length, minimum=1)
+        fields = check_fields(GlueDataModule, locals())
+        self.task: GlueTask = fields["task"]
         if max_length < 2 and len(self.task.text_columns) == 2:
             raise ConfigError("data.max_length", max_length, "a sentence pair needs at least 2 tokens")
-        check_int("data.batch_size", batch_size, minimum=1)
-        if eval_batch_size is not None:
-            check_int("data.eval_batch_size", eval_batch_size, minimum=1)
-        check_int("data.num_workers", num_workers, minimum=0)
-        check_text("data.dataset", dataset)
-        if cache_dir is not None:
-            check_text("data.cache_dir", cache_dir)
-        self.data_files = _check_data_files(data_files)
+        self.data_files = fields["data_files"]
         self.dataset_name = dataset
         self.max_length = max_length
         self.batch_size = batch_size
@@ -280,25 +310,3 @@ def _is_label(value: object, allowed: set[int]) -> bool:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return False
     return float(value).is_integer() and int(value) in allowed
-
-
-def _check_data_files(data_files: dict[str, str] | None) -> dict[str, str] | None:
-    if data_files is None:
-        return None
-    if not isinstance(data_files, Mapping):
-        raise ConfigError("data.data_files", data_files, f"give one file per split {list(SPLITS)}, or null")
-    files = dict(data_files)
-    unknown = [split for split in files if split not in SPLITS]
-    if unknown:
-        raise ConfigError(f"data.data_files.{unknown[0]}", files[unknown[0]], f"unknown split; give {list(SPLITS)}")
-    for split in SPLITS:
-        field = f"data.data_files.{split}"
-        if split not in files:
-            raise ConfigError(field, None, "missing: give a file for every split (GLUE test labels are not public)")
-        path = Path(check_text(field, files[split]))
-        if path.suffix.lower() not in FILE_BUILDERS:
-            raise ConfigError(field, str(path), f"unsupported file type; use one of {sorted(FILE_BUILDERS)}")
-        if not path.is_file():
-            raise ConfigError(field, str(path), "no such file")
-        files[split] = str(path)
-    return files

@@ -6,6 +6,7 @@ Column and label names are those of the Hugging Face dataset ``nyu-mll/glue``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from robustness.errors import ConfigError
 
@@ -58,3 +59,8 @@ def glue_task(name: str, field: str = "task") -> GlueTask:
     if not isinstance(name, str) or name not in GLUE_TASKS:
         raise ConfigError(field, name, f"unknown GLUE task; choose one of {sorted(GLUE_TASKS)}")
     return GLUE_TASKS[name]
+
+
+def check_glue_task(field: str, name: Any) -> GlueTask:
+    """``glue_task`` in the argument order of a ``robustness.fields.Field`` check."""
+    return glue_task(name, field)

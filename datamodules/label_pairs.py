@@ -19,12 +19,14 @@ import itertools
 from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Annotated, Any
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from robustness.errors import ConfigError, check_bool, check_int, check_number
+from robustness.errors import ConfigError, check_int
+from robustness.fields import Field, check_fields, declared
 
 
 @dataclass(frozen=True)
@@ -48,46 +50,70 @@ class TaskItems(Dataset):
         return {name: tensor[index] for name, tensor in self.tensors.items()}
 
 
-class LabelPairTasksDataModule(L.LightningDataModule):
-    """Base class: subclasses say how to load features and labels for ``train`` and ``test``.
+def check_task_grid(field: str, task_grid: Any) -> list[int]:
+    """A non-empty list of distinct integers >= 1, sorted."""
+    if isinstance(task_grid, str | bytes) or not isinstance(task_grid, Sequence) or not task_grid:
+        raise ConfigError(field, task_grid, "give a non-empty list of numbers of tasks")
+    grid = [check_int(field, t, minimum=1) for t in task_grid]
+    if len(set(grid)) != len(grid):
+        raise ConfigError(field, grid, "numbers of tasks must be distinct")
+    return sorted(grid)
 
-    Args:
-        task_grid: numbers of tasks T of the models to train, e.g. ``[1, 2, ..., 10]``.
-        train_examples: training examples per model, split equally among its tasks.
-        val_fraction: share of the training split held out for validation (per class).
-        batch_size: batch size of every dataloader.
-        task_seed: seed of the pair order and of the example order.
-        standardize: scale every input feature to zero mean, unit variance (train statistics).
-        add_bias: append a constant 1 feature so the linear model can fit an offset.
-        num_workers: dataloader workers.
-    """
+
+def check_task_count(task_grid: list[int], num_classes: int) -> None:
+    """No more tasks than label pairs of ``num_classes`` classes."""
+    available = num_classes * (num_classes - 1) // 2
+    if task_grid[-1] > available:
+        raise ConfigError(
+            "data.task_grid", task_grid[-1], f"more tasks than label pairs ({num_classes} classes give {available})"
+        )
+
+
+@declared("data")
+class LabelPairTasksDataModule(L.LightningDataModule):
+    """Base class: subclasses say how to load features and labels for ``train`` and ``test``."""
 
     num_classes: int
 
     def __init__(
         self,
-        task_grid: Sequence[int] = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10),
-        train_examples: int = 200,
-        val_fraction: float = 0.15,
-        batch_size: int = 256,
-        task_seed: int = 0,
-        standardize: bool = True,
-        add_bias: bool = True,
-        num_workers: int = 0,
+        task_grid: Annotated[
+            Sequence[int],
+            Field(
+                "numbers of tasks T of the models to train, e.g. `[1, 2, ..., 10]`",
+                valid="non-empty list of distinct integers in [1, number of label pairs] (45 for 10 classes)",
+                check=check_task_grid,
+            ),
+        ] = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10),
+        train_examples: Annotated[
+            int,
+            Field(
+                "training examples per model, split equally among its tasks",
+                ge="task_grid",
+                valid="integer ≥ the largest of `task_grid`",
+                later="every task has train_examples / T examples: at setup",
+            ),
+        ] = 200,
+        val_fraction: Annotated[
+            float, Field("share of the training split held out for validation (per class)", gt=0, le=0.9)
+        ] = 0.15,
+        batch_size: Annotated[int, Field("batch size of every dataloader", ge=1)] = 256,
+        task_seed: Annotated[int, Field("seed of the pair order and of the example order")] = 0,
+        standardize: Annotated[
+            bool, Field("scale every input feature to zero mean, unit variance (train statistics)")
+        ] = True,
+        add_bias: Annotated[bool, Field("append a constant 1 feature so the linear model can fit an offset")] = True,
+        num_workers: Annotated[int, Field("dataloader workers", ge=0)] = 0,
     ) -> None:
         super().__init__()
-        self.task_grid = _check_task_grid(task_grid, self.num_classes)
-        check_int("data.train_examples", train_examples, minimum=max(self.task_grid))
-        check_number("data.val_fraction", val_fraction, low=0, high=0.9, low_open=True)
-        check_int("data.batch_size", batch_size, minimum=1)
-        check_int("data.task_seed", task_seed)
-        check_int("data.num_workers", num_workers, minimum=0)
+        self.task_grid = check_fields(LabelPairTasksDataModule, locals())["task_grid"]
+        check_task_count(self.task_grid, self.num_classes)
         self.train_examples = train_examples
         self.val_fraction = val_fraction
         self.batch_size = batch_size
         self.task_seed = task_seed
-        self.standardize = check_bool("data.standardize", standardize)
-        self.add_bias = check_bool("data.add_bias", add_bias)
+        self.standardize = standardize
+        self.add_bias = add_bias
         self.num_workers = num_workers
         self.pairs = label_pairs(self.num_classes, max(self.task_grid), task_seed)
         self.datasets: dict[str, TaskItems] = {}
@@ -202,22 +228,6 @@ def label_pairs(num_classes: int, count: int, seed: int) -> list[tuple[int, int]
     pairs = list(itertools.combinations(range(num_classes), 2))
     order = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(seed)).tolist()
     return [pairs[i] for i in order[:count]]
-
-
-def _check_task_grid(task_grid: Sequence[int], num_classes: int) -> list[int]:
-    if isinstance(task_grid, str | bytes) or not isinstance(task_grid, Sequence) or not task_grid:
-        raise ConfigError("data.task_grid", task_grid, "give a non-empty list of numbers of tasks")
-    grid = list(task_grid)
-    available = num_classes * (num_classes - 1) // 2
-    for t in grid:
-        check_int("data.task_grid", t, minimum=1)
-        if t > available:
-            raise ConfigError(
-                "data.task_grid", t, f"more tasks than label pairs ({num_classes} classes give {available})"
-            )
-    if len(set(grid)) != len(grid):
-        raise ConfigError("data.task_grid", grid, "numbers of tasks must be distinct")
-    return sorted(grid)
 
 
 def _split_per_class(data: LabeledFeatures, fraction: float, seed: int) -> tuple[LabeledFeatures, LabeledFeatures]:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from torchvision.datasets import MNIST
 
 from datamodules.label_pairs import LabeledFeatures, LabelPairTasksDataModule
 from robustness.errors import ConfigError
+from robustness.fields import Field, check_fields, declared
 
 RAW_FILES = (
     "train-images-idx3-ubyte",
@@ -18,19 +19,26 @@ RAW_FILES = (
 )
 
 
+@declared("data")
 class MnistTasksDataModule(LabelPairTasksDataModule):
-    """Label-pair tasks on MNIST.
-
-    Args:
-        root: directory holding ``MNIST/raw/<idx files>`` (torchvision's layout).
-        download: fetch MNIST into ``root`` when the files are missing (needs network).
-        **kwargs: see ``LabelPairTasksDataModule``.
-    """
+    """Label-pair tasks on MNIST; every field of ``LabelPairTasksDataModule`` too."""
 
     num_classes = 10
 
-    def __init__(self, root: str = "data", download: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        root: Annotated[
+            str,
+            Field(
+                "directory holding `MNIST/raw/<idx files>` (torchvision's layout)",
+                valid="directory with `MNIST/raw/*-ubyte`, unless `download: true`",
+            ),
+        ] = "data",
+        download: Annotated[bool, Field("fetch MNIST into `root` when the files are missing (needs network)")] = True,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
+        check_fields(MnistTasksDataModule, locals())
         self.root = root
         self.download = download
         if not download and not self._has_raw_files():

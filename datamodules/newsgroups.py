@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 from sklearn.datasets import fetch_20newsgroups, load_files
@@ -25,54 +25,79 @@ from sklearn.datasets._twenty_newsgroups import (  # the fetcher's own `remove` 
 
 from datamodules.encoded_tasks import EncodedTasksDataModule, RawSplit, prefixed
 from datamodules.encoders import HuggingFaceTextEncoder, Pooling
-from robustness.errors import ConfigError, check_bool, check_choice, check_text
+from robustness.errors import ConfigError, check_choice, check_text
+from robustness.fields import Field, check_fields, declared
 
 SPLIT_FOLDERS = {"train": "20news-bydate-train", "test": "20news-bydate-test"}
 STRIPPERS = {"headers": strip_newsgroup_header, "footers": strip_newsgroup_footer, "quotes": strip_newsgroup_quoting}
 Source = Literal["sklearn", "directory"]
 
 
-class NewsgroupsTasksDataModule(EncodedTasksDataModule):
-    """Label-pair tasks on 20 Newsgroups through a frozen Hugging Face text encoder.
+def check_parts(field: str, remove: Any) -> list[str]:
+    """A list of post parts to strip (may be empty)."""
+    if isinstance(remove, str) or not isinstance(remove, Sequence):
+        raise ConfigError(field, remove, "give a list of parts: headers, footers, quotes (or [])")
+    return [check_choice(field, part, tuple(STRIPPERS)) for part in remove]
 
-    Args:
-        source: ``sklearn`` (scikit-learn's fetcher) or ``directory`` (a local copy in the
-            release's layout under ``root``).
-        root: ``directory``: the folder holding ``20news-bydate-train/`` and ``20news-bydate-test/``;
-            ``sklearn``: its ``data_home`` (null: ``~/scikit_learn_data``).
-        download: let scikit-learn download the posts when they are missing (needs network).
-        remove: parts stripped from every post, any of ``headers`` (they name the newsgroup: a
-            label leak), ``footers`` (signatures), ``quotes`` (quoted replies).
-        encoder: Hugging Face hub id or local folder of the text encoder.
-        pooling: ``mean`` (mean of the last hidden state over real tokens) or ``pooler``.
-        max_tokens: keep the first N tokens of every post.
-        revision: hub revision of ``encoder``.
-        **kwargs: see ``EncodedTasksDataModule`` and ``LabelPairTasksDataModule``.
-    """
+
+@declared("data")
+class NewsgroupsTasksDataModule(EncodedTasksDataModule):
+    """Label-pair tasks on 20 Newsgroups through a frozen Hugging Face text encoder; every field of
+    ``EncodedTasksDataModule`` and ``LabelPairTasksDataModule`` too."""
 
     num_classes = 20
     dataset_name = "newsgroups"
 
     def __init__(
         self,
-        source: Source = "sklearn",
-        root: str | None = None,
-        download: bool = True,
-        remove: Sequence[str] = ("headers", "footers", "quotes"),
-        encoder: str = "bert-base-uncased",
-        pooling: Pooling = "mean",
-        max_tokens: int = 256,
-        revision: str | None = None,
+        source: Annotated[
+            Source,
+            Field(
+                "`sklearn` (scikit-learn's fetcher) or `directory` (a local copy in the release's layout under `root`)"
+            ),
+        ] = "sklearn",
+        root: Annotated[
+            str | None,
+            Field(
+                "`directory`: the folder holding `20news-bydate-train/` and `20news-bydate-test/`; `sklearn`: its "
+                "`data_home` (null: `~/scikit_learn_data`)",
+                later="`directory`: the same ≥ 2 newsgroup folders in both; `sklearn` without download: a copy "
+                "there: at construction",
+            ),
+        ] = None,
+        download: Annotated[
+            bool, Field("let scikit-learn download the posts when they are missing (needs network)")
+        ] = True,
+        remove: Annotated[
+            Sequence[str],
+            Field(
+                "parts stripped from every post: `headers` (they name the newsgroup: a label leak), `footers` "
+                "(signatures), `quotes` (quoted replies)",
+                valid="list of `headers`, `footers`, `quotes` (may be empty)",
+                check=check_parts,
+            ),
+        ] = ("headers", "footers", "quotes"),
+        encoder: Annotated[
+            str,
+            Field(
+                "Hugging Face hub id or local folder of the text encoder",
+                valid="a local folder or hub id of a Hugging Face model whose config has `hidden_size`",
+                check=check_text,
+                later="config loaded at construction, weights in `prepare_data`",
+            ),
+        ] = "bert-base-uncased",
+        pooling: Annotated[
+            Pooling,
+            Field(
+                "`mean` (mean of the last hidden state over real tokens) or `pooler`",
+                later="the model has a pooled output: at encoding",
+            ),
+        ] = "mean",
+        max_tokens: Annotated[int, Field("keep the first N tokens of every post", ge=2)] = 256,
+        revision: Annotated[str | None, Field("hub revision (branch, tag or commit) of `encoder`")] = None,
         **kwargs: Any,
     ) -> None:
-        check_choice("data.source", source, ("sklearn", "directory"))
-        if root is not None:
-            check_text("data.root", root)
-        check_bool("data.download", download)
-        if isinstance(remove, str) or not isinstance(remove, Sequence):
-            raise ConfigError("data.remove", remove, "give a list of parts: headers, footers, quotes (or [])")
-        for part in remove:
-            check_choice("data.remove", part, tuple(STRIPPERS))
+        check_fields(NewsgroupsTasksDataModule, locals())
         self.source, self.root, self.download_missing, self.remove = source, root, download, list(remove)
         if source == "directory":
             self.categories = self._directory_categories()

@@ -40,7 +40,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import lightning as L
 import numpy as np
@@ -48,7 +48,8 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 from transformers import PreTrainedTokenizerFast
 
-from robustness.errors import ConfigError, check_bool, check_int, check_number, check_text
+from robustness.errors import ConfigError, check_number, check_text
+from robustness.fields import Field, check_fields, declared
 
 #: Target value of padding positions (ignored by the loss and the metrics).
 IGNORE_INDEX = -100
@@ -56,32 +57,61 @@ SPLITS = ("train", "validation", "test")
 _ENCODE_BATCH = 256
 
 
+def check_text_file(field: str, file: Any) -> str:
+    """An existing file whose first MiB holds some text."""
+    path = Path(check_text(field, file))
+    if not path.is_file():
+        raise ConfigError(field, file, "no such text file")
+    with path.open("rb") as handle:
+        if not handle.read(1 << 20).strip():
+            raise ConfigError(field, file, "is an empty corpus: it has no text")
+    return file
+
+
+@declared("data.corpora.<language>.<split>")
 @dataclass
 class TextSource:
-    """Where one split of one language comes from: exactly one of ``file`` or ``hub``.
+    """Where one split of one language comes from: exactly one of ``file`` or ``hub``."""
 
-    Args:
-        file: local UTF-8 text file; documents are separated by blank lines.
-        hub: ``datasets.load_dataset`` path: a hub dataset (``wikimedia/wikipedia``) or a builder
-            (``json``, ``parquet``, ``text``) reading ``data_files``.
-        name: dataset configuration name (e.g. ``20231101.en``).
-        split: dataset split.
-        column: column holding the text.
-        data_files: files for a builder, or a subset of a hub dataset's files.
-        streaming: read records lazily instead of downloading the whole dataset first.
-        skip: leave out this many (non-empty) documents at the start, e.g. those held out for evaluation.
-        take: use at most this many documents after ``skip`` (null = all).
-    """
-
-    file: str | None = None
-    hub: str | None = None
-    name: str | None = None
-    split: str = "train"
-    column: str = "text"
-    data_files: str | list[str] | dict[str, str | list[str]] | None = None
-    streaming: bool = False
-    skip: int = 0
-    take: int | None = None
+    file: Annotated[
+        str | None,
+        Field(
+            "local UTF-8 text file; documents are separated by blank lines",
+            valid="null or an existing UTF-8 file with some text (exactly one of `file`, `hub`)",
+            check=check_text_file,
+        ),
+    ] = None
+    hub: Annotated[
+        str | None,
+        Field(
+            "`datasets.load_dataset` path: a hub dataset (`wikimedia/wikipedia`) or a builder (`json`, `parquet`, "
+            "`text`) reading `data_files`",
+            later="read in `prepare_data`",
+        ),
+    ] = None
+    name: Annotated[str | None, Field("dataset configuration name (e.g. `20231101.en`)")] = None
+    split: Annotated[str, Field("dataset split")] = "train"
+    column: Annotated[str, Field("column holding the text", later="a column of the dataset: at first use")] = "text"
+    data_files: Annotated[
+        str | list[str] | dict[str, str | list[str]] | None,
+        Field(
+            "files for a builder, or a subset of a hub dataset's files",
+            valid="null, a path, a list of paths or `{split: path(s)}`, as `datasets.load_dataset` takes them",
+            later="when loaded",
+        ),
+    ] = None
+    streaming: Annotated[bool, Field("read records lazily instead of downloading the whole dataset first")] = False
+    skip: Annotated[
+        int, Field("leave out this many (non-empty) documents at the start, e.g. those held out for evaluation", ge=0)
+    ] = 0
+    take: Annotated[
+        int | None,
+        Field(
+            "use at most this many documents after `skip` (null: all)",
+            ge=1,
+            later="at least one non-empty document remains: at first use",
+        ),
+    ] = None
 
 
 #: Fields of a ``TextSource``.
@@ -162,57 +192,85 @@ def _predicted_bytes(stream: torch.Tensor, byte_lengths: torch.Tensor) -> torch.
     return torch.cat([torch.zeros(1, dtype=torch.int64), byte_lengths[stream[1:].long()].cumsum(0)])
 
 
-class TextCorpusDataModule(L.LightningDataModule):
-    """English (monolingual) or English + Greek (bilingual) LM data with equal token budgets.
+def check_corpora(field: str, corpora: Any) -> dict[str, LanguageCorpus]:
+    """``{language: {train, validation, test}}`` with every source checked (files read: they must have text)."""
+    if not isinstance(corpora, Mapping) or not corpora:
+        raise ConfigError(field, corpora, "give at least one language: {code: {train, validation, test}}")
+    checked = {check_text(field, language): _as_corpus(language, corpus) for language, corpus in corpora.items()}
+    for language, corpus in checked.items():
+        for split in SPLITS:
+            _check_source(f"{field}.{language}.{split}", getattr(corpus, split))
+    return checked
 
-    Args:
-        corpora: per language code (e.g. ``en``, ``el``; the order sets the language index): its
-            ``train``/``validation``/``test`` sources. Every language is evaluated.
-        train_tokens: training tokens in total (predicted positions), in the model's tokenizer;
-            rounded down to whole blocks.
-        language_ratio: share of ``train_tokens`` per language (normalised); null = equal shares.
-        block_size: tokens per block (the model's context; at most its ``n_positions``).
-        batch_size: training blocks per batch (per device).
-        eval_batch_size: validation/test blocks per batch (null = ``batch_size``).
-        eval_stride: validation/test in sliding windows of ``block_size`` tokens advancing by this many
-            (1 … ``block_size``; e.g. 512 with 1024-token blocks, as the paper's code); null = disjoint blocks.
-        tokenizer_train_bytes: UTF-8 bytes of training text a new tokenizer learns from, split between
-            the languages like ``language_ratio`` (the first documents of each training source).
-        num_workers: DataLoader worker processes.
-        cache_dir: ``datasets`` cache directory (null = its default).
-    """
+
+@declared("data")
+class TextCorpusDataModule(L.LightningDataModule):
+    """English (monolingual) or English + Greek (bilingual) LM data with equal token budgets."""
 
     def __init__(
         self,
-        corpora: dict[str, LanguageCorpus],
-        train_tokens: int,
-        language_ratio: dict[str, float] | None = None,
-        block_size: int = 1024,
-        batch_size: int = 8,
-        eval_batch_size: int | None = None,
-        eval_stride: int | None = None,
-        tokenizer_train_bytes: int = 50_000_000,
-        num_workers: int = 0,
-        cache_dir: str | None = None,
+        corpora: Annotated[
+            dict[str, LanguageCorpus],
+            Field(
+                "per language code (e.g. `en`, `el`; the order sets the language index): its "
+                "`train`/`validation`/`test` sources (`TextSource`, next table). Every language is evaluated",
+                valid="non-empty mapping: language code (non-empty string) → exactly the sources `train`, "
+                "`validation`, `test`",
+                check=check_corpora,
+            ),
+        ],
+        train_tokens: Annotated[
+            int,
+            Field(
+                "training tokens in total (predicted positions), in the model's tokenizer; rounded down to whole "
+                "blocks",
+                ge="block_size",
+                later="each language's training text holds its share: at first use",
+            ),
+        ],
+        language_ratio: Annotated[
+            dict[str, float] | None,
+            Field(
+                "share of `train_tokens` per language (normalised); null: equal shares",
+                valid="null or one finite share > 0 per language of `corpora`",
+                later="against `corpora`: at construction; every language gets a block: at first use",
+            ),
+        ] = None,
+        block_size: Annotated[
+            int,
+            Field(
+                "tokens per block (the model's context; at most its `n_positions`)",
+                ge=1,
+                later="≤ the model's `n_positions`: at setup",
+            ),
+        ] = 1024,
+        batch_size: Annotated[int, Field("training blocks per batch (per device)", ge=1)] = 8,
+        eval_batch_size: Annotated[
+            int | None, Field("validation/test blocks per batch (null: `batch_size`)", ge=1)
+        ] = None,
+        eval_stride: Annotated[
+            int | None,
+            Field(
+                "validation/test in sliding windows of `block_size` tokens advancing by this many (e.g. 512 with "
+                "1024-token blocks, as the paper's code); null: disjoint blocks",
+                ge=1,
+                le="block_size",
+            ),
+        ] = None,
+        tokenizer_train_bytes: Annotated[
+            int,
+            Field(
+                "UTF-8 bytes of training text a new tokenizer learns from, split between the languages like "
+                "`language_ratio` (the first documents of each training source)",
+                ge=1,
+                later="enough to learn `vocab_size` tokens: when the tokenizer is trained",
+            ),
+        ] = 50_000_000,
+        num_workers: Annotated[int, Field("DataLoader worker processes", ge=0)] = 0,
+        cache_dir: Annotated[str | None, Field("`datasets` cache directory (null: its default)")] = None,
     ) -> None:
         super().__init__()
-        if not isinstance(corpora, Mapping) or not corpora:
-            raise ConfigError("data.corpora", corpora, "give at least one language: {code: {train, validation, test}}")
-        self.corpora = {check_text("data.corpora", language): _as_corpus(language, corpus)
-                        for language, corpus in corpora.items()}  # fmt: skip
-        check_int("data.block_size", block_size, minimum=1)
-        check_int("data.train_tokens", train_tokens, minimum=block_size)
-        check_int("data.batch_size", batch_size, minimum=1)
-        check_int("data.tokenizer_train_bytes", tokenizer_train_bytes, minimum=1)
-        check_int("data.num_workers", num_workers, minimum=0)
-        if eval_batch_size is not None:
-            check_int("data.eval_batch_size", eval_batch_size, minimum=1)
-        if eval_stride is not None:
-            check_int("data.eval_stride", eval_stride, minimum=1)
-            if eval_stride > block_size:
-                raise ConfigError("data.eval_stride", eval_stride, f"must be at most data.block_size={block_size}")
-        if cache_dir is not None:
-            check_text("data.cache_dir", cache_dir)
+        self.corpora = check_fields(TextCorpusDataModule, locals())["corpora"]
         self.ratio = _normalised_ratio(language_ratio, list(self.corpora))
         self.train_tokens = train_tokens
         self.block_size = block_size
@@ -222,9 +280,6 @@ class TextCorpusDataModule(L.LightningDataModule):
         self.tokenizer_train_bytes = tokenizer_train_bytes
         self.num_workers = num_workers
         self.cache_dir = cache_dir
-        for language, corpus in self.corpora.items():
-            for split in SPLITS:
-                _check_source(f"data.corpora.{language}.{split}", getattr(corpus, split))
         # plain types only: the checkpoint must load with torch.load(weights_only=True)
         self.save_hyperparameters(
             {
@@ -442,23 +497,7 @@ def _as_source(field_name: str, source: TextSource | Mapping[str, Any]) -> TextS
 def _check_source(field_name: str, source: TextSource) -> None:
     if (source.file is None) == (source.hub is None):
         raise ConfigError(field_name, asdict(source), "give exactly one of 'file' (local text) or 'hub' (datasets)")
-    for name in ("file", "hub", "name"):
-        if getattr(source, name) is not None:
-            check_text(f"{field_name}.{name}", getattr(source, name))
-    check_text(f"{field_name}.split", source.split)
-    check_text(f"{field_name}.column", source.column)
-    check_bool(f"{field_name}.streaming", source.streaming)
-    check_int(f"{field_name}.skip", source.skip, minimum=0)
-    if source.take is not None:
-        check_int(f"{field_name}.take", source.take, minimum=1)
-    if source.file is not None:
-        path = Path(source.file)
-        if not path.is_file():
-            raise ConfigError(f"{field_name}.file", source.file, "no such text file")
-        with path.open("rb") as file:
-            head = file.read(1 << 20)
-        if not head.strip():
-            raise ConfigError(f"{field_name}.file", source.file, "is an empty corpus: it has no text")
+    check_fields(TextSource, asdict(source), prefix=field_name)
 
 
 def _normalised_ratio(ratio: Mapping[str, float] | None, languages: Sequence[str]) -> dict[str, float]:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import lightning as L
 import torch
@@ -34,69 +34,99 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import BinaryAccuracy, BinaryF1Score, BinaryMatthewsCorrCoef
 from transformers import AutoConfig, AutoTokenizer, GPT2ForSequenceClassification, PreTrainedTokenizerBase
 
-from datamodules.glue_tasks import GlueTask, glue_task
+from datamodules.glue_tasks import GlueTask, check_glue_task
 from lightning_modules.gpt2_lm import load_lm_checkpoint
 from lightning_modules.sweepable import SweepableMixin
-from robustness.errors import ConfigError, check_int, check_number, check_text, first_line
+from robustness.errors import ConfigError, check_text, first_line
+from robustness.fields import Field, check_fields, declared
 from robustness.targets import check_name_patterns
 
 #: Number of pretraining languages implied by the usual ``pretraining`` labels.
 LANGUAGES_OF = {"mono": 1, "bi": 2}
 
 
-class GPT2GlueClassifier(SweepableMixin, L.LightningModule):
-    """GPT-2 sequence classifier for one GLUE task, fine-tuned from a language-model checkpoint.
+def check_label(field: str, label: Any) -> str:
+    """A non-empty label without ``-`` (it becomes part of a model name ``gpt2-<label>-<task>``)."""
+    if not isinstance(label, str) or not label or "-" in label:
+        raise ConfigError(field, label, "must be a non-empty label without '-' (mono, bi)")
+    return label
 
-    Args:
-        task: GLUE task (``cola``, ``sst2``, ``mrpc``, ``qqp``, ``qnli``, ``rte``); must equal the data's.
-        init_from: the pretrained language model: a ``GPT2LanguageModel`` checkpoint of this
-            project (``.ckpt``, tokenizer included), or a Hugging Face GPT-2 directory / hub name
-            (weights and tokenizer, e.g. ``gpt2``).
-        pretraining: label of the checkpoint's pretraining, e.g. ``mono`` or ``bi`` (no ``-``); it
-            names the model ``gpt2-<pretraining>-<task>`` in sweep CSVs, tables and plots.
-        num_languages: languages the checkpoint was pretrained on (the sweep CSV's ``num_tasks``);
-            null = 1 for ``mono``, 2 for ``bi``.
-        name: overrides the model's name in sweep CSVs (default ``gpt2-<pretraining>-<task>``).
-        targets: parameters the robustness sweeps damage (regular expressions on names); ``attn``
-            selects the attention weights and biases (``c_attn``, ``c_proj``) of every block.
-        lr: peak AdamW learning rate.
-        weight_decay: AdamW weight decay of matrices (biases and LayerNorm weights get none).
-        warmup_ratio: fraction of the optimizer steps with a linear warm-up; linear decay to 0 follows.
-    """
+
+@declared("model")
+class GPT2GlueClassifier(SweepableMixin, L.LightningModule):
+    """GPT-2 sequence classifier for one GLUE task, fine-tuned from a language-model checkpoint."""
 
     def __init__(
         self,
-        task: str,
-        init_from: str | None = None,
-        pretraining: str = "mono",
-        num_languages: int | None = None,
-        name: str | None = None,
-        targets: str | list[str] = "attn",
-        lr: float = 2e-5,
-        weight_decay: float = 0.01,
-        warmup_ratio: float = 0.1,
+        task: Annotated[
+            str,
+            Field(
+                "GLUE task; must equal the data's",
+                valid="`cola`, `sst2`, `mrpc`, `qqp`, `qnli`, `rte`",
+                check=check_glue_task,
+                later="same as the data's: at setup",
+            ),
+        ],
+        init_from: Annotated[
+            str | None,
+            Field(
+                "the pretrained language model: a `GPT2LanguageModel` checkpoint of this project (`.ckpt`, tokenizer "
+                "included), or a Hugging Face GPT-2 directory / hub name (weights and tokenizer, e.g. `gpt2`)",
+                valid="required: a `.ckpt`, or an HF GPT-2 directory / hub name whose tokenizer has an eos token and "
+                "at most `vocab_size` tokens (loaded at construction)",
+                check=check_text,
+            ),
+        ] = None,
+        pretraining: Annotated[
+            str,
+            Field(
+                "label of the checkpoint's pretraining, e.g. `mono` or `bi`; names the model "
+                "`gpt2-<pretraining>-<task>` in sweep CSVs, tables and plots",
+                valid="non-empty label without `-`",
+                check=check_label,
+            ),
+        ] = "mono",
+        num_languages: Annotated[
+            int | None,
+            Field(
+                "languages the checkpoint was pretrained on (the sweep CSV's `num_tasks`); "
+                "null: 1 for `mono`, 2 for `bi`",
+                ge=1,
+            ),
+        ] = None,
+        name: Annotated[
+            str | None, Field("overrides the model's name in sweep CSVs (null: `gpt2-<pretraining>-<task>`)")
+        ] = None,
+        targets: Annotated[
+            str | list[str],
+            Field(
+                "parameters the robustness sweeps damage (regular expressions on names); `attn` selects the "
+                "attention weights and biases (`c_attn`, `c_proj`) of every block",
+                valid="a regex or a non-empty list of regexes",
+                check=check_name_patterns,
+                later="matches at least one parameter: at fit/test start",
+            ),
+        ] = "attn",
+        lr: Annotated[float, Field("peak AdamW learning rate", gt=0)] = 2e-5,
+        weight_decay: Annotated[
+            float, Field("AdamW weight decay of matrices (biases and LayerNorm weights get none)", ge=0)
+        ] = 0.01,
+        warmup_ratio: Annotated[
+            float, Field("fraction of the optimizer steps with a linear warm-up; linear decay to 0 follows", ge=0, lt=1)
+        ] = 0.1,
     ) -> None:
         super().__init__()
-        self.task: GlueTask = glue_task(task, "model.task")
-        if not isinstance(init_from, str) or not init_from:
+        self.task: GlueTask = check_fields(GPT2GlueClassifier, locals())["task"]
+        if init_from is None:
             raise ConfigError(
                 "model.init_from", init_from, "required: a GPT2LanguageModel .ckpt or an HF GPT-2 directory / hub name"
             )
-        if not isinstance(pretraining, str) or not pretraining or "-" in pretraining:
-            raise ConfigError("model.pretraining", pretraining, "must be a non-empty label without '-' (mono, bi)")
         if num_languages is None:
             if pretraining not in LANGUAGES_OF:
                 raise ConfigError(
                     "model.num_languages", None, f"give it for pretraining={pretraining!r} (known: {LANGUAGES_OF})"
                 )
             num_languages = LANGUAGES_OF[pretraining]
-        check_int("model.num_languages", num_languages, minimum=1)
-        if name is not None:
-            check_text("model.name", name)
-        check_name_patterns("model.targets", targets)
-        check_number("model.lr", lr, low=0, low_open=True)
-        check_number("model.weight_decay", weight_decay, low=0)
-        check_number("model.warmup_ratio", warmup_ratio, low=0, high=1, high_open=True)
         self.save_hyperparameters()
         self.model, self.tokenizer = build_classifier(init_from, self.task.num_labels)
         self.robustness_name = name or f"gpt2-{pretraining}-{task}"

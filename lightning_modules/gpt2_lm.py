@@ -20,7 +20,7 @@ import math
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import lightning as L
 import torch
@@ -41,7 +41,8 @@ from lightning_modules.tokenizer_recycling import (
     tokenizer_to_json,
     train_byte_level_bpe,
 )
-from robustness.errors import ConfigError, check_choice, check_int, check_number, check_text, first_line
+from robustness.errors import ConfigError, check_choice, check_number, check_text, first_line
+from robustness.fields import Field, check_fields, declarations, declared
 from robustness.targets import check_name_patterns
 
 #: ``tokenizer`` value that trains a new byte-level BPE and re-initialises the token embeddings.
@@ -50,71 +51,151 @@ TRAIN_TOKENIZER = "train"
 ARCHITECTURE = ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head")
 
 
+def check_activation(field: str, name: Any) -> str:
+    """A name in ``transformers.activations.ACT2FN``."""
+    return check_choice(field, name, tuple(ACT2FN))
+
+
+def check_betas(field: str, betas: Any) -> tuple[float, float]:
+    """AdamW's ``(beta1, beta2)``: two numbers in [0, 1)."""
+    if isinstance(betas, str) or not isinstance(betas, Sequence) or len(betas) != 2:
+        raise ConfigError(field, betas, "give two numbers (beta1, beta2)")
+    for beta in betas:
+        check_number(field, beta, low=0, high=1, high_open=True)
+    return betas
+
+
+@declared("model.gpt2_config")
+class GPT2ConfigFields:
+    """The ``GPT2Config`` fields ``model.gpt2_config`` checks (defaults: Hugging Face's); building one
+    checks them. Any other ``GPT2Config`` field gets Hugging Face's own type check."""
+
+    def __init__(
+        self,
+        vocab_size: Annotated[
+            int, Field("tokens in the vocabulary", ge=1, valid="integer ≥ 1; ≥ 257 with `tokenizer: train`")
+        ] = 50257,
+        n_positions: Annotated[int, Field("context length in tokens", ge=1)] = 1024,
+        n_embd: Annotated[
+            int, Field("width of the residual stream", ge=1, valid="integer ≥ 1, a multiple of `n_head`")
+        ] = 768,
+        n_layer: Annotated[int, Field("transformer blocks", ge=1)] = 12,
+        n_head: Annotated[int, Field("attention heads per block", ge=1)] = 12,
+        n_inner: Annotated[int | None, Field("width of the MLP (null: 4 · `n_embd`)", ge=1)] = None,
+        activation_function: Annotated[
+            str,
+            Field(
+                "the MLP's activation",
+                valid="a name in `transformers.activations.ACT2FN` (`gelu_new`, `gelu`, `relu`, `silu`, …)",
+                check=check_activation,
+            ),
+        ] = "gelu_new",
+        resid_pdrop: Annotated[float, Field("dropout of the residual branches", ge=0, le=1)] = 0.1,
+        embd_pdrop: Annotated[float, Field("dropout of the embeddings", ge=0, le=1)] = 0.1,
+        attn_pdrop: Annotated[float, Field("dropout of the attention weights", ge=0, le=1)] = 0.1,
+        summary_first_dropout: Annotated[float, Field("dropout of the sequence summary", ge=0, le=1)] = 0.1,
+        layer_norm_epsilon: Annotated[float, Field("epsilon of the layer norms", gt=0)] = 1e-5,
+        initializer_range: Annotated[float, Field("std of the initial weights", gt=0)] = 0.02,
+    ) -> None:
+        check_fields(GPT2ConfigFields, locals())
+
+
+@declared("model")
 class GPT2LanguageModel(SweepableMixin, L.LightningModule):
     """Causal LM on packed blocks; validation/test report per-language perplexity and bits per byte.
 
-    Args:
-        pretrained: Hugging Face name or directory of pretrained GPT-2 weights (e.g. ``gpt2``).
-        gpt2_config: ``GPT2Config`` fields of a model trained from scratch (e.g. a tiny one for CPU).
-        init_from: a checkpoint of this module to start from (weights, config and tokenizer).
-        tokenizer: ``train`` (new byte-level BPE of the model's vocab size, fresh token embeddings:
-            tokenizer recycling), a tokenizer name/directory, or null to keep the tokenizer that comes
-            with ``pretrained``/``init_from``.
-        name: the model's name in sweep tables and plots (e.g. ``gpt2-bilingual``).
-        targets: parameters the robustness sweeps damage (regular expressions on names); ``attn``
-            selects the attention weights and biases (``c_attn``, ``c_proj``) of every block.
-        lr: peak learning rate (AdamW).
-        weight_decay: AdamW weight decay of matrices (biases and LayerNorm weights get none).
-        betas: AdamW betas.
-        lr_warmup_steps: linear learning-rate warm-up, in optimizer steps; cosine decay follows.
-        lr_schedule_steps: optimizer steps the warm-up + cosine schedule spans, counted in global steps
-            (null = the trainer's estimate: ``max_steps``, or epochs × batches). Set it when a run is
-            continued from a checkpoint (Figure 5's branches), so the base and its continuations follow
-            one schedule: the schedule is stored in the checkpoint and carried over on resume.
-        min_lr_ratio: final learning rate as a fraction of ``lr``.
-        embedding_warmup_steps: train only the token embeddings for this many optimizer steps, then
-            everything (with its own warm-up); used after tokenizer recycling.
-        init_seed: seed of re-initialised token embeddings.
+    Exactly one of ``pretrained``, ``gpt2_config``, ``init_from`` gives the weights.
     """
 
     def __init__(
         self,
-        pretrained: str | None = None,
-        gpt2_config: dict[str, Any] | None = None,
-        init_from: str | None = None,
-        tokenizer: str | None = None,
-        name: str = "gpt2",
-        targets: str | list[str] = "attn",
-        lr: float = 3e-4,
-        weight_decay: float = 0.1,
-        betas: tuple[float, float] = (0.9, 0.95),
-        lr_warmup_steps: int = 0,
-        lr_schedule_steps: int | None = None,
-        min_lr_ratio: float = 0.1,
-        embedding_warmup_steps: int = 0,
-        init_seed: int = 0,
+        pretrained: Annotated[
+            str | None,
+            Field(
+                "Hugging Face name or directory of pretrained GPT-2 weights (e.g. `gpt2`)",
+                valid="null or a name or directory of GPT-2 weights that loads (offline: a local directory)",
+                check=check_text,
+                later="loaded at construction",
+            ),
+        ] = None,
+        gpt2_config: Annotated[
+            dict[str, Any] | None,
+            Field(
+                "`GPT2Config` fields of a model trained from scratch (e.g. a tiny one for CPU)",
+                valid="null or a mapping of `GPT2Config` fields, see the `gpt2_config` table",
+                later="at construction (with `tokenizer`; next table)",
+            ),
+        ] = None,
+        init_from: Annotated[
+            str | None,
+            Field(
+                "a checkpoint of this module to start from (weights, config and tokenizer)",
+                valid="null or a `GPT2LanguageModel` checkpoint: loads with `weights_only=True`, embeddings and "
+                "tokenizer agree with its `gpt2_config`",
+                check=check_text,
+                later="loaded at construction",
+            ),
+        ] = None,
+        tokenizer: Annotated[
+            str | None,
+            Field(
+                "`train` (new byte-level BPE of the model's vocab size, fresh token embeddings: tokenizer "
+                "recycling), a tokenizer name/directory, or null to keep the one of `pretrained`/`init_from`",
+                valid="`train`; a name or directory of a fast tokenizer with an end-of-text token and exactly "
+                "`vocab_size` tokens; or null (not with `gpt2_config`)",
+                check=check_text,
+                later="loaded at construction",
+            ),
+        ] = None,
+        name: Annotated[str, Field("the model's name in sweep tables and plots (e.g. `gpt2-bilingual`)")] = "gpt2",
+        targets: Annotated[
+            str | list[str],
+            Field(
+                "parameters the robustness sweeps damage (regular expressions on names); `attn` selects the "
+                "attention weights and biases (`c_attn`, `c_proj`) of every block",
+                valid="a regex or a non-empty list of regexes",
+                check=check_name_patterns,
+                later="matches at least one parameter: at fit/test start",
+            ),
+        ] = "attn",
+        lr: Annotated[float, Field("peak learning rate (AdamW)", gt=0)] = 3e-4,
+        weight_decay: Annotated[
+            float, Field("AdamW weight decay of matrices (biases and LayerNorm weights get none)", ge=0)
+        ] = 0.1,
+        betas: Annotated[
+            tuple[float, float], Field("AdamW betas", valid="two numbers in [0, 1)", check=check_betas)
+        ] = (0.9, 0.95),
+        lr_warmup_steps: Annotated[
+            int, Field("linear learning-rate warm-up, in optimizer steps; cosine decay follows", ge=0)
+        ] = 0,
+        lr_schedule_steps: Annotated[
+            int | None,
+            Field(
+                "optimizer steps the warm-up + cosine schedule spans, in global steps (null: the trainer's "
+                "estimate, `max_steps` or epochs × batches); set it when a run is continued from a checkpoint "
+                "(Figure 5's branches) so the base and its continuations follow one schedule",
+                ge=1,
+            ),
+        ] = None,
+        min_lr_ratio: Annotated[float, Field("final learning rate as a fraction of `lr`", ge=0, le=1)] = 0.1,
+        embedding_warmup_steps: Annotated[
+            int,
+            Field(
+                "train only the token embeddings for this many optimizer steps, then everything (with its own "
+                "warm-up); used after tokenizer recycling",
+                ge=0,
+            ),
+        ] = 0,
+        init_seed: Annotated[int, Field("seed of re-initialised token embeddings")] = 0,
     ) -> None:
         super().__init__()
         given = {"pretrained": pretrained, "gpt2_config": gpt2_config, "init_from": init_from}
         if sum(value is not None for value in given.values()) != 1:
             chosen = {key: value for key, value in given.items() if value is not None}
             raise ConfigError("model.pretrained/gpt2_config/init_from", chosen, "give exactly one source of weights")
-        for field_name, value in (("pretrained", pretrained), ("init_from", init_from), ("tokenizer", tokenizer)):
-            if value is not None:
-                check_text(f"model.{field_name}", value)
+        check_fields(GPT2LanguageModel, locals())
         if gpt2_config is not None:
             gpt2_config = check_gpt2_config(gpt2_config, trains_tokenizer=tokenizer == TRAIN_TOKENIZER)
-        check_text("model.name", name)
-        check_name_patterns("model.targets", targets)
-        check_number("model.lr", lr, low=0, low_open=True)
-        check_number("model.weight_decay", weight_decay, low=0)
-        check_betas("model.betas", betas)
-        check_int("model.lr_warmup_steps", lr_warmup_steps, minimum=0)
-        if lr_schedule_steps is not None:
-            check_int("model.lr_schedule_steps", lr_schedule_steps, minimum=1)
-        check_number("model.min_lr_ratio", min_lr_ratio, low=0, high=1)
-        check_int("model.embedding_warmup_steps", embedding_warmup_steps, minimum=0)
-        check_int("model.init_seed", init_seed)
         self.save_hyperparameters()
         self.model, inherited = _build_model(pretrained, gpt2_config, init_from, tokenizer)
         self.tokenizer: PreTrainedTokenizerFast | None = None
@@ -363,10 +444,6 @@ def _build_model(
         raise ConfigError("model.gpt2_config", gpt2_config, first_line(err)) from None
 
 
-#: ``GPT2Config`` fields that are sizes (integers >= 1), probabilities (in [0, 1]) and positive reals.
-GPT2_SIZES = ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head")
-GPT2_PROBABILITIES = ("resid_pdrop", "embd_pdrop", "attn_pdrop", "summary_first_dropout")
-GPT2_POSITIVE_REALS = ("layer_norm_epsilon", "initializer_range")
 #: Smallest vocabulary a trained byte-level BPE can have: 256 bytes and ``<|endoftext|>``.
 MIN_TRAINED_VOCAB = 257
 
@@ -382,19 +459,8 @@ def check_gpt2_config(config: Any, trains_tokenizer: bool) -> dict[str, Any]:
     unknown = sorted(str(key) for key in config if key not in known)
     if unknown:
         raise ConfigError(f"model.gpt2_config.{unknown[0]}", config[unknown[0]], "not a GPT2Config field")
-    for key in GPT2_SIZES:
-        if key in config:
-            check_int(f"model.gpt2_config.{key}", config[key], minimum=1)
-    for key in GPT2_PROBABILITIES:
-        if key in config:
-            check_number(f"model.gpt2_config.{key}", config[key], low=0, high=1)
-    if config.get("n_inner") is not None:
-        check_int("model.gpt2_config.n_inner", config["n_inner"], minimum=1)
-    for key in GPT2_POSITIVE_REALS:
-        if key in config:
-            check_number(f"model.gpt2_config.{key}", config[key], low=0, low_open=True)
-    if "activation_function" in config:
-        check_choice("model.gpt2_config.activation_function", config["activation_function"], tuple(ACT2FN))
+    declared_names = {d.name for d in declarations(GPT2ConfigFields)}
+    GPT2ConfigFields(**{key: value for key, value in config.items() if key in declared_names})
     defaults = GPT2Config()
     n_embd, n_head = config.get("n_embd", defaults.n_embd), config.get("n_head", defaults.n_head)
     if n_embd % n_head:
@@ -405,16 +471,8 @@ def check_gpt2_config(config: Any, trains_tokenizer: bool) -> dict[str, Any]:
             "model.gpt2_config.vocab_size", vocab_size,
             f"tokenizer: train needs at least {MIN_TRAINED_VOCAB} tokens (256 bytes + end of text)",
         )  # fmt: skip
-    reals = (*GPT2_PROBABILITIES, *GPT2_POSITIVE_REALS)
+    reals = {d.name for d in declarations(GPT2ConfigFields) if d.kind is float}
     return {key: float(value) if key in reals else value for key, value in config.items()}
-
-
-def check_betas(field: str, betas: Any) -> None:
-    """AdamW's ``(beta1, beta2)``: two numbers in [0, 1)."""
-    if isinstance(betas, str) or not isinstance(betas, Sequence) or len(betas) != 2:
-        raise ConfigError(field, betas, "give two numbers (beta1, beta2)")
-    for beta in betas:
-        check_number(field, beta, low=0, high=1, high_open=True)
 
 
 def _load_tokenizer(field: str, name: str) -> PreTrainedTokenizerFast:

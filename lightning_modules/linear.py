@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import lightning as L
 import torch
@@ -26,7 +26,8 @@ from torch import nn
 from lightning_modules.ridge import GatherRows, RidgeProblem, SumOverRanks
 from lightning_modules.task_metrics import MultitaskMSE, TaskMomentsMetric
 from robustness import SweepSubject
-from robustness.errors import ConfigError, check_choice, check_int, check_number
+from robustness.errors import ConfigError
+from robustness.fields import Field, check_fields, declared
 from robustness.perturbations import Perturbation
 from robustness.theory import TaskMoments, expected_mse, orthonormalize, svd_solution
 
@@ -123,39 +124,47 @@ class SlopeReport:
     gamma_fro2_per_task: float
 
 
+@declared("model")
 class LinearMultitaskRegression(L.LightningModule):
-    """A family of rank-k linear multitask regressors, one per number of tasks T.
-
-    Args:
-        k: representation dimension (rows of W); the paper's regime is k < T.
-        solver: ``svd`` (ridge task vectors C, factored by SVD; one epoch is enough) or ``sgd``
-            (W and Γ trained by Adam).
-        ridge: L2 penalty of the ``svd`` solver's least squares (on standardized features).
-        lr: Adam learning rate (``sgd``).
-        weight_decay: Adam weight decay (``sgd``).
-        init_seed: seed of the ``sgd`` initialisation.
-        task_grid: numbers of tasks; taken from the datamodule when omitted.
-        input_dim: input dimension d; taken from the datamodule when omitted.
-    """
+    """A family of rank-k linear multitask regressors, one per number of tasks T."""
 
     def __init__(
         self,
-        k: int = 2,
-        solver: Literal["svd", "sgd"] = "svd",
-        ridge: float = 1.0,
-        lr: float = 0.05,
-        weight_decay: float = 0.0,
-        init_seed: int = 0,
-        task_grid: Sequence[int] | None = None,
-        input_dim: int | None = None,
+        k: Annotated[
+            int,
+            Field(
+                "representation dimension (rows of W); the paper's regime is k < T",
+                ge=1,
+                later="≤ the input dimension: at setup",
+            ),
+        ] = 2,
+        solver: Annotated[
+            Literal["svd", "sgd"],
+            Field(
+                "`svd` (ridge task vectors C factored by SVD; one epoch is enough) or `sgd` (W and Γ trained by Adam)"
+            ),
+        ] = "svd",
+        ridge: Annotated[
+            float, Field("L2 penalty of the `svd` solver's least squares (on standardized features)", gt=0)
+        ] = 1.0,
+        lr: Annotated[float, Field("Adam learning rate (`sgd`)", gt=0)] = 0.05,
+        weight_decay: Annotated[float, Field("Adam weight decay (`sgd`)", ge=0)] = 0.0,
+        init_seed: Annotated[int, Field("seed of the `sgd` initialisation")] = 0,
+        task_grid: Annotated[
+            Sequence[int] | None,
+            Field(
+                "numbers of tasks; taken from the data when omitted",
+                valid="null or a list that matches the data's",
+                later="at setup",
+            ),
+        ] = None,
+        input_dim: Annotated[
+            int | None,
+            Field("input dimension d; taken from the data when omitted", ge=1, later="must match the data's: at setup"),
+        ] = None,
     ) -> None:
         super().__init__()
-        check_int("model.k", k, minimum=1)
-        check_choice("model.solver", solver, ("svd", "sgd"))
-        check_number("model.ridge", ridge, low=0, low_open=True)
-        check_number("model.lr", lr, low=0, low_open=True)
-        check_number("model.weight_decay", weight_decay, low=0)
-        check_int("model.init_seed", init_seed)
+        check_fields(LinearMultitaskRegression, locals())
         self.save_hyperparameters()
         self.automatic_optimization = solver == "sgd"
         self.models = nn.ModuleDict()

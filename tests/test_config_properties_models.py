@@ -1,12 +1,15 @@
-"""Property-based: every field of every experiment (GPT-2, GLUE, frozen-encoder and linear data and
-models, the sweep callback) rejects each invalid value at construction with a one-line
-``ConfigError`` naming that field, and accepts each valid one.
+"""Property-based, for the config fields whose oracle cannot come from their declaration alone:
+fields with their own check (lists, mappings, regular expressions, files, model names) and rules
+across fields (GPT-2, GLUE, frozen-encoder and label-pair data, the sweep callback). Each is
+refused at construction with a one-line ``ConfigError`` naming it when invalid, accepted when valid.
+Every plain field (boolean, integer, number, string, choice) is tried by ``test_config_properties.py``
+with the oracle derived from its declaration (``robustness.fields``).
 
-Each example starts from a valid configuration (every field drawn from its valid values) and sets
-one field to an arbitrary value: valid or not, of any type. Every field of every experiment gets
-its own examples, and every field is also set to each of a fixed list of boundary values. The
-expected verdict comes from the field's documented range (``docs/config_reference.md``), written
-out here. Models and data are built for real from tiny local fixtures; nothing is downloaded.
+Each example starts from a valid configuration (every listed field drawn from its valid values)
+and sets one field to an arbitrary value: valid or not, of any type. Every field gets its own
+examples, and every field is also set to each of a fixed list of boundary values. The expected
+verdict is written out here. Models and data are built for real from tiny local fixtures; nothing
+is downloaded.
 """
 
 from __future__ import annotations
@@ -37,8 +40,7 @@ from datamodules.glue_tasks import GLUE_TASKS
 from datamodules.newsgroups import NewsgroupsTasksDataModule
 from datamodules.text import TextCorpusDataModule
 from lightning_modules.gpt2_glue import GPT2GlueClassifier
-from lightning_modules.gpt2_lm import GPT2_POSITIVE_REALS, GPT2_PROBABILITIES, GPT2LanguageModel
-from lightning_modules.linear import LinearMultitaskRegression
+from lightning_modules.gpt2_lm import GPT2LanguageModel
 from robustness.errors import ConfigError
 
 #: Hypothesis examples per field (each a valid configuration with that field set to any value).
@@ -178,35 +180,25 @@ TINY_GPT2 = {"n_layer": 1, "n_head": 2, "n_embd": 16, "n_positions": 16, "vocab_
 unit = st.floats(0, 1)
 beta = st.floats(0, 0.999)
 
+# the fields with their own check or a rule across fields (the others: test_config_properties.py)
 LM_FIELDS = {
-    "lr": simple(st.floats(1e-6, 1.0), lambda x: is_number(x, 0, low_open=True)),
-    "weight_decay": simple(unit, lambda x: is_number(x, 0)),
     "betas": simple(
         st.tuples(beta, beta),
         lambda x: isinstance(x, list | tuple) and len(x) == 2 and all(is_number(b, 0, 1, high_open=True) for b in x),
         st.one_of(st.lists(numbers, max_size=3), st.tuples(numbers, numbers), anything),
     ),
-    "lr_warmup_steps": simple(st.integers(0, 10**4), lambda x: is_int(x, 0)),
-    "lr_schedule_steps": simple(st.one_of(st.none(), st.integers(1, 10**6)), optional(lambda x: is_int(x, 1))),
-    "min_lr_ratio": simple(unit, lambda x: is_number(x, 0, 1)),
-    "embedding_warmup_steps": simple(st.integers(0, 10**4), lambda x: is_int(x, 0)),
-    "init_seed": simple(st.integers(-(2**31), 2**31), is_int),
-    "name": simple(st.text(min_size=1, max_size=10), is_text),
     "targets": simple(PATTERNS, are_patterns, WILD_PATTERNS),
 }
 
 
 GPT2_CONFIG_FIELDS = {
-    "n_layer": simple(st.integers(1, 2), lambda x: is_int(x, 1), st.one_of(st.integers(-3, 4), small_sizes)),
     "n_head": Field(
         st.sampled_from([1, 2, 4]), lambda x, c: is_int(x, 1) and c["n_embd"] % x == 0, small_sizes, ("n_embd",)
     ),
     "n_embd": Field(st.sampled_from([16, 32]), lambda x, c: is_int(x, 1) and x % c["n_head"] == 0, small_sizes),
-    "n_positions": simple(st.integers(1, 64), lambda x: is_int(x, 1), small_sizes),
     "vocab_size": simple(st.integers(257, 600), lambda x: is_int(x, 257), small_sizes),  # a trained BPE needs 257
-    "n_inner": simple(st.one_of(st.none(), st.integers(1, 64)), optional(lambda x: is_int(x, 1)), small_sizes),
-    **{rate: simple(unit, lambda x: is_number(x, 0, 1)) for rate in GPT2_PROBABILITIES},
-    **{real: simple(st.floats(1e-8, 0.1), lambda x: is_number(x, 0, low_open=True)) for real in GPT2_POSITIVE_REALS},
+    "n_layer": simple(st.integers(1, 2), lambda x: is_int(x, 1), st.one_of(st.integers(-3, 4), small_sizes)),
+    "n_positions": simple(st.integers(1, 64), lambda x: is_int(x, 1), small_sizes),
     "activation_function": simple(
         st.sampled_from(["gelu_new", "relu", "gelu"]),
         lambda x: isinstance(x, str) and x in ACT2FN,
@@ -264,19 +256,11 @@ def is_share(x: Any) -> bool:
     return is_number(x, 0, low_open=True)
 
 
-TEXT_FIELDS = {
+TEXT_FIELDS = {  # fields across fields or with their own check (the others: test_config_properties.py)
     "train_tokens": Field(st.integers(64, 10**7), lambda x, c: is_int(x, c["block_size"])),
     "block_size": Field(
         st.integers(1, 64), lambda x, c: is_int(x, 1) and x <= c["train_tokens"], anything, ("train_tokens",)
     ),
-    "batch_size": simple(st.integers(1, 512), lambda x: is_int(x, 1)),
-    "eval_batch_size": simple(st.one_of(st.none(), st.integers(1, 512)), optional(lambda x: is_int(x, 1))),
-    "eval_stride": Field(  # a stride of 1 fits every block_size; larger ones are checked against it
-        st.one_of(st.none(), st.just(1)), lambda x, c: x is None or (is_int(x, 1) and x <= c["block_size"])
-    ),
-    "tokenizer_train_bytes": simple(st.integers(1, 10**9), lambda x: is_int(x, 1)),
-    "num_workers": simple(st.integers(0, 8), lambda x: is_int(x, 0)),
-    "cache_dir": simple(st.one_of(st.none(), st.text(min_size=1, max_size=8)), optional(is_text)),
     "language_ratio": simple(
         st.one_of(st.none(), st.fixed_dictionaries({"en": positive, "el": positive})),
         lambda x: x is None or (isinstance(x, Mapping) and set(x) == {"en", "el"} and all(map(is_share, x.values()))),
@@ -364,7 +348,7 @@ def test_corpora_shape(corpora_value, field):
 TASKS = sorted(GLUE_TASKS)
 WILD_TASKS = st.one_of(anything, st.sampled_from(["mnli", "wnli", "SST2", " sst2"]))
 
-GLUE_MODEL_FIELDS = {
+GLUE_MODEL_FIELDS = {  # the fields with their own check (the others: test_config_properties.py)
     "task": simple(st.sampled_from(TASKS), lambda x: isinstance(x, str) and x in GLUE_TASKS, WILD_TASKS),
     "pretraining": simple(
         st.sampled_from(["mono", "bi", "tri"]),
@@ -374,11 +358,7 @@ GLUE_MODEL_FIELDS = {
     "num_languages": Field(
         st.integers(1, 5), lambda x, c: is_int(x, 1) or (x is None and c["pretraining"] in ("mono", "bi"))
     ),
-    "name": simple(st.one_of(st.none(), st.text(min_size=1, max_size=10)), optional(is_text)),
     "targets": simple(PATTERNS, are_patterns, WILD_PATTERNS),
-    "lr": simple(st.floats(1e-7, 1.0), lambda x: is_number(x, 0, low_open=True)),
-    "weight_decay": simple(unit, lambda x: is_number(x, 0)),
-    "warmup_ratio": simple(st.floats(0, 0.99), lambda x: is_number(x, 0, 1, high_open=True)),
 }
 
 
@@ -414,15 +394,10 @@ def glue_fields(files: dict[str, str]) -> dict[str, Field]:
     return {
         "task": simple(st.sampled_from(TASKS), lambda x: isinstance(x, str) and x in GLUE_TASKS, WILD_TASKS),
         "data_files": simple(st.sampled_from([None, files]), ok_files, st.one_of(anything, st.sampled_from(bad_files))),
-        "dataset": simple(st.sampled_from(["nyu-mll/glue", "/data/glue"]), is_text),
         "max_length": Field(
             st.integers(2, 1024),
             lambda x, c: is_int(x, 2 if len(GLUE_TASKS[c["task"]].text_columns) == 2 else 1),
         ),
-        "batch_size": simple(st.integers(1, 512), lambda x: is_int(x, 1)),
-        "eval_batch_size": simple(st.one_of(st.none(), st.integers(1, 512)), optional(lambda x: is_int(x, 1))),
-        "num_workers": simple(st.integers(0, 8), lambda x: is_int(x, 0)),
-        "cache_dir": simple(st.one_of(st.none(), st.text(min_size=1, max_size=8)), optional(is_text)),
     }
 
 
@@ -459,21 +434,17 @@ def expandable(x: Any) -> bool:
     return True
 
 
-ENCODED_FIELDS = {
+ENCODED_FIELDS = {  # the fields with their own check (the others: test_config_properties.py)
     "cache_dir": simple(
         st.one_of(st.none(), st.text(min_size=1, max_size=8).filter(expandable)),
         optional(lambda x: is_text(x) and expandable(x)),
         st.one_of(anything, st.sampled_from(["~", "~/features", "~no_such_user_x/features"])),
     ),
-    "encode_batch_size": simple(st.integers(1, 4096), lambda x: is_int(x, 1)),
     "device": simple(
         st.sampled_from([None, "cpu"]),
         ok_device,
         st.one_of(anything, st.sampled_from(["tpu9", "cuda", "cuda:0", "mps", "", "cpu:0", "gpu"])),
     ),
-    "max_per_class": simple(st.one_of(st.none(), st.integers(1, 10**4)), optional(lambda x: is_int(x, 1))),
-    "subset_seed": simple(st.integers(-(2**31), 2**31), is_int),
-    "progress": simple(st.booleans(), lambda x: type(x) is bool),
 }
 TASK_ARGS = {"task_grid": [1, 2], "train_examples": 10}
 
@@ -503,8 +474,6 @@ def cifar_fields(root: str) -> dict[str, Field]:
             lambda x, c: x is None or (is_text(x) and x.split(".")[-1] in weights_of(c["encoder"])),
             st.one_of(anything, st.sampled_from(["IMAGENET1K_V9", "", "ResNet50_Weights.IMAGENET1K_V1"])),
         ),
-        "image_size": simple(st.one_of(st.none(), st.integers(8, 512)), optional(lambda x: is_int(x, 8))),
-        "init_seed": simple(st.integers(-(2**31), 2**31), is_int),
     }
 
 
@@ -529,23 +498,12 @@ def newsgroups_fields(root: str, encoder: str) -> dict[str, Field]:
             st.one_of(anything, st.lists(st.text(max_size=7), max_size=2), st.just("headers"), st.just(("quotes",))),
         ),
         "encoder": simple(st.just(encoder), lambda x: x == encoder, st.one_of(anything, st.sampled_from(["", root]))),
-        "pooling": simple(st.sampled_from(["mean", "pooler"]), lambda x: x in ("mean", "pooler") and type(x) is str),
-        "max_tokens": simple(st.integers(2, 4096), lambda x: is_int(x, 2)),
-        "revision": simple(st.sampled_from([None, "main"]), optional(is_text)),
     }
 
 
-# ---- the linear experiment and the sweep callback ------------------------------------------------
+# ---- fields of the linear data and the sweep callback with their own check ---------------------
+# (their other fields are tried by test_config_properties.py, the oracle from their declarations)
 
-fraction = st.floats(0.01, 0.9)
-LINEAR_FIELDS = {
-    "k": simple(st.integers(1, 8), lambda x: is_int(x, 1)),
-    "solver": simple(st.sampled_from(["svd", "sgd"]), lambda x: type(x) is str and x in ("svd", "sgd")),
-    "ridge": simple(st.floats(1e-6, 1e3), lambda x: is_number(x, 0, low_open=True)),
-    "lr": simple(st.floats(1e-6, 1.0), lambda x: is_number(x, 0, low_open=True)),
-    "weight_decay": simple(unit, lambda x: is_number(x, 0)),
-    "init_seed": simple(st.integers(-(2**31), 2**31), is_int),
-}
 DIGITS_FIELDS = {
     "task_grid": Field(
         st.lists(st.integers(1, 45), min_size=1, max_size=5, unique=True),
@@ -560,22 +518,8 @@ DIGITS_FIELDS = {
         ("train_examples",),
     ),
     "train_examples": Field(st.integers(45, 2000), lambda x, c: is_int(x, max(c["task_grid"]))),
-    "val_fraction": simple(fraction, lambda x: is_number(x, 0, 0.9, low_open=True)),
-    "batch_size": simple(st.integers(1, 4096), lambda x: is_int(x, 1)),
-    "task_seed": simple(st.integers(-(2**31), 2**31), is_int),
-    "num_workers": simple(st.integers(0, 8), lambda x: is_int(x, 0)),
-    "test_fraction": simple(fraction, lambda x: is_number(x, 0, 0.9, low_open=True)),
-    "split_seed": simple(st.integers(-(2**31), 2**31), is_int),
 }
-SPLITS = ("train", "val", "test")
-SWEEP_FIELDS = {
-    "seed": simple(st.integers(-(2**31), 2**31), is_int),
-    "split": simple(st.sampled_from(SPLITS), lambda x: type(x) is str and x in SPLITS),
-    "every_n_epochs": simple(st.integers(0, 100), lambda x: is_int(x, 0)),
-    "trial_batch": simple(st.integers(1, 4096), lambda x: is_int(x, 1)),
-    "max_eval_samples": simple(st.one_of(st.none(), st.integers(1, 10**6)), optional(lambda x: is_int(x, 1))),
-    "targets": simple(st.one_of(st.none(), PATTERNS), optional(are_patterns), WILD_PATTERNS),
-}
+SWEEP_FIELDS = {"targets": simple(st.one_of(st.none(), PATTERNS), optional(are_patterns), WILD_PATTERNS)}
 
 
 # ---- every field of every experiment -------------------------------------------------------------
@@ -623,7 +567,6 @@ EXPERIMENTS = {
         lambda r: newsgroups_fields(str(r.encoders.newsgroups_root), str(r.encoders.bert)),
         lambda r: partial(NewsgroupsTasksDataModule, **TASK_ARGS), "data.",
     ),
-    "LinearMultitaskRegression": Experiment(lambda r: LINEAR_FIELDS, lambda r: LinearMultitaskRegression, "model."),
     "DigitsTasksDataModule": Experiment(lambda r: DIGITS_FIELDS, lambda r: DigitsTasksDataModule, "data."),
     "PerturbationSweep": Experiment(
         lambda r: SWEEP_FIELDS, lambda r: partial(PerturbationSweep, {"gaussian_noise": {"levels": [0.1]}}),

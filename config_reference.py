@@ -1,0 +1,52 @@
+"""Regenerate the field tables of ``docs/config_reference.md`` from the declarations (``robustness.fields``).
+
+``python config_reference.py`` rewrites every table between ``<!-- fields: package.Class -->`` and
+``<!-- end fields -->``; the text around them is written by hand. ``--check`` only reports whether the
+file is up to date (exit 1 when not).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from pathlib import Path
+
+from robustness.fields import DECLARED, update_reference
+
+ROOT = Path(__file__).parent
+REFERENCE = ROOT / "docs" / "config_reference.md"
+#: The packages whose classes a config builds.
+CONFIG_PACKAGES = ("callbacks", "datamodules", "lightning_modules")
+
+
+def config_classes() -> list[type]:
+    """Every declared class of ``CONFIG_PACKAGES`` (all their modules imported)."""
+    for package in CONFIG_PACKAGES:
+        for module in pkgutil.iter_modules([str(ROOT / package)]):
+            importlib.import_module(f"{package}.{module.name}")
+    return [cls for cls in DECLARED if cls.__module__.split(".")[0] in CONFIG_PACKAGES]
+
+
+def resolve(path: str) -> type:
+    """The class a dotted path such as ``callbacks.PerturbationSweep`` names."""
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 if the file is out of date, change nothing")
+    args = parser.parse_args(argv)
+    text = REFERENCE.read_text("utf-8")
+    fresh = update_reference(text, resolve)
+    if args.check:
+        print("up to date" if fresh == text else f"{REFERENCE} is out of date: run python config_reference.py")
+        return int(fresh != text)
+    REFERENCE.write_text(fresh, "utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
