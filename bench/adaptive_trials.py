@@ -52,7 +52,7 @@ def main() -> None:
     setup(args.threads)
     figure("device", args.device)
     figure("weights", args.init_from or "random")
-    fixed_grids = parse_grids(config_grid(PAPER_GPT2_CONFIG))
+    fixed_grids = parse_grids("perturbations", config_grid(PAPER_GPT2_CONFIG))
     with tempfile.TemporaryDirectory() as workdir:
         bench = tiny_gpt2(Path(workdir), device=args.device, init_from=args.init_from)
         (subject,) = bench.module.robustness_subjects(bench.batches)

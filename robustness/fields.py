@@ -48,7 +48,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from robustness.errors import check_bool, check_choice, check_int, check_number, check_text
+from robustness.errors import ConfigError, check_bool, check_choice, check_int, check_number, check_text
 
 Bound = float | str | None
 #: Every ``@declared`` class imported so far (the property tests try each of their fields).
@@ -123,7 +123,23 @@ class Declaration:
             return check_bool(self.path, value)
         if self.kind is str:
             return check_text(self.path, value)
-        b = self.bounds(arguments)
+        try:
+            return self._check_range(value, self.bounds(arguments))
+        except ConfigError as err:
+            named = [
+                bound
+                for bound in (self.field.ge, self.field.gt, self.field.le, self.field.lt)
+                if isinstance(bound, str)
+            ]
+            if not named or not re.search("[<>]", err.reason):  # a type error needs no bound's context
+                raise
+            where = self.path.rpartition(".")[0]
+            context = ", ".join(
+                f"{where}.{name}={arguments[name]!r}" if where else f"{name}={arguments[name]!r}" for name in named
+            )
+            raise ConfigError(self.path, value, f"{err.reason} ({context})") from None
+
+    def _check_range(self, value: Any, b: dict[str, float | None]) -> Any:
         if self.kind is int:
             check_int(self.path, value, minimum=b["ge"] if b["gt"] is None else b["gt"] + 1)
             high = b["le"] if b["lt"] is None else b["lt"]

@@ -10,11 +10,17 @@ from robustness.errors import ConfigError
 
 
 def test_perturbation_sweep_config_accepts_an_adaptive_rule():
-    (grid,) = parse_grids({"gaussian_noise": {"levels": [0.1], "trials": {"ci_half_width": 0.5, "max": 9}}})
+    (grid,) = parse_grids(
+        "PerturbationSweep.perturbations",
+        {"gaussian_noise": {"levels": [0.1], "trials": {"ci_half_width": 0.5, "max": 9}}},
+    )
     assert grid.trials == AdaptiveTrials(ci_half_width=0.5, relative=False, min=3, max=9)
 
 
 def test_perturbation_sweep_config_errors_name_the_rule_field():
     with pytest.raises(ConfigError) as caught:
-        parse_grids({"random_deletion": {"levels": [0.1], "trials": {"ci_half_width": 0.5, "min": 0}}})
+        parse_grids(
+            "PerturbationSweep.perturbations",
+            {"random_deletion": {"levels": [0.1], "trials": {"ci_half_width": 0.5, "min": 0}}},
+        )
     assert str(caught.value) == "PerturbationSweep.perturbations.random_deletion.trials.min=0: must be an integer >= 2"

@@ -78,10 +78,13 @@ def test_the_cli_refuses_a_declared_range_with_one_line_before_training(tmp_path
     ("build", "message"),
     [
         (lambda: LinearMultitaskRegression(lr=0), "model.lr=0: must be > 0"),
-        (lambda: DigitsTasksDataModule(train_examples=9), "data.train_examples=9: must be an integer >= 10"),
+        (
+            lambda: DigitsTasksDataModule(train_examples=9),
+            "data.train_examples=9: must be an integer >= 10 (data.task_grid=(1, 2, 3, 4, 5, 6, 7, 8, 9, 10))",
+        ),
         (
             lambda: SpectralMonitor(iterations=5, max_iterations=4),
-            "SpectralMonitor.max_iterations=4: must be an integer >= 5",
+            "SpectralMonitor.max_iterations=4: must be an integer >= 5 (SpectralMonitor.iterations=5)",
         ),
         (lambda: PerturbationSweep({}), "PerturbationSweep.perturbations={}: give at least one perturbation"),
     ],

@@ -134,4 +134,4 @@ def test_stride_longer_than_the_window_is_a_config_error(setup):
     _, corpus, _ = setup
     with pytest.raises(ConfigError) as error:
         datamodule(corpus, BLOCK + 1)
-    assert str(error.value) == f"data.eval_stride={BLOCK + 1}: must be at most data.block_size={BLOCK}"
+    assert str(error.value) == f"data.eval_stride={BLOCK + 1}: must be <= {BLOCK} (data.block_size={BLOCK})"
