@@ -411,5 +411,3 @@ def _key(num_tasks: int) -> str:
 def _own_task(predictions: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
     """Pick each item's prediction for its own task from (… × N × T) predictions: (… × N)."""
     return predictions.gather(-1, task.expand(predictions.shape[:-1])[..., None]).squeeze(-1)
-
-

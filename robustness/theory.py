@@ -116,7 +116,9 @@ def gaussian_slope_draws(d: int, k: int, task_grid: list[int], num_draws: int, s
     rows = []
     for column, t in enumerate(grid):
         mean, _, low, high = mean_ci(slopes[:, column].tolist())
-        falling = None if column + 1 == len(grid) else float((slopes[:, column + 1] < slopes[:, column]).double().mean())
+        falling = (
+            None if column + 1 == len(grid) else float((slopes[:, column + 1] < slopes[:, column]).double().mean())
+        )
         thresholds = torch.tensor([population_noise_threshold(c[:, :t], k) for c in draws])
         rows.append(
             SlopeDraws(d, k, t, num_draws, mean, low, high, falling, None if t == 1 else float(thresholds.median()))
