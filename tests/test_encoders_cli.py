@@ -75,7 +75,7 @@ def test_outputs_follow_the_digits_contract(run):
     rows = read_sweep_csv(path)
     assert {r.num_tasks for r in rows} == set(GRID)
     assert {r.perturbation for r in rows} == {"gaussian_noise", "random_deletion", "magnitude_pruning"}
-    assert all(r.model == f"linear_svd_k{K}_T{r.num_tasks}" and r.metric == "mse" for r in rows)
+    assert all(r.model == f"linear_svd_k{K}_T{r.num_tasks}" and r.metric == "mse_task_vector" for r in rows)
     for r in rows:
         random = r.perturbation != "magnitude_pruning" and r.level not in (0.0, 1.0)
         same = [s for s in rows if (s.model, s.perturbation, s.level) == (r.model, r.perturbation, r.level)]
@@ -107,7 +107,7 @@ def test_wandb_run_holds_the_encoder_config_and_the_sweep(run):
     assert data["class_path"].endswith({"cifar10": "Cifar10TasksDataModule", "newsgroups": "NewsgroupsTasksDataModule"}
                                        [run["dataset"]])  # fmt: skip
     assert f"--data.init_args.encoder={data['init_args']['encoder']}" in run["args"]
-    assert f"robustness/fit/linear_svd_k{K}_T3/random_deletion/mse/mean@0.5" in offline.logged_keys()
+    assert f"robustness/fit/linear_svd_k{K}_T3/random_deletion/mse_task_vector/mean@0.5" in offline.logged_keys()
     assert "theory/robustness_slope_T6" in offline.logged_keys()
 
 

@@ -72,7 +72,7 @@ def test_sweep_csv_follows_the_contract(digits_run):
     assert {r.num_tasks for r in rows} == set(grid)
     assert {r.perturbation for r in rows} == {"gaussian_noise", "random_deletion", "magnitude_pruning"}
     for r in rows:
-        assert r.model == f"linear_svd_k{k}_T{r.num_tasks}" and r.metric == "mse"
+        assert r.model == f"linear_svd_k{k}_T{r.num_tasks}" and r.metric == "mse_task_vector"
         assert (r.expected is None) == (r.perturbation == "magnitude_pruning")
     trials: dict[tuple, int] = {}
     for r in rows:
@@ -91,14 +91,15 @@ def test_monte_carlo_agrees_with_closed_form_on_digits(digits_run):
 
 
 def test_more_tasks_degrade_more_gracefully_on_digits(digits_run):
-    """The paper's claim on real data: R(T) falls with T once k < T, and at high noise many-task models win."""
+    """The paper's claim on real data: R(T) (unit-norm task vectors) falls with T once k < T, and at high
+    noise many-task models win. How much of the fall is multitasking: see the aligned control (README)."""
     out, _, _ = digits_run
     with (out / "robustness" / "robustness_slope.csv").open() as file:
         slopes = {int(r["num_tasks"]): float(r["robustness_slope"]) for r in csv.DictReader(file)}
     k = yaml.safe_load(DIGITS.read_text())["model"]["init_args"]["k"]
     beyond_k = [slopes[t] for t in sorted(slopes) if t > k]
     assert all(b <= a for a, b in itertools.pairwise(beyond_k)), slopes
-    assert slopes[max(slopes)] < slopes[min(slopes)] / 3
+    assert slopes[min(slopes)] == pytest.approx(1.0) and slopes[max(slopes)] < slopes[min(slopes)]
     noise = {
         (s.num_tasks, s.level): s.mean
         for s in read_summary(out / "robustness" / "sweep_fit_epoch000_summary.csv")
@@ -120,7 +121,7 @@ def test_wandb_offline_run_holds_sweep_and_config(digits_run):
     run = read_run(find_runs(out)[0])
     assert run.config["config"]["model"]["init_args"]["k"] == 4
     assert run.config["config"]["trainer"]["default_root_dir"] == str(out)
-    key = "robustness/fit/linear_svd_k4_T3/gaussian_noise/mse/mean@0.1"
+    key = "robustness/fit/linear_svd_k4_T3/gaussian_noise/mse_task_vector/mean@0.1"
     rows = read_sweep_csv(out / "robustness" / "sweep_fit_epoch000.csv")
     values = [r.value for r in rows if r.num_tasks == 3 and r.perturbation == "gaussian_noise" and r.level == 0.1]
     assert run.series(key) == [pytest.approx(sum(values) / len(values))]
