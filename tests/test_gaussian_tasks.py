@@ -15,7 +15,7 @@ from conftest import ROOT
 
 from datamodules import GaussianTasksDataModule
 from lightning_modules import LinearMultitaskRegression
-from reporting import figure2, gaussian_crossover, slope_comparison
+from reporting import figure2, slope_comparison, task_crossover
 from reporting.command import run_command
 from robustness import SweepGrid, run_sweep
 from robustness.io import write_records
@@ -117,8 +117,8 @@ def noise_rows(model: str, tasks: int, clean: float, slope: float, levels: list[
 def test_closed_form_threshold_solves_the_two_quadratics():
     levels = [0.0, 0.1, 0.2, 0.3]
     one, many = noise_rows("T1", 1, 0.0, 64.0, levels), noise_rows("T8", 8, 0.5, 32.0, levels)
-    assert gaussian_crossover.closed_form_threshold(one, many) == pytest.approx(math.sqrt(0.5 / 32))
-    (record,) = gaussian_crossover.crossovers(one + many)
+    assert task_crossover.closed_form_threshold(one, many) == pytest.approx(math.sqrt(0.5 / 32))
+    (record,) = task_crossover.crossovers(one + many)
     assert record["num_tasks"] == 8 and record["status"] == "crossing"
     assert 0.1 < record["measured"] < 0.2  # the exact crossing 0.125 lies between the grid levels 0.1 and 0.2
 
@@ -130,7 +130,7 @@ def test_measured_crossover_agrees_with_the_closed_form_on_gaussian_tasks(tmp_pa
               enable_checkpointing=False, num_sanity_val_steps=0).fit(model, datamodule=data)  # fmt: skip
     grid = SweepGrid("gaussian_noise", [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3], trials=30)
     rows = [r for s in model.robustness_subjects(list(data.test_dataloader())) for r in run_sweep(s, [grid], seed=0)]
-    (record,) = gaussian_crossover.crossovers(rows)
+    (record,) = task_crossover.crossovers(rows)
     assert record["status"] == "crossing"
     assert record["measured_ci_low"] <= record["closed_form"] <= record["measured_ci_high"]
 
@@ -168,7 +168,7 @@ def test_slope_comparison_puts_runs_side_by_side(tmp_path, capsys):
     [
         (slope_comparison.main, ["--run", "x={dir}", "--out", "{dir}/o"]),
         (slope_comparison.main, ["--run", "no-label", "--out", "{dir}/o"]),
-        (gaussian_crossover.main, ["--run", "{dir}"]),
+        (task_crossover.main, ["--run", "{dir}"]),
     ],
 )
 def test_reporting_commands_reject_bad_input_in_one_line(command, argv, tmp_path, capsys):
@@ -191,7 +191,7 @@ def test_gaussian_config_runs_end_to_end(tmp_path, cli):
     assert {(r["d"], r["k"]) for r in draws} == {("64", "1"), ("64", "2"), ("64", "4")}
     assert (tmp_path / "robustness" / "slope_draws.png").stat().st_size > 0
     report = subprocess.run(
-        [sys.executable, "-m", "reporting.gaussian_crossover", "--run", str(tmp_path)],
+        [sys.executable, "-m", "reporting.task_crossover", "--run", str(tmp_path)],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert report.returncode == 0, report.stderr

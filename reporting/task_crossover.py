@@ -1,11 +1,12 @@
 """Where each T-task linear model overtakes the 1-task one under noise: measured next to closed form.
 
-    python -m reporting.gaussian_crossover --run runs/linear/gaussian_tasks
+    python -m reporting.task_crossover --run runs/linear/gaussian_tasks   # or any linear run
 
 reads the run's last ``robustness/sweep_fit_epoch*.csv``. Per T > T_min: the measured cross-over of the
 T-task model over the T_min-task model (``robustness.crossover.find_crossover`` on the Monte Carlo
 trials, bootstrap 95% interval over trials) and the closed-form one: the sweep's ``expected`` column is
-exactly ``a + b·σ²`` (eq. 7), so the curves cross at ``σ = √((a_T − a_1) / (b_1 − b_T))``.
+exactly ``a + b·σ²`` (eq. 7), so the curves cross at ``σ = √((a_T − a_1) / (b_1 − b_T))``, also
+beyond the swept grid (where the measured one reads ``none``).
 Writes ``robustness/crossover_vs_T1.csv`` and prints it.
 """
 
@@ -73,7 +74,7 @@ def crossovers(rows: list[SweepRow]) -> list[dict[str, object]]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--run", required=True, help="a run directory of configs/linear/gaussian_tasks.yaml")
+    parser.add_argument("--run", required=True, help="a run directory of a linear config (with a noise sweep)")
     args = parser.parse_args(argv)
     sweeps = sorted((Path(args.run) / "robustness").glob("sweep_fit_epoch*[0-9].csv"))
     if not sweeps:
