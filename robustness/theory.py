@@ -76,14 +76,15 @@ def population_noise_threshold(task_vectors: torch.Tensor, k: int) -> float:
     """The noise σ above which the SVD solution for all T columns of ``C`` beats the one for the first
     column alone, for inputs ``x ~ N(0, I_d)`` and targets ``y = c_iᵀx`` (plus any label noise, which
     adds the same to both): task-averaged ``MSE_T(σ) = Σ_{i>k} σ_i(C)²/T + σ² d R(T)`` (eq. 7 with
-    E‖x‖² = d). ``0.0`` when the T-task model is never worse, ``inf`` when it never catches up."""
+    E‖x‖² = d). ``0.0`` when the T-task model is never worse, ``inf`` when it never catches up (for
+    T ≤ k both models are exact and only the sign of R(1) − R(T) decides)."""
     d, num_tasks = task_vectors.shape
     singular_sq = torch.linalg.svdvals(task_vectors) ** 2
     clean_gap = float(singular_sq[k:].sum()) / num_tasks  # the 1-task model (k ≥ 1) is exact
     slope_gap = d * (robustness_slope(task_vectors[:, :1], k) - robustness_slope(task_vectors, k))
-    if clean_gap <= 0:
-        return 0.0
-    return (clean_gap / slope_gap) ** 0.5 if slope_gap > 0 else float("inf")
+    if slope_gap <= 0:
+        return 0.0 if clean_gap <= 0 and slope_gap == 0 else float("inf")
+    return (max(clean_gap, 0.0) / slope_gap) ** 0.5
 
 
 @dataclass(frozen=True)
