@@ -11,6 +11,9 @@ from reporting.slope_figures import SlopeCurve, plot_slope_curves
 from robustness import ConfigError
 from robustness.io import write_records
 
+#: Line styles of the k grid in ``slope_draws.png`` (colours tell the d grid apart).
+LINESTYLES = ("-", "--", ":", "-.")
+
 
 class RobustnessSlopeReport(L.Callback):
     """Writes ``robustness/robustness_slope.csv`` and ``.png`` (R(T) against T) and logs ``theory/*``.
@@ -60,6 +63,7 @@ def write_slope_draws(rows: list, out_dir: Path) -> Path:
     """``slope_draws.csv`` (one row per d, k, T) and ``slope_draws.png`` (mean R(T), 95% band over draws)."""
     records = [dataclasses.asdict(row) for row in rows]
     write_records(out_dir / "slope_draws.csv", list(records[0]), records)
+    dims, ks = list(dict.fromkeys(row.d for row in rows)), list(dict.fromkeys(row.k for row in rows))
     curves = {}
     for d, k in dict.fromkeys((row.d, row.k) for row in rows):
         group = [row for row in rows if (row.d, row.k) == (d, k)]
@@ -67,6 +71,8 @@ def write_slope_draws(rows: list, out_dir: Path) -> Path:
             [row.num_tasks for row in group],
             [row.mean for row in group],
             ([row.ci_low for row in group], [row.ci_high for row in group]),
+            color=f"C{dims.index(d) % 10}",
+            linestyle=LINESTYLES[ks.index(k) % len(LINESTYLES)],
         )
     draws = rows[0].num_draws
     return plot_slope_curves(

@@ -13,11 +13,14 @@ from robustness.plots import save_figure
 
 @dataclass(frozen=True)
 class SlopeCurve:
-    """One labelled curve: ``values`` at ``num_tasks``, with an optional band ``(low, high)``."""
+    """One labelled curve: ``values`` at ``num_tasks``, with an optional band ``(low, high)``; ``color``
+    (matplotlib's next one when ``None``) and ``linestyle`` tell curves of a grid apart."""
 
     num_tasks: Sequence[int]
     values: Sequence[float]
     band: tuple[Sequence[float], Sequence[float]] | None = None
+    color: str | None = None
+    linestyle: str = "-"
 
 
 def plot_slope_curves(curves: Mapping[str, SlopeCurve], path: str | Path, *, ylabel: str, title: str = "") -> Path:
@@ -25,7 +28,10 @@ def plot_slope_curves(curves: Mapping[str, SlopeCurve], path: str | Path, *, yla
     fig = Figure(figsize=(5.2, 3.6), layout="constrained")
     ax = fig.subplots()
     for label, curve in curves.items():
-        (line,) = ax.plot(curve.num_tasks, curve.values, marker="o", markersize=3, label=label)
+        (line,) = ax.plot(
+            curve.num_tasks, curve.values, marker="o", markersize=3, label=label,
+            color=curve.color, linestyle=curve.linestyle,
+        )  # fmt: skip
         if curve.band is not None:
             ax.fill_between(curve.num_tasks, *curve.band, color=line.get_color(), alpha=0.2)
     ax.set_xlabel("number of tasks T")
