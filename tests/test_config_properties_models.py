@@ -541,6 +541,10 @@ LINEAR_FIELDS = {
     "lr": simple(st.floats(1e-6, 1.0), lambda x: is_number(x, 0, low_open=True)),
     "weight_decay": simple(unit, lambda x: is_number(x, 0)),
     "init_seed": simple(st.integers(-(2**31), 2**31), is_int),
+    "normalize_task_vectors": simple(st.booleans(), lambda x: type(x) is bool),
+    "target": simple(
+        st.sampled_from(["task_vector", "label"]), lambda x: type(x) is str and x in ("task_vector", "label")
+    ),
 }
 DIGITS_FIELDS = {
     "task_grid": Field(
@@ -562,6 +566,7 @@ DIGITS_FIELDS = {
     "num_workers": simple(st.integers(0, 8), lambda x: is_int(x, 0)),
     "test_fraction": simple(fraction, lambda x: is_number(x, 0, 0.9, low_open=True)),
     "split_seed": simple(st.integers(-(2**31), 2**31), is_int),
+    "aligned_tasks": simple(st.booleans(), lambda x: type(x) is bool),
 }
 SPLITS = ("train", "val", "test")
 SWEEP_FIELDS = {
