@@ -382,7 +382,6 @@ class LinearMultitaskRegression(L.LightningModule):
             return [{name: float(value)} for value in mse.compute().view(-1)]
 
         @functools.cache
-        @torch.no_grad()
         def moments() -> TaskMoments:  # of the clean model: computed on first use, before any damage
             accumulator = TaskMomentsMetric(t, self.hparams.input_dim).to(self.device)
             for x, task, target in items:
