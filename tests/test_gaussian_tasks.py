@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import csv
 import math
-import subprocess
-import sys
 
 import lightning as L
 import pytest
@@ -178,22 +176,20 @@ def test_reporting_commands_reject_bad_input_in_one_line(command, argv, tmp_path
     assert exited.value.code == 2 and error.startswith("error: --run=") and error.count("\n") == 1
 
 
-@pytest.mark.slow
-def test_gaussian_config_runs_end_to_end(tmp_path, cli):
-    result = cli(
+def test_gaussian_config_runs_through_the_cli_and_its_crossover_report(tmp_path, capsys):
+    from run import main
+
+    main([
         "fit", "--config", str(ROOT / "configs" / "linear" / "gaussian_tasks.yaml"),
         f"--trainer.default_root_dir={tmp_path}", "--trainer.logger=false", "--data.init_args.task_grid=[1,10]",
         "--data.init_args.slope_dims=[64]", "--data.init_args.num_draws=5",
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
+    ])  # fmt: skip
     with (tmp_path / "robustness" / "slope_draws.csv").open() as file:
         draws = list(csv.DictReader(file))
     assert {(r["d"], r["k"]) for r in draws} == {("64", "1"), ("64", "2"), ("64", "4")}
     assert (tmp_path / "robustness" / "slope_draws.png").stat().st_size > 0
-    report = subprocess.run(
-        [sys.executable, "-m", "reporting.task_crossover", "--run", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert report.returncode == 0, report.stderr
-    assert "T=10: measured" in report.stdout
-    assert (tmp_path / "robustness" / "crossover_vs_T1.csv").is_file()
+    task_crossover.main(["--run", str(tmp_path)])
+    assert "T=10: measured" in capsys.readouterr().out
+    with (tmp_path / "robustness" / "crossover_vs_T1.csv").open() as file:
+        (record,) = csv.DictReader(file)
+    assert float(record["measured_ci_low"]) <= float(record["closed_form"]) <= float(record["measured_ci_high"])
