@@ -10,7 +10,8 @@ per task whatever T). One dataset serves all models: each training item carries 
 membership row over ``task_grid``.
 
 Control ``aligned_tasks``: every task is the same label pair (the first), each task learned from
-its own fresh examples (disjoint within a model; each model draws its own split of the pair's pool).
+its own fresh examples: the T-task model splits the pair's shuffled pool into T disjoint blocks
+(models share the pool, so the 1-task model is the same as without the control).
 
 Under DDP the training items are padded with inert ones (no membership, a task id no model has)
 to a multiple of the number of processes, so the distributed sampler never repeats a real item:
