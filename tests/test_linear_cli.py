@@ -125,6 +125,7 @@ def test_wandb_offline_run_holds_sweep_and_config(digits_run):
     assert run.series(key) == [pytest.approx(sum(values) / len(values))]
     assert "robustness/fit/table/_type" in run.logged_keys() and "robustness/fit/figure/_type" in run.logged_keys()
     assert "theory/robustness_slope_T10" in run.logged_keys()
+    assert "theory/robustness_slope_unnormalized_T10" in run.logged_keys()
 
 
 def test_same_seed_gives_identical_csv(digits_run, tmp_path):
