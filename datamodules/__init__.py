@@ -7,6 +7,7 @@ _EXPORTS = {
     "Cifar10TasksDataModule": "datamodules.cifar10",
     "DigitsTasksDataModule": "datamodules.digits",
     "EncodedTasksDataModule": "datamodules.encoded_tasks",
+    "GaussianTasksDataModule": "datamodules.gaussian_tasks",
     "GlueDataModule": "datamodules.glue",
     "LabeledFeatures": "datamodules.label_pairs",
     "LabelPairTasksDataModule": "datamodules.label_pairs",

@@ -5,8 +5,13 @@ a seeded shuffle of all label pairs, so the tasks of a T-task model are the firs
 every larger model (nested, like ``C_t ⊂ C_{t+1}`` in Theorem 2.7).
 
 Every model in ``task_grid`` sees the same total number of training examples: the T-task model
-takes ``train_examples // T`` examples of each of its tasks. One dataset serves all models: each
-training item carries a boolean membership row over ``task_grid``.
+takes ``train_examples // T`` examples of each of its tasks (or, with ``examples_per_task``, that many
+per task whatever T). One dataset serves all models: each training item carries a boolean
+membership row over ``task_grid``.
+
+Control ``aligned_tasks``: every task is the same label pair (the first), each task learned from
+its own fresh examples: the T-task model splits the pair's shuffled pool into T disjoint blocks
+(models share the pool, so the 1-task model is the same as without the control).
 
 Under DDP the training items are padded with inert ones (no membership, a task id no model has)
 to a multiple of the number of processes, so the distributed sampler never repeats a real item:
@@ -94,6 +99,18 @@ class LabelPairTasksDataModule(L.LightningDataModule):
                 later="every task has train_examples / T examples: at setup",
             ),
         ] = 200,
+        examples_per_task: Annotated[
+            int | None,
+            Field(
+                "training examples of every task whatever T (`train_examples` is then unused); "
+                "null: `train_examples // T`",
+                ge=1,
+                later="every task has that many examples: at setup",
+            ),
+        ] = None,
+        aligned_tasks: Annotated[
+            bool, Field("control: every task is the same (first) label pair, each learned from its own examples")
+        ] = False,
         val_fraction: Annotated[
             float, Field("share of the training split held out for validation (per class)", gt=0, le=0.9)
         ] = 0.15,
@@ -109,13 +126,17 @@ class LabelPairTasksDataModule(L.LightningDataModule):
         self.task_grid = check_fields(LabelPairTasksDataModule, locals())["task_grid"]
         check_task_count(self.task_grid, self.num_classes)
         self.train_examples = train_examples
+        self.examples_per_task = examples_per_task
+        self.aligned_tasks = aligned_tasks
         self.val_fraction = val_fraction
         self.batch_size = batch_size
         self.task_seed = task_seed
         self.standardize = standardize
         self.add_bias = add_bias
         self.num_workers = num_workers
-        self.pairs = label_pairs(self.num_classes, max(self.task_grid), task_seed)
+        self.pairs = label_pairs(self.num_classes, 1 if self.aligned_tasks else max(self.task_grid), task_seed)
+        if self.aligned_tasks:
+            self.pairs = self.pairs * max(self.task_grid)
         self.datasets: dict[str, TaskItems] = {}
 
     @abstractmethod
@@ -176,26 +197,51 @@ class LabelPairTasksDataModule(L.LightningDataModule):
 
         return prepare
 
+    def _quota(self, num_tasks: int) -> int:
+        """Training examples per task of the ``num_tasks``-task model."""
+        return self.examples_per_task or self.train_examples // num_tasks
+
+    def _quota_error(self, task: int, available: int, needed: int) -> ConfigError:
+        field, value = (
+            ("data.train_examples", self.train_examples)
+            if self.examples_per_task is None
+            else ("data.examples_per_task", self.examples_per_task)
+        )
+        a, b = self.pairs[task]
+        return ConfigError(
+            field, value, f"task {task} ({a} vs {b}) has only {available} training examples but needs {needed}"
+        )
+
     def _train_items(self, data: LabeledFeatures, generator: torch.Generator) -> TaskItems:
-        quotas = {t: self.train_examples // t for t in self.task_grid}
+        if self.aligned_tasks:
+            return self._aligned_train_items(data, generator)
+        quotas = {t: self._quota(t) for t in self.task_grid}
         columns: dict[str, list[torch.Tensor]] = {"x": [], "task": [], "target": [], "member": []}
         for task, (a, b) in enumerate(self.pairs):
             pool = torch.nonzero((data.labels == a) | (data.labels == b)).flatten()
             pool = pool[torch.randperm(len(pool), generator=generator)]
             needed = max(q for t, q in quotas.items() if t > task)
             if len(pool) < needed:
-                raise ConfigError(
-                    "data.train_examples",
-                    self.train_examples,
-                    f"task {task} ({a} vs {b}) has only {len(pool)} training examples but needs {needed}",
-                )
+                raise self._quota_error(task, len(pool), needed)
             rank = torch.arange(needed)
             member = torch.stack([(rank < quotas[t]) & (task < t) for t in self.task_grid], dim=1)
-            chosen = pool[:needed]
-            columns["x"].append(data.features[chosen])
-            columns["task"].append(torch.full((needed,), task))
-            columns["target"].append((data.labels[chosen] == b).float())
-            columns["member"].append(member)
+            _append_items(columns, data, pool[:needed], task, b, member)
+        return TaskItems({name: torch.cat(parts) for name, parts in columns.items()})
+
+    def _aligned_train_items(self, data: LabeledFeatures, generator: torch.Generator) -> TaskItems:
+        """Every model splits one shuffled pool of the single pair into disjoint blocks, one per task."""
+        a, b = self.pairs[0]
+        pool = torch.nonzero((data.labels == a) | (data.labels == b)).flatten()
+        pool = pool[torch.randperm(len(pool), generator=generator)]
+        columns: dict[str, list[torch.Tensor]] = {"x": [], "task": [], "target": [], "member": []}
+        for column, t in enumerate(self.task_grid):
+            quota = self._quota(t)
+            if len(pool) < t * quota:
+                raise self._quota_error(0, len(pool), t * quota)
+            member = torch.zeros(quota, len(self.task_grid), dtype=torch.bool)
+            member[:, column] = True
+            for task in range(t):
+                _append_items(columns, data, pool[task * quota : (task + 1) * quota], task, b, member)
         return TaskItems({name: torch.cat(parts) for name, parts in columns.items()})
 
     def _eval_items(self, data: LabeledFeatures) -> TaskItems:
@@ -206,6 +252,21 @@ class LabelPairTasksDataModule(L.LightningDataModule):
             columns["task"].append(torch.full((len(chosen),), task))
             columns["target"].append((data.labels[chosen] == b).float())
         return TaskItems({name: torch.cat(parts) for name, parts in columns.items()})
+
+
+def _append_items(
+    columns: dict[str, list[torch.Tensor]],
+    data: LabeledFeatures,
+    chosen: torch.Tensor,
+    task: int,
+    positive_label: int,
+    member: torch.Tensor,
+) -> None:
+    """Add the ``chosen`` rows of ``data`` as items of ``task`` (target 1 for ``positive_label``)."""
+    columns["x"].append(data.features[chosen])
+    columns["task"].append(torch.full((len(chosen),), task))
+    columns["target"].append((data.labels[chosen] == positive_label).float())
+    columns["member"].append(member)
 
 
 def pad_with_inert_items(items: TaskItems, multiple: int, inert_task: int) -> TaskItems:

@@ -10,6 +10,11 @@ Solvers:
 - ``sgd``: learn ``W`` and ``Γ`` end to end; ``W`` is orthonormalised (QR, scale pushed into
   ``Γ``) before it is perturbed.
 Either way the perturbed model is ``LinearRepresentation(W, Γ)`` with orthonormal rows in ``W``.
+
+With ``normalize_task_vectors`` (the paper's released code) every task vector ``c_i`` is scaled to
+unit norm first: the SVD solution, R(T), the closed forms and the sweeps all use the normalised ``C``.
+``target`` says what a damaged model's MSE is measured against: ``task_vector`` (``c_iᵀx`` of the
+task vector the model approximates, paper Figure 3 and Theorem 2.5) or ``label`` (the 0/1 label).
 """
 
 from __future__ import annotations
@@ -29,7 +34,18 @@ from robustness import SweepSubject
 from robustness.errors import ConfigError
 from robustness.fields import Field, check_fields, declared
 from robustness.perturbations import Perturbation
-from robustness.theory import TaskMoments, expected_mse, orthonormalize, svd_solution
+from robustness.theory import (
+    TaskMoments,
+    expected_mse,
+    orthonormalize,
+    robustness_slope,
+    svd_solution,
+    unit_columns,
+)
+
+Target = Literal["task_vector", "label"]
+#: The sweep CSV's ``metric`` name for each ``target``: what the MSE is measured against.
+METRIC_NAMES: dict[str, str] = {"task_vector": "mse_task_vector", "label": "mse_label"}
 
 
 class LinearRepresentation(nn.Module):
@@ -81,8 +97,9 @@ class RidgeTaskVectors(nn.Module):
         for i, problem in enumerate(self.problems):
             self.c[:, i] = problem.solve(ridge, sum_over_ranks, gather_rows, self.c.device)
 
-    def factors(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return svd_solution(self.c.double(), k)
+    def task_vectors(self) -> torch.Tensor:
+        """The learned ``C`` (d×T, float64, detached)."""
+        return self.c.detach().double()
 
 
 class ClosedFormUpdate(torch.optim.Optimizer):
@@ -111,17 +128,27 @@ class Factorized(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x @ self.w.T) @ self.gamma
 
-    def factors(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def factors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(W, Γ)`` with orthonormal rows in ``W`` (float64, detached)."""
         return orthonormalize(self.w.detach().double(), self.gamma.detach().double())
+
+    def task_vectors(self) -> torch.Tensor:
+        """The model's ``C = WᵀΓ`` (d×T, float64, detached)."""
+        w, gamma = self.factors()
+        return w.T @ gamma
 
 
 @dataclass(frozen=True)
 class SlopeReport:
-    """Theory numbers of one T-task model: R(T) = Σ_{i≤k} σ_i(C)²/T and the heads' norm ‖Γ‖_F²/T."""
+    """Theory numbers of one T-task model: R(T) = Σ_{i≤k} σ_i(C)²/T of the ``C`` the model uses
+    (normalised or not, as configured), the same slope of the unnormalised ``C``, the heads' norm
+    ‖Γ‖_F²/T and the mean squared norm of the unnormalised task vectors."""
 
     num_tasks: int
     robustness_slope: float
     gamma_fro2_per_task: float
+    robustness_slope_unnormalized: float
+    mean_task_vector_sq_norm: float
 
 
 @declared("model")
@@ -162,6 +189,20 @@ class LinearMultitaskRegression(L.LightningModule):
             int | None,
             Field("input dimension d; taken from the data when omitted", ge=1, later="must match the data's: at setup"),
         ] = None,
+        normalize_task_vectors: Annotated[
+            bool,
+            Field(
+                "scale every learned task vector to unit norm before the SVD solution (the paper's code); "
+                "false: use the vectors as learned"
+            ),
+        ] = True,
+        target: Annotated[
+            Target,
+            Field(
+                "what the MSE is measured against: `task_vector` (c_iᵀx, paper Figure 3) or `label` (the 0/1 "
+                "label); names the CSV's `metric`: `mse_task_vector` / `mse_label`"
+            ),
+        ] = "task_vector",
     ) -> None:
         super().__init__()
         check_fields(LinearMultitaskRegression, locals())
@@ -256,11 +297,12 @@ class LinearMultitaskRegression(L.LightningModule):
 
     def _start_evaluation(self) -> None:
         self._eval_models = {t: self.representation(t).to(self.device) for t in self.task_grid}
+        self._eval_vectors = {t: self.task_vectors(t).to(self.device) for t in self.task_grid}
         self._eval_metrics = {t: MultitaskMSE(t).to(self.device) for t in self.task_grid}
 
     def _evaluation_step(self, batch: dict[str, torch.Tensor]) -> None:
         for t in self.task_grid:
-            x, task, target = _task_items(batch, t)
+            x, task, target = self._task_items(batch, t, self._eval_vectors[t])
             if len(task):
                 self._eval_metrics[t].update(_own_task(self._eval_models[t](x), task)[None], target, task)
 
@@ -275,10 +317,32 @@ class LinearMultitaskRegression(L.LightningModule):
             return ClosedFormUpdate(self.parameters())
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
 
+    def task_vectors(self, num_tasks: int) -> torch.Tensor:
+        """The ``C`` (d×T, float64) the ``num_tasks``-task model approximates: unit columns if normalised."""
+        c = self.models[_key(num_tasks)].task_vectors()
+        return unit_columns(c) if self.hparams.normalize_task_vectors else c
+
+    def factors(self, num_tasks: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(W, Γ)`` of the rank-k model, ``W`` with orthonormal rows (float64).
+
+        ``svd``: the SVD solution of ``task_vectors``. ``sgd``: the trained factors, orthonormalised;
+        normalising divides each head ``γ_i`` by ``‖Wᵀγ_i‖`` (``W`` orthonormal: ``c_i = Wᵀγ_i``).
+        """
+        model = self.models[_key(num_tasks)]
+        if self.hparams.solver == "svd":
+            return svd_solution(self.task_vectors(num_tasks), self.hparams.k)
+        w, gamma = model.factors()
+        return (w, unit_columns(w.T @ gamma, gamma)) if self.hparams.normalize_task_vectors else (w, gamma)
+
     def representation(self, num_tasks: int) -> LinearRepresentation:
         """The rank-k model of ``num_tasks`` tasks with orthonormal ``W`` (a fresh module)."""
-        w, gamma = self.models[_key(num_tasks)].factors(self.hparams.k)
+        w, gamma = self.factors(num_tasks)
         return LinearRepresentation(w.float().contiguous(), gamma.float().contiguous())
+
+    @property
+    def metric_name(self) -> str:
+        """The sweep CSV's ``metric``: ``mse_task_vector`` or ``mse_label``."""
+        return METRIC_NAMES[self.hparams.target]
 
     def robustness_subjects(self, batches: Sequence[dict[str, torch.Tensor]]) -> list[SweepSubject]:
         """One subject per T: the orthonormalised representation, its test MSE and closed forms."""
@@ -288,21 +352,35 @@ class LinearMultitaskRegression(L.LightningModule):
         """R(T) for every model, from the learned task vectors (``svd``) or ``WᵀΓ`` (``sgd``)."""
         reports = []
         for t in self.task_grid:
-            w, gamma = self.models[_key(t)].factors(self.hparams.k)
-            task_vectors = self.models[_key(t)].c.double() if self.hparams.solver == "svd" else w.T @ gamma
-            singular = torch.linalg.svdvals(task_vectors)
+            _, gamma = self.factors(t)
+            learned = self.models[_key(t)].task_vectors()
             reports.append(
                 SlopeReport(
                     num_tasks=t,
-                    robustness_slope=float((singular[: self.hparams.k] ** 2).sum() / t),
+                    robustness_slope=robustness_slope(self.task_vectors(t), self.hparams.k),
                     gamma_fro2_per_task=float((gamma**2).sum() / t),
+                    robustness_slope_unnormalized=robustness_slope(learned, self.hparams.k),
+                    mean_task_vector_sq_norm=float((learned**2).sum() / t),
                 )
             )
         return reports
 
+    def _task_items(
+        self, batch: dict[str, Any], num_tasks: int, task_vectors: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``x``, ``task`` and the MSE's target of the batch's items whose task is one of the first
+        ``num_tasks``: the label, or ``c_iᵀx`` (float64) for ``target: task_vector``."""
+        keep = batch["task"] < num_tasks
+        x, task = batch["x"][keep], batch["task"][keep]
+        if self.hparams.target == "label":
+            return x, task, batch["target"][keep]
+        return x, task, (x.double() * task_vectors.T[task]).sum(dim=1)
+
     def _subject(self, t: int, batches: Sequence[dict[str, torch.Tensor]]) -> SweepSubject:
         model = self.representation(t).to(self.device)
-        items = [part for part in (_task_items(batch, t) for batch in batches) if len(part[1])]
+        vectors = self.task_vectors(t).to(self.device)
+        items = [part for part in (self._task_items(batch, t, vectors) for batch in batches) if len(part[1])]
+        name = self.metric_name
         w64, gamma64 = model.w.detach().double(), model.gamma.detach().double()
 
         @functools.cache
@@ -316,7 +394,7 @@ class LinearMultitaskRegression(L.LightningModule):
             mse.reset()
             for x, task, target in items:
                 mse.update(_own_task(stacked_outputs(x, w, model.gamma), task), target, task)
-            return [{"mse": float(value)} for value in mse.compute().view(-1)]
+            return [{name: float(value)} for value in mse.compute().view(-1)]
 
         @functools.cache
         def moments() -> TaskMoments:  # of the clean model: computed on first use, before any damage
@@ -327,7 +405,7 @@ class LinearMultitaskRegression(L.LightningModule):
 
         def expected(perturbation: Perturbation) -> dict[str, float] | None:
             value = expected_mse(perturbation, w64, gamma64, moments())
-            return None if value is None else {"mse": value}
+            return None if value is None else {name: value}
 
         return SweepSubject(
             name=f"linear_{self.hparams.solver}_k{self.hparams.k}_T{t}",
@@ -347,9 +425,3 @@ def _key(num_tasks: int) -> str:
 def _own_task(predictions: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
     """Pick each item's prediction for its own task from (… × N × T) predictions: (… × N)."""
     return predictions.gather(-1, task.expand(predictions.shape[:-1])[..., None]).squeeze(-1)
-
-
-def _task_items(batch: dict[str, Any], num_tasks: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``x``, ``task`` and ``target`` of the batch's items whose task is one of the first ``num_tasks``."""
-    keep = batch["task"] < num_tasks
-    return batch["x"][keep], batch["task"][keep], batch["target"][keep]

@@ -12,6 +12,7 @@ import torch
 
 from robustness.errors import ConfigError
 from robustness.perturbations import GaussianNoise, Perturbation, RandomDeletion
+from robustness.stats import mean_ci
 
 #: Singular values closer than this (relative to the largest) count as tied.
 TIE_TOLERANCE = 1e-9
@@ -57,10 +58,73 @@ def robustness_slope(task_vectors: torch.Tensor, k: int) -> float:
     return float((singular[:k] ** 2).sum() / task_vectors.shape[1])
 
 
+def unit_columns(task_vectors: torch.Tensor, columns: torch.Tensor | None = None) -> torch.Tensor:
+    """Divide each column of ``columns`` (default: ``task_vectors`` itself) by the norm of the matching
+    task vector, so every task vector gets unit norm; a zero task vector stays zero."""
+    norms = task_vectors.norm(dim=0)
+    scale = torch.where(norms > 0, 1.0 / torch.where(norms > 0, norms, 1.0), 0.0)
+    return (task_vectors if columns is None else columns) * scale
+
+
 def gaussian_task_vectors(d: int, num_tasks: int, seed: int = 0) -> torch.Tensor:
     """Task vectors with i.i.d. ``N(0, 1/d)`` entries, as in Theorem 2.7 (float64)."""
     generator = torch.Generator().manual_seed(seed)
     return torch.randn(d, num_tasks, generator=generator, dtype=torch.float64) / d**0.5
+
+
+def population_noise_threshold(task_vectors: torch.Tensor, k: int) -> float:
+    """The noise σ above which the SVD solution for all T columns of ``C`` beats the one for the first
+    column alone, for inputs ``x ~ N(0, I_d)`` and targets ``y = c_iᵀx`` (plus any label noise, which
+    adds the same to both): task-averaged ``MSE_T(σ) = Σ_{i>k} σ_i(C)²/T + σ² d R(T)`` (eq. 7 with
+    E‖x‖² = d). ``0.0`` when the T-task model is never worse, ``inf`` when it never catches up (for
+    T ≤ k both models are exact and only the sign of R(1) − R(T) decides)."""
+    d, num_tasks = task_vectors.shape
+    singular_sq = torch.linalg.svdvals(task_vectors) ** 2
+    clean_gap = float(singular_sq[k:].sum()) / num_tasks  # the 1-task model (k ≥ 1) is exact
+    slope_gap = d * (robustness_slope(task_vectors[:, :1], k) - robustness_slope(task_vectors, k))
+    if slope_gap <= 0:
+        return 0.0 if clean_gap <= 0 and slope_gap == 0 else float("inf")
+    return (max(clean_gap, 0.0) / slope_gap) ** 0.5
+
+
+@dataclass(frozen=True)
+class SlopeDraws:
+    """R(T) of Gaussian task vectors (Theorem 2.7) over ``num_draws`` independent draws of ``C``.
+
+    ``mean``/``ci_low``/``ci_high``: R(T) and its Student-t 95% interval over draws (draws only);
+    ``fraction_decreasing``: share of draws where R drops from this T to the next T of the grid
+    (``None`` for the last T); ``threshold_median``: median over draws of
+    ``population_noise_threshold`` of the first T columns (``None`` for T = 1).
+    """
+
+    d: int
+    k: int
+    num_tasks: int
+    num_draws: int
+    mean: float
+    ci_low: float
+    ci_high: float
+    fraction_decreasing: float | None
+    threshold_median: float | None
+
+
+def gaussian_slope_draws(d: int, k: int, task_grid: list[int], num_draws: int, seed: int = 0) -> list[SlopeDraws]:
+    """``SlopeDraws`` per T of ``task_grid``; draw ``j`` is ``gaussian_task_vectors(d, max T, seed + j)``
+    and the T-task matrix is its first T columns (nested, as in the theorem)."""
+    grid = sorted(task_grid)
+    draws = [gaussian_task_vectors(d, grid[-1], seed + j) for j in range(num_draws)]
+    slopes = torch.tensor([[robustness_slope(c[:, :t], k) for t in grid] for c in draws])  # draws × grid
+    rows = []
+    for column, t in enumerate(grid):
+        mean, _, low, high = mean_ci(slopes[:, column].tolist())
+        falling = (
+            None if column + 1 == len(grid) else float((slopes[:, column + 1] < slopes[:, column]).double().mean())
+        )
+        thresholds = torch.tensor([population_noise_threshold(c[:, :t], k) for c in draws])
+        rows.append(
+            SlopeDraws(d, k, t, num_draws, mean, low, high, falling, None if t == 1 else float(thresholds.median()))
+        )
+    return rows
 
 
 @dataclass(frozen=True)

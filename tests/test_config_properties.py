@@ -25,7 +25,7 @@ from transformers import GPT2Config
 
 from callbacks import PerturbationSweep, SpectralMonitor, WeightNorms
 from config_reference import config_classes
-from datamodules import DigitsTasksDataModule, MnistTasksDataModule
+from datamodules import DigitsTasksDataModule, GaussianTasksDataModule, MnistTasksDataModule
 from datamodules.cifar10 import Cifar10TasksDataModule
 from datamodules.encoded_tasks import EncodedTasksDataModule
 from datamodules.glue import GlueDataModule
@@ -144,7 +144,7 @@ def base_arguments(cls: type, local: dict[str, str]) -> dict[str, Any]:
 CLASSES = [LinearMultitaskRegression, LabelPairTasksDataModule, DigitsTasksDataModule, MnistTasksDataModule]
 CLASSES += [PerturbationSweep, SpectralMonitor, WeightNorms, GPT2GlueClassifier, GlueDataModule]
 CLASSES += [GPT2LanguageModel, GPT2ConfigFields, TextCorpusDataModule, TextSource]
-CLASSES += [EncodedTasksDataModule, Cifar10TasksDataModule, NewsgroupsTasksDataModule]
+CLASSES += [EncodedTasksDataModule, Cifar10TasksDataModule, NewsgroupsTasksDataModule, GaussianTasksDataModule]
 #: Plain fields whose validity depends on another field: tried by hand-written tests.
 ACROSS = {
     (TextSource, "hub"),  # exactly one of file and hub: test_config_properties_models.py::test_text_sources

@@ -49,4 +49,4 @@ def test_unreachable_wandb_server_falls_back_to_offline(tmp_path):
     outputs_complete(out)
     (offline,) = [path for path in find_runs(out / "wandb") if "offline-run-" in str(path)]
     run = read_run(offline)
-    assert "robustness/fit/linear_svd_k4_T3/gaussian_noise/mse/mean" in run.logged_keys()
+    assert "robustness/fit/linear_svd_k4_T3/gaussian_noise/mse_task_vector/mean" in run.logged_keys()
