@@ -116,7 +116,7 @@ def test_a_declaration_reads_as_its_type_range_and_default():
     assert "| `most` | at least count | integer ≥ `count` | 3 | ✓ |" in table
     assert inspect.getdoc(Demo).endswith("Args:\n    share: a share\n    count: a count (null: all)\n"
                                          "    mode: a mode\n    most: at least count")  # fmt: skip
-    with pytest.raises(ConfigError, match=r"^demo.most=3: must be an integer >= 4$"):
+    with pytest.raises(ConfigError, match=r"^demo.most=3: must be an integer >= 4 \(demo.count=4\)$"):
         Demo(count=4)  # a bound naming another field is checked after that field
 
 
