@@ -1,23 +1,22 @@
-"""One LightningDataModule per dataset family (imported on first use, PEP 562)."""
+"""One LightningDataModule per dataset family, plus the tokenizer helpers the models share."""
 
-from importlib import import_module
-from typing import Any
+from datamodules.cifar10 import Cifar10TasksDataModule
+from datamodules.digits import DigitsTasksDataModule
+from datamodules.encoded_tasks import EncodedTasksDataModule
+from datamodules.glue import GlueDataModule
+from datamodules.label_pairs import LabeledFeatures, LabelPairTasksDataModule
+from datamodules.mnist import MnistTasksDataModule
+from datamodules.newsgroups import NewsgroupsTasksDataModule
+from datamodules.text import TextCorpusDataModule
 
-_EXPORTS = {
-    "Cifar10TasksDataModule": "datamodules.cifar10",
-    "DigitsTasksDataModule": "datamodules.digits",
-    "EncodedTasksDataModule": "datamodules.encoded_tasks",
-    "GlueDataModule": "datamodules.glue",
-    "LabeledFeatures": "datamodules.label_pairs",
-    "LabelPairTasksDataModule": "datamodules.label_pairs",
-    "MnistTasksDataModule": "datamodules.mnist",
-    "NewsgroupsTasksDataModule": "datamodules.newsgroups",
-    "TextCorpusDataModule": "datamodules.text",
-}
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'datamodules' has no attribute {name!r}")
-    return getattr(import_module(_EXPORTS[name]), name)
+__all__ = [
+    "Cifar10TasksDataModule",
+    "DigitsTasksDataModule",
+    "EncodedTasksDataModule",
+    "GlueDataModule",
+    "LabelPairTasksDataModule",
+    "LabeledFeatures",
+    "MnistTasksDataModule",
+    "NewsgroupsTasksDataModule",
+    "TextCorpusDataModule",
+]

@@ -23,8 +23,6 @@ from typing import Any
 import pytest
 import torch
 import torchvision
-from encoder_fixtures import tiny_fixtures
-from glue_fixtures import save_hf_model
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 from transformers.activations import ACT2FN
@@ -40,6 +38,8 @@ from lightning_modules.gpt2_glue import GPT2GlueClassifier
 from lightning_modules.gpt2_lm import GPT2_POSITIVE_REALS, GPT2_PROBABILITIES, GPT2LanguageModel
 from lightning_modules.linear import LinearMultitaskRegression
 from robustness.errors import ConfigError
+from tests.helpers.encoder_fixtures import tiny_fixtures
+from tests.helpers.glue_fixtures import save_hf_model
 
 #: Hypothesis examples per field (each a valid configuration with that field set to any value).
 PER_FIELD = settings(max_examples=25, deadline=None)

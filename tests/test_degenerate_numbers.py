@@ -5,12 +5,12 @@ from __future__ import annotations
 import math
 
 import yaml
-from conftest import ROOT
 from torch import nn
 
 from robustness import SweepGrid, SweepSubject, read_sweep_csv, run_sweep, summarize
 from robustness.metrics import metric_direction, worst_value
 from robustness.plots import plot_sweep
+from tests.helpers.cli import ROOT
 
 
 def test_nan_is_recorded_as_the_metrics_worst_value():

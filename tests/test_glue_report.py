@@ -9,10 +9,10 @@ import math
 import numpy as np
 import pytest
 from scipy import stats
-from wandb_offline import find_runs, read_run
 
 from lightning_modules.glue_report import main
 from robustness import SweepCsvWriter, SweepRow
+from tests.helpers.wandb_offline import find_runs, read_run
 
 LEVELS = {"random_deletion": [0.0, 0.05, 0.1], "gaussian_noise": [0.0, 0.01]}
 MODELS = {  # model name: (num_tasks, metrics in its CSV)

@@ -18,14 +18,14 @@ import yaml
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from callbacks.perturbation_sweep import PerturbationSweep
+from datamodules.tokenization import train_byte_level_bpe
 from lightning_modules.gpt2_lm import GPT2LanguageModel, load_lm_checkpoint
-from lightning_modules.tokenizer_recycling import train_byte_level_bpe
 from robustness.errors import ConfigError
 from robustness.targets import select_targets
 from run import CognitiveReserveCLI, main
-from tests.conftest import OFFLINE_ENV, ROOT, only_test_sweep
-from tests.gpt2_fixtures import data_file_args, tiny_corpus, tiny_datamodule, wikipedia_records, write_jsonl
-from tests.wandb_offline import find_runs, read_run
+from tests.helpers.cli import OFFLINE_ENV, ROOT, only_test_sweep
+from tests.helpers.gpt2_fixtures import data_file_args, tiny_corpus, tiny_datamodule, wikipedia_records, write_jsonl
+from tests.helpers.wandb_offline import find_runs, read_run
 
 CONFIGS = ROOT / "configs" / "gpt2"
 PAPER_GRIDS = {

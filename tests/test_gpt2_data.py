@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from datamodules.text import IGNORE_INDEX, LanguageCorpus, TextCorpusDataModule, TextSource
-from lightning_modules.tokenizer_recycling import train_byte_level_bpe
+from datamodules.tokenization import train_byte_level_bpe
 from robustness.errors import ConfigError
-from tests.gpt2_fixtures import corpora_from_files, tiny_corpus, tiny_datamodule, wikipedia_records, write_jsonl
+from tests.helpers.gpt2_fixtures import corpora_from_files, tiny_corpus, tiny_datamodule, wikipedia_records, write_jsonl
 
 BLOCK = 32
 

@@ -7,16 +7,16 @@ import lightning as L
 import pytest
 import torch
 
-from lightning_modules.gpt2_lm import GPT2LanguageModel, load_lm_checkpoint
-from lightning_modules.tokenizer_recycling import (
+from datamodules.tokenization import (
     END_OF_TEXT,
     token_byte_lengths,
     tokenizer_from_json,
     tokenizer_to_json,
     train_byte_level_bpe,
 )
+from lightning_modules.gpt2_lm import GPT2LanguageModel, load_lm_checkpoint
 from robustness.errors import ConfigError
-from tests.gpt2_fixtures import ENGLISH_SAMPLES, GREEK_SAMPLES, TINY_GPT2, tiny_corpus, tiny_datamodule
+from tests.helpers.gpt2_fixtures import ENGLISH_SAMPLES, GREEK_SAMPLES, TINY_GPT2, tiny_corpus, tiny_datamodule
 
 ROUND_TRIP = [
     *GREEK_SAMPLES,

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT
 
 from datamodules import DigitsTasksDataModule, MnistTasksDataModule
 from robustness import ConfigError, read_sweep_csv
+from tests.helpers.cli import ROOT
 
 
 def test_total_training_examples_constant_in_t_and_tasks_nested():

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, run_cli
-from linear_outputs import assert_outputs_under_root
-from stats_checks import assert_monte_carlo_matches_closed_form
-from wandb_offline import find_runs, read_run
 
 from robustness import CSV_COLUMNS, read_sweep_csv
 from robustness.stats import LevelSummary
+from tests.helpers.cli import ROOT, run_cli
+from tests.helpers.linear_outputs import assert_outputs_under_root
+from tests.helpers.stats_checks import assert_monte_carlo_matches_closed_form
+from tests.helpers.wandb_offline import find_runs, read_run
 
 DIGITS = ROOT / "configs" / "linear" / "digits.yaml"
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import lightning as L
 import pytest
 import torch
-from conftest import ROOT
 
 from datamodules import DigitsTasksDataModule
 from lightning_modules import LinearMultitaskRegression
 from robustness import read_sweep_csv
 from robustness.theory import svd_solution
+from tests.helpers.cli import ROOT
 
 
 def fit(model: LinearMultitaskRegression, data: DigitsTasksDataModule, epochs: int, tmp_path) -> L.Trainer:

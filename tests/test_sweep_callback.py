@@ -6,13 +6,13 @@ import lightning as L
 import pytest
 import torch
 import torchmetrics
-from conftest import ROOT
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from callbacks import PerturbationSweep
 from lightning_modules import SweepableMixin
 from robustness import ConfigError, read_sweep_csv
+from tests.helpers.cli import ROOT
 
 
 class BlobClassifier(SweepableMixin, L.LightningModule):
