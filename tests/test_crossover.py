@@ -136,6 +136,7 @@ def test_compare_command_writes_figure_and_table(tmp_path, capsys):
     assert results["gaussian_noise"]["status"] == "none"
 
 
+@pytest.mark.slow
 def test_compare_command_errors_are_one_line(tmp_path):
     a = write_csv(tmp_path / "a.csv", table("mono", mono))
     done = subprocess.run(

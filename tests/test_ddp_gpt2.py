@@ -14,6 +14,8 @@ from tests.helpers.cli import ROOT, only_test_sweep, run_cli
 from tests.helpers.gpt2_fixtures import data_file_args, tiny_corpus
 from tests.helpers.wandb_offline import find_runs
 
+pytestmark = pytest.mark.slow  # end to end: every test runs the CLI or a real process
+
 DDP = ["--trainer.strategy=ddp", "--trainer.devices=2", "--trainer.accelerator=cpu"]
 
 

@@ -18,6 +18,8 @@ from run import main
 from tests.helpers.cli import ROOT, run_cli
 from tests.helpers.wandb_offline import find_runs
 
+pytestmark = pytest.mark.slow  # end to end: every test runs the CLI or a real process
+
 MONITORED = ROOT / "configs" / "linear" / "digits_monitored.yaml"
 TASK_GRID = [1, 6]  # 365 training items: an odd count, so the distributed sampler would repeat one
 DDP = ["--trainer.strategy=ddp", "--trainer.devices=2", "--trainer.accelerator=cpu"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import yaml
 from torch import nn
 
@@ -41,6 +42,7 @@ def test_inf_levels_are_marked_in_summary_and_plot(tmp_path):
     assert plot_sweep(summarize(rows), tmp_path / "p.png").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_run_with_overflowing_noise_finishes_and_records_inf(tmp_path):
     from run import main
 

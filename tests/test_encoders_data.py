@@ -153,6 +153,7 @@ CLI_BAD_INPUT = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dataset", list(CLI_BAD_INPUT))
 def test_bad_input_through_the_cli_exits_2_before_training(dataset, fixtures, tmp_path, capsys):
     from run import main

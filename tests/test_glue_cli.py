@@ -17,6 +17,8 @@ from tests.helpers.cli import ROOT, run_cli
 from tests.helpers.glue_fixtures import save_hf_model, save_lm_checkpoint, write_hub_layout
 from tests.helpers.wandb_offline import find_runs, read_run
 
+pytestmark = pytest.mark.slow  # end to end: every test runs the CLI or a real process
+
 TINY = ROOT / "configs" / "glue" / "tiny.yaml"
 PAPER_GRIDS = {
     "random_deletion": {"levels": [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45], "trials": 20},

@@ -14,6 +14,8 @@ from lightning_modules.glue_report import main
 from robustness import SweepCsvWriter, SweepRow
 from tests.helpers.wandb_offline import find_runs, read_run
 
+pytestmark = pytest.mark.slow  # end to end: every test runs the CLI or a real process
+
 LEVELS = {"random_deletion": [0.0, 0.05, 0.1], "gaussian_noise": [0.0, 0.01]}
 MODELS = {  # model name: (num_tasks, metrics in its CSV)
     "gpt2-mono-cola": (1, ["mcc"]),

@@ -27,6 +27,8 @@ from tests.helpers.cli import OFFLINE_ENV, ROOT, only_test_sweep
 from tests.helpers.gpt2_fixtures import data_file_args, tiny_corpus, tiny_datamodule, wikipedia_records, write_jsonl
 from tests.helpers.wandb_offline import find_runs, read_run
 
+pytestmark = pytest.mark.slow  # end to end: every test runs the CLI or a real process
+
 CONFIGS = ROOT / "configs" / "gpt2"
 PAPER_GRIDS = {
     "random_deletion": ([0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4], 20),
@@ -192,7 +194,6 @@ def run_parallel(commands: list[list[str]]) -> list[subprocess.CompletedProcess]
     return results
 
 
-@pytest.mark.slow
 def test_tiny_monolingual_and_bilingual_fit_test_and_compare(corpus, tmp_path):
     roots = {name: tmp_path / name for name in ("tiny_monolingual", "tiny_bilingual")}
     small = [

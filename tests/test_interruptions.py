@@ -133,6 +133,7 @@ def wait_for_rows(path: Path, count: int, timeout: float = 60) -> None:
     raise AssertionError("worker produced no rows")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("kill", "mode"), [(signal.SIGTERM, "default"), (signal.SIGKILL, "default")])
 def test_killed_sweep_process_resumes_to_the_uninterrupted_table(tmp_path, kill, mode):
     script = tmp_path / "worker.py"
@@ -149,6 +150,7 @@ def test_killed_sweep_process_resumes_to_the_uninterrupted_table(tmp_path, kill,
     assert read_sweep_csv(interrupted) == read_sweep_csv(reference)
 
 
+@pytest.mark.slow
 def test_sigterm_with_a_framework_handler_restores_then_stops_the_sweep(tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(WORKER)

@@ -66,6 +66,7 @@ def tiny_mnist(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.mark.slow
 def test_mnist_config_runs_on_local_idx_files(tiny_mnist, tmp_path):
     from run import main
 

@@ -16,6 +16,8 @@ from tests.helpers.linear_outputs import assert_outputs_under_root
 from tests.helpers.stats_checks import assert_monte_carlo_matches_closed_form
 from tests.helpers.wandb_offline import find_runs, read_run
 
+pytestmark = pytest.mark.slow  # end to end: every test runs the CLI or a real process
+
 DIGITS = ROOT / "configs" / "linear" / "digits.yaml"
 
 

@@ -63,6 +63,7 @@ def test_checkpoint_round_trip_restores_every_model(tmp_path):
         assert torch.equal(value, loaded.state_dict()[key])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config", ["digits_sgd.yaml"])
 def test_sgd_config_runs_and_names_its_models(config, tmp_path):
     from run import main

@@ -15,6 +15,8 @@ from robustness.history import HistoryCsv, HistoryRow
 from run import main
 from tests.helpers.cli import ROOT
 
+pytestmark = pytest.mark.slow  # end to end: every test runs the CLI or a real process
+
 MONITORED = ROOT / "configs" / "linear" / "digits_monitored.yaml"
 EPOCHS, HALF = 6, 3  # one full-batch optimizer step per epoch
 

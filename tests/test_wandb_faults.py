@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 import yaml
 
 from robustness import read_sweep_csv
 from tests.helpers.cli import ROOT, run_cli
 from tests.helpers.wandb_offline import find_runs, read_run
+
+pytestmark = pytest.mark.slow  # end to end: every test runs the CLI or a real process
 
 DIGITS = ROOT / "configs" / "linear" / "digits.yaml"
 SMALL = ["--data.init_args.task_grid=[1,3]"]
