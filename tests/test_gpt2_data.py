@@ -138,3 +138,10 @@ def test_bad_settings_name_the_field(corpus, overrides, field):
     with pytest.raises(ConfigError) as err:
         tiny_datamodule(corpus, ("en", "el"), **overrides)
     assert err.value.field == field
+
+
+def test_without_a_handed_over_tokenizer_the_data_says_how_to_give_one(tmp_path):
+    datamodule = tiny_datamodule(tiny_corpus(tmp_path))
+    with pytest.raises(ConfigError, match="use_tokenizer") as err:
+        datamodule.dataset("train")
+    assert err.value.field == "data"
