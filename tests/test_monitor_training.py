@@ -22,6 +22,8 @@ from robustness.history import HistoryCsv
 from tests.helpers.tiny_gpt2 import CountingSequences, TinyGPT2
 from tests.helpers.wandb_offline import find_runs, read_run
 
+pytestmark = pytest.mark.slow  # end to end: every test reads one real training run with every callback
+
 EPOCHS, STEPS_PER_EPOCH, EVERY = 3, 6, 2  # 96 training sequences in batches of 16
 
 
