@@ -1,4 +1,4 @@
-"""One LightningDataModule per dataset family, plus the tokenizer helpers the models share."""
+"""One LightningDataModule per dataset family; ``datamodules.tokenization``: tokenizer helpers the models share."""
 
 from datamodules.cifar10 import Cifar10TasksDataModule
 from datamodules.digits import DigitsTasksDataModule
