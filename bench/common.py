@@ -85,7 +85,7 @@ def tiny_gpt2(
     """The tiny bilingual GPT-2 of ``configs/gpt2/tiny_bilingual.yaml`` (random weights, its own BPE) on
     the test split of the sample corpus (``python -m datamodules.sample_corpus``), ``max_blocks`` blocks.
     ``init_from``: a ``GPT2LanguageModel`` checkpoint (a trained model, with its tokenizer) instead."""
-    import lightning_modules.gpt2_lm as gpt2_lm  # before datamodules.text (import order of the package)
+    import lightning_modules.gpt2_lm as gpt2_lm
     from datamodules.sample_corpus import write_corpus
     from datamodules.text import LanguageCorpus, TextCorpusDataModule, TextSource
 

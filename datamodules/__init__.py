@@ -1,24 +1,24 @@
-"""One LightningDataModule per dataset family (imported on first use, PEP 562)."""
+"""One LightningDataModule per dataset family; ``datamodules.tokenization``: tokenizer helpers the models share."""
 
-from importlib import import_module
-from typing import Any
+from datamodules.cifar10 import Cifar10TasksDataModule
+from datamodules.digits import DigitsTasksDataModule
+from datamodules.encoded_tasks import EncodedTasksDataModule
+from datamodules.gaussian_tasks import GaussianTasksDataModule
+from datamodules.glue import GlueDataModule
+from datamodules.label_pairs import LabeledFeatures, LabelPairTasksDataModule
+from datamodules.mnist import MnistTasksDataModule
+from datamodules.newsgroups import NewsgroupsTasksDataModule
+from datamodules.text import TextCorpusDataModule
 
-_EXPORTS = {
-    "Cifar10TasksDataModule": "datamodules.cifar10",
-    "DigitsTasksDataModule": "datamodules.digits",
-    "EncodedTasksDataModule": "datamodules.encoded_tasks",
-    "GaussianTasksDataModule": "datamodules.gaussian_tasks",
-    "GlueDataModule": "datamodules.glue",
-    "LabeledFeatures": "datamodules.label_pairs",
-    "LabelPairTasksDataModule": "datamodules.label_pairs",
-    "MnistTasksDataModule": "datamodules.mnist",
-    "NewsgroupsTasksDataModule": "datamodules.newsgroups",
-    "TextCorpusDataModule": "datamodules.text",
-}
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'datamodules' has no attribute {name!r}")
-    return getattr(import_module(_EXPORTS[name]), name)
+__all__ = [
+    "Cifar10TasksDataModule",
+    "DigitsTasksDataModule",
+    "EncodedTasksDataModule",
+    "GaussianTasksDataModule",
+    "GlueDataModule",
+    "LabelPairTasksDataModule",
+    "LabeledFeatures",
+    "MnistTasksDataModule",
+    "NewsgroupsTasksDataModule",
+    "TextCorpusDataModule",
+]

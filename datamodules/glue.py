@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
 from datamodules.glue_tasks import GlueTask, check_glue_task
+from datamodules.tokenization import TokenizerSource, tokenizer_source
 from robustness.errors import ConfigError, check_text, first_line
 from robustness.fields import Field, check_fields, declared
 
@@ -64,7 +65,7 @@ def check_data_files(field: str, data_files: Any) -> dict[str, str]:
 
 @declared("data")
 class GlueDataModule(L.LightningDataModule):
-    """One GLUE task, tokenized with the model's tokenizer."""
+    """One GLUE task, tokenized with the tokenizer handed over by ``use_tokenizer`` (the model's)."""
 
     def __init__(
         self,
@@ -119,7 +120,7 @@ class GlueDataModule(L.LightningDataModule):
         self._raw: dict[str, datasets.Dataset] = {}
         self._encoded: dict[str, datasets.Dataset] = {}
         self._encoded_with: PreTrainedTokenizerBase | None = None
-        self._fixed_tokenizer: PreTrainedTokenizerBase | None = None
+        self._tokenizer_source: TokenizerSource | None = None
 
     # ---- data ---------------------------------------------------------------------------------
 
@@ -160,22 +161,18 @@ class GlueDataModule(L.LightningDataModule):
 
     # ---- tokenizer ----------------------------------------------------------------------------
 
-    def use_tokenizer(self, tokenizer: PreTrainedTokenizerBase) -> None:
-        """Tokenize with ``tokenizer`` instead of the model's (standalone use)."""
-        self._fixed_tokenizer = tokenizer
+    def use_tokenizer(self, tokenizer: PreTrainedTokenizerBase | TokenizerSource) -> None:
+        """Tokenize with ``tokenizer`` (``GPT2GlueClassifier`` hands over its own in ``setup``)."""
+        self._tokenizer_source = tokenizer_source(tokenizer)
 
     @property
     def tokenizer(self) -> PreTrainedTokenizerBase:
-        """The tokenizer given to ``use_tokenizer``, else the model's ``tokenizer`` attribute."""
-        if self._fixed_tokenizer is not None:
-            return self._fixed_tokenizer
-        model = self.trainer.lightning_module if self.trainer is not None else None
-        tokenizer = getattr(model, "tokenizer", None)
-        if tokenizer is None:
+        """The tokenizer handed over with ``use_tokenizer``."""
+        if self._tokenizer_source is None:
             raise ConfigError(
-                "data", type(self).__name__, "needs a model with a `tokenizer` attribute, or call use_tokenizer()"
+                "data", type(self).__name__, "has no tokenizer: call use_tokenizer() (GPT2GlueClassifier does in setup)"
             )
-        return tokenizer
+        return self._tokenizer_source()
 
     def encoded_split(self, split: str) -> datasets.Dataset:
         """``split`` as ``{input_ids, label}`` items, tokenized once per tokenizer."""

@@ -28,8 +28,9 @@ languages by ``language_ratio`` (largest remainder, so the total is exact), each
 stream cut from its first documents, counted in the tokens of the model's own tokenizer. A
 monolingual and a bilingual run with the same ``train_tokens`` train on the same number of tokens.
 
-The tokenizer comes from the model (``lm_tokenizer(datamodule)``, which may first train one on
-``tokenizer_training_text()``) unless set with ``use_tokenizer``; datasets are built on first use.
+The tokenizer is handed over with ``use_tokenizer``: a tokenizer, or a function that returns one
+when the data is first built (``GPT2LanguageModel.setup`` hands over such a function, which may
+first train a tokenizer on ``tokenizer_training_text()``); datasets are built on first use.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 from transformers import PreTrainedTokenizerFast
 
+from datamodules.tokenization import TokenizerSource, token_byte_lengths, tokenizer_source
 from robustness.errors import ConfigError, check_number, check_text
 from robustness.fields import Field, check_fields, declared
 
@@ -289,7 +291,7 @@ class TextCorpusDataModule(L.LightningDataModule):
                 "tokenizer_train_bytes": tokenizer_train_bytes,
             }
         )  # fmt: skip
-        self._fixed_tokenizer: PreTrainedTokenizerFast | None = None
+        self._tokenizer_source: TokenizerSource | None = None
         self._built_with: PreTrainedTokenizerFast | None = None
         self._datasets: dict[str, Dataset] = {}
 
@@ -314,9 +316,9 @@ class TextCorpusDataModule(L.LightningDataModule):
                 )  # fmt: skip
         return blocks
 
-    def use_tokenizer(self, tokenizer: PreTrainedTokenizerFast) -> None:
-        """Tokenize with ``tokenizer`` instead of asking the model (standalone use)."""
-        self._fixed_tokenizer = tokenizer
+    def use_tokenizer(self, tokenizer: PreTrainedTokenizerFast | TokenizerSource) -> None:
+        """Tokenize with ``tokenizer``, or with what ``tokenizer()`` returns when the data is built."""
+        self._tokenizer_source = tokenizer_source(tokenizer)
 
     def tokenizer_training_text(self) -> Iterator[str]:
         """The first training documents of each language, ``tokenizer_train_bytes × ratio`` bytes each."""
@@ -373,16 +375,12 @@ class TextCorpusDataModule(L.LightningDataModule):
 
     @property
     def tokenizer(self) -> PreTrainedTokenizerFast:
-        """The tokenizer in use: the one given to ``use_tokenizer``, else the model's."""
-        if self._fixed_tokenizer is not None:
-            return self._fixed_tokenizer
-        model = self.trainer.lightning_module if self.trainer is not None else None
-        if model is None or not hasattr(model, "lm_tokenizer"):
+        """The tokenizer handed over with ``use_tokenizer``."""
+        if self._tokenizer_source is None:
             raise ConfigError(
-                "model", type(model).__name__,
-                "TextCorpusDataModule needs a model with lm_tokenizer(datamodule), or call use_tokenizer()",
-            )  # fmt: skip
-        return model.lm_tokenizer(self)
+                "data", type(self).__name__, "has no tokenizer: call use_tokenizer() (GPT2LanguageModel does in setup)"
+            )
+        return self._tokenizer_source()
 
     def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
         return DataLoader(
@@ -391,9 +389,6 @@ class TextCorpusDataModule(L.LightningDataModule):
         )  # fmt: skip
 
     def _build(self, split: str, tokenizer: PreTrainedTokenizerFast) -> Dataset:
-        # imported here: lightning_modules (its package __init__) imports this module
-        from lightning_modules.tokenizer_recycling import token_byte_lengths
-
         byte_lengths = token_byte_lengths(tokenizer)
         eos = tokenizer.eos_token_id
         parts = []

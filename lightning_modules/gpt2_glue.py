@@ -147,6 +147,7 @@ class GPT2GlueClassifier(SweepableMixin, L.LightningModule):
                 max_length,
                 f"exceeds the model's context n_positions={self.model.config.n_positions}",
             )
+        datamodule.use_tokenizer(self.tokenizer)  # the tokenizer comes with init_from, built in one place
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Class logits (batch × labels) read at the last real token of each right-padded sequence."""

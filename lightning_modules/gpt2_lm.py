@@ -10,6 +10,9 @@ Checkpoint contract (``load_lm_checkpoint`` reads it; everything loads with ``we
 ``state_dict`` keys ``model.<GPT2LMHeadModel key>``, ``gpt2_config`` (plain dict of the
 ``GPT2Config``), ``tokenizer_json`` (the tokenizer as one JSON string). The tokenizer is also
 written to ``<default_root_dir>/tokenizer/`` (``save_pretrained`` format) when training starts.
+
+The tokenizer is built here, in one place, and handed to the data module in ``setup``
+(``use_tokenizer``); the data module never looks at the model.
 """
 
 from __future__ import annotations
@@ -31,16 +34,11 @@ from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel, PreTrainedT
 from transformers.activations import ACT2FN
 
 from datamodules.text import IGNORE_INDEX
+from datamodules.tokenization import check_vocab_size, tokenizer_from_json, tokenizer_to_json, train_byte_level_bpe
 from lightning_modules.lm_metrics import LanguageModelingMetric
+from lightning_modules.lr_schedule import LrSchedule
 from lightning_modules.sweepable import SweepableMixin
-from lightning_modules.tokenizer_recycling import (
-    LrSchedule,
-    check_vocab_size,
-    reinitialize_token_embeddings,
-    tokenizer_from_json,
-    tokenizer_to_json,
-    train_byte_level_bpe,
-)
+from lightning_modules.tokenizer_recycling import reinitialize_token_embeddings
 from robustness.errors import ConfigError, check_choice, check_number, check_text, first_line
 from robustness.fields import Field, check_fields, declarations, declared
 from robustness.targets import check_name_patterns
@@ -282,6 +280,10 @@ class GPT2LanguageModel(SweepableMixin, L.LightningModule):
                 block_size,
                 f"exceeds the model's context n_positions={self.model.config.n_positions}",
             )
+        if hasattr(datamodule, "use_tokenizer"):
+            # handed over as a function: read when the data is first built, after a --ckpt_path
+            # checkpoint has restored its tokenizer, so `tokenizer: train` trains only when none is restored
+            datamodule.use_tokenizer(lambda: self.lm_tokenizer(datamodule))
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Next-token logits (batch × positions × vocab)."""

@@ -13,9 +13,11 @@ from subprocess import DEVNULL
 
 import pytest
 import torch
-from conftest import ROOT, run_cli
 
 from robustness import read_sweep_csv
+from tests.helpers.cli import ROOT, run_cli
+
+pytestmark = pytest.mark.slow  # end to end: every test runs the CLI or a real process
 
 DIGITS = str(ROOT / "configs" / "linear" / "digits.yaml")
 DIGITS_SGD = str(ROOT / "configs" / "linear" / "digits_sgd.yaml")

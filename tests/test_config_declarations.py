@@ -9,7 +9,6 @@ from typing import Annotated, Literal
 
 import pytest
 import yaml
-from conftest import ROOT
 
 import config_reference
 from callbacks import PerturbationSweep, SpectralMonitor
@@ -17,6 +16,7 @@ from datamodules import DigitsTasksDataModule
 from lightning_modules import LinearMultitaskRegression
 from robustness.errors import ConfigError
 from robustness.fields import TABLE, Field, check_fields, declarations, declared, reference_table
+from tests.helpers.cli import ROOT
 
 DIGITS = str(ROOT / "configs" / "linear" / "digits.yaml")
 

@@ -17,8 +17,6 @@ from functools import partial
 from typing import Any
 
 import pytest
-from encoder_fixtures import tiny_fixtures
-from glue_fixtures import save_hf_model
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from transformers import GPT2Config
@@ -38,6 +36,8 @@ from lightning_modules.gpt2_glue import GPT2GlueClassifier
 from lightning_modules.gpt2_lm import GPT2ConfigFields, GPT2LanguageModel
 from robustness import PERTURBATIONS, ConfigError, GaussianNoise, MagnitudePruning, RandomDeletion, SweepGrid
 from robustness.fields import DECLARED, Declaration, declarations
+from tests.helpers.encoder_fixtures import tiny_fixtures
+from tests.helpers.glue_fixtures import save_hf_model
 
 EXAMPLES = settings(max_examples=150, deadline=None)
 numbers = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-(10**6), 10**6))

@@ -26,8 +26,6 @@ from typing import Any
 import pytest
 import torch
 import torchvision
-from encoder_fixtures import tiny_fixtures
-from glue_fixtures import save_hf_model
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 from transformers.activations import ACT2FN
@@ -42,6 +40,8 @@ from datamodules.text import TextCorpusDataModule
 from lightning_modules.gpt2_glue import GPT2GlueClassifier
 from lightning_modules.gpt2_lm import GPT2LanguageModel
 from robustness.errors import ConfigError
+from tests.helpers.encoder_fixtures import tiny_fixtures
+from tests.helpers.glue_fixtures import save_hf_model
 
 #: Hypothesis examples per field (each a valid configuration with that field set to any value).
 PER_FIELD = settings(max_examples=25, deadline=None)

@@ -16,7 +16,7 @@ from robustness.errors import ConfigError
 from robustness.io import SweepCsvWriter
 from robustness.seeding import trial_seed
 from robustness.sweep import SweepRow
-from tests.conftest import OFFLINE_ENV, ROOT
+from tests.helpers.cli import OFFLINE_ENV, ROOT
 
 LEVELS = [0.0, 0.1, 0.2, 0.3, 0.4]
 

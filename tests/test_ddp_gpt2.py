@@ -10,9 +10,11 @@ import pytest
 from robustness import read_sweep_csv
 from robustness.history import HistoryCsv
 from run import main
-from tests.conftest import ROOT, only_test_sweep, run_cli
-from tests.gpt2_fixtures import data_file_args, tiny_corpus
-from tests.wandb_offline import find_runs
+from tests.helpers.cli import ROOT, only_test_sweep, run_cli
+from tests.helpers.gpt2_fixtures import data_file_args, tiny_corpus
+from tests.helpers.wandb_offline import find_runs
+
+pytestmark = pytest.mark.slow  # end to end: every test runs the CLI or a real process
 
 DDP = ["--trainer.strategy=ddp", "--trainer.devices=2", "--trainer.accelerator=cpu"]
 

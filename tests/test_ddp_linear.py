@@ -10,13 +10,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, run_cli
-from wandb_offline import find_runs
 
 from datamodules.digits import DigitsTasksDataModule
 from robustness import read_sweep_csv
 from robustness.history import HistoryCsv
 from run import main
+from tests.helpers.cli import ROOT, run_cli
+from tests.helpers.wandb_offline import find_runs
+
+pytestmark = pytest.mark.slow  # end to end: every test runs the CLI or a real process
 
 MONITORED = ROOT / "configs" / "linear" / "digits_monitored.yaml"
 TASK_GRID = [1, 6]  # 365 training items: an odd count, so the distributed sampler would repeat one
@@ -43,7 +45,7 @@ def ddp_config(tmp_path: Path) -> Path:
             }
         if callback["class_path"].endswith(("SpectralMonitor", "WeightNorms")):
             args["every_n_steps"] = 1
-    config["trainer"]["callbacks"].append({"class_path": "ddp_probe.ShardProbe"})
+    config["trainer"]["callbacks"].append({"class_path": "tests.helpers.ddp_probe.ShardProbe"})
     path = tmp_path / "ddp.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -55,12 +57,11 @@ def runs(tmp_path_factory) -> tuple[Path, Path, str, str]:
     config = ddp_config(tmp)
     single, sharded = tmp / "single", tmp / "ddp"
     result = run_cli(
-        "fit", "--config", str(config), f"--trainer.default_root_dir={sharded}", *DDP,
-        env={"PYTHONPATH": str(ROOT / "tests")}, timeout=400,
+        "fit", "--config", str(config), f"--trainer.default_root_dir={sharded}", *DDP, timeout=400,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-4000:]
     captured = StringIO()
-    with redirect_stdout(captured):  # the reference: one process, in this one (tests/ is on sys.path for the probe)
+    with redirect_stdout(captured):  # the reference: one process, in this one
         main(["fit", "--config", str(config), f"--trainer.default_root_dir={single}"])
     return single, sharded, result.stdout, captured.getvalue()
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import yaml
-from conftest import ROOT
 from torch import nn
 
 from robustness import SweepGrid, SweepSubject, read_sweep_csv, run_sweep, summarize
 from robustness.metrics import metric_direction, worst_value
 from robustness.plots import plot_sweep
+from tests.helpers.cli import ROOT
 
 
 def test_nan_is_recorded_as_the_metrics_worst_value():
@@ -41,6 +42,7 @@ def test_inf_levels_are_marked_in_summary_and_plot(tmp_path):
     assert plot_sweep(summarize(rows), tmp_path / "p.png").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_run_with_overflowing_noise_finishes_and_records_inf(tmp_path):
     from run import main
 

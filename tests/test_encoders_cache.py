@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from encoder_fixtures import count_forward_calls, publish_to_hub_cache, tiny_fixtures, write_tiny_bert
 from safetensors import safe_open
 from torchvision.models import ResNet
 from transformers import BertModel
@@ -14,6 +13,7 @@ from transformers import BertModel
 from datamodules.cifar10 import Cifar10TasksDataModule
 from datamodules.feature_cache import FeatureCache
 from datamodules.newsgroups import NewsgroupsTasksDataModule
+from tests.helpers.encoder_fixtures import count_forward_calls, publish_to_hub_cache, tiny_fixtures, write_tiny_bert
 
 
 @pytest.fixture(scope="module")

@@ -13,16 +13,18 @@ import json
 
 import pytest
 import torch
-from conftest import ROOT, run_cli
-from encoder_fixtures import count_forward_calls, publish_to_hub_cache, tiny_fixtures
-from linear_outputs import assert_outputs_under_root
 from safetensors import safe_open
-from stats_checks import assert_monte_carlo_matches_closed_form
 from torchvision.models import ResNet
 from transformers import BertModel
-from wandb_offline import find_runs, read_run
 
 from robustness import CSV_COLUMNS, read_sweep_csv, summarize
+from tests.helpers.cli import ROOT, run_cli
+from tests.helpers.encoder_fixtures import count_forward_calls, publish_to_hub_cache, tiny_fixtures
+from tests.helpers.linear_outputs import assert_outputs_under_root
+from tests.helpers.stats_checks import assert_monte_carlo_matches_closed_form
+from tests.helpers.wandb_offline import find_runs, read_run
+
+pytestmark = pytest.mark.slow  # end to end: every test runs the CLI or a real process
 
 GRID = [1, 2, 3, 4, 6]
 K = 2

@@ -10,8 +10,6 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import ROOT
-from encoder_fixtures import tiny_fixtures, write_sklearn_newsgroups_cache
 from torchvision.datasets import CIFAR10
 
 from datamodules import cifar10 as cifar_module
@@ -19,6 +17,8 @@ from datamodules.cifar10 import Cifar10TasksDataModule
 from datamodules.encoders import TorchvisionImageEncoder
 from datamodules.newsgroups import NewsgroupsTasksDataModule
 from robustness import ConfigError
+from tests.helpers.cli import ROOT
+from tests.helpers.encoder_fixtures import tiny_fixtures, write_sklearn_newsgroups_cache
 
 
 @pytest.fixture(scope="module")
@@ -153,6 +153,7 @@ CLI_BAD_INPUT = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dataset", list(CLI_BAD_INPUT))
 def test_bad_input_through_the_cli_exits_2_before_training(dataset, fixtures, tmp_path, capsys):
     from run import main

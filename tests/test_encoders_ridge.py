@@ -76,6 +76,7 @@ class GradientFreeDDP(DDPStrategy):
         pass
 
 
+@pytest.mark.slow  # real DDP: two processes
 def test_ddp_shards_give_the_same_task_vectors():
     """Two processes, each with half of the training items (DistributedSampler), solve the same problems."""
     data = DigitsTasksDataModule(task_grid=GRID, train_examples=200, batch_size=64)

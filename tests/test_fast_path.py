@@ -7,13 +7,13 @@ import lightning as L
 import pytest
 import torch
 
-import lightning_modules.gpt2_lm as gpt2_lm  # before datamodules.text (package import order)
+import lightning_modules.gpt2_lm as gpt2_lm
 from callbacks.perturbation_sweep import PerturbationSweep
 from datamodules.digits import DigitsTasksDataModule
 from lightning_modules.linear import LinearMultitaskRegression
 from robustness import GaussianNoise, MagnitudePruning, RandomDeletion, SweepGrid, run_sweep
 from robustness.perturbations import CHUNK_ELEMENTS
-from tests.gpt2_fixtures import TINY_GPT2, tiny_corpus, tiny_datamodule
+from tests.helpers.gpt2_fixtures import TINY_GPT2, tiny_corpus, tiny_datamodule
 from tests.helpers.naive import naive_perturb_, naive_sweep
 
 GRIDS = [

@@ -24,9 +24,9 @@ from lightning_modules.tokenizer_recycling import LrSchedule, tokenizer_to_json
 from reporting.figure5 import COLUMNS, main
 from robustness.history import HistoryCsv, HistoryRow
 from run import CognitiveReserveCLI
-from tests.conftest import OFFLINE_ENV, ROOT
-from tests.gpt2_fixtures import tiny_corpus
-from tests.wandb_offline import find_runs, read_run_until
+from tests.helpers.cli import OFFLINE_ENV, ROOT
+from tests.helpers.gpt2_fixtures import tiny_corpus
+from tests.helpers.wandb_offline import find_runs, read_run_until
 
 CONFIGS = ROOT / "configs" / "gpt2" / "figure5"
 BASE_STEPS, BRANCH_STEPS, WARMUP = 3, 8, 2  # 2 batches per epoch: the branch point is mid-epoch

@@ -9,7 +9,6 @@ import math
 import lightning as L
 import pytest
 import torch
-from conftest import ROOT
 
 from datamodules import GaussianTasksDataModule
 from lightning_modules import LinearMultitaskRegression
@@ -25,6 +24,7 @@ from robustness.theory import (
     robustness_slope,
     svd_solution,
 )
+from tests.helpers.cli import ROOT
 
 
 def test_targets_are_the_drawn_task_vectors_applied_to_gaussian_inputs():

@@ -7,15 +7,17 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import ROOT, run_cli
-from glue_fixtures import save_hf_model, save_lm_checkpoint, write_hub_layout
-from wandb_offline import find_runs, read_run
 
 from datamodules.glue import GlueDataModule
 from datamodules.glue_sample import write_glue_sample
 from datamodules.glue_tasks import GLUE_TASKS
 from lightning_modules.gpt2_glue import GPT2GlueClassifier
 from robustness import CSV_COLUMNS, read_sweep_csv
+from tests.helpers.cli import ROOT, run_cli
+from tests.helpers.glue_fixtures import save_hf_model, save_lm_checkpoint, write_hub_layout
+from tests.helpers.wandb_offline import find_runs, read_run
+
+pytestmark = pytest.mark.slow  # end to end: every test runs the CLI or a real process
 
 TINY = ROOT / "configs" / "glue" / "tiny.yaml"
 PAPER_GRIDS = {
@@ -136,15 +138,18 @@ def test_pair_task_from_hub_layout_and_hf_directory_logs_accuracy_and_f1_by_hand
 def test_every_task_config_declares_the_papers_setup(task, pieces):
     from run import CognitiveReserveCLI
 
-    path = ROOT / "configs" / "glue" / f"{task}.yaml"
-    cli = CognitiveReserveCLI(["--config", str(path), "--model.init_from", str(pieces["lm"])], run=False)
+    base, path = ROOT / "configs" / "glue" / "base.yaml", ROOT / "configs" / "glue" / f"{task}.yaml"
+    args = ["--config", str(base), "--config", str(path), "--model.init_from", str(pieces["lm"])]
+    cli = CognitiveReserveCLI(args, run=False)
     assert cli.model.task.name == cli.datamodule.task.name == task
     assert cli.datamodule.dataset_name == "nyu-mll/glue" and cli.datamodule.data_files is None
     assert cli.datamodule.max_length == 128 and cli.trainer.max_epochs == 10
     assert cli.model.robustness_name == f"gpt2-mono-{task}" and cli.model.robustness_targets == "attn"
-    assert cli.trainer.default_root_dir == f"runs/glue/{task}-mono"
-    sweep = yaml.safe_load(path.read_text())["trainer"]["callbacks"][1]
-    assert sweep["class_path"] == "callbacks.perturbation_sweep.PerturbationSweep"
+    assert cli.trainer.default_root_dir == f"runs/glue/{task}-mono"  # interpolated after both files merged
+    assert cli.trainer.logger._wandb_init["name"] == f"gpt2-mono-{task}"
+    assert yaml.safe_load(path.read_text()) == {"data": {"init_args": {"task": task}}}  # only what differs
+    sweep = yaml.safe_load(base.read_text())["trainer"]["callbacks"][1]
+    assert sweep["class_path"] == "callbacks.PerturbationSweep"
     assert sweep["init_args"]["perturbations"] == PAPER_GRIDS and sweep["init_args"]["at_test"] is True
     (callback,) = [c for c in cli.trainer.callbacks if type(c).__name__ == "PerturbationSweep" and c.at_test]
     assert [(g.perturbation, g.levels, g.trials) for g in callback.grids] == [

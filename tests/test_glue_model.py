@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-from glue_fixtures import save_hf_model, save_lm_checkpoint, tiny_tokenizer
 from transformers import BertConfig, GPT2LMHeadModel
 
 from datamodules.glue import RightPadCollator
@@ -14,6 +13,7 @@ from datamodules.glue_tasks import GLUE_TASKS
 from lightning_modules.gpt2_glue import GPT2GlueClassifier, glue_metrics
 from robustness import select_targets
 from robustness.errors import ConfigError
+from tests.helpers.glue_fixtures import save_hf_model, save_lm_checkpoint, tiny_tokenizer
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,12 @@ import math
 import numpy as np
 import pytest
 from scipy import stats
-from wandb_offline import find_runs, read_run_until
 
 from reporting.glue import main
 from robustness import SweepCsvWriter, SweepRow
+from tests.helpers.wandb_offline import find_runs, read_run_until
+
+pytestmark = pytest.mark.slow  # end to end: every test runs the CLI or a real process
 
 LEVELS = {"random_deletion": [0.0, 0.05, 0.1], "gaussian_noise": [0.0, 0.01]}
 MODELS = {  # model name: (num_tasks, metrics in its CSV)

@@ -18,14 +18,16 @@ import yaml
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from callbacks.perturbation_sweep import PerturbationSweep
+from datamodules.tokenization import train_byte_level_bpe
 from lightning_modules.gpt2_lm import GPT2LanguageModel, load_lm_checkpoint
-from lightning_modules.tokenizer_recycling import train_byte_level_bpe
 from robustness.errors import ConfigError
 from robustness.targets import select_targets
 from run import CognitiveReserveCLI, main
-from tests.conftest import OFFLINE_ENV, ROOT, only_test_sweep
-from tests.gpt2_fixtures import data_file_args, tiny_corpus, tiny_datamodule, wikipedia_records, write_jsonl
-from tests.wandb_offline import find_runs, read_run
+from tests.helpers.cli import OFFLINE_ENV, ROOT, only_test_sweep
+from tests.helpers.gpt2_fixtures import data_file_args, tiny_corpus, tiny_datamodule, wikipedia_records, write_jsonl
+from tests.helpers.wandb_offline import find_runs, read_run
+
+pytestmark = pytest.mark.slow  # end to end: every test runs the CLI or a real process
 
 CONFIGS = ROOT / "configs" / "gpt2"
 PAPER_GRIDS = {
@@ -192,7 +194,6 @@ def run_parallel(commands: list[list[str]]) -> list[subprocess.CompletedProcess]
     return results
 
 
-@pytest.mark.slow
 def test_tiny_monolingual_and_bilingual_fit_test_and_compare(corpus, tmp_path):
     roots = {name: tmp_path / name for name in ("tiny_monolingual", "tiny_bilingual")}
     small = [

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from datamodules.text import IGNORE_INDEX, LanguageCorpus, TextCorpusDataModule, TextSource
-from lightning_modules.tokenizer_recycling import train_byte_level_bpe
+from datamodules.tokenization import train_byte_level_bpe
 from robustness.errors import ConfigError
-from tests.gpt2_fixtures import corpora_from_files, tiny_corpus, tiny_datamodule, wikipedia_records, write_jsonl
+from tests.helpers.gpt2_fixtures import corpora_from_files, tiny_corpus, tiny_datamodule, wikipedia_records, write_jsonl
 
 BLOCK = 32
 
@@ -138,3 +138,10 @@ def test_bad_settings_name_the_field(corpus, overrides, field):
     with pytest.raises(ConfigError) as err:
         tiny_datamodule(corpus, ("en", "el"), **overrides)
     assert err.value.field == field
+
+
+def test_without_a_handed_over_tokenizer_the_data_says_how_to_give_one(tmp_path):
+    datamodule = tiny_datamodule(tiny_corpus(tmp_path))
+    with pytest.raises(ConfigError, match="use_tokenizer") as err:
+        datamodule.dataset("train")
+    assert err.value.field == "data"

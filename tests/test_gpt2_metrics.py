@@ -15,10 +15,10 @@ import pytest
 import torch
 
 from datamodules.text import IGNORE_INDEX, LanguageCorpus, TextCorpusDataModule, TextSource
+from datamodules.tokenization import train_byte_level_bpe
 from lightning_modules.gpt2_lm import GPT2LanguageModel
 from lightning_modules.lm_metrics import LanguageModelingMetric
-from lightning_modules.tokenizer_recycling import train_byte_level_bpe
-from tests.gpt2_fixtures import GREEK_SAMPLES, tiny_corpus
+from tests.helpers.gpt2_fixtures import GREEK_SAMPLES, tiny_corpus
 
 BLOCK = 8
 VOCAB = 300

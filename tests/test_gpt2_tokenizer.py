@@ -7,16 +7,17 @@ import lightning as L
 import pytest
 import torch
 
-from lightning_modules.gpt2_lm import GPT2LanguageModel, load_lm_checkpoint
-from lightning_modules.tokenizer_recycling import (
+import lightning_modules.gpt2_lm as gpt2_lm
+from datamodules.tokenization import (
     END_OF_TEXT,
     token_byte_lengths,
     tokenizer_from_json,
     tokenizer_to_json,
     train_byte_level_bpe,
 )
+from lightning_modules.gpt2_lm import GPT2LanguageModel, load_lm_checkpoint
 from robustness.errors import ConfigError
-from tests.gpt2_fixtures import ENGLISH_SAMPLES, GREEK_SAMPLES, TINY_GPT2, tiny_corpus, tiny_datamodule
+from tests.helpers.gpt2_fixtures import ENGLISH_SAMPLES, GREEK_SAMPLES, TINY_GPT2, tiny_corpus, tiny_datamodule
 
 ROUND_TRIP = [
     *GREEK_SAMPLES,
@@ -100,3 +101,22 @@ def test_embeddings_only_warmup_then_everything_and_tokenizer_in_checkpoint(bili
     assert config.vocab_size == len(tokenizer) == TINY_GPT2["vocab_size"]
     assert tokenizer.get_vocab() == model.tokenizer.get_vocab()
     assert torch.equal(state["transformer.wte.weight"], model.model.transformer.wte.weight)
+
+
+def test_a_restored_tokenizer_reaches_the_data_and_train_does_not_train_another(bilingual, tmp_path, monkeypatch):
+    paths, _ = bilingual
+    options = {"accelerator": "cpu", "devices": 1, "logger": False, "enable_progress_bar": False,
+               "enable_model_summary": False, "enable_checkpointing": False, "default_root_dir": tmp_path}  # fmt: skip
+    trained = GPT2LanguageModel(gpt2_config=TINY_GPT2, tokenizer="train")
+    trainer = L.Trainer(max_steps=1, limit_val_batches=0, **options)
+    trainer.fit(trained, datamodule=tiny_datamodule(paths, ("en", "el")))
+    trainer.save_checkpoint(tmp_path / "model.ckpt")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("trained a tokenizer although the checkpoint brings one")
+
+    monkeypatch.setattr(gpt2_lm, "train_byte_level_bpe", refuse)
+    restored, data = GPT2LanguageModel(gpt2_config=TINY_GPT2, tokenizer="train"), tiny_datamodule(paths, ("en", "el"))
+    L.Trainer(limit_val_batches=1, **options).validate(restored, datamodule=data, ckpt_path=tmp_path / "model.ckpt")
+    assert data.tokenizer is restored.tokenizer  # handed over by the model, after the restore
+    assert data.tokenizer.get_vocab() == trained.tokenizer.get_vocab()

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT
 from torch import nn
 
 from robustness import ConfigError, SweepCsvWriter, SweepGrid, SweepSubject, read_sweep_csv, run_sweep
 from robustness.interrupts import SweepInterrupted
+from tests.helpers.cli import ROOT
 
 GRIDS = [SweepGrid("gaussian_noise", [0.0, 0.1, 0.3], trials=6), SweepGrid("random_deletion", [0.2, 0.6], trials=6)]
 
@@ -50,7 +50,15 @@ def test_resume_refuses_rows_from_a_different_sweep():
         run_sweep(toy_subject(), GRIDS, seed=3, completed=other[:4])
 
 
-def test_sigint_mid_sweep_restores_weights_and_keeps_finished_rows(tmp_path):
+@pytest.fixture
+def sigint_interrupts():
+    """SIGINT raises KeyboardInterrupt, whatever disposition the test process inherited (``nohup`` ignores it)."""
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, inherited)
+
+
+def test_sigint_mid_sweep_restores_weights_and_keeps_finished_rows(tmp_path, sigint_interrupts):
     calls: list = []
 
     def interrupt(count: int) -> None:
@@ -65,6 +73,18 @@ def test_sigint_mid_sweep_restores_weights_and_keeps_finished_rows(tmp_path):
     assert torch.equal(subject.module.weight, before)
     assert len(read_sweep_csv(tmp_path / "s.csv")) == 2 * 4  # trials 1-4 finished and are on disk
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers put back
+
+
+def test_an_ignored_sigint_stays_ignored_during_a_sweep(tmp_path):
+    inherited = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        seen = []
+        subject = toy_subject(on_call=lambda count: seen.append(signal.getsignal(signal.SIGINT)))
+        run_sweep(subject, GRIDS[:1], seed=0)
+        assert seen and all(disposition is signal.SIG_IGN for disposition in seen)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, inherited)
 
 
 WORKER = textwrap.dedent(
@@ -113,6 +133,7 @@ def wait_for_rows(path: Path, count: int, timeout: float = 60) -> None:
     raise AssertionError("worker produced no rows")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("kill", "mode"), [(signal.SIGTERM, "default"), (signal.SIGKILL, "default")])
 def test_killed_sweep_process_resumes_to_the_uninterrupted_table(tmp_path, kill, mode):
     script = tmp_path / "worker.py"
@@ -129,6 +150,7 @@ def test_killed_sweep_process_resumes_to_the_uninterrupted_table(tmp_path, kill,
     assert read_sweep_csv(interrupted) == read_sweep_csv(reference)
 
 
+@pytest.mark.slow
 def test_sigterm_with_a_framework_handler_restores_then_stops_the_sweep(tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(WORKER)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT
 
 from datamodules import DigitsTasksDataModule, MnistTasksDataModule
 from robustness import ConfigError, read_sweep_csv
+from tests.helpers.cli import ROOT
 
 
 def test_total_training_examples_constant_in_t_and_tasks_nested():
@@ -66,6 +66,7 @@ def tiny_mnist(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.mark.slow
 def test_mnist_config_runs_on_local_idx_files(tiny_mnist, tmp_path):
     from run import main
 

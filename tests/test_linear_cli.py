@@ -9,14 +9,16 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, run_cli
-from linear_outputs import assert_outputs_under_root
-from stats_checks import assert_monte_carlo_matches_closed_form
-from wandb_offline import find_runs, read_run
 
 from reporting.task_crossover import closed_form_threshold
 from robustness import CSV_COLUMNS, read_sweep_csv
 from robustness.stats import LevelSummary
+from tests.helpers.cli import ROOT, run_cli
+from tests.helpers.linear_outputs import assert_outputs_under_root
+from tests.helpers.stats_checks import assert_monte_carlo_matches_closed_form
+from tests.helpers.wandb_offline import find_runs, read_run
+
+pytestmark = pytest.mark.slow  # end to end: every test runs the CLI or a real process
 
 DIGITS = ROOT / "configs" / "linear" / "digits.yaml"
 

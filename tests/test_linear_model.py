@@ -5,12 +5,12 @@ from __future__ import annotations
 import lightning as L
 import pytest
 import torch
-from conftest import ROOT
 
 from datamodules import DigitsTasksDataModule
 from lightning_modules import LinearMultitaskRegression
 from robustness import read_sweep_csv
 from robustness.theory import svd_solution
+from tests.helpers.cli import ROOT
 
 
 def fit(model: LinearMultitaskRegression, data: DigitsTasksDataModule, epochs: int, tmp_path) -> L.Trainer:
@@ -63,6 +63,7 @@ def test_checkpoint_round_trip_restores_every_model(tmp_path):
         assert torch.equal(value, loaded.state_dict()[key])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config", ["digits_sgd.yaml"])
 def test_sgd_config_runs_and_names_its_models(config, tmp_path):
     from run import main

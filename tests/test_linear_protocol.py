@@ -10,8 +10,6 @@ import warnings
 import lightning as L
 import pytest
 import torch
-from conftest import ROOT
-from stats_checks import assert_monte_carlo_matches_closed_form
 
 from callbacks import RobustnessSlopeReport
 from datamodules import DigitsTasksDataModule
@@ -19,6 +17,8 @@ from lightning_modules import LinearMultitaskRegression
 from robustness import ConfigError, SweepGrid, read_sweep_csv, run_sweep
 from robustness.stats import summarize
 from robustness.theory import robustness_slope, svd_solution, unit_columns
+from tests.helpers.cli import ROOT
+from tests.helpers.stats_checks import assert_monte_carlo_matches_closed_form
 
 GRIDS = [
     SweepGrid("gaussian_noise", [0.0, 0.05, 0.1, 0.2], trials=40),

@@ -9,11 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import ROOT
 
 from robustness import read_sweep_csv
 from robustness.history import HistoryCsv, HistoryRow
 from run import main
+from tests.helpers.cli import ROOT
+
+pytestmark = pytest.mark.slow  # end to end: every test runs the CLI or a real process
 
 MONITORED = ROOT / "configs" / "linear" / "digits_monitored.yaml"
 EPOCHS, HALF = 6, 3  # one full-batch optimizer step per epoch

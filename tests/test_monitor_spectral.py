@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tiny_gpt2 import TinyGPT2
 from torch import nn
 
 from callbacks.spectral_monitor import SpectralMonitor
 from callbacks.weight_norms import WeightNorms
 from robustness import ConfigError
 from robustness.spectral import exact_basis, power_iteration
+from tests.helpers.tiny_gpt2 import TinyGPT2
 
 
 def test_gpt2_c_attn_is_split_into_q_k_v_exactly_like_slicing_the_hf_weight():

@@ -13,14 +13,16 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
-from tiny_gpt2 import CountingSequences, TinyGPT2
-from wandb_offline import find_runs, read_run
 
 from callbacks.perturbation_sweep import PerturbationSweep
 from callbacks.spectral_monitor import SpectralMonitor
 from callbacks.weight_norms import WeightNorms
 from robustness import read_sweep_csv
 from robustness.history import HistoryCsv
+from tests.helpers.tiny_gpt2 import CountingSequences, TinyGPT2
+from tests.helpers.wandb_offline import find_runs, read_run
+
+pytestmark = pytest.mark.slow  # end to end: every test reads one real training run with every callback
 
 EPOCHS, STEPS_PER_EPOCH, EVERY = 3, 6, 2  # 96 training sequences in batches of 16
 

@@ -25,7 +25,7 @@ from datamodules.text import (
 from lightning_modules.gpt2_lm import GPT2LanguageModel
 from lightning_modules.tokenizer_recycling import train_byte_level_bpe
 from robustness.errors import ConfigError
-from tests.gpt2_fixtures import ENGLISH_SAMPLES, GREEK_SAMPLES, tiny_corpus
+from tests.helpers.gpt2_fixtures import ENGLISH_SAMPLES, GREEK_SAMPLES, tiny_corpus
 
 BLOCK = 16
 VOCAB = 300

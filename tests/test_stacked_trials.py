@@ -10,17 +10,17 @@ import dataclasses
 
 import pytest
 import torch
-from glue_fixtures import save_hf_model, tiny_tokenizer
 from torch import nn
 from torchmetrics import MeanMetric
 
-import lightning_modules.gpt2_lm as gpt2_lm  # before datamodules.text (package import order)
+import lightning_modules.gpt2_lm as gpt2_lm
 from datamodules.glue import RightPadCollator
 from lightning_modules.gpt2_glue import GPT2GlueClassifier
 from lightning_modules.sweepable import SweepableMixin
 from robustness import SweepGrid, run_sweep
 from robustness.errors import ConfigError
-from tests.gpt2_fixtures import TINY_GPT2, tiny_corpus, tiny_datamodule
+from tests.helpers.glue_fixtures import save_hf_model, tiny_tokenizer
+from tests.helpers.gpt2_fixtures import TINY_GPT2, tiny_corpus, tiny_datamodule
 
 GRIDS = [
     SweepGrid("random_deletion", [0.0, 0.3], trials=3),

@@ -8,13 +8,13 @@ import lightning as L
 import pytest
 import torch
 import torchmetrics
-from conftest import ROOT
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from callbacks import PerturbationSweep
 from lightning_modules import SweepableMixin
 from robustness import ConfigError, read_sweep_csv
+from tests.helpers.cli import ROOT
 
 
 class BlobClassifier(SweepableMixin, L.LightningModule):
@@ -134,6 +134,7 @@ def test_trial_batch_on_a_model_without_stacked_scoring_is_refused_before_traini
         trainer.fit(InPlaceOnlyBlobClassifier(), datamodule=Blobs())
 
 
+@pytest.mark.slow
 def test_run_py_test_sweeps_a_checkpoint(tmp_path):
     """`run.py test --ckpt_path` restores the trained linear models and sweeps the test split."""
     from run import main
@@ -156,6 +157,7 @@ def test_run_py_test_sweeps_a_checkpoint(tmp_path):
     assert sweep_csv.read_bytes() == before  # the same sweep again: every trial reused, none duplicated
 
 
+@pytest.mark.slow
 def test_a_test_sweep_is_named_after_the_epoch_of_its_checkpoint(tmp_path):
     """Checkpoints of epochs 0 and 2 tested into one directory: two tables side by side, epochs in rows."""
     from run import main
@@ -176,6 +178,7 @@ def test_a_test_sweep_is_named_after_the_epoch_of_its_checkpoint(tmp_path):
     ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_a_different_model_never_reuses_an_old_sweep_file(tmp_path):
     """Same output directory, other weights: the old CSV is moved aside, not mixed in or deleted."""
     from run import main

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import lightning as L
 import pytest
-from tiny_gpt2 import CountingSequences, TinyGPT2
-from wandb_offline import find_runs, read_run_until
 
 from callbacks.weight_norms import WeightNorms
 from reporting.table1 import CSV_COLUMNS, main
-from tests.conftest import OFFLINE_ENV, ROOT
+from tests.helpers.cli import OFFLINE_ENV, ROOT
+from tests.helpers.tiny_gpt2 import CountingSequences, TinyGPT2
+from tests.helpers.wandb_offline import find_runs, read_run_until
 
 
 def attention_sum_sq(model: TinyGPT2) -> dict[str, float]:

@@ -7,7 +7,6 @@ import math
 
 import pytest
 import torch
-from stats_checks import assert_monte_carlo_matches_closed_form
 
 from lightning_modules.linear import LinearRepresentation
 from robustness import GaussianNoise, MagnitudePruning, RandomDeletion, SweepGrid, SweepSubject, run_sweep, summarize
@@ -19,6 +18,7 @@ from robustness.theory import (
     robustness_slope,
     svd_solution,
 )
+from tests.helpers.stats_checks import assert_monte_carlo_matches_closed_form
 
 F64 = torch.float64
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 import yaml
-from conftest import ROOT, run_cli
-from wandb_offline import find_runs, read_run
 
 from robustness import read_sweep_csv
+from tests.helpers.cli import ROOT, run_cli
+from tests.helpers.wandb_offline import find_runs, read_run
+
+pytestmark = pytest.mark.slow  # end to end: every test runs the CLI or a real process
 
 DIGITS = ROOT / "configs" / "linear" / "digits.yaml"
 SMALL = ["--data.init_args.task_grid=[1,3]"]
@@ -21,13 +24,12 @@ def outputs_complete(out) -> None:
 
 def test_wandb_dying_mid_run_is_a_warning(tmp_path):
     config = yaml.safe_load(DIGITS.read_text())
-    config["trainer"]["callbacks"].insert(0, {"class_path": "wandb_faults.KillWandbService"})
+    config["trainer"]["callbacks"].insert(0, {"class_path": "tests.helpers.wandb_faults.KillWandbService"})
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     out = tmp_path / "out"
     result = run_cli(
         "fit", "--config", str(path), f"--trainer.default_root_dir={out}", *SMALL,
-        env={"PYTHONPATH": str(ROOT / "tests")},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     # W&B's client may notice the dead service at any later call, or only when the run is finished

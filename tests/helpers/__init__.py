@@ -1,1 +1,4 @@
-"""Helpers shared by the tests (and the benchmarks that check against the same references)."""
+"""Helpers the tests share: CLI runs, generated fixtures, W&B offline readers, statistics checks.
+
+Imported one way only: ``from tests.helpers.<module> import ...``.
+"""

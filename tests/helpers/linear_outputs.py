@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from wandb_offline import find_runs
+from tests.helpers.wandb_offline import find_runs
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 LINEAR_FIT_OUTPUTS = {

@@ -1,0 +1,92 @@
+"""Dependencies point one way: a package imports only itself and the packages to its left.
+
+``robustness`` ← ``datamodules`` ← ``lightning_modules`` ← ``tracking`` ← ``reporting`` ← ``callbacks``
+← ``run.py``. Every ``.py`` file is parsed (not imported), so imports inside functions count too.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.cli import ROOT
+
+#: The layers, lowest first; ``run.py`` is the top.
+LAYERS = ("robustness", "datamodules", "lightning_modules", "tracking", "reporting", "callbacks", "run")
+#: Frameworks the framework-free core must never import.
+FRAMEWORKS = ("lightning", "pytorch_lightning")
+
+
+def layer_files() -> list[Path]:
+    files = [path for layer in LAYERS[:-1] for path in sorted((ROOT / layer).rglob("*.py"))]
+    return [*files, ROOT / "run.py"]
+
+
+def imported_modules(path: Path) -> list[tuple[int, str]]:
+    """``(line, dotted name)`` of every import in the file; relative imports resolve to its package."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    package = path.relative_to(ROOT).parts[0]
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            found.append((node.lineno, package if node.level else node.module or ""))
+        elif _is_import_module_call(node):
+            found.append((node.lineno, node.args[0].value))
+    return found
+
+
+def _is_import_module_call(node: ast.AST) -> bool:
+    if not isinstance(node, ast.Call) or not node.args or not isinstance(node.args[0], ast.Constant):
+        return False
+    name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+    return name in ("import_module", "__import__") and isinstance(node.args[0].value, str)
+
+
+def layer_of(path: Path) -> str:
+    top = path.relative_to(ROOT).parts[0]
+    return "run" if top == "run.py" else top
+
+
+def violations(path: Path) -> list[str]:
+    own = LAYERS.index(layer_of(path))
+    found = []
+    for line, module in imported_modules(path):
+        top = module.split(".")[0]
+        if top in LAYERS and LAYERS.index(top) > own:
+            found.append(f"{path.relative_to(ROOT)}:{line} imports {module} (layer {top} is above {layer_of(path)})")
+        if layer_of(path) == "robustness" and top in FRAMEWORKS:
+            found.append(f"{path.relative_to(ROOT)}:{line} imports {module} (the core is framework-free)")
+    return found
+
+
+@pytest.mark.parametrize("path", layer_files(), ids=lambda path: str(path.relative_to(ROOT)))
+def test_imports_point_down_the_layers(path: Path) -> None:
+    assert violations(path) == []
+
+
+def test_checker_catches_an_upward_import_inside_a_function(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_root = tmp_path
+    (fake_root / "datamodules").mkdir()
+    module = fake_root / "datamodules" / "bad.py"
+    module.write_text(
+        "import torch\nfrom robustness import io\n\ndef f():\n    from lightning_modules.gpt2_lm import X\n"
+        "    import callbacks\n    return importlib.import_module('tracking.wandb')\n"
+    )
+    (fake_root / "robustness").mkdir()
+    core = fake_root / "robustness" / "core.py"
+    core.write_text("from . import io\nimport lightning.pytorch as pl\n")
+    monkeypatch.setattr(f"{__name__}.ROOT", fake_root)
+    assert [entry.split(" imports ")[1].split(" ")[0] for entry in violations(module)] == [
+        "lightning_modules.gpt2_lm", "callbacks", "tracking.wandb",
+    ]  # fmt: skip
+    assert violations(core) == ["robustness/core.py:2 imports lightning.pytorch (the core is framework-free)"]
+
+
+def test_every_layer_is_a_package_that_exists() -> None:
+    for layer in LAYERS[:-1]:
+        assert (ROOT / layer / "__init__.py").is_file(), layer
+    assert (ROOT / "run.py").is_file()
