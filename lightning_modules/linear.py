@@ -77,13 +77,17 @@ class RidgeTaskVectors(nn.Module):
     One pass over the training data collects each task's rows (``RidgeProblem``: kept as rows
     while there are at most d, else as float64 ``XᵢᵀXᵢ``, ``Xᵢᵀyᵢ``; over all processes); after
     the epoch's last batch, ``solve`` sets ``c_i = (XᵢᵀXᵢ + ridge·I)⁻¹ Xᵢᵀyᵢ`` (a ``ClosedFormUpdate``
-    step), in the dual form ``Xᵢᵀ(XᵢXᵢᵀ + ridge·I)⁻¹yᵢ`` when that is smaller.
+    step), in the dual form ``Xᵢᵀ(XᵢXᵢᵀ + ridge·I)⁻¹yᵢ`` when that is smaller. With ``unit_norm`` the
+    parameter ``c`` holds the unit-norm task vectors the model uses (what the monitors see) and the
+    buffer ``norms`` their learned norms.
     """
 
-    def __init__(self, input_dim: int, num_tasks: int) -> None:
+    def __init__(self, input_dim: int, num_tasks: int, unit_norm: bool = False) -> None:
         super().__init__()
         # Set in closed form, never by gradients; an ordinary parameter so DDP accepts the module.
         self.c = nn.Parameter(torch.zeros(input_dim, num_tasks))
+        self.register_buffer("norms", torch.ones(num_tasks, dtype=torch.float64))
+        self.unit_norm = unit_norm
         self.problems = [RidgeProblem(input_dim) for _ in range(num_tasks)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -95,11 +99,18 @@ class RidgeTaskVectors(nn.Module):
 
     def solve(self, ridge: float, sum_over_ranks: SumOverRanks, gather_rows: GatherRows) -> None:
         for i, problem in enumerate(self.problems):
-            self.c[:, i] = problem.solve(ridge, sum_over_ranks, gather_rows, self.c.device)
+            c = problem.solve(ridge, sum_over_ranks, gather_rows, self.c.device)
+            norm = c.norm() if self.unit_norm else torch.ones((), dtype=c.dtype, device=c.device)
+            self.norms[i] = norm
+            self.c[:, i] = c / norm if norm > 0 else c
 
     def task_vectors(self) -> torch.Tensor:
-        """The learned ``C`` (d×T, float64, detached)."""
+        """The ``C`` the model uses (d×T, float64, detached): unit columns with ``unit_norm``."""
         return self.c.detach().double()
+
+    def learned_task_vectors(self) -> torch.Tensor:
+        """The ``C`` as learned (d×T, float64, detached), before any normalisation."""
+        return self.c.detach().double() * self.norms
 
 
 class ClosedFormUpdate(torch.optim.Optimizer):
@@ -132,8 +143,8 @@ class Factorized(nn.Module):
         """``(W, Γ)`` with orthonormal rows in ``W`` (float64, detached)."""
         return orthonormalize(self.w.detach().double(), self.gamma.detach().double())
 
-    def task_vectors(self) -> torch.Tensor:
-        """The model's ``C = WᵀΓ`` (d×T, float64, detached)."""
+    def learned_task_vectors(self) -> torch.Tensor:
+        """The model's ``C = WᵀΓ`` as trained (d×T, float64, detached)."""
         w, gamma = self.factors()
         return w.T @ gamma
 
@@ -234,7 +245,7 @@ class LinearMultitaskRegression(L.LightningModule):
         generator = torch.Generator().manual_seed(self.hparams.init_seed)
         for t in task_grid:
             self.models[_key(t)] = (
-                RidgeTaskVectors(input_dim, t)
+                RidgeTaskVectors(input_dim, t, unit_norm=self.hparams.normalize_task_vectors)
                 if self.hparams.solver == "svd"
                 else Factorized(input_dim, t, self.hparams.k, generator)
             )
@@ -319,7 +330,10 @@ class LinearMultitaskRegression(L.LightningModule):
 
     def task_vectors(self, num_tasks: int) -> torch.Tensor:
         """The ``C`` (d×T, float64) the ``num_tasks``-task model approximates: unit columns if normalised."""
-        c = self.models[_key(num_tasks)].task_vectors()
+        model = self.models[_key(num_tasks)]
+        if self.hparams.solver == "svd":
+            return model.task_vectors()  # normalised when solved, if configured
+        c = model.learned_task_vectors()
         return unit_columns(c) if self.hparams.normalize_task_vectors else c
 
     def factors(self, num_tasks: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -353,7 +367,7 @@ class LinearMultitaskRegression(L.LightningModule):
         reports = []
         for t in self.task_grid:
             _, gamma = self.factors(t)
-            learned = self.models[_key(t)].task_vectors()
+            learned = self.models[_key(t)].learned_task_vectors()
             reports.append(
                 SlopeReport(
                     num_tasks=t,

@@ -20,7 +20,8 @@ import torch
 import yaml
 
 from datamodules.sample_corpus import write_corpus
-from lightning_modules.tokenizer_recycling import LrSchedule, tokenizer_to_json
+from datamodules.tokenization import tokenizer_to_json
+from lightning_modules.lr_schedule import LrSchedule
 from reporting.figure5 import COLUMNS, main
 from robustness.history import HistoryCsv, HistoryRow
 from run import CognitiveReserveCLI

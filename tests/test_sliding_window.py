@@ -22,8 +22,8 @@ from datamodules.text import (
     TextCorpusDataModule,
     TextSource,
 )
+from datamodules.tokenization import train_byte_level_bpe
 from lightning_modules.gpt2_lm import GPT2LanguageModel
-from lightning_modules.tokenizer_recycling import train_byte_level_bpe
 from robustness.errors import ConfigError
 from tests.helpers.gpt2_fixtures import ENGLISH_SAMPLES, GREEK_SAMPLES, tiny_corpus
 
