@@ -50,7 +50,7 @@ def fit(trainer_options: dict, model: LinearMultitaskRegression, data: DigitsTas
         enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0, **trainer_options,
     )  # fmt: skip
     trainer.fit(model, datamodule=data)
-    return {t: model.models[f"T{t}"].c.detach().clone() for t in model.task_grid}
+    return {t: model.models[f"T{t}"].learned_task_vectors().float() for t in model.task_grid}
 
 
 GRID = [1, 2, 4, 8]  # 500 training items: T=1, 2 take the primal form (n > d = 65), T=4, 8 the dual one

@@ -47,7 +47,7 @@ def test_svd_solver_equals_ridge_least_squares_then_svd(tmp_path):
         xi, yi = x[task == i], y[task == i]
         columns.append(torch.linalg.solve(xi.T @ xi + 0.5 * torch.eye(x.shape[1], dtype=x.dtype), xi.T @ yi))
     task_vectors = torch.stack(columns, dim=1)
-    assert torch.allclose(model.models["T4"].c.double(), task_vectors, atol=1e-5)
+    assert torch.allclose(model.models["T4"].learned_task_vectors(), task_vectors, atol=1e-5)
     w, gamma = svd_solution(task_vectors, 2)
     swept = model.representation(4)
     assert torch.allclose(swept.w.double().T @ swept.gamma.double(), w.T @ gamma, atol=1e-5)

@@ -11,7 +11,7 @@ import lightning as L
 import pytest
 import torch
 
-from callbacks import RobustnessSlopeReport
+from callbacks import RobustnessSlopeReport, WeightNorms
 from datamodules import DigitsTasksDataModule
 from lightning_modules import LinearMultitaskRegression
 from robustness import ConfigError, SweepGrid, read_sweep_csv, run_sweep
@@ -38,9 +38,10 @@ def fit(model: LinearMultitaskRegression, data, tmp_path, epochs: int = 1, callb
 def test_unit_norm_task_vectors_feed_the_svd_solution_and_the_slope(tmp_path):
     data = DigitsTasksDataModule(task_grid=[1, 2, 6], train_examples=120)
     model = LinearMultitaskRegression(k=2)
-    fit(model, data, tmp_path, callbacks=[RobustnessSlopeReport()])
+    norms = WeightNorms(targets=r"models\.T\d+\.c$", layer_pattern=r"T\d+", every_n_steps=1)
+    fit(model, data, tmp_path, callbacks=[RobustnessSlopeReport(), norms])
     for t in (1, 2, 6):
-        learned = model.models[f"T{t}"].c.detach().double()
+        learned = model.models[f"T{t}"].learned_task_vectors()
         used = model.task_vectors(t)
         assert torch.allclose(used.norm(dim=0), torch.ones(t, dtype=torch.float64))
         assert torch.allclose(used, learned / learned.norm(dim=0))
@@ -51,11 +52,14 @@ def test_unit_norm_task_vectors_feed_the_svd_solution_and_the_slope(tmp_path):
         rows = {int(r["num_tasks"]): r for r in csv.DictReader(file)}
     assert float(rows[1]["robustness_slope"]) == pytest.approx(1.0)  # T ≤ k: R = mean ‖c_i‖² = 1
     assert float(rows[2]["robustness_slope"]) == pytest.approx(1.0)
-    raw = model.models["T6"].c.detach().double()
+    raw = model.models["T6"].learned_task_vectors()
     assert float(rows[6]["robustness_slope"]) == pytest.approx(robustness_slope(unit_columns(raw), 2))
     assert float(rows[6]["robustness_slope_unnormalized"]) == pytest.approx(robustness_slope(raw, 2))
     assert float(rows[6]["mean_task_vector_sq_norm"]) == pytest.approx(float((raw**2).sum() / 6))
     assert (tmp_path / "robustness" / "robustness_slope.png").stat().st_size > 0
+    with (tmp_path / "monitors" / "weight_norms.csv").open() as file:
+        last = {r["name"]: float(r["value"]) for r in csv.DictReader(file) if int(r["step"]) == 1}
+    assert last == pytest.approx({"T1": 1.0, "T2": 2.0, "T6": 6.0, "total": 9.0})  # the monitors see the unit-norm C
 
 
 def test_sgd_solver_normalises_each_task_vector_of_its_own_factors(tmp_path):

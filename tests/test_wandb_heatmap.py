@@ -7,7 +7,7 @@ import wandb
 
 from robustness.sensitivity import EpochSummary
 from robustness.stats import LevelSummary
-from tracking.offline_run import find_runs, read_run
+from tracking.offline_run import find_runs, read_run_until
 from tracking.panels import GRID_PRESET, PER_EPOCH, heatmap_charts
 
 
@@ -33,8 +33,8 @@ def test_heatmap_is_logged_as_a_custom_chart_of_an_offline_run(tmp_path):
     run.log(heatmap_charts(_history()))
     run.finish()
     (path,) = find_runs(tmp_path)
-    logged = read_run(path)
     key = f"{PER_EPOCH}/heatmaps/m/magnitude_pruning/mse"
+    logged = read_run_until(path, lambda run: bool(run.series(f"{key}_table/_type")))
     assert logged.series(f"{key}_table/_type") == ["table-file"]
     panel = logged.config[f"_wandb/visualize/{key}"]
     assert panel["panel_type"] == "Vega2" and panel["panel_config"]["panelDefId"] == GRID_PRESET
