@@ -12,7 +12,8 @@ Solvers:
 Either way the perturbed model is ``LinearRepresentation(W, Γ)`` with orthonormal rows in ``W``.
 
 With ``normalize_task_vectors`` (the paper's released code) every task vector ``c_i`` is scaled to
-unit norm first: the SVD solution, R(T), the closed forms and the sweeps all use the normalised ``C``.
+unit norm first: the SVD solution, R(T), the closed forms, the sweeps and (``svd``: the parameter ``c``
+holds it) the monitors all use the normalised ``C``.
 ``target`` says what a damaged model's MSE is measured against: ``task_vector`` (``c_iᵀx`` of the
 task vector the model approximates, paper Figure 3 and Theorem 2.5) or ``label`` (the 0/1 label).
 """

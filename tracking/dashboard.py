@@ -47,7 +47,9 @@ class Experiment:
 
 
 EXPERIMENTS = {
-    "linear": Experiment("linear", ("fit", "test", "train"), ("mse",), qkv=False, slope=True, glue_tables=False),
+    "linear": Experiment(
+        "linear", ("fit", "test", "train"), ("mse_task_vector", "mse_label"), qkv=False, slope=True, glue_tables=False
+    ),
     "gpt2": Experiment(
         "gpt2",
         ("fit", "test", "train"),
