@@ -35,11 +35,10 @@ from torchmetrics.classification import BinaryAccuracy, BinaryF1Score, BinaryMat
 from transformers import AutoConfig, AutoTokenizer, GPT2ForSequenceClassification, PreTrainedTokenizerBase
 
 from datamodules.glue_tasks import GlueTask, check_glue_task
-from lightning_modules.gpt2_lm import load_lm_checkpoint
+from lightning_modules.gpt2_lm import ATTENTION_TARGETS, load_lm_checkpoint
 from lightning_modules.sweepable import SweepableMixin
 from robustness.errors import ConfigError, check_text, first_line
 from robustness.fields import Field, check_fields, declared
-from robustness.targets import check_name_patterns
 
 #: Number of pretraining languages implied by the usual ``pretraining`` labels.
 LANGUAGES_OF = {"mono": 1, "bi": 2}
@@ -97,16 +96,7 @@ class GPT2GlueClassifier(SweepableMixin, L.LightningModule):
         name: Annotated[
             str | None, Field("overrides the model's name in sweep CSVs (null: `gpt2-<pretraining>-<task>`)")
         ] = None,
-        targets: Annotated[
-            str | list[str],
-            Field(
-                "parameters the robustness sweeps damage (regular expressions on names); `attn` selects the "
-                "attention weights and biases (`c_attn`, `c_proj`) of every block",
-                valid="a regex or a non-empty list of regexes",
-                check=check_name_patterns,
-                later="matches at least one parameter: at fit/test start",
-            ),
-        ] = "attn",
+        targets: Annotated[str | list[str], ATTENTION_TARGETS] = "attn",
         lr: Annotated[float, Field("peak AdamW learning rate", gt=0)] = 2e-5,
         weight_decay: Annotated[
             float, Field("AdamW weight decay of matrices (biases and LayerNorm weights get none)", ge=0)

@@ -43,6 +43,14 @@ from robustness.errors import ConfigError, check_choice, check_number, check_tex
 from robustness.fields import Field, check_fields, declarations, declared
 from robustness.targets import check_name_patterns
 
+#: The ``targets`` field of the GPT-2 models: what their robustness sweeps damage.
+ATTENTION_TARGETS = Field(
+    "parameters the robustness sweeps damage (regular expressions on names); `attn` selects the "
+    "attention weights and biases (`c_attn`, `c_proj`) of every block",
+    valid="a regex or a non-empty list of regexes",
+    check=check_name_patterns,
+    later="matches at least one parameter: at fit/test start",
+)
 #: ``tokenizer`` value that trains a new byte-level BPE and re-initialises the token embeddings.
 TRAIN_TOKENIZER = "train"
 #: Architecture fields a checkpoint must share with the model it is loaded into.
@@ -146,16 +154,7 @@ class GPT2LanguageModel(SweepableMixin, L.LightningModule):
             ),
         ] = None,
         name: Annotated[str, Field("the model's name in sweep tables and plots (e.g. `gpt2-bilingual`)")] = "gpt2",
-        targets: Annotated[
-            str | list[str],
-            Field(
-                "parameters the robustness sweeps damage (regular expressions on names); `attn` selects the "
-                "attention weights and biases (`c_attn`, `c_proj`) of every block",
-                valid="a regex or a non-empty list of regexes",
-                check=check_name_patterns,
-                later="matches at least one parameter: at fit/test start",
-            ),
-        ] = "attn",
+        targets: Annotated[str | list[str], ATTENTION_TARGETS] = "attn",
         lr: Annotated[float, Field("peak learning rate (AdamW)", gt=0)] = 3e-4,
         weight_decay: Annotated[
             float, Field("AdamW weight decay of matrices (biases and LayerNorm weights get none)", ge=0)

@@ -25,6 +25,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from reporting.command import add_wandb_options
 from robustness.errors import ConfigError
 from robustness.history import HistoryCsv
 from robustness.io import write_records
@@ -156,9 +157,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--label", nargs="+", help="legend names: the base's, then each branch's (default: dir names)")
     parser.add_argument("--block", type=int, default=0, help="transformer block to draw (default: 0, the first)")
     parser.add_argument("--out", required=True, help="output directory of figure5.csv and figure5.png")
-    parser.add_argument("--wandb-project", default="cognitive-reserve", help="W&B project of the report run")
-    parser.add_argument("--wandb-name", default="figure5", help="W&B run name")
-    parser.add_argument("--no-wandb", action="store_true", help="write the files only")
+    add_wandb_options(parser, "figure5")
     args = parser.parse_args(argv)
     try:
         table, figure, points = write_figure5(args.base, args.branches, args.label, args.block, args.out)

@@ -24,6 +24,7 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from datamodules.glue_tasks import GLUE_TASKS, GlueTask
+from reporting.command import add_wandb_options
 from reporting.markdown import markdown_table
 from robustness.errors import ConfigError
 from robustness.io import read_sweep_csv, write_records
@@ -259,9 +260,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("csv", nargs="+", help="sweep CSVs (robustness/sweep_<stage>_epoch<E>.csv), each run once")
     parser.add_argument("--out", default="reports/glue", help="output directory (default: reports/glue)")
-    parser.add_argument("--wandb-project", default="cognitive-reserve", help="W&B project of the report run")
-    parser.add_argument("--wandb-name", default="glue-table2", help="W&B run name")
-    parser.add_argument("--no-wandb", action="store_true", help="write the files only")
+    add_wandb_options(parser, "glue-table2")
     args = parser.parse_args(argv)
     try:
         tables = build_tables(read_glue_sweeps(args.csv))

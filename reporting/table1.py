@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reporting.command import add_wandb_options
 from reporting.markdown import markdown_table
 from robustness.errors import ConfigError
 from robustness.history import HistoryCsv
@@ -156,9 +157,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--label", action="append", default=[], metavar="NAME=DIR", help="a named run (repeatable)")
     parser.add_argument("--step", type=int, help="global step to read (default: each run's last logged step)")
     parser.add_argument("--out", default="reports/table1", help="output directory (default: reports/table1)")
-    parser.add_argument("--wandb-project", default="cognitive-reserve", help="W&B project of the report run")
-    parser.add_argument("--wandb-name", default="table1", help="W&B run name")
-    parser.add_argument("--no-wandb", action="store_true", help="write the files only")
+    add_wandb_options(parser, "table1")
     args = parser.parse_args(argv)
     try:
         if args.step is not None and args.step < 0:
