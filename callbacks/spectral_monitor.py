@@ -29,7 +29,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from transformers.pytorch_utils import Conv1D
 
-from callbacks.step_monitor import DEFAULT_STRIP_PREFIX, StepMonitor, compile_pattern
+from callbacks.step_monitor import DEFAULT_STRIP_PREFIX, STRIP_PREFIX, StepMonitor, compile_pattern
 from robustness.errors import ConfigError
 from robustness.fields import Field, check_fields, declared
 from robustness.spectral import (
@@ -90,14 +90,7 @@ class SpectralMonitor(StepMonitor):
                 check=compile_split,
             ),
         ] = None,
-        strip_prefix: Annotated[
-            str,
-            Field(
-                "regular expression removed from the start of parameter names in log keys",
-                valid="a valid regex",
-                check=compile_pattern,
-            ),
-        ] = DEFAULT_STRIP_PREFIX,
+        strip_prefix: Annotated[str, STRIP_PREFIX] = DEFAULT_STRIP_PREFIX,
         spectrum_every_n_steps: Annotated[
             int, Field("every m steps also the exact top singular values / histogram (0 = never)", ge=0)
         ] = 0,

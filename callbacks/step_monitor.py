@@ -21,6 +21,7 @@ import torch
 from lightning.pytorch.loggers import WandbLogger
 
 from robustness.errors import ConfigError
+from robustness.fields import Field
 from robustness.history import HistoryCsv, HistoryRow, plot_history
 from tracking.panels import log_figures
 
@@ -34,6 +35,14 @@ def compile_pattern(field: str, pattern: str) -> re.Pattern[str]:
         return re.compile(pattern)
     except (re.error, TypeError) as err:
         raise ConfigError(field, pattern, f"not a valid regular expression ({err})") from None
+
+
+#: The monitors' ``strip_prefix`` field.
+STRIP_PREFIX = Field(
+    "regular expression removed from the start of parameter names in log keys",
+    valid="a valid regex",
+    check=compile_pattern,
+)
 
 
 class StepMonitor(L.Callback):

@@ -13,7 +13,7 @@ from typing import Annotated
 import lightning as L
 import torch
 
-from callbacks.step_monitor import DEFAULT_STRIP_PREFIX, StepMonitor, compile_pattern
+from callbacks.step_monitor import DEFAULT_STRIP_PREFIX, STRIP_PREFIX, StepMonitor, compile_pattern
 from robustness.errors import ConfigError
 from robustness.fields import Field, check_fields, declared
 from robustness.targets import select_targets
@@ -50,14 +50,7 @@ class WeightNorms(StepMonitor):
                 check=compile_pattern,
             ),
         ] = r"\b(h|layers?|blocks?)\.\d+",
-        strip_prefix: Annotated[
-            str,
-            Field(
-                "regular expression removed from the start of parameter names in log keys",
-                valid="a valid regex",
-                check=compile_pattern,
-            ),
-        ] = DEFAULT_STRIP_PREFIX,
+        strip_prefix: Annotated[str, STRIP_PREFIX] = DEFAULT_STRIP_PREFIX,
     ) -> None:
         fields = check_fields(WeightNorms, locals())
         super().__init__(every_n_steps)

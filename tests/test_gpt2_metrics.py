@@ -14,11 +14,10 @@ import lightning as L
 import pytest
 import torch
 
-from datamodules.text import IGNORE_INDEX, LanguageCorpus, TextCorpusDataModule, TextSource
-from datamodules.tokenization import train_byte_level_bpe
+from datamodules.text import IGNORE_INDEX, TextCorpusDataModule
 from lightning_modules.gpt2_lm import GPT2LanguageModel
 from lightning_modules.lm_metrics import LanguageModelingMetric
-from tests.helpers.gpt2_fixtures import GREEK_SAMPLES, tiny_corpus
+from tests.helpers.gpt2_fixtures import evaluation_setup
 
 BLOCK = 8
 VOCAB = 300
@@ -28,20 +27,8 @@ EVAL_DOCUMENTS = ["Καλημέρα, Αθήνα ς!", "The end."]  # 2 documents
 @pytest.fixture(scope="module")
 def setup_eval(tmp_path_factory):
     """A trained tokenizer, a tiny random GPT-2 holding it, and a datamodule whose validation file is EVAL_DOCUMENTS."""
-    directory = tmp_path_factory.mktemp("metrics")
-    paths = tiny_corpus(directory, kilobytes=4)
-    validation = directory / "validation.txt"
-    validation.write_text("\n\n".join(EVAL_DOCUMENTS) + "\n", "utf-8")
-    tokenizer = train_byte_level_bpe([paths["en.train"].read_text("utf-8"), *GREEK_SAMPLES], VOCAB)
-    source = TextSource(file=str(paths["en.train"]))
-    corpus = LanguageCorpus(train=source, validation=TextSource(file=str(validation)), test=source)
+    model, corpus, tokenizer = evaluation_setup(tmp_path_factory.mktemp("metrics"), EVAL_DOCUMENTS, BLOCK, VOCAB)
     datamodule = TextCorpusDataModule({"en": corpus}, train_tokens=BLOCK, block_size=BLOCK, eval_batch_size=2)
-    torch.manual_seed(0)
-    model = GPT2LanguageModel(
-        gpt2_config={"n_layer": 1, "n_head": 2, "n_embd": 16, "n_positions": BLOCK, "vocab_size": VOCAB},
-        tokenizer="train",
-    )
-    model.tokenizer = tokenizer  # use this tokenizer as is (no training, no re-initialisation)
     return model, datamodule, tokenizer
 
 

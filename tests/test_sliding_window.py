@@ -20,12 +20,10 @@ from datamodules.text import (
     PackedBlocks,
     SlidingWindows,
     TextCorpusDataModule,
-    TextSource,
 )
-from datamodules.tokenization import train_byte_level_bpe
 from lightning_modules.gpt2_lm import GPT2LanguageModel
 from robustness.errors import ConfigError
-from tests.helpers.gpt2_fixtures import ENGLISH_SAMPLES, GREEK_SAMPLES, tiny_corpus
+from tests.helpers.gpt2_fixtures import ENGLISH_SAMPLES, GREEK_SAMPLES, evaluation_setup
 
 BLOCK = 16
 VOCAB = 300
@@ -36,19 +34,7 @@ EVAL_DOCUMENTS = [sample.strip() for sample in (*GREEK_SAMPLES[:2], *ENGLISH_SAM
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     """A tiny random GPT-2 holding a trained tokenizer, and the validation source of EVAL_DOCUMENTS."""
-    directory = tmp_path_factory.mktemp("sliding")
-    paths = tiny_corpus(directory, kilobytes=4)
-    validation = directory / "validation.txt"
-    validation.write_text("\n\n".join(EVAL_DOCUMENTS) + "\n", "utf-8")
-    tokenizer = train_byte_level_bpe([paths["en.train"].read_text("utf-8"), *GREEK_SAMPLES], VOCAB)
-    source = TextSource(file=str(paths["en.train"]))
-    corpus = LanguageCorpus(train=source, validation=TextSource(file=str(validation)), test=source)
-    torch.manual_seed(0)
-    model = GPT2LanguageModel(
-        gpt2_config={"n_layer": 1, "n_head": 2, "n_embd": 16, "n_positions": BLOCK, "vocab_size": VOCAB},
-        tokenizer="train",
-    )
-    model.tokenizer = tokenizer  # use this tokenizer as is (no training, no re-initialisation)
+    model, corpus, tokenizer = evaluation_setup(tmp_path_factory.mktemp("sliding"), EVAL_DOCUMENTS, BLOCK, VOCAB)
     return model, corpus, tokenizer
 
 

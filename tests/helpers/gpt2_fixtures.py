@@ -5,8 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
+from transformers import PreTrainedTokenizerFast
+
 from datamodules.sample_corpus import write_corpus
 from datamodules.text import LanguageCorpus, TextCorpusDataModule, TextSource
+from datamodules.tokenization import train_byte_level_bpe
+from lightning_modules import GPT2LanguageModel
 
 #: Greek with accents, diaeresis, final sigma, capitals; mixed English/Greek lines.
 GREEK_SAMPLES = [
@@ -71,3 +76,23 @@ def wikipedia_records(paths: dict[str, Path], language: str, split: str) -> list
         {"id": str(i), "url": f"https://{language}.wikipedia.org/wiki?curid={i}", "title": f"T{i}", "text": text}
         for i, text in enumerate(documents)
     ]
+
+
+def evaluation_setup(
+    directory: Path, documents: list[str], block: int, vocab: int
+) -> tuple[GPT2LanguageModel, LanguageCorpus, PreTrainedTokenizerFast]:
+    """A tiny random GPT-2 holding a tokenizer trained on a tiny corpus, and an English corpus whose
+    validation split is ``documents`` (one per paragraph)."""
+    paths = tiny_corpus(directory, kilobytes=4)
+    validation = directory / "validation.txt"
+    validation.write_text("\n\n".join(documents) + "\n", "utf-8")
+    tokenizer = train_byte_level_bpe([paths["en.train"].read_text("utf-8"), *GREEK_SAMPLES], vocab)
+    source = TextSource(file=str(paths["en.train"]))
+    corpus = LanguageCorpus(train=source, validation=TextSource(file=str(validation)), test=source)
+    torch.manual_seed(0)
+    model = GPT2LanguageModel(
+        gpt2_config={"n_layer": 1, "n_head": 2, "n_embd": 16, "n_positions": block, "vocab_size": vocab},
+        tokenizer="train",
+    )
+    model.tokenizer = tokenizer  # use this tokenizer as is (no training, no re-initialisation)
+    return model, corpus, tokenizer
