@@ -31,6 +31,7 @@ from tests.helpers.wandb_offline import find_runs, read_run_until
 
 CONFIGS = ROOT / "configs" / "gpt2" / "figure5"
 BASE_STEPS, BRANCH_STEPS, WARMUP = 3, 8, 2  # 2 batches per epoch: the branch point is mid-epoch
+BRANCHES = ("base", "continue_monolingual", "switch_bilingual")
 
 
 class ContinuationProbe(L.Callback):
@@ -217,9 +218,27 @@ def test_figure5_bad_input_is_one_line(tmp_path, capsys, layout, extra, message)
     assert message in line
 
 
+def scaled_config(name: str, directory: Path, factor: int) -> Path:
+    """A copy of a tiny Figure 5 config with every step count divided by ``factor`` (nothing else changed)."""
+    config = yaml.safe_load((CONFIGS / f"{name}.yaml").read_text("utf-8"))
+    trainer = config["trainer"]
+    trainer.update(max_steps=trainer["max_steps"] // factor, val_check_interval=trainer["val_check_interval"] // factor)
+    for callback in trainer["callbacks"]:
+        for key in ("every_n_train_steps", "every_n_steps"):
+            if key in callback.get("init_args", {}):
+                callback["init_args"][key] //= factor
+    config["model"]["init_args"]["lr_schedule_steps"] //= factor
+    if "ckpt_path" in config:
+        config["ckpt_path"] = config["ckpt_path"].replace("step=200", f"step={200 // factor}")
+    path = directory / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), "utf-8")
+    return path
+
+
 @pytest.mark.slow
 def test_tiny_configs_and_figure5_command_end_to_end(tmp_path):
-    """The three tiny configs as a user runs them (relative paths, in a fresh folder), then the command."""
+    """The three tiny configs as a user runs them (relative paths, in a fresh folder; every step count divided
+    by 5 to keep the suite short), then the command."""
     write_corpus(tmp_path / "data" / "tiny")  # what `python -m datamodules.sample_corpus data/tiny` writes
     env = {**os.environ, **OFFLINE_ENV, "PYTHONPATH": str(ROOT)}
     env.pop("WANDB_SERVICE", None)
@@ -235,12 +254,13 @@ def test_tiny_configs_and_figure5_command_end_to_end(tmp_path):
             output, _ = process.communicate(timeout=600)
             assert process.returncode == 0, output[-3000:]
 
-    finish(run(str(ROOT / "run.py"), "fit", "--config", str(CONFIGS / "tiny_base.yaml")))
-    finish(*(run(str(ROOT / "run.py"), "fit", "--config", str(CONFIGS / f"tiny_{name}.yaml"))
-             for name in ("continue_monolingual", "switch_bilingual")))  # fmt: skip
+    configs = {name: scaled_config(f"tiny_{name}", tmp_path, 5) for name in BRANCHES}
+    finish(run(str(ROOT / "run.py"), "fit", "--config", str(configs["base"])))
+    finish(*(run(str(ROOT / "run.py"), "fit", "--config", str(configs[name])) for name in BRANCHES[1:]))
     runs = tmp_path / "runs" / "gpt2" / "figure5"
-    report = run("-m", "reporting.figure5", *(str(runs / f"tiny_{name}") for name in
-                 ("base", "continue_monolingual", "switch_bilingual")), "--out", str(runs / "report"))  # fmt: skip
+    report = run(
+        "-m", "reporting.figure5", *(str(runs / f"tiny_{name}") for name in BRANCHES), "--out", str(runs / "report")
+    )
     finish(report)
 
     rows = read_csv(runs / "report" / "figure5.csv")
@@ -249,6 +269,6 @@ def test_tiny_configs_and_figure5_command_end_to_end(tmp_path):
                         ("tiny_switch_bilingual", "branch")}  # fmt: skip
     base_steps = {int(r["step"]) for r in rows if r["segment"] == "base"}
     branch_steps = {int(r["step"]) for r in rows if r["label"] == "tiny_switch_bilingual"}
-    assert max(base_steps) == 200 and min(branch_steps) == 210 and max(branch_steps) == 400
+    assert max(base_steps) == 40 and min(branch_steps) == 42 and max(branch_steps) == 80
     assert all(math.isfinite(float(r["sigma_max"])) for r in rows)
     assert {"figure5/figure", "figure5/table"} <= logged_panels(runs / "report" / "wandb")
