@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
@@ -63,20 +63,6 @@ def plot_sweep(summaries: Iterable[LevelSummary], path: str | Path, title: str =
             ax.grid(alpha=0.3)
     fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside right upper", fontsize="small")
     return save_figure(fig, path, title)
-
-
-def plot_xy(
-    xs: Sequence[float], ys: Sequence[float], path: str | Path, *, xlabel: str, ylabel: str, title: str = ""
-) -> Path:
-    """A single marked line, e.g. the robustness slope R(T) against T."""
-    fig = Figure(figsize=(4.5, 3.4), layout="constrained")
-    ax = fig.subplots()
-    ax.plot(xs, ys, marker="o")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    return save_figure(fig, path)
 
 
 def draw_mean_ci(ax: Axes, points: Iterable[MeanCiPoint], *, color: object, label: str) -> None:
