@@ -5,18 +5,26 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from robustness.errors import ConfigError
 
 
-def run_command(main: Callable[[list[str] | None], None], argv: list[str] | None = None) -> None:
-    """Run ``main(argv)``; a ``ConfigError`` becomes one line on stderr and exit status 2."""
+@contextmanager
+def one_line_errors() -> Iterator[None]:
+    """A ``ConfigError`` raised in the block becomes one line ``error: ...`` on stderr and exit status 2."""
     try:
-        main(argv)
+        yield
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def run_command(main: Callable[[list[str] | None], None], argv: list[str] | None = None) -> None:
+    """Run ``main(argv)`` under ``one_line_errors``."""
+    with one_line_errors():
+        main(argv)
 
 
 def add_wandb_options(parser: argparse.ArgumentParser, run_name: str) -> None:

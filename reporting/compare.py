@@ -23,12 +23,12 @@ Bad input prints ``error: field=value: reason`` and exits with status 2.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from reporting.command import one_line_errors
 from robustness.crossover import CrossOver, find_replicated_crossover, seed_mean_curve
 from robustness.errors import ConfigError
 from robustness.io import read_sweep_csv, write_records
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--confidence", type=float, default=0.95, help="confidence of the interval")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     args = parser.parse_args(argv)
-    try:
+    with one_line_errors():
         paths_a, paths_b = _side_paths(args)
         side_a = [_load(field, path, args.model_a) for field, path in paths_a]
         side_b = [_load(field, path, args.model_b) for field, path in paths_b]
@@ -164,9 +164,6 @@ def main(argv: list[str] | None = None) -> None:
         results = compare(
             side_a, side_b, args.out, args.metric, args.direction, args.n_boot, args.confidence, args.seed
         )
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
     for result in results:
         print(result.describe())
     print(f"wrote {Path(args.out) / 'crossover.csv'} and compare_<metric>.png")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from reporting.command import add_wandb_options
+from reporting.command import add_wandb_options, one_line_errors
 from robustness.errors import ConfigError
 from robustness.history import HistoryCsv
 from robustness.io import write_records
@@ -159,11 +158,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True, help="output directory of figure5.csv and figure5.png")
     add_wandb_options(parser, "figure5")
     args = parser.parse_args(argv)
-    try:
+    with one_line_errors():
         table, figure, points = write_figure5(args.base, args.branches, args.label, args.block, args.out)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
     print(f"wrote {table}\nwrote {figure}")
     if not args.no_wandb:
         print(f"W&B run: {log_to_wandb(figure, points, args.wandb_project, args.wandb_name, Path(args.out))}")

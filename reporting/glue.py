@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from datamodules.glue_tasks import GLUE_TASKS, GlueTask
-from reporting.command import add_wandb_options
+from reporting.command import add_wandb_options, one_line_errors
 from reporting.markdown import markdown_table
 from robustness.errors import ConfigError
 from robustness.io import read_sweep_csv, write_records
@@ -262,11 +261,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="reports/glue", help="output directory (default: reports/glue)")
     add_wandb_options(parser, "glue-table2")
     args = parser.parse_args(argv)
-    try:
+    with one_line_errors():
         tables = build_tables(read_glue_sweeps(args.csv))
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
     files = write_report(tables, args.out)
     for table in tables:
         print(table_markdown(table))

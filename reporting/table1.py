@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reporting.command import add_wandb_options
+from reporting.command import add_wandb_options, one_line_errors
 from reporting.markdown import markdown_table
 from robustness.errors import ConfigError
 from robustness.history import HistoryCsv
@@ -159,13 +158,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="reports/table1", help="output directory (default: reports/table1)")
     add_wandb_options(parser, "table1")
     args = parser.parse_args(argv)
-    try:
+    with one_line_errors():
         if args.step is not None and args.step < 0:
             raise ConfigError("step", args.step, "must be >= 0")
         runs = [read_run_norms(label, run, args.step) for label, run in parse_runs(args.runs, args.label)]
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
     files = write_table(runs, args.out)
     print(table_markdown(runs))
     print("\n".join(f"wrote {path}" for path in files.values()))
