@@ -1,4 +1,4 @@
-"""Regenerate the field tables of ``docs/config_reference.md`` from the declarations (``robustness.fields``).
+"""Regenerate the field tables of ``docs/config_reference.md`` from the declarations (``cognitive_reserve.fields``).
 
 ``python config_reference.py`` rewrites every table between ``<!-- fields: package.Class -->`` and
 ``<!-- end fields -->``; the text around them is written by hand. ``--check`` only reports whether the
@@ -13,7 +13,7 @@ import pkgutil
 import sys
 from pathlib import Path
 
-from robustness.fields import DECLARED, update_reference
+from cognitive_reserve.fields import DECLARED, update_reference
 
 ROOT = Path(__file__).parent
 REFERENCE = ROOT / "docs" / "config_reference.md"

@@ -21,8 +21,8 @@ from typing import Any
 import torch
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
-from reporting.run_summary import describe_run
-from robustness.errors import ConfigError, first_line
+from cognitive_reserve.errors import ConfigError, first_line
+from run_reports.run_summary import describe_run
 from tracking import finish_wandb_run, use_offline_wandb_without_credentials
 
 
@@ -159,7 +159,7 @@ def main(args: list[str] | None = None) -> None:
     """Run the CLI; bad input exits with status 2 and a one-line ``error: field=value: reason``.
 
     When a subcommand ran, global rank 0 ends with a short summary: the outputs, the W&B run and the
-    headline numbers (``reporting.run_summary``).
+    headline numbers (``run_reports.run_summary``).
     """
     started = time.time()
     try:

@@ -28,7 +28,7 @@ import torch
 from common import PAPER_GPT2_CONFIG, best_times, config_grid, figure, setup, tiny_gpt2
 
 from callbacks.perturbation_sweep import parse_grids
-from robustness import SweepGrid, SweepRow, run_sweep, summarize
+from cognitive_reserve import SweepGrid, SweepRow, run_sweep, summarize
 
 
 def worst_relative_half_width(rows: list[SweepRow]) -> float:

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from common import best_times, figure, setup, tiny_gpt2
 
-from robustness import SweepGrid, SweepRow, run_sweep
+from cognitive_reserve import SweepGrid, SweepRow, run_sweep
 
 GRIDS = [SweepGrid("random_deletion", [0.1, 0.3], trials=16), SweepGrid("gaussian_noise", [0.05, 0.1], trials=16)]
 

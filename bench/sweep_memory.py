@@ -43,9 +43,9 @@ from common import (
 )
 from common import tiny_gpt2 as build_tiny_gpt2
 
-from robustness import SweepGrid, SweepSubject, run_sweep, select_targets
-from robustness.restore import ParameterSnapshot
-from robustness.targets import target_bytes
+from cognitive_reserve import SweepGrid, SweepSubject, run_sweep, select_targets
+from cognitive_reserve.restore import ParameterSnapshot
+from cognitive_reserve.targets import target_bytes
 from tests.helpers.naive import naive_perturb_
 
 GPT2_SMALL = {"n_layer": 12, "n_head": 12, "n_embd": 768, "n_positions": 1024, "vocab_size": 50257}

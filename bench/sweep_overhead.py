@@ -44,7 +44,7 @@ from common import (
 )
 
 from callbacks.perturbation_sweep import parse_grids
-from robustness import SweepCsvWriter, SweepGrid, SweepSubject, run_sweep
+from cognitive_reserve import SweepCsvWriter, SweepGrid, SweepSubject, run_sweep
 from tests.helpers.naive import naive_sweep
 
 PARTS = ["gpt2", "linear", "scaling"]

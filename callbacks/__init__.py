@@ -1,4 +1,4 @@
-"""Lightning callbacks: thin adapters over the ``robustness`` core."""
+"""Lightning callbacks: thin adapters over the ``cognitive_reserve`` core."""
 
 from callbacks.perturbation_sweep import PerturbationSweep
 from callbacks.robustness_slope import RobustnessSlopeReport

@@ -2,10 +2,10 @@
 
 When: at the end of training (``at_train_end``), after ``trainer.test`` (``at_test``) and,
 optionally, every ``every_n_epochs`` validation epochs (per-epoch sensitivity; skipped during
-the sanity check). The sweep itself is ``robustness.run_sweep``; its raw rows go to
+the sanity check). The sweep itself is ``cognitive_reserve.run_sweep``; its raw rows go to
 ``<default_root_dir>/robustness/sweep_<stage>_epoch<E>.csv`` as they are measured, where ``E`` is
 the epoch the weights come from: the running one, the last one after ``fit``, the tested checkpoint's.
-``reporting.sweeps`` then writes the summary CSV and figure, ``tracking.panels`` logs the curves,
+``run_reports.sweeps`` then writes the summary CSV and figure, ``tracking.panels`` logs the curves,
 run-level scalars, table and figure to W&B.
 
 Per-epoch sweeps (stage ``train``) also build the sensitivity-over-training view (paper Figure 4
@@ -28,13 +28,13 @@ from typing import Annotated, Any, Literal
 import lightning as L
 import torch
 
-from reporting.sweeps import first_last_crossovers, plot_sensitivity, write_sensitivity_table, write_sweep_files
-from robustness import ConfigError, SweepCsvWriter, SweepGrid, SweepRow, run_sweep, select_targets
-from robustness.fields import Field, check_fields, declared
-from robustness.resume import resumable_rows, sweep_fingerprint
-from robustness.sensitivity import EpochSummary
-from robustness.sweep import check_trial_batch
-from robustness.targets import check_name_patterns
+from cognitive_reserve import ConfigError, SweepCsvWriter, SweepGrid, SweepRow, run_sweep, select_targets
+from cognitive_reserve.fields import Field, check_fields, declared
+from cognitive_reserve.resume import resumable_rows, sweep_fingerprint
+from cognitive_reserve.sensitivity import EpochSummary
+from cognitive_reserve.sweep import check_trial_batch
+from cognitive_reserve.targets import check_name_patterns
+from run_reports.sweeps import first_last_crossovers, plot_sensitivity, write_sensitivity_table, write_sweep_files
 from tracking.panels import PER_EPOCH, log_figures, log_sensitivity_table, log_sweep
 
 Split = Literal["train", "val", "test"]

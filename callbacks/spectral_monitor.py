@@ -30,16 +30,16 @@ from lightning.pytorch.utilities import rank_zero_warn
 from transformers.pytorch_utils import Conv1D
 
 from callbacks.step_monitor import DEFAULT_STRIP_PREFIX, STRIP_PREFIX, StepMonitor, compile_pattern
-from robustness.errors import ConfigError
-from robustness.fields import Field, check_fields, declared
-from robustness.spectral import (
+from cognitive_reserve.errors import ConfigError
+from cognitive_reserve.fields import Field, check_fields, declared
+from cognitive_reserve.spectral import (
     WeightMatrix,
     exact_basis,
     power_iteration,
     singular_values,
     squared_frobenius,
 )
-from robustness.targets import select_targets
+from cognitive_reserve.targets import select_targets
 
 GPT2_FUSED_QKV = {r"attn\.c_attn\.weight$": ["q", "k", "v"]}
 

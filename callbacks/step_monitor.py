@@ -20,9 +20,9 @@ import lightning as L
 import torch
 from lightning.pytorch.loggers import WandbLogger
 
-from robustness.errors import ConfigError
-from robustness.fields import Field
-from robustness.history import HistoryCsv, HistoryRow, plot_history
+from cognitive_reserve.errors import ConfigError
+from cognitive_reserve.fields import Field
+from cognitive_reserve.history import HistoryCsv, HistoryRow, plot_history
 from tracking.panels import log_figures
 
 #: Leading module path dropped from logged names: ``model.transformer.h.0...`` → ``h.0...``.

@@ -14,9 +14,9 @@ import lightning as L
 import torch
 
 from callbacks.step_monitor import DEFAULT_STRIP_PREFIX, STRIP_PREFIX, StepMonitor, compile_pattern
-from robustness.errors import ConfigError
-from robustness.fields import Field, check_fields, declared
-from robustness.targets import select_targets
+from cognitive_reserve.errors import ConfigError
+from cognitive_reserve.fields import Field, check_fields, declared
+from cognitive_reserve.targets import select_targets
 
 TOTAL = "total"
 

@@ -19,10 +19,10 @@ import torch
 from torchvision.datasets import CIFAR10
 from torchvision.datasets.utils import check_integrity
 
+from cognitive_reserve.errors import ConfigError, check_text
+from cognitive_reserve.fields import Field, check_fields, declared
 from datamodules.encoded_tasks import EncodedTasksDataModule, RawSplit, prefixed, require_files
 from datamodules.encoders import TorchvisionImageEncoder
-from robustness.errors import ConfigError, check_text
-from robustness.fields import Field, check_fields, declared
 
 FOLDER = CIFAR10.base_folder
 TRAIN_FILES = tuple(name for name, _ in CIFAR10.train_list)

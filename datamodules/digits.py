@@ -7,8 +7,8 @@ from typing import Annotated, Any
 import torch
 from sklearn.datasets import load_digits
 
+from cognitive_reserve.fields import Field, check_fields, declared
 from datamodules.label_pairs import LabeledFeatures, LabelPairTasksDataModule
-from robustness.fields import Field, check_fields, declared
 
 
 @declared("data")

@@ -16,11 +16,11 @@ from typing import Annotated, Any
 
 import torch
 
+from cognitive_reserve.errors import ConfigError, check_text
+from cognitive_reserve.fields import Field, check_fields, declared
 from datamodules.encoders import FrozenEncoder
 from datamodules.feature_cache import FeatureCache, best_device, cached_features, data_fingerprint
 from datamodules.label_pairs import LabeledFeatures, LabelPairTasksDataModule
-from robustness.errors import ConfigError, check_text
-from robustness.fields import Field, check_fields, declared
 
 SPLITS = ("train", "test")
 

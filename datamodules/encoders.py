@@ -24,7 +24,7 @@ import torchvision
 from torch import nn
 from torchvision.transforms import v2
 
-from robustness.errors import ConfigError, check_text, first_line
+from cognitive_reserve.errors import ConfigError, check_text, first_line
 
 #: ImageNet channel statistics (torchvision's classification weights were trained with them).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

@@ -14,10 +14,10 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
+from cognitive_reserve.errors import ConfigError, check_int
+from cognitive_reserve.fields import Field, check_fields, declared
+from cognitive_reserve.theory import SlopeDraws, gaussian_slope_draws, gaussian_task_vectors
 from datamodules.label_pairs import TaskItems, pad_with_inert_items
-from robustness.errors import ConfigError, check_int
-from robustness.fields import Field, check_fields, declared
-from robustness.theory import SlopeDraws, gaussian_slope_draws, gaussian_task_vectors
 
 #: Seed offsets of the train / val / test inputs (the draw's own seed gives ``C``).
 SPLIT_SEEDS = {"train": 1, "val": 2, "test": 3}

@@ -29,10 +29,10 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
+from cognitive_reserve.errors import ConfigError, check_text, first_line
+from cognitive_reserve.fields import Field, check_fields, declared
 from datamodules.glue_tasks import GlueTask, check_glue_task
 from datamodules.tokenization import TokenizerSource, tokenizer_source
-from robustness.errors import ConfigError, check_text, first_line
-from robustness.fields import Field, check_fields, declared
 
 #: The hub dataset of the GLUE benchmark (one configuration per task).
 GLUE_HUB = "nyu-mll/glue"

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from robustness.errors import ConfigError
+from cognitive_reserve.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -62,5 +62,5 @@ def glue_task(name: str, field: str = "task") -> GlueTask:
 
 
 def check_glue_task(field: str, name: Any) -> GlueTask:
-    """``glue_task`` in the argument order of a ``robustness.fields.Field`` check."""
+    """``glue_task`` in the argument order of a ``cognitive_reserve.fields.Field`` check."""
     return glue_task(name, field)

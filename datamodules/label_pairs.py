@@ -30,8 +30,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from robustness.errors import ConfigError, check_int
-from robustness.fields import Field, check_fields, declared
+from cognitive_reserve.errors import ConfigError, check_int
+from cognitive_reserve.fields import Field, check_fields, declared
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ from typing import Annotated, Any
 
 from torchvision.datasets import MNIST
 
+from cognitive_reserve.errors import ConfigError
+from cognitive_reserve.fields import Field, check_fields, declared
 from datamodules.label_pairs import LabeledFeatures, LabelPairTasksDataModule
-from robustness.errors import ConfigError
-from robustness.fields import Field, check_fields, declared
 
 RAW_FILES = (
     "train-images-idx3-ubyte",

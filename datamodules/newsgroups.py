@@ -23,10 +23,10 @@ from sklearn.datasets._twenty_newsgroups import (  # the fetcher's own `remove` 
     strip_newsgroup_quoting,
 )
 
+from cognitive_reserve.errors import ConfigError, check_choice, check_text
+from cognitive_reserve.fields import Field, check_fields, declared
 from datamodules.encoded_tasks import EncodedTasksDataModule, RawSplit, prefixed
 from datamodules.encoders import HuggingFaceTextEncoder, Pooling
-from robustness.errors import ConfigError, check_choice, check_text
-from robustness.fields import Field, check_fields, declared
 
 SPLIT_FOLDERS = {"train": "20news-bydate-train", "test": "20news-bydate-test"}
 STRIPPERS = {"headers": strip_newsgroup_header, "footers": strip_newsgroup_footer, "quotes": strip_newsgroup_quoting}

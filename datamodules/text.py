@@ -49,9 +49,9 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 from transformers import PreTrainedTokenizerFast
 
+from cognitive_reserve.errors import ConfigError, check_number, check_text
+from cognitive_reserve.fields import Field, check_fields, declared
 from datamodules.tokenization import TokenizerSource, token_byte_lengths, tokenizer_source
-from robustness.errors import ConfigError, check_number, check_text
-from robustness.fields import Field, check_fields, declared
 
 #: Target value of padding positions (ignored by the loss and the metrics).
 IGNORE_INDEX = -100

@@ -15,7 +15,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
-from robustness.errors import ConfigError
+from cognitive_reserve.errors import ConfigError
 
 #: What a data module tokenizes with: a function returning the tokenizer in use when the data is built.
 TokenizerSource = Callable[[], PreTrainedTokenizerBase]

@@ -34,11 +34,11 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import BinaryAccuracy, BinaryF1Score, BinaryMatthewsCorrCoef
 from transformers import AutoConfig, AutoTokenizer, GPT2ForSequenceClassification, PreTrainedTokenizerBase
 
+from cognitive_reserve.errors import ConfigError, check_text, first_line
+from cognitive_reserve.fields import Field, check_fields, declared
 from datamodules.glue_tasks import GlueTask, check_glue_task
 from lightning_modules.gpt2_lm import ATTENTION_TARGETS, load_lm_checkpoint
 from lightning_modules.sweepable import SweepableMixin
-from robustness.errors import ConfigError, check_text, first_line
-from robustness.fields import Field, check_fields, declared
 
 #: Number of pretraining languages implied by the usual ``pretraining`` labels.
 LANGUAGES_OF = {"mono": 1, "bi": 2}

@@ -29,13 +29,11 @@ import lightning as L
 import torch
 from torch import nn
 
-from lightning_modules.ridge import GatherRows, RidgeProblem, SumOverRanks
-from lightning_modules.task_metrics import MultitaskMSE, TaskMomentsMetric
-from robustness import SweepSubject
-from robustness.errors import ConfigError
-from robustness.fields import Field, check_fields, declared
-from robustness.perturbations import Perturbation
-from robustness.theory import (
+from cognitive_reserve import SweepSubject
+from cognitive_reserve.errors import ConfigError
+from cognitive_reserve.fields import Field, check_fields, declared
+from cognitive_reserve.perturbations import Perturbation
+from cognitive_reserve.theory import (
     TaskMoments,
     expected_mse,
     orthonormalize,
@@ -43,6 +41,8 @@ from robustness.theory import (
     svd_solution,
     unit_columns,
 )
+from lightning_modules.ridge import GatherRows, RidgeProblem, SumOverRanks
+from lightning_modules.task_metrics import MultitaskMSE, TaskMomentsMetric
 
 Target = Literal["task_vector", "label"]
 #: The sweep CSV's ``metric`` name for each ``target``: what the MSE is measured against.

@@ -5,7 +5,7 @@ batches already cached on its device, return the ``SweepSubject``s to damage (us
 module itself). ``SweepableMixin`` implements it for the common case from two small methods:
 a fresh torchmetrics metric, and how one batch updates it. Metric states are reduced across
 processes by torchmetrics, so a sweep over sharded data gives the single-device numbers. Its subjects
-also score stacked copies (``trial_batch`` > 1) with no extra code: ``robustness.scoring.vmap_updates``
+also score stacked copies (``trial_batch`` > 1) with no extra code: ``cognitive_reserve.scoring.vmap_updates``
 runs ``robustness_update`` for all copies at once and each copy's ``update`` calls feed its own metric.
 """
 
@@ -17,8 +17,8 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torchmetrics import Metric, MetricCollection
 
-from robustness import SweepSubject, TargetSpec, select_targets
-from robustness.scoring import vmap_updates
+from cognitive_reserve import SweepSubject, TargetSpec, select_targets
+from cognitive_reserve.scoring import vmap_updates
 
 
 @runtime_checkable

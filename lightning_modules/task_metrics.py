@@ -34,7 +34,7 @@ class MultitaskMSE(Metric):
 
 
 class TaskMomentsMetric(Metric):
-    """Accumulates the per-task means of ``robustness.theory.TaskMoments`` (float64)."""
+    """Accumulates the per-task means of ``cognitive_reserve.theory.TaskMoments`` (float64)."""
 
     full_state_update = False
 

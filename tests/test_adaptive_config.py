@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from callbacks.perturbation_sweep import parse_grids
-from robustness.adaptive import AdaptiveTrials
-from robustness.errors import ConfigError
+from cognitive_reserve.adaptive import AdaptiveTrials
+from cognitive_reserve.errors import ConfigError
 
 
 def test_perturbation_sweep_config_accepts_an_adaptive_rule():

@@ -14,7 +14,7 @@ from subprocess import DEVNULL
 import pytest
 import torch
 
-from robustness import read_sweep_csv
+from cognitive_reserve import read_sweep_csv
 from tests.helpers.cli import ROOT, run_cli
 
 pytestmark = pytest.mark.slow  # end to end: every test runs the CLI or a real process

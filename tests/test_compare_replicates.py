@@ -1,4 +1,4 @@
-"""reporting.compare over training replicates: the two-level bootstrap against theory and a known cross-over,
+"""run_reports.compare over training replicates: the two-level bootstrap against theory and a known cross-over,
 one CSV per side unchanged (bytes of the old command), and the --a/--b command line."""
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reporting.compare import REPLICATE_COLUMNS, main
-from robustness.crossover import find_replicated_crossover, seed_mean_curve
-from robustness.errors import ConfigError
-from robustness.io import SweepCsvWriter
-from robustness.seeding import trial_seed
-from robustness.sweep import SweepRow
+from cognitive_reserve.crossover import find_replicated_crossover, seed_mean_curve
+from cognitive_reserve.errors import ConfigError
+from cognitive_reserve.io import SweepCsvWriter
+from cognitive_reserve.seeding import trial_seed
+from cognitive_reserve.sweep import SweepRow
+from run_reports.compare import REPLICATE_COLUMNS, main
 
 LEVELS = [0.0, 0.1, 0.2, 0.3, 0.4]
 TRIALS = 20

@@ -12,10 +12,10 @@ import yaml
 
 import config_reference
 from callbacks import PerturbationSweep, SpectralMonitor
+from cognitive_reserve.errors import ConfigError
+from cognitive_reserve.fields import TABLE, Field, check_fields, declarations, declared, reference_table
 from datamodules import DigitsTasksDataModule
 from lightning_modules import LinearMultitaskRegression
-from robustness.errors import ConfigError
-from robustness.fields import TABLE, Field, check_fields, declarations, declared, reference_table
 from tests.helpers.cli import ROOT
 
 DIGITS = str(ROOT / "configs" / "linear" / "digits.yaml")

@@ -1,7 +1,7 @@
 """Property-based: every invalid config value is rejected with a one-line error naming its field;
 every valid one is accepted (perturbations, sweep grids, and every declared field of every class).
 
-The oracle of a declared field (``robustness.fields``) comes from its declaration: its type (bool,
+The oracle of a declared field (``cognitive_reserve.fields``) comes from its declaration: its type (bool,
 int, float, str, Literal, optional) and bounds say which values are valid, and the strategies
 draw values at and next to those bounds, of every other type, and at random. Each example builds
 the class for real from the declared defaults with that one field changed. Fields with their own
@@ -22,6 +22,8 @@ from hypothesis import strategies as st
 from transformers import GPT2Config
 
 from callbacks import PerturbationSweep, SpectralMonitor, WeightNorms
+from cognitive_reserve import PERTURBATIONS, ConfigError, GaussianNoise, MagnitudePruning, RandomDeletion, SweepGrid
+from cognitive_reserve.fields import DECLARED, Declaration, declarations
 from config_reference import config_classes
 from datamodules import DigitsTasksDataModule, GaussianTasksDataModule, MnistTasksDataModule
 from datamodules.cifar10 import Cifar10TasksDataModule
@@ -34,8 +36,6 @@ from datamodules.text import TextCorpusDataModule, TextSource
 from lightning_modules import LinearMultitaskRegression
 from lightning_modules.gpt2_glue import GPT2GlueClassifier
 from lightning_modules.gpt2_lm import GPT2ConfigFields, GPT2LanguageModel
-from robustness import PERTURBATIONS, ConfigError, GaussianNoise, MagnitudePruning, RandomDeletion, SweepGrid
-from robustness.fields import DECLARED, Declaration, declarations
 from tests.helpers.encoder_fixtures import tiny_fixtures
 from tests.helpers.glue_fixtures import save_hf_model
 

@@ -3,7 +3,7 @@ fields with their own check (lists, mappings, regular expressions, files, model 
 across fields (GPT-2, GLUE, frozen-encoder and label-pair data, the sweep callback). Each is
 refused at construction with a one-line ``ConfigError`` naming it when invalid, accepted when valid.
 Every plain field (boolean, integer, number, string, choice) is tried by ``test_config_properties.py``
-with the oracle derived from its declaration (``robustness.fields``).
+with the oracle derived from its declaration (``cognitive_reserve.fields``).
 
 Each example starts from a valid configuration (every listed field drawn from its valid values)
 and sets one field to an arbitrary value: valid or not, of any type. Every field gets its own
@@ -31,6 +31,7 @@ from hypothesis import strategies as st
 from transformers.activations import ACT2FN
 
 from callbacks.perturbation_sweep import PerturbationSweep
+from cognitive_reserve.errors import ConfigError
 from datamodules.cifar10 import Cifar10TasksDataModule
 from datamodules.digits import DigitsTasksDataModule
 from datamodules.glue import GlueDataModule
@@ -39,7 +40,6 @@ from datamodules.newsgroups import NewsgroupsTasksDataModule
 from datamodules.text import TextCorpusDataModule
 from lightning_modules.gpt2_glue import GPT2GlueClassifier
 from lightning_modules.gpt2_lm import GPT2LanguageModel
-from robustness.errors import ConfigError
 from tests.helpers.encoder_fixtures import tiny_fixtures
 from tests.helpers.glue_fixtures import save_hf_model
 

@@ -10,12 +10,12 @@ import sys
 import numpy as np
 import pytest
 
-from reporting.compare import main as compare_main
-from robustness.crossover import crossover_level, find_crossover, known_direction
-from robustness.errors import ConfigError
-from robustness.io import SweepCsvWriter
-from robustness.seeding import trial_seed
-from robustness.sweep import SweepRow
+from cognitive_reserve.crossover import crossover_level, find_crossover, known_direction
+from cognitive_reserve.errors import ConfigError
+from cognitive_reserve.io import SweepCsvWriter
+from cognitive_reserve.seeding import trial_seed
+from cognitive_reserve.sweep import SweepRow
+from run_reports.compare import main as compare_main
 from tests.helpers.cli import OFFLINE_ENV, ROOT
 
 LEVELS = [0.0, 0.1, 0.2, 0.3, 0.4]
@@ -140,7 +140,7 @@ def test_compare_command_writes_figure_and_table(tmp_path, capsys):
 def test_compare_command_errors_are_one_line(tmp_path):
     a = write_csv(tmp_path / "a.csv", table("mono", mono))
     done = subprocess.run(
-        [sys.executable, "-m", "reporting.compare", str(a), str(tmp_path / "missing.csv"), "--out", str(tmp_path)],
+        [sys.executable, "-m", "run_reports.compare", str(a), str(tmp_path / "missing.csv"), "--out", str(tmp_path)],
         cwd=ROOT, env={**OFFLINE_ENV, "PATH": ""}, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 2

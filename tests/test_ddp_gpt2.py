@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from robustness import read_sweep_csv
-from robustness.history import HistoryCsv
+from cognitive_reserve import read_sweep_csv
+from cognitive_reserve.history import HistoryCsv
 from run import main
 from tests.helpers.cli import ROOT, only_test_sweep, run_cli
 from tests.helpers.gpt2_fixtures import data_file_args, tiny_corpus

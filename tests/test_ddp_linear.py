@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cognitive_reserve import read_sweep_csv
+from cognitive_reserve.history import HistoryCsv
 from datamodules.digits import DigitsTasksDataModule
-from robustness import read_sweep_csv
-from robustness.history import HistoryCsv
 from run import main
 from tests.helpers.cli import ROOT, run_cli
 from tests.helpers.wandb_offline import find_runs

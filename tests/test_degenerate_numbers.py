@@ -8,9 +8,9 @@ import pytest
 import yaml
 from torch import nn
 
-from robustness import SweepGrid, SweepSubject, read_sweep_csv, run_sweep, summarize
-from robustness.metrics import metric_direction, worst_value
-from robustness.plots import plot_sweep
+from cognitive_reserve import SweepGrid, SweepSubject, read_sweep_csv, run_sweep, summarize
+from cognitive_reserve.metrics import metric_direction, worst_value
+from cognitive_reserve.plots import plot_sweep
 from tests.helpers.cli import ROOT
 
 

@@ -17,7 +17,7 @@ from safetensors import safe_open
 from torchvision.models import ResNet
 from transformers import BertModel
 
-from robustness import CSV_COLUMNS, read_sweep_csv, summarize
+from cognitive_reserve import CSV_COLUMNS, read_sweep_csv, summarize
 from tests.helpers.cli import ROOT, run_cli
 from tests.helpers.encoder_fixtures import count_forward_calls, publish_to_hub_cache, tiny_fixtures
 from tests.helpers.linear_outputs import assert_outputs_under_root

@@ -12,11 +12,11 @@ import torch
 import yaml
 from torchvision.datasets import CIFAR10
 
+from cognitive_reserve import ConfigError
 from datamodules import cifar10 as cifar_module
 from datamodules.cifar10 import Cifar10TasksDataModule
 from datamodules.encoders import TorchvisionImageEncoder
 from datamodules.newsgroups import NewsgroupsTasksDataModule
-from robustness import ConfigError
 from tests.helpers.cli import ROOT
 from tests.helpers.encoder_fixtures import tiny_fixtures, write_sklearn_newsgroups_cache
 

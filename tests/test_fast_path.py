@@ -9,10 +9,10 @@ import torch
 
 import lightning_modules.gpt2_lm as gpt2_lm
 from callbacks.perturbation_sweep import PerturbationSweep
+from cognitive_reserve import GaussianNoise, MagnitudePruning, RandomDeletion, SweepGrid, run_sweep
+from cognitive_reserve.perturbations import CHUNK_ELEMENTS
 from datamodules.digits import DigitsTasksDataModule
 from lightning_modules.linear import LinearMultitaskRegression
-from robustness import GaussianNoise, MagnitudePruning, RandomDeletion, SweepGrid, run_sweep
-from robustness.perturbations import CHUNK_ELEMENTS
 from tests.helpers.gpt2_fixtures import TINY_GPT2, tiny_corpus, tiny_datamodule
 from tests.helpers.naive import naive_perturb_, naive_sweep
 

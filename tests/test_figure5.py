@@ -1,4 +1,4 @@
-"""Figure 5: the continuation protocol (configs/gpt2/figure5/) and ``python -m reporting.figure5``.
+"""Figure 5: the continuation protocol (configs/gpt2/figure5/) and ``python -m run_reports.figure5``.
 
 A branch continues the base's checkpoint: global step, optimizer state, the one LR schedule
 (``model.lr_schedule_steps``) and the tokenizer carry over, while the data switches.
@@ -19,12 +19,12 @@ import pytest
 import torch
 import yaml
 
+from cognitive_reserve.history import HistoryCsv, HistoryRow
 from datamodules.sample_corpus import write_corpus
 from datamodules.tokenization import tokenizer_to_json
 from lightning_modules.lr_schedule import LrSchedule
-from reporting.figure5 import COLUMNS, main
-from robustness.history import HistoryCsv, HistoryRow
 from run import CognitiveReserveCLI
+from run_reports.figure5 import COLUMNS, main
 from tests.helpers.cli import OFFLINE_ENV, ROOT
 from tests.helpers.gpt2_fixtures import tiny_corpus
 from tests.helpers.wandb_offline import find_runs, read_run_until
@@ -149,7 +149,7 @@ def test_gpu_configs_parse(name, capsys):
     assert list(printed["data"]["init_args"]["corpora"]) == (["en", "el"] if name == "switch_bilingual" else ["en"])
 
 
-# ---- python -m reporting.figure5 ----------------------------------------------------------------------------
+# ---- python -m run_reports.figure5 ----------------------------------------------------------------------------
 
 
 def write_spectral(run_dir: Path, steps: range, scale: float) -> None:
@@ -259,7 +259,7 @@ def test_tiny_configs_and_figure5_command_end_to_end(tmp_path):
     finish(*(run(str(ROOT / "run.py"), "fit", "--config", str(configs[name])) for name in BRANCHES[1:]))
     runs = tmp_path / "runs" / "gpt2" / "figure5"
     report = run(
-        "-m", "reporting.figure5", *(str(runs / f"tiny_{name}") for name in BRANCHES), "--out", str(runs / "report")
+        "-m", "run_reports.figure5", *(str(runs / f"tiny_{name}") for name in BRANCHES), "--out", str(runs / "report")
     )
     finish(report)
 

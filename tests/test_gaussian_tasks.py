@@ -10,20 +10,20 @@ import lightning as L
 import pytest
 import torch
 
-from datamodules import GaussianTasksDataModule
-from lightning_modules import LinearMultitaskRegression
-from reporting import figure2, slope_comparison, task_crossover
-from reporting.command import run_command
-from robustness import SweepGrid, run_sweep
-from robustness.io import write_records
-from robustness.sweep import SweepRow
-from robustness.theory import (
+from cognitive_reserve import SweepGrid, run_sweep
+from cognitive_reserve.io import write_records
+from cognitive_reserve.sweep import SweepRow
+from cognitive_reserve.theory import (
     gaussian_slope_draws,
     gaussian_task_vectors,
     population_noise_threshold,
     robustness_slope,
     svd_solution,
 )
+from datamodules import GaussianTasksDataModule
+from lightning_modules import LinearMultitaskRegression
+from run_reports import figure2, slope_comparison, task_crossover
+from run_reports.command import run_command
 from tests.helpers.cli import ROOT
 
 

@@ -8,11 +8,11 @@ import pytest
 import torch
 import yaml
 
+from cognitive_reserve import CSV_COLUMNS, read_sweep_csv
 from datamodules.glue import GlueDataModule
 from datamodules.glue_sample import write_glue_sample
 from datamodules.glue_tasks import GLUE_TASKS
 from lightning_modules.gpt2_glue import GPT2GlueClassifier
-from robustness import CSV_COLUMNS, read_sweep_csv
 from tests.helpers.cli import ROOT, run_cli
 from tests.helpers.glue_fixtures import save_hf_model, save_lm_checkpoint, write_hub_layout
 from tests.helpers.wandb_offline import find_runs, read_run

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from cognitive_reserve.errors import ConfigError
 from datamodules.glue import GlueDataModule, RightPadCollator, join_texts
 from datamodules.glue_sample import sample_records, write_glue_sample, write_records
 from datamodules.glue_tasks import GLUE_TASKS
-from robustness.errors import ConfigError
 from tests.helpers.glue_fixtures import END_OF_TEXT, tiny_tokenizer, write_hub_layout
 
 

@@ -8,11 +8,11 @@ import pytest
 import torch
 from transformers import BertConfig, GPT2LMHeadModel
 
+from cognitive_reserve import select_targets
+from cognitive_reserve.errors import ConfigError
 from datamodules.glue import RightPadCollator
 from datamodules.glue_tasks import GLUE_TASKS
 from lightning_modules.gpt2_glue import GPT2GlueClassifier, glue_metrics
-from robustness import select_targets
-from robustness.errors import ConfigError
 from tests.helpers.glue_fixtures import save_hf_model, save_lm_checkpoint, tiny_tokenizer
 
 

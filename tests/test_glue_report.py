@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from reporting.glue import main
-from robustness import SweepCsvWriter, SweepRow
+from cognitive_reserve import SweepCsvWriter, SweepRow
+from run_reports.glue import main
 from tests.helpers.wandb_offline import find_runs, read_run_until
 
 pytestmark = pytest.mark.slow  # end to end: every test runs the CLI or a real process

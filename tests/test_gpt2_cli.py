@@ -18,10 +18,10 @@ import yaml
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from callbacks.perturbation_sweep import PerturbationSweep
+from cognitive_reserve.errors import ConfigError
+from cognitive_reserve.targets import select_targets
 from datamodules.tokenization import train_byte_level_bpe
 from lightning_modules.gpt2_lm import GPT2LanguageModel, load_lm_checkpoint
-from robustness.errors import ConfigError
-from robustness.targets import select_targets
 from run import CognitiveReserveCLI, main
 from tests.helpers.cli import OFFLINE_ENV, ROOT, only_test_sweep
 from tests.helpers.gpt2_fixtures import data_file_args, tiny_corpus, tiny_datamodule, wikipedia_records, write_jsonl
@@ -246,7 +246,7 @@ def test_tiny_monolingual_and_bilingual_fit_test_and_compare(corpus, tmp_path):
 
     out = tmp_path / "comparison"
     compared = subprocess.run(
-        [sys.executable, "-m", "reporting.compare", str(tables["tiny_monolingual"]), str(tables["tiny_bilingual"]),
+        [sys.executable, "-m", "run_reports.compare", str(tables["tiny_monolingual"]), str(tables["tiny_bilingual"]),
          "--out", str(out), "--n-boot", "200"],
         cwd=ROOT, env={**os.environ, **OFFLINE_ENV}, capture_output=True, text=True, timeout=300,
     )  # fmt: skip

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from cognitive_reserve.errors import ConfigError
 from datamodules.text import IGNORE_INDEX, LanguageCorpus, TextCorpusDataModule, TextSource
 from datamodules.tokenization import train_byte_level_bpe
-from robustness.errors import ConfigError
 from tests.helpers.gpt2_fixtures import corpora_from_files, tiny_corpus, tiny_datamodule, wikipedia_records, write_jsonl
 
 BLOCK = 32

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import lightning_modules.gpt2_lm as gpt2_lm
+from cognitive_reserve.errors import ConfigError
 from datamodules.tokenization import (
     END_OF_TEXT,
     token_byte_lengths,
@@ -16,7 +17,6 @@ from datamodules.tokenization import (
     train_byte_level_bpe,
 )
 from lightning_modules.gpt2_lm import GPT2LanguageModel, load_lm_checkpoint
-from robustness.errors import ConfigError
 from tests.helpers.gpt2_fixtures import ENGLISH_SAMPLES, GREEK_SAMPLES, TINY_GPT2, tiny_corpus, tiny_datamodule
 
 ROUND_TRIP = [

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from robustness import SweepGrid, SweepSubject, run_sweep
+from cognitive_reserve import SweepGrid, SweepSubject, run_sweep
 
 #: Deterministic perturbations only: the same weights are damaged on both devices.
 GRIDS = [SweepGrid("magnitude_pruning", [0.0, 0.3, 0.6]), SweepGrid("random_deletion", [0.0], trials=2)]

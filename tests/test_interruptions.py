@@ -14,8 +14,8 @@ import pytest
 import torch
 from torch import nn
 
-from robustness import ConfigError, SweepCsvWriter, SweepGrid, SweepSubject, read_sweep_csv, run_sweep
-from robustness.interrupts import SweepInterrupted
+from cognitive_reserve import ConfigError, SweepCsvWriter, SweepGrid, SweepSubject, read_sweep_csv, run_sweep
+from cognitive_reserve.interrupts import SweepInterrupted
 from tests.helpers.cli import ROOT
 
 GRIDS = [SweepGrid("gaussian_noise", [0.0, 0.1, 0.3], trials=6), SweepGrid("random_deletion", [0.2, 0.6], trials=6)]
@@ -92,8 +92,8 @@ WORKER = textwrap.dedent(
     import os, signal, sys, time, torch
     from torch import nn
     sys.path.insert(0, {root!r})
-    from robustness import SweepCsvWriter, SweepGrid, SweepSubject, read_sweep_csv, run_sweep
-    from robustness.interrupts import SweepInterrupted
+    from cognitive_reserve import SweepCsvWriter, SweepGrid, SweepSubject, read_sweep_csv, run_sweep
+    from cognitive_reserve.interrupts import SweepInterrupted
 
     path, mode = sys.argv[1], sys.argv[2]
     torch.manual_seed(0)

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from cognitive_reserve import ConfigError, read_sweep_csv
 from datamodules import DigitsTasksDataModule, MnistTasksDataModule
-from robustness import ConfigError, read_sweep_csv
 from tests.helpers.cli import ROOT
 
 

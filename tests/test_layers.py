@@ -1,6 +1,6 @@
 """Dependencies point one way: a package imports only itself and the packages to its left.
 
-``robustness`` ← ``datamodules`` ← ``lightning_modules`` ← ``tracking`` ← ``reporting`` ← ``callbacks``
+``cognitive_reserve`` ← ``datamodules`` ← ``lightning_modules`` ← ``tracking`` ← ``run_reports`` ← ``callbacks``
 ← ``run.py``. Every ``.py`` file is parsed (not imported), so imports inside functions count too.
 """
 
@@ -14,7 +14,7 @@ import pytest
 from tests.helpers.cli import ROOT
 
 #: The layers, lowest first; ``run.py`` is the top.
-LAYERS = ("robustness", "datamodules", "lightning_modules", "tracking", "reporting", "callbacks", "run")
+LAYERS = ("cognitive_reserve", "datamodules", "lightning_modules", "tracking", "run_reports", "callbacks", "run")
 #: Frameworks the framework-free core must never import.
 FRAMEWORKS = ("lightning", "pytorch_lightning")
 
@@ -58,7 +58,7 @@ def violations(path: Path) -> list[str]:
         top = module.split(".")[0]
         if top in LAYERS and LAYERS.index(top) > own:
             found.append(f"{path.relative_to(ROOT)}:{line} imports {module} (layer {top} is above {layer_of(path)})")
-        if layer_of(path) == "robustness" and top in FRAMEWORKS:
+        if layer_of(path) == "cognitive_reserve" and top in FRAMEWORKS:
             found.append(f"{path.relative_to(ROOT)}:{line} imports {module} (the core is framework-free)")
     return found
 
@@ -73,17 +73,17 @@ def test_checker_catches_an_upward_import_inside_a_function(tmp_path: Path, monk
     (fake_root / "datamodules").mkdir()
     module = fake_root / "datamodules" / "bad.py"
     module.write_text(
-        "import torch\nfrom robustness import io\n\ndef f():\n    from lightning_modules.gpt2_lm import X\n"
+        "import torch\nfrom cognitive_reserve import io\n\ndef f():\n    from lightning_modules.gpt2_lm import X\n"
         "    import callbacks\n    return importlib.import_module('tracking.wandb')\n"
     )
-    (fake_root / "robustness").mkdir()
-    core = fake_root / "robustness" / "core.py"
+    (fake_root / "cognitive_reserve").mkdir()
+    core = fake_root / "cognitive_reserve" / "core.py"
     core.write_text("from . import io\nimport lightning.pytorch as pl\n")
     monkeypatch.setattr(f"{__name__}.ROOT", fake_root)
     assert [entry.split(" imports ")[1].split(" ")[0] for entry in violations(module)] == [
         "lightning_modules.gpt2_lm", "callbacks", "tracking.wandb",
     ]  # fmt: skip
-    assert violations(core) == ["robustness/core.py:2 imports lightning.pytorch (the core is framework-free)"]
+    assert violations(core) == ["cognitive_reserve/core.py:2 imports lightning.pytorch (the core is framework-free)"]
 
 
 def test_every_layer_is_a_package_that_exists() -> None:

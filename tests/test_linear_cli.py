@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from reporting.task_crossover import closed_form_threshold
-from robustness import CSV_COLUMNS, read_sweep_csv
-from robustness.stats import LevelSummary
+from cognitive_reserve import CSV_COLUMNS, read_sweep_csv
+from cognitive_reserve.stats import LevelSummary
+from run_reports.task_crossover import closed_form_threshold
 from tests.helpers.cli import ROOT, run_cli
 from tests.helpers.linear_outputs import assert_outputs_under_root
 from tests.helpers.stats_checks import assert_monte_carlo_matches_closed_form

@@ -6,10 +6,10 @@ import lightning as L
 import pytest
 import torch
 
+from cognitive_reserve import read_sweep_csv
+from cognitive_reserve.theory import svd_solution
 from datamodules import DigitsTasksDataModule
 from lightning_modules import LinearMultitaskRegression
-from robustness import read_sweep_csv
-from robustness.theory import svd_solution
 from tests.helpers.cli import ROOT
 
 

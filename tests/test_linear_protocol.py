@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from callbacks import RobustnessSlopeReport, WeightNorms
+from cognitive_reserve import ConfigError, SweepGrid, read_sweep_csv, run_sweep
+from cognitive_reserve.stats import summarize
+from cognitive_reserve.theory import robustness_slope, svd_solution, unit_columns
 from datamodules import DigitsTasksDataModule
 from lightning_modules import LinearMultitaskRegression
-from robustness import ConfigError, SweepGrid, read_sweep_csv, run_sweep
-from robustness.stats import summarize
-from robustness.theory import robustness_slope, svd_solution, unit_columns
 from tests.helpers.cli import ROOT
 from tests.helpers.stats_checks import assert_monte_carlo_matches_closed_form
 

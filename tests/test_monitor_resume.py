@@ -10,8 +10,8 @@ import pytest
 import torch
 import yaml
 
-from robustness import read_sweep_csv
-from robustness.history import HistoryCsv, HistoryRow
+from cognitive_reserve import read_sweep_csv
+from cognitive_reserve.history import HistoryCsv, HistoryRow
 from run import main
 from tests.helpers.cli import ROOT
 

@@ -8,8 +8,8 @@ from torch import nn
 
 from callbacks.spectral_monitor import SpectralMonitor
 from callbacks.weight_norms import WeightNorms
-from robustness import ConfigError
-from robustness.spectral import exact_basis, power_iteration
+from cognitive_reserve import ConfigError
+from cognitive_reserve.spectral import exact_basis, power_iteration
 from tests.helpers.tiny_gpt2 import TinyGPT2
 
 

@@ -17,8 +17,8 @@ from lightning.pytorch.loggers import WandbLogger
 from callbacks.perturbation_sweep import PerturbationSweep
 from callbacks.spectral_monitor import SpectralMonitor
 from callbacks.weight_norms import WeightNorms
-from robustness import read_sweep_csv
-from robustness.history import HistoryCsv
+from cognitive_reserve import read_sweep_csv
+from cognitive_reserve.history import HistoryCsv
 from tests.helpers.tiny_gpt2 import CountingSequences, TinyGPT2
 from tests.helpers.wandb_offline import find_runs, read_run
 

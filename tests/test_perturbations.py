@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from robustness import (
+from cognitive_reserve import (
     ConfigError,
     GaussianNoise,
     MagnitudePruning,
@@ -15,7 +15,7 @@ from robustness import (
     perturbed,
     select_targets,
 )
-from robustness.perturbations import CHUNK_ELEMENTS
+from cognitive_reserve.perturbations import CHUNK_ELEMENTS
 
 ALL = [GaussianNoise(0.3), RandomDeletion(0.4), MagnitudePruning(0.5), MagnitudePruning(0.5, scope="global")]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from reporting.run_summary import describe_run
-from robustness.io import SweepCsvWriter
-from robustness.sweep import SweepRow
+from cognitive_reserve.io import SweepCsvWriter
+from cognitive_reserve.sweep import SweepRow
+from run_reports.run_summary import describe_run
 from tracking.wandb import WandbRunDir
 
 

@@ -14,6 +14,7 @@ import lightning as L
 import pytest
 import torch
 
+from cognitive_reserve.errors import ConfigError
 from datamodules.text import (
     IGNORE_INDEX,
     LanguageCorpus,
@@ -22,7 +23,6 @@ from datamodules.text import (
     TextCorpusDataModule,
 )
 from lightning_modules.gpt2_lm import GPT2LanguageModel
-from robustness.errors import ConfigError
 from tests.helpers.gpt2_fixtures import ENGLISH_SAMPLES, GREEK_SAMPLES, evaluation_setup
 
 BLOCK = 16

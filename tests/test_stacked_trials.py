@@ -14,11 +14,11 @@ from torch import nn
 from torchmetrics import MeanMetric
 
 import lightning_modules.gpt2_lm as gpt2_lm
+from cognitive_reserve import SweepGrid, run_sweep
+from cognitive_reserve.errors import ConfigError
 from datamodules.glue import RightPadCollator
 from lightning_modules.gpt2_glue import GPT2GlueClassifier
 from lightning_modules.sweepable import SweepableMixin
-from robustness import SweepGrid, run_sweep
-from robustness.errors import ConfigError
 from tests.helpers.glue_fixtures import save_hf_model, tiny_tokenizer
 from tests.helpers.gpt2_fixtures import TINY_GPT2, tiny_corpus, tiny_datamodule
 

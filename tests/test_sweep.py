@@ -10,7 +10,7 @@ import torch
 from scipy import stats
 from torch import nn
 
-from robustness import (
+from cognitive_reserve import (
     CSV_COLUMNS,
     ConfigError,
     SweepCsvWriter,

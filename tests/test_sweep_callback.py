@@ -12,8 +12,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from callbacks import PerturbationSweep
+from cognitive_reserve import ConfigError, read_sweep_csv
 from lightning_modules import SweepableMixin
-from robustness import ConfigError, read_sweep_csv
 from tests.helpers.cli import ROOT
 
 

@@ -13,7 +13,7 @@ import lightning as L
 import pytest
 
 from callbacks.weight_norms import WeightNorms
-from reporting.table1 import CSV_COLUMNS, main
+from run_reports.table1 import CSV_COLUMNS, main
 from tests.helpers.cli import OFFLINE_ENV, ROOT
 from tests.helpers.tiny_gpt2 import CountingSequences, TinyGPT2
 from tests.helpers.wandb_offline import find_runs, read_run_until
@@ -162,7 +162,7 @@ def test_bad_input_is_a_one_line_error(case, tmp_path, capsys):
 def test_command_end_to_end_in_a_subprocess(tmp_path):
     write_norms(tmp_path / "mono", {"h.0": 4.0, "total": 4.0})
     write_norms(tmp_path / "bi", {"h.0": 3.0, "total": 3.0})
-    command = [sys.executable, "-m", "reporting.table1", str(tmp_path / "mono"), str(tmp_path / "bi"), "--no-wandb"]
+    command = [sys.executable, "-m", "run_reports.table1", str(tmp_path / "mono"), str(tmp_path / "bi"), "--no-wandb"]
     done = subprocess.run([*command, "--out", str(tmp_path / "out")], cwd=ROOT, env={**os.environ, **OFFLINE_ENV},
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr

@@ -8,9 +8,16 @@ import math
 import pytest
 import torch
 
-from lightning_modules.linear import LinearRepresentation
-from robustness import GaussianNoise, MagnitudePruning, RandomDeletion, SweepGrid, SweepSubject, run_sweep, summarize
-from robustness.theory import (
+from cognitive_reserve import (
+    GaussianNoise,
+    MagnitudePruning,
+    RandomDeletion,
+    SweepGrid,
+    SweepSubject,
+    run_sweep,
+    summarize,
+)
+from cognitive_reserve.theory import (
     TaskMoments,
     expected_mse,
     gaussian_task_vectors,
@@ -18,6 +25,7 @@ from robustness.theory import (
     robustness_slope,
     svd_solution,
 )
+from lightning_modules.linear import LinearRepresentation
 from tests.helpers.stats_checks import assert_monte_carlo_matches_closed_form
 
 F64 = torch.float64

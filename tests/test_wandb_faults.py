@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from robustness import read_sweep_csv
+from cognitive_reserve import read_sweep_csv
 from tests.helpers.cli import ROOT, run_cli
 from tests.helpers.wandb_offline import find_runs, read_run
 

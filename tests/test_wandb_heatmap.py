@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import wandb
 
-from robustness.sensitivity import EpochSummary
-from robustness.stats import LevelSummary
+from cognitive_reserve.sensitivity import EpochSummary
+from cognitive_reserve.stats import LevelSummary
 from tracking.offline_run import find_runs, read_run_until
 from tracking.panels import GRID_PRESET, PER_EPOCH, heatmap_charts
 

@@ -18,8 +18,8 @@ from wandb_workspaces.reports.v2 import internal as report_models
 from wandb_workspaces.workspaces import Workspace
 from wandb_workspaces.workspaces import internal as workspace_models
 
-from robustness.io import read_sweep_csv
-from robustness.stats import LevelSummary, area_under_curve, curves, summarize
+from cognitive_reserve.io import read_sweep_csv
+from cognitive_reserve.stats import LevelSummary, area_under_curve, curves, summarize
 from tests.helpers.cli import OFFLINE_ENV, ROOT
 from tracking.dashboard import EXPERIMENTS, build_report, build_workspace, sensitivity_section, specs
 from tracking.offline_run import OfflineRun, find_runs, read_run

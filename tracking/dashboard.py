@@ -26,7 +26,7 @@ from typing import Any
 import wandb_workspaces.reports.v2 as wr
 import wandb_workspaces.workspaces as ws
 
-from robustness.perturbations import PERTURBATIONS
+from cognitive_reserve.perturbations import PERTURBATIONS
 
 #: Series of one curve: the mean and its 95% CI bounds (``tracking.panels.CURVE_STATS`` less ``expected``).
 BAND = "(mean|ci_low|ci_high)"

@@ -36,15 +36,15 @@ from typing import Any
 
 from lightning.pytorch.loggers import Logger, WandbLogger
 
-from robustness.crossover import CrossOver
-from robustness.sensitivity import SENSITIVITY_COLUMNS, EpochSummary, panels
-from robustness.stats import LevelSummary, area_under_curve, clean_value, curves
-from robustness.sweep import CSV_COLUMNS, SweepRow
+from cognitive_reserve.crossover import CrossOver
+from cognitive_reserve.sensitivity import SENSITIVITY_COLUMNS, EpochSummary, panels
+from cognitive_reserve.stats import LevelSummary, area_under_curve, clean_value, curves
+from cognitive_reserve.sweep import CSV_COLUMNS, SweepRow
 from tracking.wandb import ResilientWandbLogger
 
 #: W&B key prefix of the sensitivity-over-training view (table, figures).
 PER_EPOCH = "robustness/train/per_epoch"
-#: Columns of the W&B cross-over table (``robustness.crossover.CrossOver`` fields).
+#: Columns of the W&B cross-over table (``cognitive_reserve.crossover.CrossOver`` fields).
 CROSSOVER_COLUMNS = ("perturbation", "metric", "model_a", "model_b", "status", "level", "ci_low", "ci_high")
 #: W&B's built-in chart preset that colours a value on a grid of two labels (its confusion matrix).
 GRID_PRESET = "wandb/confusion_matrix/v1"

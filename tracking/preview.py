@@ -17,8 +17,8 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from robustness.perturbations import PERTURBATIONS
-from robustness.plots import LEVEL_LABELS, save_figure
+from cognitive_reserve.perturbations import PERTURBATIONS
+from cognitive_reserve.plots import LEVEL_LABELS, save_figure
 from tracking.offline_run import OfflineRun, find_runs, read_run
 from tracking.panels import curve_key, level_key
 

@@ -21,7 +21,7 @@ from typing import Any
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_warn
 
-from robustness.errors import first_line
+from cognitive_reserve.errors import first_line
 
 WANDB_HOST = "api.wandb.ai"
 

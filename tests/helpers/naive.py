@@ -3,7 +3,7 @@
 Per trial: deep-copy the whole model, build the evaluation batches again from the raw data, damage
 the copy the plain way (a fresh random tensor per chunk; magnitude pruning by sorting all
 magnitudes), evaluate under ``torch.no_grad``. This is how the paper's code runs a robustness study.
-Random draws follow the same contract as ``robustness.perturbations`` (per-trial generator, one draw
+Random draws follow the same contract as ``cognitive_reserve.perturbations`` (per-trial generator, one draw
 per chunk of ``CHUNK_ELEMENTS``), so the numbers must be identical to ``run_sweep``'s.
 """
 
@@ -15,11 +15,11 @@ from typing import Any
 
 import torch
 
-from robustness import GaussianNoise, MagnitudePruning, Perturbation, RandomDeletion, SweepGrid, SweepRow
-from robustness.metrics import as_recorded
-from robustness.perturbations import CHUNK_ELEMENTS
-from robustness.seeding import make_generator, trial_seed
-from robustness.targets import select_targets
+from cognitive_reserve import GaussianNoise, MagnitudePruning, Perturbation, RandomDeletion, SweepGrid, SweepRow
+from cognitive_reserve.metrics import as_recorded
+from cognitive_reserve.perturbations import CHUNK_ELEMENTS
+from cognitive_reserve.seeding import make_generator, trial_seed
+from cognitive_reserve.targets import select_targets
 
 
 def naive_sweep(

@@ -1,7 +1,7 @@
 """The paper's Table 1: Σw² of the attention weights per block and in total, runs side by side.
 
-    python -m reporting.table1 runs/gpt2/tiny_monolingual runs/gpt2/tiny_bilingual --out reports/table1
-    python -m reporting.table1 --label mono=runs/glue/sst2-mono --label bi=runs/glue/sst2-bi --step 800 --out ...
+    python -m run_reports.table1 runs/gpt2/tiny_monolingual runs/gpt2/tiny_bilingual --out reports/table1
+    python -m run_reports.table1 --label mono=runs/glue/sst2-mono --label bi=runs/glue/sst2-bi --step 800 --out ...
 
 Reads ``<run>/monitors/weight_norms.csv`` (written by the ``WeightNorms`` callback during ``fit``; a
 path to the CSV itself works too) of any set of runs — GPT-2 language models, GLUE fine-tunes —
@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reporting.command import add_wandb_options, one_line_errors
-from reporting.markdown import markdown_table
-from robustness.errors import ConfigError
-from robustness.history import HistoryCsv
-from robustness.io import write_records
+from cognitive_reserve.errors import ConfigError
+from cognitive_reserve.history import HistoryCsv
+from cognitive_reserve.io import write_records
+from run_reports.command import add_wandb_options, one_line_errors
+from run_reports.markdown import markdown_table
 from tracking.report_run import log_report
 
 NORMS_FILE = Path("monitors") / "weight_norms.csv"
@@ -150,7 +150,7 @@ def parse_runs(positional: Sequence[str], labelled: Sequence[str]) -> list[tuple
 def main(argv: list[str] | None = None) -> None:
     """Command line entry point (see the module docstring)."""
     parser = argparse.ArgumentParser(
-        prog="python -m reporting.table1", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m run_reports.table1", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("runs", nargs="*", metavar="RUN_DIR", help="run directories (trainer.default_root_dir)")
     parser.add_argument("--label", action="append", default=[], metavar="NAME=DIR", help="a named run (repeatable)")

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from robustness.errors import ConfigError
+from cognitive_reserve.errors import ConfigError
 
 
 @contextmanager

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-from robustness.restore import ParameterSnapshot
+from cognitive_reserve.restore import ParameterSnapshot
 
 HANDLED = (signal.SIGINT, signal.SIGTERM)
 

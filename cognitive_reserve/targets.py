@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from robustness.errors import ConfigError
+from cognitive_reserve.errors import ConfigError
 
 TargetSpec = str | Sequence[str] | type[nn.Module] | tuple[type[nn.Module], ...]
 

@@ -8,8 +8,8 @@ damaged in place with draws made on their device, and restored with ``copy_`` af
 its number of trials times one evaluation pass. A subject may also offer ``evaluate_stack`` (hand-written
 for the linear models; built with ``torch.func.vmap`` for every ``SweepableMixin`` model): with
 ``trial_batch`` > 1 the sweep scores that many damaged copies of the targets in one call
-(``robustness.scoring``), same rows. A grid's ``trials`` may be an adaptive rule instead of a count
-(``robustness.adaptive``): each level then gets trials until its 95% interval is narrow enough.
+(``cognitive_reserve.scoring``), same rows. A grid's ``trials`` may be an adaptive rule instead of a count
+(``cognitive_reserve.adaptive``): each level then gets trials until its 95% interval is narrow enough.
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from robustness.adaptive import AdaptiveTrials
-from robustness.errors import ConfigError, check_int
-from robustness.perturbations import PERTURBATIONS, Perturbation, make_perturbation
-from robustness.rows import CSV_COLUMNS, SweepRow
-from robustness.scoring import open_scorer
-from robustness.seeding import trial_seed
-from robustness.targets import TargetSpec
+from cognitive_reserve.adaptive import AdaptiveTrials
+from cognitive_reserve.errors import ConfigError, check_int
+from cognitive_reserve.perturbations import PERTURBATIONS, Perturbation, make_perturbation
+from cognitive_reserve.rows import CSV_COLUMNS, SweepRow
+from cognitive_reserve.scoring import open_scorer
+from cognitive_reserve.seeding import trial_seed
+from cognitive_reserve.targets import TargetSpec
 
 __all__ = ["CSV_COLUMNS", "SweepGrid", "SweepRow", "SweepSubject", "check_trial_batch", "run_sweep"]
 
@@ -37,7 +37,7 @@ __all__ = ["CSV_COLUMNS", "SweepGrid", "SweepRow", "SweepSubject", "check_trial_
 class SweepGrid:
     """One perturbation family swept over ``levels`` with ``trials`` seeded draws per level.
 
-    ``trials`` is a count, or an adaptive rule (``robustness.adaptive``): an ``AdaptiveTrials`` or its
+    ``trials`` is a count, or an adaptive rule (``cognitive_reserve.adaptive``): an ``AdaptiveTrials`` or its
     config mapping ``{ci_half_width: X, relative: false, min: 3, max: 50}``.
     """
 

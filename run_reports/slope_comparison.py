@@ -1,6 +1,6 @@
 """R(T) of several linear runs on one figure, with R(T)/R(1): how much of the fall a control leaves.
 
-    python -m reporting.slope_comparison --run diverse=runs/linear/digits \\
+    python -m run_reports.slope_comparison --run diverse=runs/linear/digits \\
         --run aligned=runs/linear/digits_aligned --out docs/figures/linear_digits_controls
 
 reads each run's ``robustness/robustness_slope.csv`` and writes ``OUT.csv`` (label, num_tasks,
@@ -13,10 +13,10 @@ import argparse
 import csv
 from pathlib import Path
 
-from reporting.command import run_command
-from reporting.slope_figures import SlopeCurve, plot_slope_curves
-from robustness.errors import ConfigError
-from robustness.io import write_records
+from cognitive_reserve.errors import ConfigError
+from cognitive_reserve.io import write_records
+from run_reports.command import run_command
+from run_reports.slope_figures import SlopeCurve, plot_slope_curves
 
 COLUMNS = ("label", "num_tasks", "robustness_slope", "ratio_to_first")
 

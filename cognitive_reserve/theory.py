@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import torch
 
-from robustness.errors import ConfigError
-from robustness.perturbations import GaussianNoise, Perturbation, RandomDeletion
-from robustness.stats import mean_ci
+from cognitive_reserve.errors import ConfigError
+from cognitive_reserve.perturbations import GaussianNoise, Perturbation, RandomDeletion
+from cognitive_reserve.stats import mean_ci
 
 #: Singular values closer than this (relative to the largest) count as tied.
 TIE_TOLERANCE = 1e-9

@@ -30,9 +30,9 @@ from typing import Literal
 
 import numpy as np
 
-from robustness.errors import ConfigError
-from robustness.metrics import Direction, metric_direction
-from robustness.sweep import SweepRow
+from cognitive_reserve.errors import ConfigError
+from cognitive_reserve.metrics import Direction, metric_direction
+from cognitive_reserve.sweep import SweepRow
 
 Status = Literal["crossing", "none", "b_better_from_start"]
 

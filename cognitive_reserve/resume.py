@@ -15,9 +15,9 @@ from pathlib import Path
 
 import torch
 
-from robustness.io import read_sweep_csv
-from robustness.sweep import SweepGrid, SweepRow, SweepSubject
-from robustness.targets import select_targets
+from cognitive_reserve.io import read_sweep_csv
+from cognitive_reserve.sweep import SweepGrid, SweepRow, SweepSubject
+from cognitive_reserve.targets import select_targets
 
 
 def sweep_fingerprint(subjects: Sequence[SweepSubject], grids: Sequence[SweepGrid], seed: int) -> str:

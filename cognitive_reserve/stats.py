@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as scipy_stats
 
-from robustness.rows import SweepRow
+from cognitive_reserve.rows import SweepRow
 
 CONFIDENCE = 0.95
 

@@ -8,8 +8,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
-from robustness.rows import CSV_COLUMNS, SweepRow
-from robustness.stats import SUMMARY_COLUMNS, LevelSummary
+from cognitive_reserve.rows import CSV_COLUMNS, SweepRow
+from cognitive_reserve.stats import SUMMARY_COLUMNS, LevelSummary
 
 
 class SweepCsvWriter:

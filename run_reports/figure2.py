@@ -1,6 +1,6 @@
 """Figure 2 of the paper as output: the best rank-1 approximation of orthogonal task vectors shrinks with T.
 
-    python -m reporting.figure2 --out docs/figures
+    python -m run_reports.figure2 --out docs/figures
 
 ``C`` is the standard basis of R³ and ``k = 1``. For T = 2 (``c_1, c_2``) the SVD solution gives
 ``ĉ_i = [1/2, 1/2, 0]`` (‖ĉ_i‖² = 1/2); for T = 3 it gives ``ĉ_i = [1/3, 1/3, 1/3]`` (‖ĉ_i‖² = 1/3).
@@ -16,10 +16,10 @@ from pathlib import Path
 import torch
 from matplotlib.figure import Figure
 
-from reporting.command import run_command
-from robustness.io import write_records
-from robustness.plots import save_figure
-from robustness.theory import robustness_slope, svd_solution
+from cognitive_reserve.io import write_records
+from cognitive_reserve.plots import save_figure
+from cognitive_reserve.theory import robustness_slope, svd_solution
+from run_reports.command import run_command
 
 COLUMNS = ("num_tasks", "task", "c_hat_1", "c_hat_2", "c_hat_3", "c_hat_sq_norm", "gamma", "robustness_slope")
 

@@ -1,6 +1,6 @@
 """The paper's Table 2 and Figure 6 from the sweep CSVs of several GLUE tasks × {mono, bi}.
 
-    python -m reporting.glue runs/glue/*/robustness/sweep_test_epoch???.csv --out reports/glue
+    python -m run_reports.glue runs/glue/*/robustness/sweep_test_epoch???.csv --out reports/glue
 
 Every CSV row's ``model`` is ``<name>-<pretraining>-<task>`` (``GPT2GlueClassifier`` names its
 sweeps ``gpt2-mono-sst2``, ``gpt2-bi-sst2``, ...). For each perturbation in the CSVs it writes a
@@ -22,14 +22,14 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from cognitive_reserve.errors import ConfigError
+from cognitive_reserve.io import read_sweep_csv, write_records
+from cognitive_reserve.plots import LEVEL_LABELS, draw_mean_ci, save_figure
+from cognitive_reserve.stats import LevelSummary, summarize
+from cognitive_reserve.sweep import SweepRow
 from datamodules.glue_tasks import GLUE_TASKS, GlueTask
-from reporting.command import add_wandb_options, one_line_errors
-from reporting.markdown import markdown_table
-from robustness.errors import ConfigError
-from robustness.io import read_sweep_csv, write_records
-from robustness.plots import LEVEL_LABELS, draw_mean_ci, save_figure
-from robustness.stats import LevelSummary, summarize
-from robustness.sweep import SweepRow
+from run_reports.command import add_wandb_options, one_line_errors
+from run_reports.markdown import markdown_table
 from tracking.report_run import log_report
 
 #: Perturbations in the paper's order; any other comes after them.

@@ -21,7 +21,7 @@ from typing import ClassVar, Literal, NamedTuple
 
 import torch
 
-from robustness.errors import ConfigError, check_choice, check_number
+from cognitive_reserve.errors import ConfigError, check_choice, check_number
 
 #: Elements drawn per random call; bounds the temporary memory of a perturbation.
 CHUNK_ELEMENTS = 1 << 16

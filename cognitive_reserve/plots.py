@@ -11,7 +11,7 @@ from typing import Protocol
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from robustness.stats import LevelSummary
+from cognitive_reserve.stats import LevelSummary
 
 
 class MeanCiPoint(Protocol):

@@ -19,9 +19,9 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from robustness.io import write_records
-from robustness.plots import LEVEL_LABELS, save_figure
-from robustness.stats import SUMMARY_COLUMNS, LevelSummary
+from cognitive_reserve.io import write_records
+from cognitive_reserve.plots import LEVEL_LABELS, save_figure
+from cognitive_reserve.stats import SUMMARY_COLUMNS, LevelSummary
 
 SENSITIVITY_COLUMNS = ("epoch", *SUMMARY_COLUMNS)
 

@@ -3,10 +3,10 @@
 Depends on torch, numpy, scipy and matplotlib only — never on Lightning.
 """
 
-from robustness.adaptive import AdaptiveTrials
-from robustness.errors import ConfigError
-from robustness.io import SweepCsvWriter, read_sweep_csv, write_summary_csv
-from robustness.perturbations import (
+from cognitive_reserve.adaptive import AdaptiveTrials
+from cognitive_reserve.errors import ConfigError
+from cognitive_reserve.io import SweepCsvWriter, read_sweep_csv, write_summary_csv
+from cognitive_reserve.perturbations import (
     PERTURBATIONS,
     GaussianNoise,
     MagnitudePruning,
@@ -14,11 +14,11 @@ from robustness.perturbations import (
     RandomDeletion,
     make_perturbation,
 )
-from robustness.restore import ParameterSnapshot, perturbed
-from robustness.seeding import make_generator, trial_seed
-from robustness.stats import LevelSummary, mean_ci, summarize
-from robustness.sweep import CSV_COLUMNS, SweepGrid, SweepRow, SweepSubject, run_sweep
-from robustness.targets import TargetSpec, select_targets
+from cognitive_reserve.restore import ParameterSnapshot, perturbed
+from cognitive_reserve.seeding import make_generator, trial_seed
+from cognitive_reserve.stats import LevelSummary, mean_ci, summarize
+from cognitive_reserve.sweep import CSV_COLUMNS, SweepGrid, SweepRow, SweepSubject, run_sweep
+from cognitive_reserve.targets import TargetSpec, select_targets
 
 __all__ = [
     "CSV_COLUMNS",

@@ -12,9 +12,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from reporting.sweeps import first_last_crossovers
-from robustness.io import read_sweep_csv
-from robustness.stats import area_under_curve, clean_value, curves, summarize
+from cognitive_reserve.io import read_sweep_csv
+from cognitive_reserve.stats import area_under_curve, clean_value, curves, summarize
+from run_reports.sweeps import first_last_crossovers
 from tracking.wandb import WandbRunDir
 
 #: The folders of ``default_root_dir`` a run writes its outputs to (W&B's own files are not listed).

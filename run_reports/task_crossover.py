@@ -1,9 +1,9 @@
 """Where each T-task linear model overtakes the 1-task one under noise: measured next to closed form.
 
-    python -m reporting.task_crossover --run runs/linear/gaussian_tasks   # or any linear run
+    python -m run_reports.task_crossover --run runs/linear/gaussian_tasks   # or any linear run
 
 reads the run's last ``robustness/sweep_fit_epoch*.csv``. Per T > T_min: the measured cross-over of the
-T-task model over the T_min-task model (``robustness.crossover.find_crossover`` on the Monte Carlo
+T-task model over the T_min-task model (``cognitive_reserve.crossover.find_crossover`` on the Monte Carlo
 trials, bootstrap 95% interval over trials) and the closed-form one: the sweep's ``expected`` column is
 exactly ``a + b·σ²`` (eq. 7), so the curves cross at ``σ = √((a_T − a_1) / (b_1 − b_T))``, also
 beyond the swept grid (where the measured one reads ``none``).
@@ -17,11 +17,11 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
-from reporting.command import run_command
-from robustness.crossover import find_crossover
-from robustness.errors import ConfigError
-from robustness.io import read_sweep_csv, write_records
-from robustness.sweep import SweepRow
+from cognitive_reserve.crossover import find_crossover
+from cognitive_reserve.errors import ConfigError
+from cognitive_reserve.io import read_sweep_csv, write_records
+from cognitive_reserve.sweep import SweepRow
+from run_reports.command import run_command
 
 PERTURBATION = "gaussian_noise"
 COLUMNS = ("num_tasks", "metric", "measured", "measured_ci_low", "measured_ci_high", "status", "closed_form")

@@ -29,15 +29,15 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
-from robustness.errors import ConfigError, first_line
-from robustness.interrupts import restore_on_signals
-from robustness.metrics import as_recorded
-from robustness.perturbations import Perturbation
-from robustness.restore import DamagedCopies, ParameterSnapshot
-from robustness.targets import select_targets
+from cognitive_reserve.errors import ConfigError, first_line
+from cognitive_reserve.interrupts import restore_on_signals
+from cognitive_reserve.metrics import as_recorded
+from cognitive_reserve.perturbations import Perturbation
+from cognitive_reserve.restore import DamagedCopies, ParameterSnapshot
+from cognitive_reserve.targets import select_targets
 
 if TYPE_CHECKING:
-    from robustness.sweep import SweepSubject
+    from cognitive_reserve.sweep import SweepSubject
 
 Draw = tuple[Perturbation, int]
 Scorer = Callable[[Sequence[Draw]], list[dict[str, float]]]

@@ -15,8 +15,8 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from robustness.perturbations import Perturbation, split_chunks
-from robustness.targets import TargetSpec, select_targets
+from cognitive_reserve.perturbations import Perturbation, split_chunks
+from cognitive_reserve.targets import TargetSpec, select_targets
 
 
 class ParameterSnapshot:

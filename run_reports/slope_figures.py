@@ -8,7 +8,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from robustness.plots import save_figure
+from cognitive_reserve.plots import save_figure
 
 
 @dataclass(frozen=True)

@@ -14,22 +14,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from robustness.crossover import CrossOver, find_crossover
-from robustness.errors import ConfigError
-from robustness.io import write_summary_csv
-from robustness.metrics import metric_direction
-from robustness.plots import plot_sweep
-from robustness.sensitivity import (
+from cognitive_reserve.crossover import CrossOver, find_crossover
+from cognitive_reserve.errors import ConfigError
+from cognitive_reserve.io import write_summary_csv
+from cognitive_reserve.metrics import metric_direction
+from cognitive_reserve.plots import plot_sweep
+from cognitive_reserve.sensitivity import (
     EpochSummary,
     plot_sensitivity_curves,
     plot_sensitivity_heatmap,
     write_sensitivity_csv,
 )
-from robustness.stats import LevelSummary, summarize
-from robustness.sweep import SweepRow
+from cognitive_reserve.stats import LevelSummary, summarize
+from cognitive_reserve.sweep import SweepRow
 
 SENSITIVITY_STEM = "sensitivity_train"
-#: Bootstrap replicates of the in-run cross-over (a headline; ``reporting.compare`` gives the full one).
+#: Bootstrap replicates of the in-run cross-over (a headline; ``run_reports.compare`` gives the full one).
 HEADLINE_BOOTSTRAP = 500
 
 

@@ -1,6 +1,6 @@
 """Figure 5: σ_max of one block's attention matrices over a base run and its continued branches.
 
-    python -m reporting.figure5 BASE_DIR BRANCH_DIR [BRANCH_DIR ...] --out DIR
+    python -m run_reports.figure5 BASE_DIR BRANCH_DIR [BRANCH_DIR ...] --out DIR
         [--label BASE_LABEL BRANCH_LABEL ...] [--block 0] [--no-wandb]
 
 Reads ``monitors/spectral.csv`` of each run directory (written by ``callbacks.SpectralMonitor``). A
@@ -24,11 +24,11 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from reporting.command import add_wandb_options, one_line_errors
-from robustness.errors import ConfigError
-from robustness.history import HistoryCsv
-from robustness.io import write_records
-from robustness.plots import save_figure
+from cognitive_reserve.errors import ConfigError
+from cognitive_reserve.history import HistoryCsv
+from cognitive_reserve.io import write_records
+from cognitive_reserve.plots import save_figure
+from run_reports.command import add_wandb_options, one_line_errors
 from tracking.report_run import log_report
 
 COLUMNS = ("label", "segment", "step", "matrix", "sigma_max")

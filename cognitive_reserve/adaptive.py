@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from robustness.errors import ConfigError, check_bool, check_int, check_number, check_text
-from robustness.io import read_sweep_csv
-from robustness.stats import mean_ci
+from cognitive_reserve.errors import ConfigError, check_bool, check_int, check_number, check_text
+from cognitive_reserve.io import read_sweep_csv
+from cognitive_reserve.stats import mean_ci
 
 #: Keys of a ``trials`` rule in a config.
 RULE_KEYS = ("ci_half_width", "relative", "min", "max", "metric", "reference", "reference_model")

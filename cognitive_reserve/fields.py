@@ -48,7 +48,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from robustness.errors import ConfigError, check_bool, check_choice, check_int, check_number, check_text
+from cognitive_reserve.errors import ConfigError, check_bool, check_choice, check_int, check_number, check_text
 
 Bound = float | str | None
 #: Every ``@declared`` class imported so far (the property tests try each of their fields).

@@ -1,7 +1,7 @@
 """Compare two models' sweep CSVs: Figure 1-style overlay and the cross-over level per perturbation.
 
-    python -m reporting.compare MONO.csv BI.csv --out comparison/
-    python -m reporting.compare --a MONO_s0.csv MONO_s1.csv --b BI_s0.csv BI_s1.csv --out comparison/
+    python -m run_reports.compare MONO.csv BI.csv --out comparison/
+    python -m run_reports.compare --a MONO_s0.csv MONO_s1.csv --b BI_s0.csv BI_s1.csv --out comparison/
 
 writes ``<out>/compare_<metric>.png`` (one panel per perturbation: each model's curve with its 95%
 interval, the cross-over and its interval shaded), ``<out>/crossover.csv`` (one row per perturbation
@@ -13,7 +13,7 @@ bilingual model). By default the metrics compared are those both tables share, r
 under several ``seed_everything`` values. A side's curve is then the mean over its training seeds of
 the trial means, and both its band and the cross-over interval come from a two-level bootstrap
 (training seeds resampled, then trials within each; trials paired when every table used the same
-perturbation seeds, see ``robustness.crossover``): they cover training-seed and trial variance.
+perturbation seeds, see ``cognitive_reserve.crossover``): they cover training-seed and trial variance.
 ``crossover.csv`` then has two more columns, ``n_seeds_a`` and ``n_seeds_b``. With one CSV per side
 everything is as before: bands are Student-t intervals over trials, the interval covers trials only.
 
@@ -28,13 +28,13 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from reporting.command import one_line_errors
-from robustness.crossover import CrossOver, find_replicated_crossover, seed_mean_curve
-from robustness.errors import ConfigError
-from robustness.io import read_sweep_csv, write_records
-from robustness.plots import LEVEL_LABELS, draw_mean_ci, save_figure
-from robustness.stats import LevelSummary, summarize
-from robustness.sweep import SweepRow
+from cognitive_reserve.crossover import CrossOver, find_replicated_crossover, seed_mean_curve
+from cognitive_reserve.errors import ConfigError
+from cognitive_reserve.io import read_sweep_csv, write_records
+from cognitive_reserve.plots import LEVEL_LABELS, draw_mean_ci, save_figure
+from cognitive_reserve.stats import LevelSummary, summarize
+from cognitive_reserve.sweep import SweepRow
+from run_reports.command import one_line_errors
 
 #: Columns of ``crossover.csv``; with training replicates on either side, ``REPLICATE_COLUMNS``.
 CROSSOVER_COLUMNS = (
@@ -134,7 +134,7 @@ def plot_comparison(
 def main(argv: list[str] | None = None) -> None:
     """Command line entry point (see the module docstring)."""
     parser = argparse.ArgumentParser(
-        prog="python -m reporting.compare",
+        prog="python -m run_reports.compare",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
