@@ -1,4 +1,5 @@
-"""Shared test setup: offline everything, reproducible property tests, GPU-only tests skipped without CUDA.
+"""Shared test setup: offline everything, reproducible property tests, GPU-only tests skipped without CUDA, and
+the manual's command chains run once per session (``documented_chains``).
 
 Helpers live in ``tests/helpers`` (``from tests.helpers.cli import run_cli``, ...), never here.
 """
@@ -31,3 +32,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def documented_chains(tmp_path_factory: pytest.TempPathFactory):
+    """The manual's command chains, run once per session in order in a fresh folder (``tests.helpers.doc_chains``);
+    the end-to-end tests of each experiment check their outputs."""
+    from tests.helpers.doc_chains import run_in_fresh_folder
+
+    return run_in_fresh_folder(tmp_path_factory.mktemp("chains") / "clone", tmp_path_factory.mktemp("home"))

@@ -9,9 +9,6 @@ from __future__ import annotations
 import copy
 import csv
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import lightning as L
@@ -20,12 +17,11 @@ import torch
 import yaml
 
 from cognitive_reserve.history import HistoryCsv, HistoryRow
-from datamodules.sample_corpus import write_corpus
 from datamodules.tokenization import tokenizer_to_json
 from lightning_modules.lr_schedule import LrSchedule
 from run import CognitiveReserveCLI
 from run_reports.figure5 import COLUMNS, main
-from tests.helpers.cli import OFFLINE_ENV, ROOT
+from tests.helpers.cli import ROOT
 from tests.helpers.gpt2_fixtures import tiny_corpus
 from tests.helpers.wandb_offline import find_runs, read_run_until
 
@@ -218,51 +214,11 @@ def test_figure5_bad_input_is_one_line(tmp_path, capsys, layout, extra, message)
     assert message in line
 
 
-def scaled_config(name: str, directory: Path, factor: int) -> Path:
-    """A copy of a tiny Figure 5 config with every step count divided by ``factor`` (nothing else changed)."""
-    config = yaml.safe_load((CONFIGS / f"{name}.yaml").read_text("utf-8"))
-    trainer = config["trainer"]
-    trainer.update(max_steps=trainer["max_steps"] // factor, val_check_interval=trainer["val_check_interval"] // factor)
-    for callback in trainer["callbacks"]:
-        for key in ("every_n_train_steps", "every_n_steps"):
-            if key in callback.get("init_args", {}):
-                callback["init_args"][key] //= factor
-    config["model"]["init_args"]["lr_schedule_steps"] //= factor
-    if "ckpt_path" in config:
-        config["ckpt_path"] = config["ckpt_path"].replace("step=200", f"step={200 // factor}")
-    path = directory / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), "utf-8")
-    return path
-
-
 @pytest.mark.slow
-def test_tiny_configs_and_figure5_command_end_to_end(tmp_path):
-    """The three tiny configs as a user runs them (relative paths, in a fresh folder; every step count divided
-    by 5 to keep the suite short), then the command."""
-    write_corpus(tmp_path / "data" / "tiny")  # what `python -m datamodules.sample_corpus data/tiny` writes
-    env = {**os.environ, **OFFLINE_ENV, "PYTHONPATH": str(ROOT)}
-    env.pop("WANDB_SERVICE", None)
-
-    def run(*args: str) -> subprocess.Popen:
-        return subprocess.Popen(
-            [sys.executable, *args], cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-
-    def finish(*processes: subprocess.Popen) -> None:
-        for process in processes:
-            output, _ = process.communicate(timeout=600)
-            assert process.returncode == 0, output[-3000:]
-
-    configs = {name: scaled_config(f"tiny_{name}", tmp_path, 5) for name in BRANCHES}
-    finish(run(str(ROOT / "run.py"), "fit", "--config", str(configs["base"])))
-    finish(*(run(str(ROOT / "run.py"), "fit", "--config", str(configs[name])) for name in BRANCHES[1:]))
-    runs = tmp_path / "runs" / "gpt2" / "figure5"
-    report = run(
-        "-m", "run_reports.figure5", *(str(runs / f"tiny_{name}") for name in BRANCHES), "--out", str(runs / "report")
-    )
-    finish(report)
-
+def test_tiny_configs_and_figure5_command_end_to_end(documented_chains):
+    """The manual's Figure 5 chain: the three tiny configs as a user runs them (relative paths, in a fresh folder;
+    every step count divided by 5 to keep the suite short), then the command."""
+    runs = documented_chains.folder / "runs" / "gpt2" / "figure5"
     rows = read_csv(runs / "report" / "figure5.csv")
     segments = {(r["label"], r["segment"]) for r in rows}
     assert segments == {("tiny_base", "base"), ("tiny_continue_monolingual", "branch"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from datamodules.glue import GlueDataModule
 from datamodules.glue_sample import write_glue_sample
 from datamodules.glue_tasks import GLUE_TASKS
 from lightning_modules.gpt2_glue import GPT2GlueClassifier
-from tests.helpers.cli import ROOT, run_cli
+from tests.helpers.cli import ROOT
 from tests.helpers.glue_fixtures import save_hf_model, save_lm_checkpoint, write_hub_layout
 from tests.helpers.wandb_offline import find_runs, read_run
 
@@ -50,12 +51,17 @@ def sst2_args(pieces: dict[str, Path], out: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def sst2_fit(pieces) -> Path:
-    """`python run.py fit --config configs/glue/tiny.yaml --model.init_from <LM .ckpt>` in a real process."""
-    out = pieces["root"] / "sst2-run"
-    result = run_cli("fit", *sst2_args(pieces, out))
-    assert result.returncode == 0, result.stderr[-3000:]
-    return out
+def sst2_fit(documented_chains) -> Path:
+    """The manual's tiny GLUE chain, run as written in a fresh folder: `python -m datamodules.glue_sample ...`, then
+    `python run.py fit --config configs/glue/tiny.yaml` (from the tiny monolingual LM of the GPT-2 chain) and
+    `python run.py test ... --ckpt_path runs/glue/tiny-sst2-mono/checkpoints/last.ckpt`, each in a real process."""
+    return documented_chains.folder / "runs" / "glue" / "tiny-sst2-mono"
+
+
+def run_logging(run_dir: Path, key: str):
+    """The one offline W&B run under ``run_dir`` that logged ``key`` (the fit's run or the test's)."""
+    (run,) = [run for run in map(read_run, find_runs(run_dir)) if run.series(key)]
+    return run
 
 
 def predictions(model: GPT2GlueClassifier, datamodule: GlueDataModule) -> tuple[torch.Tensor, torch.Tensor]:
@@ -71,25 +77,21 @@ def predictions(model: GPT2GlueClassifier, datamodule: GlueDataModule) -> tuple[
     return torch.cat(predicted), torch.cat(labels)
 
 
-def test_single_sentence_task_fine_tunes_end_to_end_and_logs_val_metrics_every_epoch(sst2_fit):
+def test_single_sentence_task_fine_tunes_end_to_end_and_logs_val_metrics_every_epoch(sst2_fit, documented_chains):
     assert (sst2_fit / "checkpoints" / "last.ckpt").is_file()
-    run = read_run(find_runs(sst2_fit)[0])
+    run = run_logging(sst2_fit, "val/accuracy")
     accuracy = run.series("val/accuracy")
     epochs = yaml.safe_load(TINY.read_text())["trainer"]["max_epochs"]
     assert len(accuracy) == epochs  # every validation epoch
-    assert accuracy[-1] >= 0.9 > accuracy[0] - 0.3  # it learns the synthetic task from a one-step LM
-    assert run.config["config"]["model"]["init_args"]["init_from"].endswith("lm/last.ckpt")
-    sweeps = sorted(p.name for p in (sst2_fit / "robustness").glob("sweep_*_epoch???.csv"))
+    assert accuracy[-1] >= 0.9 > accuracy[0] - 0.3  # it learns the synthetic task from the tiny LM
+    assert run.config["config"]["model"]["init_args"]["init_from"] == "runs/gpt2/tiny_monolingual/checkpoints/last.ckpt"
+    fit = documented_chains.of("run.py fit --config configs/glue/tiny.yaml")
+    sweeps = sorted(Path(p).name for p in fit.created if re.fullmatch(r".*/robustness/sweep_\w+_epoch\d{3}\.csv", p))
     assert sweeps == [f"sweep_train_epoch{e:03d}.csv" for e in range(epochs)]  # per-epoch only; the full one in `test`
 
 
-def test_test_stage_runs_the_sweep_with_the_csv_contract_and_hand_checked_metric(sst2_fit, pieces):
-    from run import CognitiveReserveCLI
-
+def test_test_stage_runs_the_sweep_with_the_csv_contract_and_hand_checked_metric(sst2_fit, documented_chains):
     ckpt = sst2_fit / "checkpoints" / "last.ckpt"
-    cli = CognitiveReserveCLI(
-        ["test", *sst2_args(pieces, sst2_fit), "--ckpt_path", str(ckpt), "--trainer.logger=false"]
-    )
     epochs = yaml.safe_load(TINY.read_text())["trainer"]["max_epochs"]
     path = sst2_fit / "robustness" / f"sweep_test_epoch{epochs - 1:03d}.csv"  # named after the checkpoint's epoch
     rows = read_sweep_csv(path)
@@ -103,10 +105,11 @@ def test_test_stage_runs_the_sweep_with_the_csv_contract_and_hand_checked_metric
             trials = [r for r in rows if r.perturbation == perturbation and r.level == level]
             assert len(trials) == (1 if level == 0 else spec["trials"])
     model = GPT2GlueClassifier.load_from_checkpoint(ckpt)
-    files = {"train": str(pieces["sst2_train"]), "validation": str(pieces["sst2_validation"])}
+    data = documented_chains.folder / "data" / "glue_tiny" / "sst2"
+    files = {"train": str(data / "train.jsonl"), "validation": str(data / "validation.jsonl")}
     predicted, labels = predictions(model, GlueDataModule("sst2", data_files=files, max_length=64))
     by_hand = float((predicted == labels).double().mean())
-    assert float(cli.trainer.callback_metrics["test/accuracy"]) == pytest.approx(by_hand)
+    assert run_logging(sst2_fit, "test/accuracy").series("test/accuracy")[-1] == pytest.approx(by_hand)
     undamaged = [r.value for r in rows if r.level == 0.0]
     assert undamaged == [pytest.approx(by_hand)] * 2
     heavy = [r.value for r in rows if r.perturbation == "random_deletion" and r.level == 0.4]

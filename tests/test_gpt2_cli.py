@@ -1,12 +1,9 @@
 """GPT-2 configs through the CLI: the real (hub) configs parse and build on local fixtures, the tiny ones run
-end to end in subprocesses, and bad input stops with a one-line error before training."""
+end to end as the manual's command chain runs them, and bad input stops with a one-line error before training."""
 
 from __future__ import annotations
 
 import csv
-import os
-import subprocess
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -23,7 +20,7 @@ from cognitive_reserve.targets import select_targets
 from datamodules.tokenization import train_byte_level_bpe
 from lightning_modules.gpt2_lm import GPT2LanguageModel, load_lm_checkpoint
 from run import CognitiveReserveCLI, main
-from tests.helpers.cli import OFFLINE_ENV, ROOT, only_test_sweep
+from tests.helpers.cli import ROOT, only_test_sweep
 from tests.helpers.gpt2_fixtures import data_file_args, tiny_corpus, tiny_datamodule, wikipedia_records, write_jsonl
 from tests.helpers.wandb_offline import find_runs, read_run
 
@@ -178,51 +175,14 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(file))
 
 
-# ---- tiny configs end to end, in subprocesses ----------------------------------------------------------
+# ---- tiny configs end to end: the manual's chain ----------------------------------------------------------
 
 
-def run_parallel(commands: list[list[str]]) -> list[subprocess.CompletedProcess]:
-    env = {**os.environ, **OFFLINE_ENV}
-    processes = [
-        subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for command in commands
-    ]
-    results = []
-    for process, command in zip(processes, commands, strict=True):
-        out, err = process.communicate(timeout=600)
-        results.append(subprocess.CompletedProcess(command, process.returncode, out, err))
-    return results
-
-
-def test_tiny_monolingual_and_bilingual_fit_test_and_compare(corpus, tmp_path):
-    roots = {name: tmp_path / name for name in ("tiny_monolingual", "tiny_bilingual")}
-    small = [
-        "--trainer.max_steps", "8", "--trainer.val_check_interval", "4", "--model.lr_warmup_steps", "2",
-        "--data.eval_batch_size", "64",
-    ]  # fmt: skip
-    fits = run_parallel(
-        [[sys.executable, "run.py", "fit", *tiny_args(corpus, name, root), *small] for name, root in roots.items()]
-    )
-    for done in fits:
-        assert done.returncode == 0, done.stderr[-3000:]
-    checkpoint = "--ckpt_path"
-    tests = run_parallel(
-        [
-            [
-                sys.executable,
-                "run.py",
-                "test",
-                *tiny_args(corpus, name, root),
-                checkpoint,
-                f"{root}/checkpoints/last.ckpt",
-            ]
-            for name, root in roots.items()
-        ]
-    )
-    for done in tests:
-        assert done.returncode == 0, done.stderr[-3000:]
-
-    tables = {}
+def test_tiny_monolingual_and_bilingual_fit_test_and_compare(documented_chains):
+    """The manual's tiny chain (sample text, fit and test of both configs, compare), run as written in a fresh
+    folder (step counts of the configs divided by 5)."""
+    runs = documented_chains.folder / "runs" / "gpt2"
+    roots = {name: runs / name for name in ("tiny_monolingual", "tiny_bilingual")}
     for name, root in roots.items():
         languages = ["en", "el"] if "bilingual" in name else ["en"]
         table = only_test_sweep(root)
@@ -242,15 +202,8 @@ def test_tiny_monolingual_and_bilingual_fit_test_and_compare(corpus, tmp_path):
         sweep_key = f"robustness/test/gpt2-{name.replace('_', '-')}/random_deletion/bits_per_byte_en/mean"
         logged = logged_keys(root / "wandb", {sweep_key, "test/bits_per_byte_en", "val/bits_per_byte_en"})
         assert {sweep_key, "test/bits_per_byte_en", "val/bits_per_byte_en"} <= logged
-        tables[name] = table
 
-    out = tmp_path / "comparison"
-    compared = subprocess.run(
-        [sys.executable, "-m", "run_reports.compare", str(tables["tiny_monolingual"]), str(tables["tiny_bilingual"]),
-         "--out", str(out), "--n-boot", "200"],
-        cwd=ROOT, env={**os.environ, **OFFLINE_ENV}, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert compared.returncode == 0, compared.stderr
+    out = runs / "compare_tiny"  # `python -m run_reports.compare <both test sweeps> --out runs/gpt2/compare_tiny`
     results = read_csv(out / "crossover.csv")
     assert {row["perturbation"] for row in results} == {"random_deletion", "magnitude_pruning", "gaussian_noise"}
     assert {row["metric"] for row in results} == {"bits_per_byte_en"} and {row["paired"] for row in results} == {"True"}

@@ -14,7 +14,8 @@ from cognitive_reserve import CSV_COLUMNS, read_sweep_csv
 from cognitive_reserve.stats import LevelSummary
 from run_reports.task_crossover import closed_form_threshold
 from tests.helpers.cli import ROOT, run_cli
-from tests.helpers.linear_outputs import assert_outputs_under_root
+from tests.helpers.doc_chains import Done
+from tests.helpers.linear_outputs import assert_linear_fit_outputs
 from tests.helpers.stats_checks import assert_monte_carlo_matches_closed_form
 from tests.helpers.wandb_offline import find_runs, read_run
 
@@ -23,19 +24,16 @@ pytestmark = pytest.mark.slow  # end to end: every test runs the CLI or a real p
 DIGITS = ROOT / "configs" / "linear" / "digits.yaml"
 
 
+DIGITS_RUN = "runs/linear/digits"  # the config's default_root_dir
+
+
 @pytest.fixture(scope="module")
-def digits_run(tmp_path_factory) -> tuple[Path, Path, object]:
-    """One real `python run.py fit --config configs/linear/digits.yaml` in a subprocess, as a user without
-    W&B credentials runs it: no WANDB_MODE, no API key, no ~/.netrc, stdin closed."""
-    out = tmp_path_factory.mktemp("digits") / "out"
-    cwd = tmp_path_factory.mktemp("cwd")
-    home = tmp_path_factory.mktemp("home")
-    result = run_cli(
-        "fit", "--config", str(DIGITS), f"--trainer.default_root_dir={out}",
-        cwd=cwd, env={"HOME": str(home)}, unset=("WANDB_MODE", "WANDB_API_KEY"),
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    return out, cwd, result
+def digits_run(documented_chains) -> tuple[Path, Done]:
+    """The manual's `python run.py fit --config configs/linear/digits.yaml`, run as written in a fresh folder by a
+    user without W&B credentials (no WANDB_MODE, no API key, no ~/.netrc, stdin closed): its output folder and
+    what the command did."""
+    done = documented_chains.of("configs/linear/digits.yaml")
+    return documented_chains.folder / DIGITS_RUN, done
 
 
 def read_summary(path: Path) -> list[LevelSummary]:
@@ -60,12 +58,13 @@ def read_summary(path: Path) -> list[LevelSummary]:
 
 
 def test_every_output_lands_under_default_root_dir(digits_run):
-    out, cwd, _ = digits_run
-    assert_outputs_under_root(out, cwd)
+    out, done = digits_run
+    assert done.created and all(path.startswith(f"{DIGITS_RUN}/") for path in done.created)
+    assert_linear_fit_outputs(out)
 
 
 def test_sweep_csv_follows_the_contract(digits_run):
-    out, _, _ = digits_run
+    out, _ = digits_run
     path = out / "robustness" / "sweep_fit_epoch000.csv"
     assert tuple(path.read_text().splitlines()[0].split(",")) == CSV_COLUMNS
     rows = read_sweep_csv(path)
@@ -89,15 +88,16 @@ def test_sweep_csv_follows_the_contract(digits_run):
 
 
 def test_monte_carlo_agrees_with_closed_form_on_digits(digits_run):
-    out, _, _ = digits_run
+    out, _ = digits_run
     summaries = read_summary(out / "robustness" / "sweep_fit_epoch000_summary.csv")
     assert_monte_carlo_matches_closed_form(summaries)
 
 
 def test_more_tasks_degrade_more_gracefully_on_digits(digits_run):
     """The paper's claim on real data: R(T) (unit-norm task vectors) falls with T once k < T, and at high
-    noise many-task models win. How much of the fall is multitasking: see the aligned control (README)."""
-    out, _, _ = digits_run
+    noise many-task models win. How much of the fall is multitasking: see the aligned control
+    (docs/experiments/linear.md)."""
+    out, _ = digits_run
     with (out / "robustness" / "robustness_slope.csv").open() as file:
         slopes = {int(r["num_tasks"]): float(r["robustness_slope"]) for r in csv.DictReader(file)}
     k = yaml.safe_load(DIGITS.read_text())["model"]["init_args"]["k"]
@@ -111,16 +111,16 @@ def test_more_tasks_degrade_more_gracefully_on_digits(digits_run):
 
 
 def test_without_credentials_wandb_goes_offline_and_says_how_to_sync(digits_run):
-    out, _, result = digits_run
-    assert f"Upload later with: wandb sync {out}/wandb/offline-run-*" in result.stderr
+    out, done = digits_run
+    assert f"Upload later with: wandb sync {DIGITS_RUN}/wandb/offline-run-*" in done.output
     assert len(list((out / "wandb").glob("offline-run-*"))) == 1
 
 
 def test_wandb_offline_run_holds_sweep_and_config(digits_run):
-    out, _, _ = digits_run
+    out, _ = digits_run
     run = read_run(find_runs(out)[0])
     assert run.config["config"]["model"]["init_args"]["k"] == 4
-    assert run.config["config"]["trainer"]["default_root_dir"] == str(out)
+    assert run.config["config"]["trainer"]["default_root_dir"] == DIGITS_RUN
     key = "robustness/fit/linear_svd_k4_T3/gaussian_noise/mse_task_vector/mean"
     rows = read_sweep_csv(out / "robustness" / "sweep_fit_epoch000.csv")
     values = [r.value for r in rows if r.num_tasks == 3 and r.perturbation == "gaussian_noise" and r.level == 0.1]
@@ -134,7 +134,7 @@ def test_same_seed_gives_identical_csv(digits_run, tmp_path):
     """A second run (in-process this time) reproduces the subprocess run's CSV byte for byte."""
     from run import main
 
-    out, _, _ = digits_run
+    out, _ = digits_run
     main(["fit", "--config", str(DIGITS), f"--trainer.default_root_dir={tmp_path}", "--trainer.logger=false"])
     name = "robustness/sweep_fit_epoch000.csv"
     assert (tmp_path / name).read_bytes() == (out / name).read_bytes()

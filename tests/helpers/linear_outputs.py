@@ -14,9 +14,14 @@ LINEAR_FIT_OUTPUTS = {
 
 
 def assert_outputs_under_root(out: Path, cwd: Path) -> None:
-    """Every output of the run is under ``out`` (nothing in the working directory ``cwd``): the
-    sweep and slope tables and figures, one W&B run and a checkpoint."""
+    """Every output of the run is under ``out`` (nothing in the working directory ``cwd``)."""
     assert list(cwd.iterdir()) == []
+    assert_linear_fit_outputs(out)
+
+
+def assert_linear_fit_outputs(out: Path) -> None:
+    """The outputs of a linear fit under ``out``: the sweep and slope tables and figures, one W&B run and a
+    checkpoint."""
     robustness = out / "robustness"
     assert {p.name for p in robustness.iterdir()} == LINEAR_FIT_OUTPUTS
     for png in robustness.glob("*.png"):
