@@ -18,7 +18,7 @@ from tests.helpers.cli import ROOT
 
 
 class BlobClassifier(SweepableMixin, L.LightningModule):
-    """The README's 'your own model' example, on separable blobs."""
+    """The manual's 'your own model' example (docs/extending.md), on separable blobs."""
 
     robustness_targets = r"body\..*weight"
     robustness_name = "blobs"

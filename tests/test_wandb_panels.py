@@ -40,7 +40,7 @@ class DigitsRun:
 
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory) -> DigitsRun:
-    """The README's digits run (all 12 models, full grids), in-process, W&B offline."""
+    """The quickstart's digits run (all 12 models, full grids), in-process, W&B offline."""
     from run import main
 
     root = tmp_path_factory.mktemp("digits")
@@ -55,7 +55,7 @@ def fit_summaries(root: Path):
     return summarize(read_sweep_csv(root / "robustness" / "sweep_fit_epoch000.csv"))
 
 
-@pytest.mark.slow  # the README's digits job end to end (~15 s)
+@pytest.mark.slow  # the quickstart's digits job end to end, in-process
 def test_every_curve_is_a_history_series_keyed_by_its_level(digits):
     run, checked = digits.run, 0
     for (model, perturbation, metric), points in curves(fit_summaries(digits.root)).items():
@@ -71,7 +71,7 @@ def test_every_curve_is_a_history_series_keyed_by_its_level(digits):
     assert run.metrics["*"]["step_metric"] == "trainer/global_step"  # Lightning's glob: our exact names win
 
 
-@pytest.mark.slow  # the README's digits job end to end (~15 s)
+@pytest.mark.slow  # the quickstart's digits job end to end, in-process
 def test_summary_holds_run_level_scalars_only(digits):
     summary = digits.run.summary
     assert len(summary) <= SUMMARY_BUDGET, len(summary)
@@ -80,13 +80,13 @@ def test_summary_holds_run_level_scalars_only(digits):
         assert summary[f"robustness/fit/{model}/{perturbation}/{metric}/auc"] == pytest.approx(area_under_curve(points))
         assert summary[f"robustness/fit/{model}/{metric}/clean"] == pytest.approx(points[0].mean)
     assert {f"theory/robustness_slope_T{t}" for t in (1, 2, 10, 20)} <= set(summary)
-    # unit-norm task vectors, MSE against c_iᵀx: T = 20 never overtakes T = 1 in the grid (README), so the
+    # unit-norm task vectors, MSE against c_iᵀx: T = 20 never overtakes T = 1 in the grid (docs/experiments/linear.md), so the
     # cross-over table is logged and no cross-over level is
     assert not [key for key in summary if key.endswith("/crossover")]
     assert "robustness/fit/crossover/_type" in summary
 
 
-@pytest.mark.slow  # the README's digits job end to end (~15 s)
+@pytest.mark.slow  # the quickstart's digits job end to end, in-process
 def test_the_run_ends_with_a_summary_for_people_and_without_our_warnings(digits):
     out = digits.stdout
     assert f"Run finished; outputs under {digits.root}" in out
@@ -117,7 +117,7 @@ def test_dashboard_spec_of_every_experiment_validates(experiment):
     assert f'"value": "{experiment}-x"' in filters
 
 
-@pytest.mark.slow  # the README's digits job end to end (~15 s)
+@pytest.mark.slow  # the quickstart's digits job end to end, in-process
 def test_dashboard_curve_panels_find_the_keys_a_run_logs(digits):
     logged = digits.run.logged_keys()
     section = next(s for s in build_workspace("e", "p", None, EXPERIMENTS["linear"]).sections if "(fit)" in s.name)
@@ -172,7 +172,7 @@ def test_per_epoch_panels_find_the_per_epoch_curve_keys():
     assert "robustness/train/m/random_deletion/mse_task_vector/epoch001/mean" in keys and len(keys) == 2 * 3
 
 
-@pytest.mark.slow  # the README's digits job end to end (~15 s)
+@pytest.mark.slow  # the quickstart's digits job end to end, in-process
 def test_preview_draws_the_panel_data_of_an_offline_run(digits, tmp_path):
     drawn = run_curves(digits.run, "fit", "random_deletion", "mse_task_vector")
     expected = curves(fit_summaries(digits.root))
