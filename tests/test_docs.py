@@ -26,7 +26,7 @@ def test_readme_is_a_front_door():
 def test_no_issue_numbers_in_the_manual():
     found = {
         str(path.relative_to(ROOT)): ISSUE_REFERENCE.findall(path.read_text("utf-8"))
-        for path in MANUAL + [ROOT / "bench" / "README.md"]
+        for path in [*MANUAL, ROOT / "bench" / "README.md"]
     }
     assert {path: refs for path, refs in found.items() if refs} == {}
 

@@ -80,8 +80,8 @@ def test_summary_holds_run_level_scalars_only(digits):
         assert summary[f"robustness/fit/{model}/{perturbation}/{metric}/auc"] == pytest.approx(area_under_curve(points))
         assert summary[f"robustness/fit/{model}/{metric}/clean"] == pytest.approx(points[0].mean)
     assert {f"theory/robustness_slope_T{t}" for t in (1, 2, 10, 20)} <= set(summary)
-    # unit-norm task vectors, MSE against c_iᵀx: T = 20 never overtakes T = 1 in the grid (docs/experiments/linear.md), so the
-    # cross-over table is logged and no cross-over level is
+    # unit-norm task vectors, MSE against c_iᵀx: T = 20 never overtakes T = 1 in the grid
+    # (docs/experiments/linear.md), so the cross-over table is logged and no cross-over level is
     assert not [key for key in summary if key.endswith("/crossover")]
     assert "robustness/fit/crossover/_type" in summary
 
