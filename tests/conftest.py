@@ -23,9 +23,13 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked ``gpu`` skip cleanly on a machine without CUDA."""
+    """Tests marked ``gpu`` skip cleanly on a machine without CUDA. A test that reads the documented chains may be
+    the one whose setup runs them all (minutes on a loaded 2-core machine): it gets a longer timeout."""
     import torch
 
+    for item in items:
+        if "documented_chains" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.timeout(1800))
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU")
