@@ -36,9 +36,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("script", help="a script of bench/, without .py")
     parser.add_argument("--as", dest="name", help="results file name (default: the script's name)")
-    parser.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the script, after --")
-    args = parser.parse_args()
-    script_args = args.args[1:] if args.args[:1] == ["--"] else args.args
+    argv = sys.argv[1:]
+    split = argv.index("--") if "--" in argv else len(argv)  # the script's own arguments come after --
+    args, script_args = parser.parse_args(argv[:split]), argv[split + 1 :]
     command = " ".join(["python", f"bench/{args.script}.py", *script_args])
     header = {
         "command": command,

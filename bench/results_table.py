@@ -206,11 +206,12 @@ def notes(rec: Recordings) -> list[str]:
             verdict = "met" if r["evaluations_ratio"] >= 3 else "missed"
             out.append(
                 f"**Adaptive trials {verdict} the 3× target on the {weights} tiny GPT-2** "
-                f"({r['evaluations_ratio']:.2f}×): the target is the widest level's width "
-                f"({r.text('target_relative_half_width')} relative here), which sets how many trials every other "
-                f"level needs; {r.text('adaptive_levels_at_max')} level(s) ran to the rule's maximum. The saving "
-                f"depends on how unequal the levels' spreads are; it was not tuned. A study should set the width it "
-                f"needs (e.g. `relative: true, ci_half_width: 0.02`) instead."
+                f"({r['evaluations_ratio']:.2f}×). The target is the widest level's relative half-width in the fixed "
+                f"sweep ({r.text('target_relative_half_width')}), so that level alone needs about the fixed sweep's "
+                f"trials (it got {r.text('adaptive_trials_max')}) while the median level stopped at "
+                f"{r.text('adaptive_trials_median')}: the saving depends on how unequal the levels' spreads are; it "
+                f"was not tuned. A study should set the width it needs (e.g. `relative: true, ci_half_width: 0.02`) "
+                f"instead."
             )
     return out
 
