@@ -90,7 +90,9 @@ def test_single_sentence_task_fine_tunes_end_to_end_and_logs_val_metrics_every_e
     assert sweeps == [f"sweep_train_epoch{e:03d}.csv" for e in range(epochs)]  # per-epoch only; the full one in `test`
 
 
-def test_test_stage_runs_the_sweep_with_the_csv_contract_and_hand_checked_metric(sst2_fit, documented_chains):
+def test_test_stage_runs_the_sweep_with_the_csv_contract_and_hand_checked_metric(
+    sst2_fit, documented_chains, monkeypatch
+):
     ckpt = sst2_fit / "checkpoints" / "last.ckpt"
     epochs = yaml.safe_load(TINY.read_text())["trainer"]["max_epochs"]
     path = sst2_fit / "robustness" / f"sweep_test_epoch{epochs - 1:03d}.csv"  # named after the checkpoint's epoch
@@ -104,6 +106,7 @@ def test_test_stage_runs_the_sweep_with_the_csv_contract_and_hand_checked_metric
         for level in spec["levels"]:
             trials = [r for r in rows if r.perturbation == perturbation and r.level == level]
             assert len(trials) == (1 if level == 0 else spec["trials"])
+    monkeypatch.chdir(documented_chains.folder)  # the checkpoint names its LM relative to the clone, as a user runs it
     model = GPT2GlueClassifier.load_from_checkpoint(ckpt)
     data = documented_chains.folder / "data" / "glue_tiny" / "sst2"
     files = {"train": str(data / "train.jsonl"), "validation": str(data / "validation.jsonl")}

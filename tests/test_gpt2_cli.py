@@ -180,7 +180,7 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 def test_tiny_monolingual_and_bilingual_fit_test_and_compare(documented_chains):
     """The manual's tiny chain (sample text, fit and test of both configs, compare), run as written in a fresh
-    folder (step counts of the configs divided by 5)."""
+    folder."""
     runs = documented_chains.folder / "runs" / "gpt2"
     roots = {name: runs / name for name in ("tiny_monolingual", "tiny_bilingual")}
     for name, root in roots.items():

@@ -8,8 +8,9 @@ is one command, run by bash in the folder with the venv's ``python`` first on ``
 
     python -m tests.helpers.doc_chains DIR     # every chain at full size in DIR; prints each command's wall time
 
-The tests run the same commands on copies of the tiny GPT-2 configs with every step count divided by
-``SHRINK`` (nothing else changes), to keep the suite short.
+The tests run the same commands on copies of the tiny Figure 5 configs with every step count divided by ``SHRINK``
+(nothing else changes), to keep the suite short; every other config runs as it is (the tiny GLUE run starts from
+the tiny language model exactly as documented).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from tests.helpers.cli import OFFLINE_ENV, ROOT
 MARKER = re.compile(r"^<!-- chain: ([\w-]+) -->\n```bash\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 #: The chains the manual marks, in the order of the site's navigation.
 CHAINS = ("linear-digits", "gpt2-tiny", "figure5-tiny", "table1-tiny", "glue-tiny", "dashboard-dry-run")
-#: Step counts of the tiny GPT-2 configs are divided by this in the tests (300 steps -> 60; Figure 5: 200 -> 40).
+#: Step counts of the tiny Figure 5 configs are divided by this in the tests (base 200 steps -> 40, branches 400 -> 80).
 SHRINK = 5
 STEP_KEYS = ("max_steps", "val_check_interval", "every_n_train_steps", "every_n_steps", "lr_schedule_steps")
 
@@ -89,12 +90,12 @@ def documented_commands(root: Path = ROOT) -> list[Command]:
 
 
 def fresh_folder(folder: Path, shrink: int = 1) -> Path:
-    """A folder laid out like a clone (``run.py``, ``configs/``), the tiny GPT-2 configs shrunk ``shrink`` times."""
+    """A folder laid out like a clone (``run.py``, ``configs/``), the tiny Figure 5 configs shrunk ``shrink`` times."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "run.py").symlink_to(ROOT / "run.py")
     shutil.copytree(ROOT / "configs", folder / "configs")
     if shrink > 1:
-        for path in (folder / "configs" / "gpt2").rglob("tiny_*.yaml"):
+        for path in (folder / "configs" / "gpt2" / "figure5").glob("tiny_*.yaml"):
             path.write_text(yaml.safe_dump(shrunk(yaml.safe_load(path.read_text("utf-8")), shrink), allow_unicode=True))
     return folder
 
@@ -144,7 +145,7 @@ def run_chains(
 
 
 def run_in_fresh_folder(folder: Path, home: Path) -> ChainRun:
-    """What the tests check: every documented chain, in order, in ``folder`` (tiny GPT-2 configs shrunk)."""
+    """What the tests check: every documented chain, in order, in ``folder`` (tiny Figure 5 configs shrunk)."""
     return run_chains(fresh_folder(folder, SHRINK), documented_commands(), environment(home))
 
 
@@ -155,7 +156,7 @@ def files_under(folder: Path) -> set[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description="Run the manual's command chains at full size; print timings.")
     parser.add_argument("folder", type=Path, help="a new folder to run them in")
-    parser.add_argument("--shrink", type=int, default=1, help="divide the tiny GPT-2 step counts by this")
+    parser.add_argument("--shrink", type=int, default=1, help="divide the tiny Figure 5 step counts by this")
     args = parser.parse_args()
     folder = fresh_folder(args.folder, args.shrink)
     home = folder.with_name(folder.name + ".home")
