@@ -207,8 +207,9 @@ def notes(rec: Recordings) -> list[str]:
             out.append(
                 f"**Adaptive trials {verdict} the 3× target on the {weights} tiny GPT-2** "
                 f"({r['evaluations_ratio']:.2f}×). The target is the widest level's relative half-width in the fixed "
-                f"sweep ({r.text('target_relative_half_width')}), so that level alone needs about the fixed sweep's "
-                f"trials (it got {r.text('adaptive_trials_max')}) while the median level stopped at "
+                f"sweep ({r.text('target_relative_half_width')}, ±{100 * r['target_relative_half_width']:.0f} % of its "
+                f"mean): the most demanding level got {r.text('adaptive_trials_max')} of the fixed sweep's 20 trials "
+                f"while the median level stopped at "
                 f"{r.text('adaptive_trials_median')}: the saving depends on how unequal the levels' spreads are; it "
                 f"was not tuned. A study should set the width it needs (e.g. `relative: true, ci_half_width: 0.02`) "
                 f"instead."
