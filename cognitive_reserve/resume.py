@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 
 from cognitive_reserve.io import read_sweep_csv
-from cognitive_reserve.sweep import SweepGrid, SweepRow, SweepSubject
+from cognitive_reserve.subject import SweepSubject
+from cognitive_reserve.sweep import SweepGrid, SweepRow
 from cognitive_reserve.targets import select_targets
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
@@ -34,10 +34,8 @@ from cognitive_reserve.interrupts import restore_on_signals
 from cognitive_reserve.metrics import as_recorded
 from cognitive_reserve.perturbations import Perturbation
 from cognitive_reserve.restore import DamagedCopies, ParameterSnapshot
+from cognitive_reserve.subject import SweepSubject
 from cognitive_reserve.targets import select_targets
-
-if TYPE_CHECKING:
-    from cognitive_reserve.sweep import SweepSubject
 
 Draw = tuple[Perturbation, int]
 Scorer = Callable[[Sequence[Draw]], list[dict[str, float]]]

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch import nn
 from tqdm.auto import tqdm
 
 from cognitive_reserve.adaptive import AdaptiveTrials
@@ -28,7 +27,7 @@ from cognitive_reserve.perturbations import PERTURBATIONS, Perturbation, make_pe
 from cognitive_reserve.rows import CSV_COLUMNS, SweepRow
 from cognitive_reserve.scoring import open_scorer
 from cognitive_reserve.seeding import trial_seed
-from cognitive_reserve.targets import TargetSpec
+from cognitive_reserve.subject import SweepSubject
 
 __all__ = ["CSV_COLUMNS", "SweepGrid", "SweepRow", "SweepSubject", "check_trial_batch", "run_sweep"]
 
@@ -61,26 +60,6 @@ class SweepGrid:
     def perturbations(self) -> list[Perturbation]:
         """One perturbation object per level, in grid order."""
         return [make_perturbation(self.perturbation, level, **self.options) for level in self.levels]
-
-
-@dataclass
-class SweepSubject:
-    """What a sweep damages and how it scores the damaged model.
-
-    ``name``/``num_tasks`` fill the CSV's ``model``/``num_tasks`` columns. ``expected`` may return
-    a closed-form expectation per metric for a perturbation (or ``None`` where there is none).
-    ``evaluate_stack`` (optional) scores several versions of the targets at once: it gets one stack
-    ``(copies, *shape)`` per targeted tensor, in target order, and returns one ``{metric: value}`` per
-    copy, exactly what ``evaluate()`` returns with the targets set to that copy.
-    """
-
-    name: str
-    module: nn.Module
-    evaluate: Callable[[], Mapping[str, float]]
-    targets: TargetSpec = ".*"
-    num_tasks: int | None = None
-    expected: Callable[[Perturbation], Mapping[str, float] | None] | None = None
-    evaluate_stack: Callable[[list[torch.Tensor]], Sequence[Mapping[str, float]]] | None = None
 
 
 def run_sweep(
