@@ -36,7 +36,7 @@ from transformers.activations import ACT2FN
 from cognitive_reserve.errors import ConfigError, check_choice, check_number, check_text, first_line
 from cognitive_reserve.fields import Field, check_fields, declarations, declared
 from cognitive_reserve.targets import check_name_patterns
-from datamodules.text import IGNORE_INDEX
+from datamodules.windows import IGNORE_INDEX
 from datamodules.tokenization import check_vocab_size, tokenizer_from_json, tokenizer_to_json, train_byte_level_bpe
 from lightning_modules.lm_metrics import LanguageModelingMetric
 from lightning_modules.lr_schedule import LrSchedule

@@ -8,8 +8,9 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedTokenizerFast
 
+from datamodules.corpus import LanguageCorpus, TextSource
 from datamodules.sample_corpus import write_corpus
-from datamodules.text import LanguageCorpus, TextCorpusDataModule, TextSource
+from datamodules.text import TextCorpusDataModule
 from datamodules.tokenization import train_byte_level_bpe
 from lightning_modules import GPT2LanguageModel
 
