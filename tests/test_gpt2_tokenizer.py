@@ -7,7 +7,7 @@ import lightning as L
 import pytest
 import torch
 
-import lightning_modules.gpt2_lm as gpt2_lm
+import lightning_modules.lm_tokenizer as lm_tokenizer
 from cognitive_reserve.errors import ConfigError
 from datamodules.tokenization import (
     END_OF_TEXT,
@@ -115,7 +115,7 @@ def test_a_restored_tokenizer_reaches_the_data_and_train_does_not_train_another(
     def refuse(*args, **kwargs):
         raise AssertionError("trained a tokenizer although the checkpoint brings one")
 
-    monkeypatch.setattr(gpt2_lm, "train_byte_level_bpe", refuse)
+    monkeypatch.setattr(lm_tokenizer, "train_byte_level_bpe", refuse)
     restored, data = GPT2LanguageModel(gpt2_config=TINY_GPT2, tokenizer="train"), tiny_datamodule(paths, ("en", "el"))
     L.Trainer(limit_val_batches=1, **options).validate(restored, datamodule=data, ckpt_path=tmp_path / "model.ckpt")
     assert data.tokenizer is restored.tokenizer  # handed over by the model, after the restore

@@ -95,5 +95,5 @@ def evaluation_setup(
         gpt2_config={"n_layer": 1, "n_head": 2, "n_embd": 16, "n_positions": block, "vocab_size": vocab},
         tokenizer="train",
     )
-    model.tokenizer = tokenizer  # use this tokenizer as is (no training, no re-initialisation)
+    model.tokenizer_owner.restore(tokenizer)  # use this tokenizer as is (no training, no re-initialisation)
     return model, corpus, tokenizer
