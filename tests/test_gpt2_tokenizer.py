@@ -6,6 +6,7 @@ from __future__ import annotations
 import lightning as L
 import pytest
 import torch
+from transformers import GPT2Config, GPT2LMHeadModel
 
 import lightning_modules.lm_tokenizer as lm_tokenizer
 from cognitive_reserve.errors import ConfigError
@@ -17,6 +18,7 @@ from datamodules.tokenization import (
     train_byte_level_bpe,
 )
 from lightning_modules.gpt2_lm import GPT2LanguageModel, load_lm_checkpoint
+from lightning_modules.lm_tokenizer import TokenizerOwner
 from tests.helpers.gpt2_fixtures import ENGLISH_SAMPLES, GREEK_SAMPLES, TINY_GPT2, tiny_corpus, tiny_datamodule
 
 ROUND_TRIP = [
@@ -65,6 +67,31 @@ def test_tokenizer_survives_json_and_needs_enough_text():
     with pytest.raises(ConfigError) as err:
         train_byte_level_bpe(["tiny text"], 5000)
     assert err.value.field == "data.tokenizer_train_bytes"
+
+
+def test_one_owner_decides_checkpoint_over_given_over_trained():
+    model = GPT2LMHeadModel(GPT2Config(**TINY_GPT2))
+    given, restored = (
+        train_byte_level_bpe(texts * 30, TINY_GPT2["vocab_size"]) for texts in (ENGLISH_SAMPLES, ROUND_TRIP)
+    )
+    assert given.get_vocab() != restored.get_vocab()
+
+    def refuse(vocab_size):
+        raise AssertionError("trained a tokenizer although one was given")
+
+    owner = TokenizerOwner(model, given, "some/directory")
+    assert owner.get_or_train(refuse, init_seed=0) is given
+    owner.restore(restored)
+    assert owner.current is restored and owner.get_or_train(refuse, init_seed=0) is restored
+    assert model.config.eos_token_id == model.config.bos_token_id == restored.eos_token_id
+    assert TokenizerOwner(model, None, "train").current is None  # trained on first use (test above)
+    wrong = train_byte_level_bpe(ENGLISH_SAMPLES * 30, 300)
+    with pytest.raises(ConfigError) as err:
+        TokenizerOwner(model, wrong, "other/directory")
+    assert (err.value.field, err.value.value) == ("model.tokenizer", "other/directory")
+    with pytest.raises(ConfigError) as err:
+        owner.restore(wrong)
+    assert err.value.field == "ckpt_path" and owner.current is restored
 
 
 class ParameterTrace(L.Callback):

@@ -90,3 +90,35 @@ def test_every_layer_is_a_package_that_exists() -> None:
     for layer in LAYERS[:-1]:
         assert (ROOT / layer / "__init__.py").is_file(), layer
     assert (ROOT / "run.py").is_file()
+
+
+def import_cycle(package: Path) -> list[str]:
+    """A cycle of imports among the modules of ``package`` (those under ``TYPE_CHECKING`` count too), or []."""
+    modules = {f"{package.name}.{path.stem}": path for path in package.glob("*.py") if path.stem != "__init__"}
+    graph = {name: [m for _, m in imported_modules(path) if m in modules] for name, path in modules.items()}
+    done: set[str] = set()
+
+    def visit(name: str, path: list[str]) -> list[str]:
+        if name in path:
+            return [*path[path.index(name) :], name]
+        if name in done:
+            return []
+        for imported in graph[name]:
+            if cycle := visit(imported, [*path, name]):
+                return cycle
+        done.add(name)
+        return []
+
+    return next((cycle for name in sorted(graph) if (cycle := visit(name, []))), [])
+
+
+def test_the_core_has_no_import_cycle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert import_cycle(ROOT / "cognitive_reserve") == []
+    fake = tmp_path / "cognitive_reserve"
+    fake.mkdir()
+    (fake / "a.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from cognitive_reserve.b import B\n"
+    )
+    (fake / "b.py").write_text("from cognitive_reserve.a import A\n")
+    monkeypatch.setattr(f"{__name__}.ROOT", tmp_path)
+    assert import_cycle(fake) == ["cognitive_reserve.a", "cognitive_reserve.b", "cognitive_reserve.a"]
