@@ -29,7 +29,7 @@ import lightning as L
 import torch
 from torch import nn
 
-from cognitive_reserve import SweepSubject
+from cognitive_reserve import SweepSubject, select_targets
 from cognitive_reserve.errors import ConfigError
 from cognitive_reserve.fields import Field, check_fields, declared
 from cognitive_reserve.perturbations import Perturbation
@@ -50,7 +50,7 @@ METRIC_NAMES: dict[str, str] = {"task_vector": "mse_task_vector", "label": "mse_
 
 
 class LinearRepresentation(nn.Module):
-    """``x ↦ Γᵀ W x``: the model a sweep damages (only ``w`` is targeted)."""
+    """``x ↦ Γᵀ W x``: the model a sweep damages (``w`` by default; a sweep's ``targets`` may add ``gamma``)."""
 
     def __init__(self, w: torch.Tensor, gamma: torch.Tensor) -> None:
         super().__init__()
@@ -62,14 +62,15 @@ class LinearRepresentation(nn.Module):
 
 
 def stacked_outputs(x: torch.Tensor, w: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
-    """``Γᵀ W x`` for each ``W`` of a stack ``w`` (copies × k × d): (copies × N × T).
+    """``Γᵀ W x`` for each ``W`` of a stack ``w`` (copies × k × d) and ``Γ`` (k × T, or a stack of them,
+    copies × k × T): (copies × N × T).
 
     Batched matmuls compute every copy alike, so one copy's outputs do not depend on how many
     are stacked (a plain ``x @ W.T`` may take another kernel, and round differently, for N < 4).
     """
     copies = len(w)
     features = torch.bmm(x.expand(copies, *x.shape), w.transpose(1, 2))
-    return torch.bmm(features, gamma.expand(copies, *gamma.shape))
+    return torch.bmm(features, gamma if gamma.ndim == 3 else gamma.expand(copies, *gamma.shape))
 
 
 class RidgeTaskVectors(nn.Module):
@@ -403,13 +404,18 @@ class LinearMultitaskRegression(L.LightningModule):
             with torch.inference_mode(False):  # plain state tensors, whoever calls first
                 return MultitaskMSE(t, copies).to(self.device)
 
-        def evaluate_stack(stacks: list[torch.Tensor]) -> list[dict[str, float]]:
-            (w,) = stacks
+        def score(w: torch.Tensor, gamma: torch.Tensor) -> list[dict[str, float]]:
             mse = metric(len(w))
             mse.reset()
             for x, task, target in items:
-                mse.update(_own_task(stacked_outputs(x, w, model.gamma), task), target, task)
+                mse.update(_own_task(stacked_outputs(x, w, gamma), task), target, task)
             return [{name: float(value)} for value in mse.compute().view(-1)]
+
+        def evaluate_stack(stacks: list[torch.Tensor]) -> list[dict[str, float]]:
+            given = dict(zip(select_targets(model, subject.targets), stacks, strict=True))  # w, gamma or both
+            copies = len(stacks[0])
+            w = given.get("w", model.w.detach().expand(copies, *model.w.shape))
+            return score(w, given.get("gamma", model.gamma.detach()))
 
         @functools.cache
         def moments() -> TaskMoments:  # of the clean model: computed on first use, before any damage
@@ -419,18 +425,21 @@ class LinearMultitaskRegression(L.LightningModule):
             return TaskMoments(**accumulator.compute())
 
         def expected(perturbation: Perturbation) -> dict[str, float] | None:
+            if list(select_targets(model, subject.targets)) != ["w"]:
+                return None  # the closed forms damage W alone
             value = expected_mse(perturbation, w64, gamma64, moments())
             return None if value is None else {name: value}
 
-        return SweepSubject(
+        subject = SweepSubject(
             name=f"linear_{self.hparams.solver}_k{self.hparams.k}_T{t}",
             module=model,
-            evaluate=lambda: evaluate_stack([model.w.detach()[None]])[0],
+            evaluate=lambda: score(model.w.detach()[None], model.gamma.detach())[0],
             targets="^w$",
             num_tasks=t,
             expected=expected,
             evaluate_stack=evaluate_stack,
         )
+        return subject
 
 
 def _key(num_tasks: int) -> str:

@@ -148,13 +148,13 @@ def log_sweep(
                 logger.log_table(key=f"robustness/{stage}/crossover", columns=list(CROSSOVER_COLUMNS), data=table)
             logger.log_image(key=f"robustness/{stage}/figure", images=[str(figure)], step=step)
 
-        _guarded(logger, send)
+        guarded(logger, send)
 
 
 def log_sensitivity_table(loggers: Iterable[Logger], history: Sequence[EpochSummary], step: int) -> None:
     """Every per-epoch sweep so far as the W&B table ``robustness/train/per_epoch/table`` and the native
     epoch × level heatmaps (``heatmap_charts``)."""
-    for logger in _wandb(loggers):
+    for logger in wandb_loggers(loggers):
         logger.log_table(
             key=f"{PER_EPOCH}/table",
             columns=list(SENSITIVITY_COLUMNS),
@@ -187,16 +187,17 @@ def heatmap_charts(history: Sequence[EpochSummary]) -> dict[str, Any]:
 
 def log_figures(loggers: Iterable[Logger], figures: Mapping[str, Path], step: int) -> None:
     """Figures (PNG paths) as W&B images, one key each."""
-    for logger in _wandb(loggers):
+    for logger in wandb_loggers(loggers):
         for key, path in figures.items():
             logger.log_image(key=key, images=[str(path)], step=step)
 
 
-def _wandb(loggers: Iterable[Logger]) -> list[WandbLogger]:
+def wandb_loggers(loggers: Iterable[Logger]) -> list[WandbLogger]:
+    """The W&B loggers among ``loggers``."""
     return [logger for logger in loggers if isinstance(logger, WandbLogger)]
 
 
-def _guarded(logger: WandbLogger, send: Callable[[], None]) -> None:
+def guarded(logger: WandbLogger, send: Callable[[], None]) -> None:
     """Run ``send``; a ``ResilientWandbLogger`` turns a W&B failure into its one warning."""
     if isinstance(logger, ResilientWandbLogger):
         logger.guarded(send)
