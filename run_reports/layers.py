@@ -4,17 +4,25 @@
 
 Each side is one or more sweep CSVs of a layer-wise sweep (``PerturbationSweep`` with ``groups``), one per
 training seed, all with the same groups and grid. For every group (and all targets together), perturbation,
-metric and level: the seed-mean metric of each side, ``B − A`` and its interval from ``run_reports.compare``'s
-bootstrap (``cognitive_reserve.crossover.level_differences``): two-level (training seeds resampled, then
-trials within each) with several CSVs per side, so it covers training-seed and trial variance; with one CSV
-per side it covers trials only (and has zero width where a level has one trial, e.g. magnitude pruning).
-Trials are paired where every table used the same perturbation seeds.
+metric and level, two differences, each with its interval from ``run_reports.compare``'s bootstrap
+(``cognitive_reserve.crossover.level_differences``):
 
-Writes ``<out>/layers.csv`` (one row per group, perturbation, metric and level, with ``excludes_zero``) and
-``<out>/layers_<metric>.png`` (one panel per perturbation: ``B − A`` per group at the chosen level, with its
-interval; groups whose interval excludes 0 drawn filled), and prints, per perturbation and metric, the groups
-whose difference excludes 0 at that level. ``--level`` picks the level (default: each perturbation's
-highest). Metrics: as ``run_reports.compare`` (the shared ones, only ``bits_per_byte_*`` when there are any).
+- ``damage``: B's damage − A's damage, a model's damage being its metric minus its undamaged metric (level 0
+  of the same table): how much more (or less) damaging that group hurts B than A. The clean gap between the
+  models cancels out; this is what the figure and printout show (``--measure damage``, the default).
+- ``raw``: B − A of the metric itself (``--measure raw``), the clean gap included.
+
+The interval is two-level (training seeds resampled, then trials within each) with several CSVs per side, so
+it covers training-seed and trial variance; with one CSV per side it covers trials only (and has zero width
+where a level has one trial, e.g. magnitude pruning). Trials are paired where every table used the same
+perturbation seeds.
+
+Writes ``<out>/layers.csv`` (one row per group, perturbation, metric and level, both differences with their
+intervals and ``excludes_zero``) and ``<out>/layers_<metric>.png`` (one panel per perturbation: the difference
+per group at the chosen level, with its interval; groups whose interval excludes 0 drawn filled), and prints,
+per perturbation and metric, the groups whose difference excludes 0 at that level. ``--level`` picks the level
+(default: each perturbation's highest). Metrics: as ``run_reports.compare`` (the shared ones, only
+``bits_per_byte_*`` when there are any).
 
 Bad input prints ``error: field=value: reason`` and exits with status 2.
 """
@@ -22,6 +30,7 @@ Bad input prints ``error: field=value: reason`` and exits with status 2.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,8 +49,10 @@ from run_reports.compare import default_metrics, load_sweep
 
 COLUMNS = (
     "group", "perturbation", "metric", "level", "model_a", "model_b", "mean_a", "mean_b", "difference",
-    "ci_low", "ci_high", "excludes_zero", "paired", "n_seeds_a", "n_seeds_b", "n_boot", "confidence",
+    "ci_low", "ci_high", "excludes_zero", "damage_a", "damage_b", "damage_difference", "damage_ci_low",
+    "damage_ci_high", "damage_excludes_zero", "paired", "n_seeds_a", "n_seeds_b", "n_boot", "confidence",
 )  # fmt: skip
+MEASURES = ("damage", "raw")
 
 #: One side: the rows of each of its tables (one per training seed).
 Side = Sequence[Sequence[SweepRow]]
@@ -49,21 +60,28 @@ Side = Sequence[Sequence[SweepRow]]
 
 @dataclass(frozen=True)
 class GroupDifference:
-    """``B − A`` of one group, perturbation and metric at one level."""
+    """``B − A`` of one group, perturbation and metric at one level: of the metric (``raw``) and of the damage
+    (the metric minus the undamaged one)."""
 
     group: str
     perturbation: str
     metric: str
     model_a: str
     model_b: str
-    difference: LevelDifference
+    raw: LevelDifference
+    damage: LevelDifference
+
+    def measured(self, measure: str) -> LevelDifference:
+        return self.damage if measure == "damage" else self.raw
 
     def record(self, n_boot: int, confidence: float) -> dict[str, object]:
-        d = self.difference
+        d, h = self.raw, self.damage
         return {
             "group": self.group, "perturbation": self.perturbation, "metric": self.metric, "level": d.level,
             "model_a": self.model_a, "model_b": self.model_b, "mean_a": d.mean_a, "mean_b": d.mean_b,
             "difference": d.difference, "ci_low": d.ci_low, "ci_high": d.ci_high, "excludes_zero": d.excludes_zero,
+            "damage_a": h.mean_a, "damage_b": h.mean_b, "damage_difference": h.difference,
+            "damage_ci_low": h.ci_low, "damage_ci_high": h.ci_high, "damage_excludes_zero": h.excludes_zero,
             "paired": d.paired, "n_seeds_a": d.n_seeds_a, "n_seeds_b": d.n_seeds_b, "n_boot": n_boot,
             "confidence": confidence,
         }  # fmt: skip
@@ -77,7 +95,8 @@ def compare_groups(
     confidence: float = 0.95,
     seed: int = 0,
 ) -> list[GroupDifference]:
-    """``B − A`` for every group both sides share (``""``: all targets), perturbation, chosen metric and level."""
+    """``B − A`` for every group both sides share (``""``: all targets), perturbation, chosen metric and level;
+    the same bootstrap draws for the raw metric and the damage."""
     all_a, all_b = [r for t in side_a for r in t], [r for t in side_b for r in t]
     metrics = list(metrics) if metrics else default_metrics(all_a, all_b)
     groups = shared_groups(side_a, side_b)
@@ -90,10 +109,35 @@ def compare_groups(
             for group in groups:
                 tables_a = [[r for r in table if r.group == group] for table in side_a]
                 tables_b = [[r for r in table if r.group == group] for table in side_b]
-                differences = level_differences(tables_a, tables_b, perturbation, metric, n_boot, confidence, seed)
+                options = (perturbation, metric, n_boot, confidence, seed)
+                raw = level_differences(tables_a, tables_b, *options)
+                damage = level_differences(_damage(tables_a, "A"), _damage(tables_b, "B"), *options)
                 model_a, model_b = _model(tables_a), _model(tables_b)
-                found += [GroupDifference(group, perturbation, metric, model_a, model_b, d) for d in differences]
+                found += [
+                    GroupDifference(group, perturbation, metric, model_a, model_b, r, d)
+                    for r, d in zip(raw, damage, strict=True)
+                ]
     return found
+
+
+def _damage(tables: Side, label: str) -> list[list[SweepRow]]:
+    """Each table's rows with its undamaged value (the mean of its level-0 trials of the same model,
+    perturbation and metric) subtracted."""
+    shifted = []
+    for table in tables:
+        clean: dict[tuple[str, str, str], list[float]] = {}
+        for row in table:
+            if row.level == 0:
+                clean.setdefault((row.model, row.perturbation, row.metric), []).append(row.value)
+        missing = {(r.perturbation, r.metric) for r in table if (r.model, r.perturbation, r.metric) not in clean}
+        if missing:
+            (perturbation, metric), *_ = sorted(missing)
+            raise ConfigError(f"table {label}", f"{perturbation}/{metric}", "has no level 0 to measure damage from")
+        means = {key: sum(values) / len(values) for key, values in clean.items()}
+        shifted.append(
+            [dataclasses.replace(r, value=r.value - means[(r.model, r.perturbation, r.metric)]) for r in table]
+        )
+    return shifted
 
 
 def shared_groups(side_a: Side, side_b: Side) -> list[str]:
@@ -113,24 +157,26 @@ def at_level(results: Sequence[GroupDifference], level: float | None) -> list[Gr
     """Each (perturbation, metric, group) at ``level`` (None: its perturbation's highest level)."""
     chosen = []
     for perturbation in dict.fromkeys(r.perturbation for r in results):
-        levels = sorted({r.difference.level for r in results if r.perturbation == perturbation})
+        levels = sorted({r.raw.level for r in results if r.perturbation == perturbation})
         wanted = levels[-1] if level is None else level
         if wanted not in levels:
             raise ConfigError("level", level, f"not a level of {perturbation} ({', '.join(f'{x:g}' for x in levels)})")
-        chosen += [r for r in results if r.perturbation == perturbation and r.difference.level == wanted]
+        chosen += [r for r in results if r.perturbation == perturbation and r.raw.level == wanted]
     return chosen
 
 
-def plot_differences(chosen: Sequence[GroupDifference], metric: str, path: Path, confidence: float) -> Path:
-    """One panel per perturbation: ``B − A`` per group (all targets first) with its interval, 0 dashed."""
+def plot_differences(
+    chosen: Sequence[GroupDifference], metric: str, path: Path, confidence: float, measure: str = "damage"
+) -> Path:
+    """One panel per perturbation: ``B − A`` (of ``measure``) per group, all targets first, with its interval."""
     panels = list(dict.fromkeys(r.perturbation for r in chosen if r.metric == metric))
     groups = list(dict.fromkeys(r.group for r in chosen))
-    fig = Figure(figsize=(max(4.0, 0.45 * len(groups) + 1.5) * len(panels), 4.2), layout="constrained")
+    fig = Figure(figsize=(max(4.0, 0.45 * len(groups) + 1.5) * len(panels), 4.6), layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, perturbation in zip(axes, panels, strict=True):
         cells = [r for r in chosen if r.metric == metric and r.perturbation == perturbation]
         for x, r in enumerate(cells):
-            d = r.difference
+            d = r.measured(measure)
             color = "tab:grey" if not r.group else "tab:purple"
             ax.errorbar(
                 x, d.difference, yerr=[[d.difference - d.ci_low], [d.ci_high - d.difference]], fmt="o", color=color,
@@ -139,35 +185,36 @@ def plot_differences(chosen: Sequence[GroupDifference], metric: str, path: Path,
         ax.axhline(0, color="black", linestyle="--", linewidth=1)
         labels = [r.group or ALL_TARGETS for r in cells]
         ax.set_xticks(range(len(cells)), labels, rotation=60, ha="right", fontsize="x-small")
-        level = cells[0].difference.level
+        level = cells[0].raw.level
         ax.set_title(f"{perturbation.replace('_', ' ')} at {level:g}", fontsize="small")
         ax.set_xlabel(LEVEL_LABELS.get(perturbation, perturbation) + f" = {level:g}: group damaged")
         direction = metric_direction(metric)
-        ax.set_ylabel(f"{metric}: B − A" + (f" ({direction} is better)" if direction else ""))
+        quantity = f"B − A: damage to {metric}" if measure == "damage" else f"B − A: {metric}"
+        ax.set_ylabel(quantity + (f"\n({direction} is better)" if direction else ""), fontsize="small")
         ax.grid(alpha=0.3, axis="y")
-    first = chosen[0]
-    seeds = f"{first.difference.n_seeds_a} + {first.difference.n_seeds_b} training seeds"
-    covers = (
-        "training seeds and trials" if max(first.difference.n_seeds_a, first.difference.n_seeds_b) > 1 else "trials"
+    first = chosen[0].raw
+    seeds = f"{first.n_seeds_a} + {first.n_seeds_b} training seeds"
+    covers = "training seeds and trials" if max(first.n_seeds_a, first.n_seeds_b) > 1 else "trials only"
+    title = (
+        f"{chosen[0].model_b} − {chosen[0].model_a} ({seeds}); {confidence:.0%} intervals over {covers}; "
+        "filled: excludes 0"
     )
-    title = f"{first.model_b} − {first.model_a} ({seeds}); {confidence:.0%} intervals over {covers}; filled: excludes 0"
     return save_figure(fig, path, title)
 
 
-def describe(chosen: Sequence[GroupDifference]) -> list[str]:
-    """Per perturbation and metric, the groups whose difference excludes 0 (with its sign), for people."""
+def describe(chosen: Sequence[GroupDifference], measure: str = "damage") -> list[str]:
+    """Per perturbation and metric, the groups whose difference (of ``measure``) excludes 0, for people."""
     lines = []
     for perturbation, metric in dict.fromkeys((r.perturbation, r.metric) for r in chosen):
         cells = [r for r in chosen if (r.perturbation, r.metric) == (perturbation, metric)]
-        level = cells[0].difference.level
         excluding = [
-            f"{r.group or ALL_TARGETS} {r.difference.difference:+.4g} [{r.difference.ci_low:+.4g}, "
-            f"{r.difference.ci_high:+.4g}]"
+            f"{r.group or ALL_TARGETS} {d.difference:+.4g} [{d.ci_low:+.4g}, {d.ci_high:+.4g}]"
             for r in cells
-            if r.difference.excludes_zero
+            if (d := r.measured(measure)).excludes_zero
         ]
-        found = "; ".join(excluding) if excluding else "none"
-        lines.append(f"{perturbation} {level:g} / {metric}: B − A excludes 0 for {found}")
+        found = "; ".join(excluding) if excluding else "no group"
+        what = "damage" if measure == "damage" else "metric"
+        lines.append(f"{perturbation} {cells[0].raw.level:g} / {metric}: B − A ({what}) excludes 0 for {found}")
     return lines
 
 
@@ -181,6 +228,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True, help="directory for layers.csv and layers_<metric>.png")
     parser.add_argument("--level", type=float, help="the level of the figure and printout (default: the highest)")
     parser.add_argument("--metric", action="append", help="metric to compare (repeatable; default: see above)")
+    parser.add_argument("--measure", choices=MEASURES, default="damage", help="what the figure and printout compare")
     parser.add_argument("--model-a", help="model name to take from A's tables when they hold several")
     parser.add_argument("--model-b", help="model name to take from B's tables when they hold several")
     parser.add_argument("--n-boot", type=int, default=2000, help="bootstrap replicates")
@@ -202,8 +250,8 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     write_records(out / "layers.csv", COLUMNS, (r.record(args.n_boot, args.confidence) for r in results))
     for metric in dict.fromkeys(r.metric for r in chosen):
-        plot_differences(chosen, metric, out / f"layers_{metric}.png", args.confidence)
-    for line in describe(chosen):
+        plot_differences(chosen, metric, out / f"layers_{metric}.png", args.confidence, args.measure)
+    for line in describe(chosen, args.measure):
         print(line)
     print(f"wrote {out / 'layers.csv'} and layers_<metric>.png")
 

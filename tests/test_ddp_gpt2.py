@@ -1,5 +1,6 @@
 """Tiny GPT-2 under DDP (gloo, 2 CPU processes) through the CLI with every callback of its config on:
-fit exits 0 with one W&B run and files written once; the test sweep of a checkpoint equals one process's."""
+fit exits 0 with one W&B run and files written once; the test sweep of a checkpoint, layer-wise (the
+``tiny_layers.yaml`` overlay: all targets, then each attention matrix alone), equals one process's."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from tests.helpers.wandb_offline import find_runs
 pytestmark = pytest.mark.slow  # end to end: every test runs the CLI or a real process
 
 DDP = ["--trainer.strategy=ddp", "--trainer.devices=2", "--trainer.accelerator=cpu"]
+LAYERS = ["--config", str(ROOT / "configs/gpt2/tiny_layers.yaml")]
 
 
 def args(corpus: dict[str, Path], root: Path) -> list[str]:
@@ -35,9 +37,9 @@ def runs(tmp_path_factory) -> tuple[Path, Path, Path]:
     fitted = run_cli("fit", *args(corpus, fit_root), *DDP, timeout=500)
     assert fitted.returncode == 0, fitted.stderr[-4000:]
     checkpoint = f"--ckpt_path={fit_root}/checkpoints/last.ckpt"
-    tested = run_cli("test", *args(corpus, ddp_test), *DDP, checkpoint, timeout=500)
+    tested = run_cli("test", *args(corpus, ddp_test), *LAYERS, *DDP, checkpoint, timeout=500)
     assert tested.returncode == 0, tested.stderr[-4000:]
-    main(["test", *args(corpus, single_test), "--trainer.logger=false", checkpoint])
+    main(["test", *args(corpus, single_test), *LAYERS, "--trainer.logger=false", checkpoint])
     return fit_root, ddp_test, single_test
 
 
@@ -62,8 +64,10 @@ def test_ddp_test_sweep_equals_the_single_process_sweep(runs):
     expected = read_sweep_csv(only_test_sweep(single_test))
     got = read_sweep_csv(only_test_sweep(ddp_test))
     assert {r.perturbation for r in got} == {"random_deletion", "magnitude_pruning", "gaussian_noise"}
-    assert [(r.perturbation, r.level, r.trial, r.seed, r.metric) for r in got] == [
-        (r.perturbation, r.level, r.trial, r.seed, r.metric) for r in expected
+    groups = [f"h.{i}.attn.{m}" for i in (0, 1) for m in ("c_attn.q", "c_attn.k", "c_attn.v", "c_proj")]
+    assert list(dict.fromkeys(r.group for r in got)) == ["", *groups]
+    assert [(r.group, r.perturbation, r.level, r.trial, r.seed, r.metric) for r in got] == [
+        (r.group, r.perturbation, r.level, r.trial, r.seed, r.metric) for r in expected
     ]
     assert [r.value for r in got] == pytest.approx([r.value for r in expected], rel=1e-5)
     assert len(find_runs(ddp_test)) == 1
