@@ -9,8 +9,9 @@ sample corpus, scored in place (``trial_batch`` 1, as configured). Three sweeps,
 ``per_matrix`` (each: the all-targets sweep, then every group alone; level-0 rows reused, not re-measured).
 
 Figures: ``groups_<rule>`` (how many groups), ``evaluations_all_targets`` / ``evaluations_<rule>`` (evaluation
-passes over the test split), ``<rule>_evaluations_ratio`` and ``<rule>_wall_ratio`` (layer-wise ÷ all-targets),
-``all_targets_wall_s``.
+passes over the test split), ``<rule>_evaluations_ratio``, ``<rule>_wall_ratio`` and ``<rule>_cpu_ratio``
+(layer-wise ÷ all-targets; with one thread, process CPU time is what the wall time would be on an idle
+machine), ``all_targets_wall_s``.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ def main() -> None:
         figure(f"evaluations_{rule}", evaluations[rule], "d")
         figure(f"{rule}_evaluations_ratio", evaluations[rule] / evaluations["all_targets"])
         figure(f"{rule}_wall_ratio", times[rule].wall / times["all_targets"].wall)
+        figure(f"{rule}_cpu_ratio", times[rule].cpu / times["all_targets"].cpu)
 
 
 if __name__ == "__main__":

@@ -50,4 +50,6 @@ def write_group_sensitivity(history: Sequence[GroupSummary], out_dir: Path) -> P
 
 def plot_group_sensitivity(history: Sequence[GroupSummary], out_dir: Path) -> Path:
     """``sensitivity_train_groups.png``: each group's mean metric over epochs, at each damaging level."""
-    return plot_group_epochs(history, out_dir / f"{GROUP_SENSITIVITY_STEM}.png", "change from the undamaged model, per group and epoch")
+    return plot_group_epochs(
+        history, out_dir / f"{GROUP_SENSITIVITY_STEM}.png", "change from the undamaged model, per group and epoch"
+    )

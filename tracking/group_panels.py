@@ -30,7 +30,7 @@ from lightning.pytorch.loggers import Logger, WandbLogger
 
 from cognitive_reserve.layerwise import GROUP_SUMMARY_COLUMNS, GroupSummary, change, group_cells, undamaged_means
 from cognitive_reserve.stats import area_under_curve
-from tracking.panels import GRID_PRESET, PER_EPOCH, guarded, level_key, wandb_loggers
+from tracking.panels import PER_EPOCH, grid_chart, level_rows, log_curves, log_table_and_charts, to_loggers
 
 #: The per-level statistics of a group's curve.
 GROUP_CURVE_STATS = ("mean", "ci_low", "ci_high")
@@ -58,18 +58,17 @@ def group_curve_rows(
     stage: str, summaries: Iterable[GroupSummary], epoch: int | None = None
 ) -> tuple[dict[str, str], list[dict[str, float]]]:
     """``({curve key: its step metric}, history rows)``: one row per (perturbation, level), every group in it."""
-    step_metrics: dict[str, str] = {}
-    rows: dict[tuple[str, float], dict[str, float]] = {}
-    for (model, metric, perturbation), entries in group_cells(summaries).items():
-        x = level_key(stage, perturbation)
-        for entry in entries:
-            s = entry.summary
-            row = rows.setdefault((perturbation, s.level), {x: s.level})
-            for stat in GROUP_CURVE_STATS:
-                key = group_curve_key(stage, model, perturbation, metric, entry.group, stat, epoch)
-                row[key] = getattr(s, stat)
-                step_metrics[key] = x
-    return step_metrics, [row for _, row in sorted(rows.items(), key=lambda item: item[0])]
+    points = [
+        (
+            e.summary,
+            lambda stat, s=e.summary, g=e.group: group_curve_key(
+                stage, s.model, s.perturbation, s.metric, g, stat, epoch
+            ),
+        )
+        for entries in group_cells(summaries).values()
+        for e in entries
+    ]
+    return level_rows(stage, points, GROUP_CURVE_STATS)
 
 
 def group_scalars(stage: str, summaries: Iterable[GroupSummary]) -> dict[str, float]:
@@ -85,16 +84,12 @@ def group_scalars(stage: str, summaries: Iterable[GroupSummary]) -> dict[str, fl
 def group_level_charts(stage: str, summaries: Sequence[GroupSummary]) -> dict[str, Any]:
     """One native W&B heatmap per (model, perturbation, metric): groups down, levels across, each cell the
     change of the mean metric from the undamaged model."""
-    import wandb
-
     charts, undamaged = {}, undamaged_means(summaries)
     for (model, metric, perturbation), entries in group_cells(summaries).items():
         data = [[e.group, f"{e.summary.level:g}", change(e, undamaged)] for e in entries]
-        charts[f"robustness/{stage}/groups/heatmaps/{model}/{perturbation}/{metric}"] = wandb.plot_table(
-            GRID_PRESET,
-            wandb.Table(columns=["group", "level", CHANGE], data=data),
-            {"Actual": "group", "Predicted": "level", "nPredictions": CHANGE},
-            {"title": f"{model}: {metric} − undamaged, group × {_words(perturbation)} level"},
+        title = f"{model}: {metric} − undamaged, group × {_words(perturbation)} level"
+        charts[f"robustness/{stage}/groups/heatmaps/{model}/{perturbation}/{metric}"] = grid_chart(
+            ("group", "level", CHANGE), data, title
         )
     return charts
 
@@ -102,8 +97,6 @@ def group_level_charts(stage: str, summaries: Sequence[GroupSummary]) -> dict[st
 def group_epoch_charts(history: Sequence[GroupSummary]) -> dict[str, Any]:
     """One native W&B heatmap per (model, perturbation, metric, damaging level): groups down, epochs across,
     each cell the change of the mean metric from that epoch's undamaged model."""
-    import wandb
-
     charts, undamaged = {}, undamaged_means(history)
     for (model, metric, perturbation), entries in group_cells(history).items():
         for level in sorted({e.summary.level for e in entries} - {0.0}):
@@ -111,12 +104,8 @@ def group_epoch_charts(history: Sequence[GroupSummary]) -> dict[str, Any]:
                 [e.group, f"epoch {e.epoch:03d}", change(e, undamaged)] for e in entries if e.summary.level == level
             ]
             key = f"{PER_EPOCH}/groups/heatmaps/{model}/{perturbation}/{metric}/level{level:g}"
-            charts[key] = wandb.plot_table(
-                GRID_PRESET,
-                wandb.Table(columns=["group", "epoch", CHANGE], data=data),
-                {"Actual": "group", "Predicted": "epoch", "nPredictions": CHANGE},
-                {"title": f"{model}: {metric} − undamaged, group × epoch at {_words(perturbation)} {level:g}"},
-            )
+            title = f"{model}: {metric} − undamaged, group × epoch at {_words(perturbation)} {level:g}"
+            charts[key] = grid_chart(("group", "epoch", CHANGE), data, title)
     return charts
 
 
@@ -127,43 +116,24 @@ def log_group_sweep(
     other loggers the AUCs with the epoch."""
     scalars = group_scalars(stage, summaries)
     per_epoch = stage == "train"
-    for logger in loggers:
-        if not isinstance(logger, WandbLogger):
-            logger.log_metrics({**scalars, "epoch": epoch}, step=step)
-            continue
 
-        def send(logger: WandbLogger = logger) -> None:
-            run = logger.experiment
-            step_metrics, history = group_curve_rows(stage, summaries, epoch if per_epoch else None)
-            for key, x in step_metrics.items():
-                run.define_metric(key, step_metric=x, summary="none")
-            for row in history:
-                run.log(row)
-            if per_epoch:
-                for key in scalars:
-                    run.define_metric(key, step_metric="epoch")
-                run.log({**scalars, "epoch": epoch})
-            else:
-                run.summary.update(scalars)
-            table = [list(entry.as_record().values()) for entry in summaries]
-            logger.log_table(key=f"robustness/{stage}/groups/table", columns=list(GROUP_SUMMARY_COLUMNS), data=table)
-            run.log(group_level_charts(stage, summaries))
-            logger.log_image(key=f"robustness/{stage}/groups/figure", images=[str(figure)], step=step)
+    def send(logger: WandbLogger) -> None:
+        run = logger.experiment
+        log_curves(run, *group_curve_rows(stage, summaries, epoch if per_epoch else None), scalars, per_epoch, epoch)
+        table = [list(entry.as_record().values()) for entry in summaries]
+        logger.log_table(key=f"robustness/{stage}/groups/table", columns=list(GROUP_SUMMARY_COLUMNS), data=table)
+        run.log(group_level_charts(stage, summaries))
+        logger.log_image(key=f"robustness/{stage}/groups/figure", images=[str(figure)], step=step)
 
-        guarded(logger, send)
+    to_loggers(loggers, send, {**scalars, "epoch": epoch}, step)
 
 
 def log_group_sensitivity(loggers: Iterable[Logger], history: Sequence[GroupSummary], step: int) -> None:
     """Every per-epoch layer-wise sweep so far: the table ``robustness/train/per_epoch/groups/table`` and the
     native group × epoch heatmaps (``group_epoch_charts``)."""
-    for logger in wandb_loggers(loggers):
-        logger.log_table(
-            key=f"{PER_EPOCH}/groups/table",
-            columns=list(GROUP_SUMMARY_COLUMNS),
-            data=[list(entry.as_record().values()) for entry in history],
-            step=step,
-        )
-        logger.log_metrics(group_epoch_charts(history), step=step)
+    records = [entry.as_record() for entry in history]
+    key = f"{PER_EPOCH}/groups/table"
+    log_table_and_charts(loggers, key, GROUP_SUMMARY_COLUMNS, records, lambda: group_epoch_charts(history), step)
 
 
 def _words(perturbation: str) -> str:
