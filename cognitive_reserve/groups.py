@@ -49,14 +49,15 @@ def check_grouping(field: str, rule: object) -> str:
     """``per_block``, ``per_matrix`` or a valid regular expression with at least one capture group."""
     if rule in GROUPINGS:
         return rule  # type: ignore[return-value]
+    named = " or ".join(GROUPINGS)
     if not isinstance(rule, str) or not rule:
-        raise ConfigError(field, rule, f"give {' or '.join(GROUPINGS)} or a regular expression with a capture group")
+        raise ConfigError(field, rule, f"give {named} or a regular expression with a capture group")
     try:
         pattern = re.compile(rule)
     except re.error as err:
         raise ConfigError(field, rule, f"not a valid regular expression ({err})") from None
     if pattern.groups < 1:
-        raise ConfigError(field, rule, f"a regular expression needs a capture group to name the groups ({GROUPINGS})")
+        raise ConfigError(field, rule, f"a regular expression needs a capture group to name the groups (or {named})")
     return rule
 
 

@@ -64,6 +64,8 @@ def test_per_matrix_cuts_c_attn_into_its_q_k_v_column_blocks(gpt2):
         }
     assert not groups["h.0.attn.c_proj"].parts
     assert [g.name for g in split_targets(gpt2, "attn", "per_block")] == ["h.0", "h.1"]
+    assert [g.name for g in split_targets(gpt2, ".*", "per_block")] == ["wte", "wpe", "h.0", "h.1", "ln_f"]
+    assert "h.1.mlp.c_fc" in [g.name for g in split_targets(gpt2, ".*", "per_matrix")]
     assert [g.name for g in split_targets(gpt2, "attn", r"\.(c_attn|c_proj)\.")] == ["c_attn", "c_proj"]
 
 
@@ -151,6 +153,27 @@ def test_a_bad_grouping_is_refused_in_one_line(value, reason):
     assert str(caught.value).startswith(f"PerturbationSweep.groups={value!r}: {reason}")
     assert "\n" not in str(caught.value)
     assert check_grouping("groups", r"h\.(\d+)") == r"h\.(\d+)"
+
+
+def test_a_sweep_of_another_grouping_is_not_resumed_from_the_csv(tmp_path):
+    def fit(groups: str | None) -> list:
+        sweep = PerturbationSweep({"magnitude_pruning": {"levels": [0.0, 0.5]}}, groups=groups, progress=False)
+        trainer = L.Trainer(
+            max_epochs=1, limit_train_batches=1, limit_val_batches=0, default_root_dir=tmp_path, logger=False,
+            callbacks=[sweep], enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        )  # fmt: skip
+        torch.manual_seed(0)
+        trainer.fit(TinyGPT2(), datamodule=CountingSequences())
+        return read_sweep_csv(tmp_path / "robustness" / "sweep_fit_epoch000.csv")
+
+    assert {r.group for r in fit("per_block")} == {"", "h.0", "h.1"}
+    with pytest.warns(UserWarning, match="came from another sweep"):
+        assert {r.group for r in fit(None)} == {""}
+    assert (tmp_path / "robustness" / "sweep_fit_epoch000.csv.stale-1").exists()
+    assert (
+        len({r.group for r in fit(None)}) == 1
+        and not (tmp_path / "robustness" / "sweep_fit_epoch000.csv.stale-2").exists()
+    )
 
 
 def test_a_grouping_that_matches_no_target_is_refused_before_training(tmp_path):
