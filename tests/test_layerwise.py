@@ -123,9 +123,12 @@ def test_groups_follow_the_reference_in_the_csv_and_stacked_scoring_gives_the_sa
         rows = run_grouped_sweep(subject, GRIDS, 0, "per_block", on_trial=writer.write)
     assert list(dict.fromkeys(r.group for r in rows)) == ["", "h.0", "h.1"]
     assert sorted(read_sweep_csv(path), key=repr) == sorted(rows, key=repr)  # level-0 rows reused, written once
-    stacked = run_grouped_sweep(subject, GRIDS, 0, "per_block", trial_batch=3)
-    assert [(r.group, r.level, r.trial, r.seed) for r in stacked] == [(r.group, r.level, r.trial, r.seed) for r in rows]
-    assert [r.value for r in stacked] == pytest.approx([r.value for r in rows], rel=1e-5)
+    in_place = run_grouped_sweep(subject, GRIDS, 0, "per_matrix")  # Q/K/V column blocks: copies cut alike
+    stacked = run_grouped_sweep(subject, GRIDS, 0, "per_matrix", trial_batch=3)
+    assert [(r.group, r.level, r.trial, r.seed) for r in stacked] == [
+        (r.group, r.level, r.trial, r.seed) for r in in_place
+    ]
+    assert [r.value for r in stacked] == pytest.approx([r.value for r in in_place], rel=1e-5)
     resumed = run_grouped_sweep(subject, GRIDS, 0, "per_block", completed=rows[: len(rows) // 2])
     assert resumed == rows
 
