@@ -35,7 +35,7 @@ from cognitive_reserve.metrics import as_recorded
 from cognitive_reserve.perturbations import Perturbation
 from cognitive_reserve.restore import DamagedCopies, ParameterSnapshot
 from cognitive_reserve.subject import SweepSubject
-from cognitive_reserve.targets import select_targets
+from cognitive_reserve.targets import select_targets, target_parts
 
 Draw = tuple[Perturbation, int]
 Scorer = Callable[[Sequence[Draw]], list[dict[str, float]]]
@@ -47,9 +47,9 @@ Update = tuple[tuple[Any, ...], dict[str, Any]]
 def open_scorer(subject: SweepSubject, trial_batch: int, autocast: torch.dtype | None) -> Iterator[Scorer]:
     """A scorer of ``subject`` for draws given at most ``trial_batch`` at a time (> 1: stacked, which
     needs ``subject.evaluate_stack``; ``run_sweep`` checks)."""
-    targets = select_targets(subject.module, subject.targets)
+    targets, parts = select_targets(subject.module, subject.targets), target_parts(subject.targets)
     if trial_batch > 1:
-        copies = DamagedCopies(targets, trial_batch)
+        copies = DamagedCopies(targets, trial_batch, parts)
 
         def score_stacked(draws: Sequence[Draw]) -> list[dict[str, float]]:
             for slot, (perturbation, seed) in enumerate(draws):
@@ -62,7 +62,7 @@ def open_scorer(subject: SweepSubject, trial_batch: int, autocast: torch.dtype |
 
         yield score_stacked
         return
-    snapshot = ParameterSnapshot(targets)
+    snapshot = ParameterSnapshot(targets, parts)
 
     def score_in_place(draws: Sequence[Draw]) -> list[dict[str, float]]:
         scores = []

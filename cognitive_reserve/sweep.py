@@ -28,6 +28,7 @@ from cognitive_reserve.rows import CSV_COLUMNS, SweepRow
 from cognitive_reserve.scoring import open_scorer
 from cognitive_reserve.seeding import trial_seed
 from cognitive_reserve.subject import SweepSubject
+from cognitive_reserve.targets import group_name
 
 __all__ = ["CSV_COLUMNS", "SweepGrid", "SweepRow", "SweepSubject", "check_trial_batch", "run_sweep"]
 
@@ -90,9 +91,12 @@ def run_sweep(
     Evaluation runs under ``torch.inference_mode()``: tensors it creates (e.g. metric states) are
     inference tensors, so it should reset any state it reuses. ``autocast`` (e.g. ``torch.bfloat16``)
     evaluates under ``torch.autocast`` of that dtype: faster on GPUs, results no longer float32 ones.
+    Where ``subject.targets`` is a ``TargetGroup`` (a layer-wise sweep, ``cognitive_reserve.groups``), its
+    name fills the rows' ``group`` column, and only rows of that group are reused from ``completed``.
     """
     check_trial_batch("trial_batch", trial_batch, subject)
-    done = _completed_trials(completed, subject.name)
+    group = group_name(subject.targets)
+    done = _completed_trials(completed, subject.name, group)
     levels = list(_levels(subject, grids, seed))
     measured: list[list[list[SweepRow]]] = [[] for _ in levels]  # rows per level, per trial in trial order
     bar = tqdm(
@@ -108,7 +112,7 @@ def run_sweep(
                 for start in range(0, len(todo), trial_batch):
                     batch = todo[start : start + trial_batch]
                     for trial, values in zip(batch, score([(t.perturbation, t.seed) for t in batch]), strict=True):
-                        rows_of[trial.slot] = trial.rows(subject, values, stage, epoch)
+                        rows_of[trial.slot] = trial.rows(subject, values, stage, epoch, group)
                         if on_trial is not None:
                             on_trial(rows_of[trial.slot])
                         bar.update()
@@ -148,7 +152,9 @@ class _Trial:
         """Where the trial sits in this sweep (two grids may share a perturbation name and level)."""
         return (self.level_index, self.trial)
 
-    def rows(self, subject: SweepSubject, values: Mapping[str, float], stage: str, epoch: int | None) -> list[SweepRow]:
+    def rows(
+        self, subject: SweepSubject, values: Mapping[str, float], stage: str, epoch: int | None, group: str
+    ) -> list[SweepRow]:
         """The CSV rows of this trial, one per metric."""
         return [
             SweepRow(
@@ -163,6 +169,7 @@ class _Trial:
                 expected=self.expected.get(metric),
                 stage=stage,
                 epoch=epoch,
+                group=group,
             )
             for metric, value in values.items()
         ]
@@ -216,10 +223,12 @@ def _levels(subject: SweepSubject, grids: Iterable[SweepGrid], seed: int) -> Ite
             index += 1
 
 
-def _completed_trials(completed: Iterable[SweepRow], model: str) -> dict[tuple[str, float, int], list[SweepRow]]:
+def _completed_trials(
+    completed: Iterable[SweepRow], model: str, group: str
+) -> dict[tuple[str, float, int], list[SweepRow]]:
     done: dict[tuple[str, float, int], list[SweepRow]] = {}
     for row in completed:
-        if row.model == model:
+        if row.model == model and row.group == group:
             done.setdefault((row.perturbation, row.level, row.trial), []).append(row)
     return done
 

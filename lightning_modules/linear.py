@@ -272,15 +272,7 @@ class LinearMultitaskRegression(L.LightningModule):
         vectors = self.task_vectors(t).to(self.device)
         items = [part for part in (self._task_items(batch, t, vectors) for batch in batches) if len(part[1])]
         scorer = LinearSweepScorer(model, items, self.hparams.input_dim, self.metric_name)
-        return SweepSubject(
-            name=f"linear_{self.hparams.solver}_k{self.hparams.k}_T{t}",
-            module=model,
-            evaluate=scorer.evaluate,
-            targets="^w$",
-            num_tasks=t,
-            expected=scorer.expected,
-            evaluate_stack=scorer.evaluate_stack,
-        )
+        return scorer.subject(f"linear_{self.hparams.solver}_k{self.hparams.k}_T{t}")
 
 
 def _key(num_tasks: int) -> str:

@@ -32,6 +32,7 @@ from cognitive_reserve.crossover import CrossOver, find_replicated_crossover, se
 from cognitive_reserve.errors import ConfigError
 from cognitive_reserve.io import read_sweep_csv, write_records
 from cognitive_reserve.plots import LEVEL_LABELS, draw_mean_ci, save_figure
+from cognitive_reserve.rows import all_targets
 from cognitive_reserve.stats import LevelSummary, summarize
 from cognitive_reserve.sweep import SweepRow
 from run_reports.command import one_line_errors
@@ -155,8 +156,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     with one_line_errors():
         paths_a, paths_b = _side_paths(args)
-        side_a = [_load(field, path, args.model_a) for field, path in paths_a]
-        side_b = [_load(field, path, args.model_b) for field, path in paths_b]
+        side_a = [load_sweep(field, path, args.model_a) for field, path in paths_a]
+        side_b = [load_sweep(field, path, args.model_b) for field, path in paths_b]
         if args.n_boot < 1:
             raise ConfigError("n_boot", args.n_boot, "must be >= 1")
         if not 0 < args.confidence < 1:
@@ -187,13 +188,16 @@ def _side_paths(args: argparse.Namespace) -> tuple[list[tuple[str, str]], list[t
     return [("table_a", args.table_a)], [("table_b", args.table_b)]
 
 
-def _load(field: str, path: str, model: str | None) -> list[SweepRow]:
+def load_sweep(field: str, path: str, model: str | None, *, groups: bool = False) -> list[SweepRow]:
+    """The rows of one sweep CSV (of ``model`` only, when given); a layer-wise sweep's all-targets rows only,
+    unless ``groups``. Errors name ``field``."""
     if not Path(path).is_file():
         raise ConfigError(field, path, "no such file")
     try:
         rows = read_sweep_csv(path)
     except ValueError as err:
         raise ConfigError(field, path, str(err).removeprefix(f"{path}: ")) from None
+    rows = rows if groups else all_targets(rows)
     if model is not None:
         rows = [row for row in rows if row.model == model]
         if not rows:

@@ -25,6 +25,7 @@ from matplotlib.figure import Figure
 from cognitive_reserve.errors import ConfigError
 from cognitive_reserve.io import read_sweep_csv, write_records
 from cognitive_reserve.plots import LEVEL_LABELS, draw_mean_ci, save_figure
+from cognitive_reserve.rows import all_targets
 from cognitive_reserve.stats import LevelSummary, summarize
 from cognitive_reserve.sweep import SweepRow
 from datamodules.glue_tasks import GLUE_TASKS, GlueTask
@@ -102,7 +103,7 @@ def read_glue_sweeps(paths: Sequence[str | Path]) -> list[SweepRow]:
         if not Path(path).is_file():
             raise ConfigError("csv", str(path), "no such file")
         try:
-            file_rows = read_sweep_csv(path)
+            file_rows = all_targets(read_sweep_csv(path))
         except (ValueError, KeyError) as err:
             raise ConfigError("csv", str(path), str(err).splitlines()[0]) from None
         for row in file_rows:

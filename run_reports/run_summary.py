@@ -13,6 +13,7 @@ import csv
 from pathlib import Path
 
 from cognitive_reserve.io import read_sweep_csv
+from cognitive_reserve.rows import all_targets
 from cognitive_reserve.stats import area_under_curve, clean_value, curves, summarize
 from run_reports.sweeps import first_last_crossovers
 from tracking.wandb import WandbRunDir
@@ -73,7 +74,7 @@ def _slope_headline(path: Path, since: float) -> list[str]:
 def _sweep_headlines(path: Path) -> list[str]:
     """A sweep of several models: where the last overtakes the first. Of one model: its clean metric and
     level-averaged metric (AUC) per perturbation."""
-    rows = read_sweep_csv(path)
+    rows = all_targets(read_sweep_csv(path))
     crossovers = first_last_crossovers(rows)
     if crossovers:
         return [f"{path.stem}: {crossover.describe()}" for crossover in crossovers]

@@ -6,7 +6,9 @@
 Sections: robustness curves per stage, perturbation and metric (the panels ``tracking.panels``
 feeds: x = ``robustness/<stage>/<perturbation>/level``, a regex over every model's mean and 95% CI
 bounds, so all runs of the group overlay), the per-epoch sensitivity (a curve per epoch, AUC against
-epoch, the per-epoch table and heatmap image), σ_max of Q/K/V per block over steps, weight norms,
+epoch, the per-epoch table and heatmap image), "Layers" (layer-wise sweeps, ``tracking.group_panels``: a
+curve per group, each group's AUC against epoch, the group tables and figures), σ_max of Q/K/V per block
+over steps, weight norms,
 the cross-over table, R(T) (linear) and Table 2 (GLUE report runs). ``--dry-run`` writes both specs
 as the library's own internal models serialise them, without network; without it the workspace and
 report are saved to W&B and their URLs printed. The experiment is inferred from the group name
@@ -112,6 +114,42 @@ def sensitivity_section(experiment: Experiment) -> ws.Section:
     return ws.Section(name="Sensitivity over training", panels=panels, is_open=True)
 
 
+def group_curve_panel(stage: str, perturbation: str, metric: str) -> wr.LinePlot:
+    """Metric against damage level with one group damaged at a time: every group of every run (mean and CI)."""
+    return wr.LinePlot(
+        title=f"{stage}: {metric} under {perturbation.replace('_', ' ')}, one group damaged at a time",
+        x=f"robustness/{stage}/{perturbation}/level",
+        metric_regex=f"^robustness/{stage}/[^/]+/{perturbation}/{metric}/groups/[^/]+/{BAND}$",
+        title_x=perturbation.replace("_", " ") + " level",
+        title_y=metric,
+    )
+
+
+def layers_section(experiment: Experiment) -> ws.Section:
+    """Layer-wise sweeps: per-group curves, each group's AUC over epochs, the group tables and figures."""
+    sweeps = [stage for stage in experiment.stages if stage != "train"]
+    panels: list[Any] = [group_curve_panel(s, p, m) for s in sweeps for m in experiment.metrics for p in PERTURBATIONS]
+    panels += [
+        wr.LinePlot(
+            title=f"AUC of {metric} per group against epoch",
+            x="epoch",
+            metric_regex=f"^robustness/train/[^/]+/[^/]+/{metric}/groups/[^/]+/auc$",
+            title_y=f"level-averaged {metric}",
+        )
+        for metric in experiment.metrics
+    ]
+    panels += [wr.WeavePanelSummaryTable(table_name=f"robustness/{stage}/groups/table") for stage in sweeps]
+    panels += [
+        wr.WeavePanelSummaryTable(table_name="robustness/train/per_epoch/groups/table"),
+        wr.MediaBrowser(
+            title="group × level and group × epoch (figures)",
+            media_keys=[f"robustness/{stage}/groups/figure" for stage in experiment.stages]
+            + ["robustness/train/per_epoch/groups/figure"],
+        ),
+    ]
+    return ws.Section(name="Layers", panels=panels)
+
+
 def monitor_sections(experiment: Experiment) -> list[ws.Section]:
     """σ_max per matrix over steps (Q, K, V separately where fused weights are split), weight norms."""
     parts = ("q", "k", "v") if experiment.qkv else ()
@@ -152,6 +190,7 @@ def build_workspace(entity: str, project: str, group: str | None, experiment: Ex
     sections = [
         *curve_sections(experiment),
         sensitivity_section(experiment),
+        layers_section(experiment),
         *monitor_sections(experiment),
         *table_sections(experiment),
     ]
