@@ -1,8 +1,14 @@
 """Command line entry point: ``python run.py {fit,validate,test,predict} --config CONFIG.yaml``.
 
 A ``LightningCLI`` with OmegaConf interpolation, W&B that goes offline by itself when there are
-no credentials, the resolved config sent to the logger, one-line errors for bad input, and a short
-end-of-run summary (outputs, W&B run, headline numbers).
+no credentials, the resolved config sent to the logger, one-line errors for bad input (unknown keys
+and wrong types too, see ``cli_errors``; no abbreviated options), and a short end-of-run summary
+(outputs, W&B run, headline numbers, the last validation metrics).
+
+Everything is validated before anything is created: a refused command prints one line and leaves no
+directory, W&B run or seed message behind. ``fit`` into a ``default_root_dir`` that already holds a run
+(a ``checkpoints/*.ckpt``) is refused unless it continues that run (``--ckpt_path last``) or starts over
+(``--start_over true`` moves the old directory aside to ``<default_root_dir>.old-<n>``; nothing is deleted).
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import errno
 import importlib
 import inspect
+import logging
 import pickle
 import sys
 import tempfile
@@ -19,11 +26,21 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+from lightning.pytorch import Trainer
+from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
+from callbacks import RunProgressBar
+from cli_errors import ParserContext, explain, trainer_error
 from cognitive_reserve.errors import ConfigError, first_line
 from run_reports.run_summary import describe_run
 from tracking import finish_wandb_run, use_offline_wandb_without_credentials
+
+#: ``ckpt_path`` values Lightning resolves inside the run's own checkpoint directory.
+OWN_CHECKPOINTS = ("last", "best", "hpc")
+SEED_LOGGER = "lightning.fabric.utilities.seed"
 
 
 class LoggerSaveConfigCallback(SaveConfigCallback):
@@ -35,19 +52,74 @@ class LoggerSaveConfigCallback(SaveConfigCallback):
             logger.log_hyperparams({"config": config})
 
 
+class OneLineErrorParser(LightningArgumentParser):
+    """A parser whose refusals end in one line ``error: field=value: reason`` and exit status 2."""
+
+    context: ParserContext | None = None
+
+    def error(self, message: str, ex: Exception | None = None) -> None:  # type: ignore[override]
+        if not self.exit_on_error:  # a nested parser: jsonargparse catches this and tries the next type
+            super().error(message, ex)
+        context = self.context or ParserContext(sys.argv[1:], option_keys([self]))
+        print(f"error: {explain(message, context)}", file=sys.stderr)
+        raise SystemExit(2)
+
+
 class CognitiveReserveCLI(LightningCLI):
     """LightningCLI with this project's defaults (see module docstring)."""
 
     def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
-        super().__init__(
-            args=args,
-            run=run,
-            parser_kwargs={"parser_mode": "omegaconf+"},
-            save_config_callback=LoggerSaveConfigCallback,
-            save_config_kwargs={"overwrite": True},
-            subclass_mode_model=True,
-            subclass_mode_data=True,
-        )
+        self._set_aside: Path | None = None
+        self._wandb_dirs: list[str] = []
+        self._seed_message: str | None = None
+        with warnings.catch_warnings():  # the filters below hold for this command only
+            quiet_known_noise()
+            super().__init__(
+                args=args,
+                run=run,
+                parser_class=OneLineErrorParser,
+                parser_kwargs={"parser_mode": "omegaconf+", "allow_abbrev": False},
+                save_config_callback=LoggerSaveConfigCallback,
+                save_config_kwargs={"overwrite": True},
+                subclass_mode_model=True,
+                subclass_mode_data=True,
+            )
+
+    def _prepare_subcommand_parser(self, klass: type, subcommand: str, **kwargs: Any) -> LightningArgumentParser:
+        parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
+        if subcommand == "fit":
+            parser.add_argument(
+                "--start_over",
+                type=bool,
+                default=False,
+                help="when trainer.default_root_dir already holds a run, move it aside to "
+                "<default_root_dir>.old-<n> (never deleted) and train afresh; --ckpt_path last continues it instead",
+            )
+        return parser
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        """Give every parser what its one-line errors need: the arguments and the keys it accepts."""
+        given = list(sys.argv[1:] if args is None else args) if isinstance(args, list | tuple | None) else []
+        subparsers = getattr(self, "_subcommand_parsers", {})
+        subcommand = next((arg for arg in given if arg in subparsers), None)
+        keys = {name: set(option_keys([sub])) for name, sub in subparsers.items()}
+        own = keys.get(subcommand, set().union(*keys.values()))
+        elsewhere = {key: sorted(n for n in keys if key in keys[n]) for key in set().union(*keys.values()) - own}
+        context = ParserContext(given, option_keys([parser]) + sorted(own), subcommand, elsewhere)
+        for each in [parser, *subparsers.values()]:
+            each.context = context
+        super().parse_arguments(parser, args)
+
+    def _set_seed(self) -> None:
+        """Seed as LightningCLI does; its "Seed set to" line waits until the config has been validated."""
+        held = _HeldMessages()
+        logger = logging.getLogger(SEED_LOGGER)
+        logger.addFilter(held)
+        try:
+            super()._set_seed()
+        finally:
+            logger.removeFilter(held)
+        self._seed_message = held.messages[-1] if held.messages else None
 
     def _parse_ckpt_path(self) -> None:
         """Vet ``--ckpt_path`` before Lightning reads hyperparameters from it (see ``vet_checkpoint``)."""
@@ -71,9 +143,14 @@ class CognitiveReserveCLI(LightningCLI):
             )
 
     def before_instantiate_classes(self) -> None:
+        """Check what can be checked without building anything; create nothing yet."""
         config = self.config[self.subcommand] if self.subcommand else self.config
         root = Path(config.trainer.default_root_dir or ".")
         check_writable("trainer.default_root_dir", root)
+        if self.subcommand == "fit":
+            ckpt_path = config.get("ckpt_path")
+            self._set_aside = check_fit_directory(root, ckpt_path, bool(config.get("start_over")))
+            quiet_branch_warnings(root, ckpt_path)
         if "weights_only" in config and config.weights_only is None:
             config.weights_only = True  # never unpickle code from a checkpoint unless asked to
         for callback in _class_configs(config.trainer.callbacks):
@@ -84,8 +161,35 @@ class CognitiveReserveCLI(LightningCLI):
                 init_args = logger["init_args"]
                 if init_args.get("save_dir") in (None, "", "."):  # "." is WandbLogger's default
                     init_args["save_dir"] = str(root)
-                Path(init_args["save_dir"]).mkdir(parents=True, exist_ok=True)
-                use_offline_wandb_without_credentials(init_args["save_dir"])
+                self._wandb_dirs.append(init_args["save_dir"])
+
+    def after_instantiate_classes(self) -> None:
+        """Every class accepted its arguments: now move an old run aside, prepare W&B, announce the seed."""
+        if self._set_aside is not None:
+            root = Path(self.trainer.default_root_dir)
+            root.rename(self._set_aside)
+            print(f"start_over: moved the earlier run aside, {root} -> {self._set_aside}", file=sys.stderr)
+        for save_dir in self._wandb_dirs:
+            Path(save_dir).mkdir(parents=True, exist_ok=True)
+            use_offline_wandb_without_credentials(save_dir)
+        if self._seed_message and rank_zero_only.rank == 0:
+            logging.getLogger(SEED_LOGGER).info(self._seed_message)
+
+    def instantiate_trainer(self, **kwargs: Any) -> Any:
+        """The trainer, with ``RunProgressBar`` (steps of ``max_steps``, epochs counted from 1) unless the
+        config brings its own progress bar or turns it off."""
+        config = self._get(self.config_init, "trainer", default={})
+        callbacks = config.get("callbacks") or []
+        own_bar = any(isinstance(c, ProgressBar) for c in (callbacks if isinstance(callbacks, list) else [callbacks]))
+        if config.get("enable_progress_bar") is not False and not own_bar and "callbacks" not in kwargs:
+            kwargs["callbacks"] = [*(callbacks if isinstance(callbacks, list) else [callbacks]), RunProgressBar()]
+        try:
+            return super().instantiate_trainer(**kwargs)
+        except (ValueError, TypeError, MisconfigurationException) as err:
+            refused = trainer_error(err, config, list(inspect.signature(Trainer.__init__).parameters))
+            if refused is None:
+                raise
+            raise refused from None
 
 
 def vet_checkpoint(path: str | None, model_config: Any) -> None:
@@ -118,6 +222,50 @@ def vet_checkpoint(path: str | None, model_config: Any) -> None:
             )  # fmt: skip
 
 
+def check_fit_directory(root: Path, ckpt_path: str | None, start_over: bool) -> Path | None:
+    """Refuse a ``fit`` that would write a second run into ``root`` beside an earlier one (stale ``last.ckpt``
+    next to ``last-v1.ckpt``); returns where ``--start_over`` moves the earlier run (None: nothing to move).
+
+    Continuing the run (``--ckpt_path last``, or a checkpoint inside ``root``) is allowed. Only global rank 0
+    moves anything: the other processes of a distributed fit skip a start-over (rank 0 does it for them).
+    """
+    continues = bool(ckpt_path) and (ckpt_path in OWN_CHECKPOINTS or _inside(Path(str(ckpt_path)), root))
+    if start_over:
+        if continues:
+            raise ConfigError(
+                "start_over", True, f"contradicts --ckpt_path {ckpt_path}, which continues the run in {root}"
+            )
+        working = Path.cwd().resolve()
+        if root.resolve() in (working, *working.parents):
+            raise ConfigError(
+                "start_over", True, f"trainer.default_root_dir={str(root)!r} holds the working directory: not moved"
+            )
+        if rank_zero_only.rank != 0 or not root.is_dir() or not any(root.iterdir()):
+            return None
+        return aside_path(root)
+    checkpoints = sorted(p.name for p in (root / "checkpoints").glob("*.ckpt"))
+    if checkpoints and not continues:
+        shown = ", ".join(checkpoints[:3]) + (", ..." if len(checkpoints) > 3 else "")
+        raise ConfigError(
+            "trainer.default_root_dir", str(root),
+            f"already holds a run (checkpoints/{shown}); continue it with --ckpt_path last, or train afresh with "
+            f"--start_over true (moves it aside to {aside_path(root)})",
+        )  # fmt: skip
+    return None
+
+
+def aside_path(root: Path) -> Path:
+    """``<root>.old-<n>`` with the first free ``n`` (1, 2, ...)."""
+    n = 1
+    while root.with_name(f"{root.name}.old-{n}").exists():
+        n += 1
+    return root.with_name(f"{root.name}.old-{n}")
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path.resolve().is_relative_to(root.resolve())
+
+
 def check_writable(field: str, directory: Path) -> None:
     """Prove ``directory`` can be created and written, without leaving anything behind."""
     existing = directory.absolute()
@@ -130,6 +278,57 @@ def check_writable(field: str, directory: Path) -> None:
             pass
     except OSError as err:
         raise ConfigError(field, str(directory), f"output directory is not writable ({err.strerror})") from None
+
+
+def option_keys(parsers: list[Any]) -> list[str]:
+    """Every dotted key the parsers accept (``trainer.max_epochs``, ``model``, ``ckpt_path``, ...)."""
+    return sorted({action.dest for parser in parsers for action in parser._actions if action.dest != "help"})
+
+
+class _HeldMessages(logging.Filter):
+    """Keeps the records it is given instead of letting them print."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.messages.append(record.getMessage())
+        return False
+
+
+class _DropMessages(logging.Filter):
+    """Drops records whose message starts with one of ``prefixes``."""
+
+    def __init__(self, *prefixes: str) -> None:
+        super().__init__()
+        self.prefixes = prefixes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.prefixes)
+
+
+def quiet_known_noise() -> None:
+    """Silence, by exact message and module, what every run printed that a user can do nothing about."""
+    warnings.filterwarnings(  # torch deprecates the LeafSpec Lightning still builds; nothing to act on
+        "ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning, r"lightning\.pytorch\.utilities"
+    )
+    rank_zero_logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, _DropMessages) for f in rank_zero_logger.filters):
+        rank_zero_logger.addFilter(_DropMessages("💡 Tip: For seamless cloud logging"))  # an advertisement
+
+
+def quiet_branch_warnings(root: Path, ckpt_path: str | None) -> None:
+    """Two Lightning warnings that are expected, and only then silenced: a fit from another run's checkpoint
+    (a branch) has other callbacks by design; a fit continuing its own run finds its checkpoints there."""
+    if not ckpt_path:
+        return
+    if ckpt_path in OWN_CHECKPOINTS or _inside(Path(str(ckpt_path)), root):
+        warnings.filterwarnings("ignore", r"Checkpoint directory .* exists and is not empty", UserWarning)
+    else:
+        warnings.filterwarnings(
+            "ignore", r"Be aware that when using `ckpt_path`, callbacks used to create the checkpoint", UserWarning
+        )
 
 
 def _import(class_path: str | None) -> type | None:
@@ -172,7 +371,10 @@ def main(args: list[str] | None = None) -> None:
         print(f"error: {config_error}", file=sys.stderr)
         raise SystemExit(2) from None
     if cli.subcommand and cli.trainer.is_global_zero:
-        print(describe_run(Path(cli.trainer.default_root_dir), started, wandb_run))
+        trainer = cli.trainer
+        validation = {name: float(value) for name, value in trainer.callback_metrics.items() if name.startswith("val/")}
+        last = (trainer.global_step, validation) if cli.subcommand == "fit" and validation else None
+        print(describe_run(Path(trainer.default_root_dir), started, wandb_run, last_validation=last))
 
 
 def find_config_error(err: BaseException) -> ConfigError | None:

@@ -21,13 +21,14 @@ reduce across ranks, so all ranks see identical numbers. Only global rank 0 writ
 from __future__ import annotations
 
 import pickle
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import lightning as L
 import torch
 
+from callbacks.progress import sweep_progress
 from cognitive_reserve import ConfigError, SweepCsvWriter, SweepGrid, SweepRow, run_sweep, select_targets
 from cognitive_reserve.fields import Field, check_fields, declared
 from cognitive_reserve.resume import resumable_rows, sweep_fingerprint
@@ -90,7 +91,9 @@ class PerturbationSweep(L.Callback):
                 later="matches at least one parameter: at fit/test start",
             ),
         ] = None,
-        progress: Annotated[bool, Field("show a progress bar per subject")] = True,
+        progress: Annotated[
+            bool, Field("show a progress bar of the sweep's trials (levels × trials × models), in a terminal")
+        ] = True,
         autocast_bf16: Annotated[
             bool,
             Field(
@@ -188,14 +191,17 @@ class PerturbationSweep(L.Callback):
         was_training = pl_module.training
         pl_module.eval()
         rows: list[SweepRow] = []
+        per_subject = planned_trials(self.grids)
+        shown = self.progress and trainer.is_global_zero
         try:
-            for subject in subjects:
-                rows += run_sweep(
-                    subject, self.grids, self.seed, stage=stage, epoch=epoch, completed=completed,
-                    on_trial=writer.write if writer else None,
-                    progress=self.progress and trainer.is_global_zero, autocast=self.autocast,
-                    trial_batch=self.trial_batch,
-                )  # fmt: skip
+            with sweep_progress(trainer, f"Sweep {stage}: trials", per_subject * len(subjects), shown) as bar:
+                for index, subject in enumerate(subjects):
+                    bar.set(index * per_subject, f"Sweep {stage}: trials of {subject.name}")
+                    rows += run_sweep(
+                        subject, self.grids, self.seed, stage=stage, epoch=epoch, completed=completed,
+                        on_trial=_counted(writer.write if writer else None, bar.advance), autocast=self.autocast,
+                        trial_batch=self.trial_batch,
+                    )  # fmt: skip
         finally:
             pl_module.train(was_training)
             if writer:
@@ -226,6 +232,26 @@ class PerturbationSweep(L.Callback):
         if split not in self._batches:
             self._batches[split] = cache_eval_batches(trainer, split, self.max_eval_samples, self.seed)
         return self._batches[split]
+
+
+def planned_trials(grids: Sequence[SweepGrid]) -> int:
+    """Trials one subject gets at most: one per deterministic level, the count (or adaptive maximum) elsewhere."""
+    return sum(
+        1 if perturbation.deterministic else grid.trials if isinstance(grid.trials, int) else grid.trials.max
+        for grid in grids
+        for perturbation in grid.perturbations()
+    )
+
+
+def _counted(write: Callable[[list[SweepRow]], None] | None, advance: Callable[[], None]) -> Callable:
+    """``write`` (when given), then one step of the progress bar, for every newly measured trial."""
+
+    def on_trial(rows: list[SweepRow]) -> None:
+        if write is not None:
+            write(rows)
+        advance()
+
+    return on_trial
 
 
 def cache_eval_batches(trainer: L.Trainer, split: Split, max_samples: int | None, seed: int) -> list[Any]:

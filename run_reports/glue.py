@@ -4,8 +4,9 @@
 
 Every CSV row's ``model`` is ``<name>-<pretraining>-<task>`` (``GPT2GlueClassifier`` names its
 sweeps ``gpt2-mono-sst2``, ``gpt2-bi-sst2``, ...). For each perturbation in the CSVs it writes a
-table — rows = level, columns = task × pretraining, cells = mean ± 95% CI half-width over the
-trials of the task's metric (Matthews correlation for CoLA, accuracy elsewhere) — as
+table — rows = level, columns = task × pretraining, cells = mean [95% CI] over the trials of the
+task's metric (Matthews correlation for CoLA, accuracy elsewhere; Student t clipped to the metric's
+range, see ``cognitive_reserve.stats``) — as
 ``glue_<perturbation>.md`` and ``.csv`` (mean, ci_low, ci_high, n per column), plus
 ``glue_figure.png`` (one panel per perturbation × task, one curve per pretraining with its CI
 band), and logs tables and figure to a W&B run (offline by itself without credentials).
@@ -171,8 +172,8 @@ def table_markdown(table: GlueTable) -> str:
     if len(trials) > 1:
         counted += f" ({trials[0]} where it is deterministic)"
     caption = (
-        f"**{TITLES.get(table.perturbation, table.perturbation)}.** Mean ± 95% CI half-width (Student t) "
-        f"over {counted}; {by_metric}."
+        f"**{TITLES.get(table.perturbation, table.perturbation)}.** Mean [95% CI over the trials: Student t, "
+        f"clipped to the metric's range] over {counted}; {by_metric}."
     )
     header = ["level"] + [c.header for c in table.columns]
     rows = [
@@ -248,7 +249,7 @@ def _format_cell(cell: LevelSummary | None) -> str:
         return "–"
     if not math.isfinite(cell.mean):
         return f"{cell.mean} ({cell.n_nonfinite} non-finite)"
-    return f"{cell.mean:.3f} ± {(cell.ci_high - cell.ci_low) / 2:.3f}"
+    return f"{cell.mean:.3f} [{cell.ci_low:.3f}, {cell.ci_high:.3f}]"
 
 
 def _unique_tasks(columns: Sequence[GlueColumn], metric: str) -> list[GlueTask]:
