@@ -56,7 +56,8 @@ class ParserContext:
 def explain(message: str, context: ParserContext) -> ConfigError:
     """The one-line error behind a jsonargparse ``message`` (a fallback names the first line it gives)."""
     explainers = (
-        _unrecognized, _invalid_choice, _bad_yaml, _not_in_group, _unknown_option, _wrong_type, _no_class, _no_file, _required,
+        _unrecognized, _invalid_choice, _bad_yaml, _not_in_group, _unknown_option, _wrong_type, _no_class,
+        _no_file, _required,
     )  # fmt: skip
     for explainer in explainers:
         error = explainer(message, context)
