@@ -43,7 +43,7 @@ class RunProgressBar(RichProgressBar):
             super().on_train_epoch_start(trainer, pl_module)  # a new bar (steps: total max_steps) or a reset one
         else:  # steps: one bar for the whole fit, only its label changes
             description = self._get_train_description(trainer.current_epoch)
-            self.progress.update(self.train_progress_bar_id, description=f"[{self.theme.description}]{description}")
+            self.progress.update(self.train_progress_bar_id, description=self._styled(description))
         if self._counts_steps():
             self._update(self.train_progress_bar_id, trainer.global_step)  # a resumed fit starts where it was
 
@@ -71,8 +71,11 @@ class RunProgressBar(RichProgressBar):
         if self.progress is None:
             return
         if description is not None:
-            self.progress.update(task, description=f"[{self.theme.description}]{description}")
+            self.progress.update(task, description=self._styled(description))
         self._update(task, completed)
+
+    def _styled(self, description: str) -> str:
+        return f"[{self.theme.description}]{description}" if self.theme.description else description
 
     def remove_task(self, task: Any) -> None:
         if self.progress is not None:

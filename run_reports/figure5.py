@@ -29,7 +29,8 @@ from cognitive_reserve.history import HistoryCsv
 from cognitive_reserve.io import write_records
 from cognitive_reserve.plots import save_figure
 from run_reports.command import add_wandb_options, one_line_errors
-from tracking.report_run import log_report
+from tracking.report_run import log_report, report_line
+from tracking.wandb import WandbRunDir
 
 COLUMNS = ("label", "segment", "step", "matrix", "sigma_max")
 QUANTITY = "sigma_max"
@@ -136,8 +137,8 @@ def write_figure5(
     return table, plot_figure5(points, out / "figure5.png", block), points
 
 
-def log_to_wandb(figure: Path, points: Sequence[Point], project: str, name: str | None, save_dir: Path) -> str:
-    """Log the figure (``figure5/figure``) and its points (``figure5/table``) to a new W&B run; returns its dir."""
+def log_to_wandb(figure: Path, points: Sequence[Point], project: str, name: str | None, save_dir: Path) -> WandbRunDir:
+    """Log the figure (``figure5/figure``) and its points (``figure5/table``) to a new W&B run; returns where it is."""
 
     def payload(wandb: Any) -> dict[str, object]:
         rows = [[getattr(point, column) for column in COLUMNS] for point in points]
@@ -162,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
         table, figure, points = write_figure5(args.base, args.branches, args.label, args.block, args.out)
     print(f"wrote {table}\nwrote {figure}")
     if not args.no_wandb:
-        print(f"W&B run: {log_to_wandb(figure, points, args.wandb_project, args.wandb_name, Path(args.out))}")
+        print(report_line(log_to_wandb(figure, points, args.wandb_project, args.wandb_name, Path(args.out))))
 
 
 if __name__ == "__main__":

@@ -31,7 +31,8 @@ from cognitive_reserve.sweep import SweepRow
 from datamodules.glue_tasks import GLUE_TASKS, GlueTask
 from run_reports.command import add_wandb_options, one_line_errors
 from run_reports.markdown import markdown_table
-from tracking.report_run import log_report
+from tracking.report_run import log_report, report_line
+from tracking.wandb import WandbRunDir
 
 #: Perturbations in the paper's order; any other comes after them.
 PERTURBATION_ORDER = ("random_deletion", "gaussian_noise", "magnitude_pruning")
@@ -224,10 +225,12 @@ def write_report(tables: Sequence[GlueTable], out: str | Path) -> dict[str, Path
     return files
 
 
-def log_to_wandb(tables: Sequence[GlueTable], figure: Path, project: str, name: str | None, save_dir: Path) -> str:
+def log_to_wandb(
+    tables: Sequence[GlueTable], figure: Path, project: str, name: str | None, save_dir: Path
+) -> WandbRunDir:
     """Log each table (``glue/<perturbation>/table``, plus its Markdown) and the figure to a new W&B run.
 
-    Without W&B credentials the run is offline (``wandb sync`` uploads it later). Returns the run's directory.
+    Without W&B credentials the run is offline (``wandb sync`` uploads it later). Returns where the run is.
     """
 
     def payload(wandb: Any) -> dict[str, object]:
@@ -270,7 +273,7 @@ def main(argv: list[str] | None = None) -> None:
     print("\n".join(f"wrote {path}" for path in files.values()))
     if not args.no_wandb:
         run_dir = log_to_wandb(tables, files["figure"], args.wandb_project, args.wandb_name, Path(args.out))
-        print(f"W&B run: {run_dir}")
+        print(report_line(run_dir))
 
 
 if __name__ == "__main__":
