@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 from cognitive_reserve.errors import ConfigError
 from cognitive_reserve.io import read_sweep_csv, write_records
-from cognitive_reserve.plots import LEVEL_LABELS, draw_mean_ci, save_figure
+from cognitive_reserve.plots import LEVEL_LABELS, band_label, draw_mean_ci, save_figure
 from cognitive_reserve.stats import LevelSummary, summarize
 from cognitive_reserve.sweep import SweepRow
 from datamodules.glue_tasks import GLUE_TASKS, GlueTask
@@ -194,21 +195,23 @@ def plot_panels(tables: Sequence[GlueTable], path: str | Path) -> Path:
     tasks = sorted({c.task.name for t in tables for c in t.columns}, key=list(GLUE_TASKS).index)
     pretrainings = list(dict.fromkeys(c.pretraining for t in tables for c in t.columns))
     colors = {p: f"C{i}" for i, p in enumerate(pretrainings)}
-    fig = Figure(figsize=(3.4 * len(tasks), 2.9 * len(tables)), layout="constrained")
+    fig = Figure(figsize=(max(3.4 * len(tasks), 6.4), 2.9 * len(tables) + 0.9), layout="constrained")
     axes = fig.subplots(len(tables), len(tasks), squeeze=False)
     for row, table in enumerate(tables):
         for col, task in enumerate(tasks):
             ax = axes[row][col]
             for column in (c for c in table.columns if c.task.name == task):
                 points = [table.cells[(lv, column.model)] for lv in table.levels if (lv, column.model) in table.cells]
-                draw_mean_ci(ax, points, color=colors[column.pretraining], label=column.pretraining)
+                draw_mean_ci(ax, points, color=colors[column.pretraining], label=f"pretraining: {column.pretraining}")
             ax.set_title(f"{GLUE_TASKS[task].display_name} · {table.perturbation.replace('_', ' ')}")
             ax.set_xlabel(LEVEL_LABELS.get(table.perturbation, table.perturbation))
             ax.set_ylabel(METRIC_NAMES[GLUE_TASKS[task].main_metric])
             ax.grid(alpha=0.3)
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside right upper", title="pretraining")
-    return save_figure(fig, path)
+    trials = max(cell.n for table in tables for cell in table.cells.values())
+    handles.append(Patch(color="black", alpha=0.2, label=band_label(trials)))
+    fig.legend(handles, [*labels, handles[-1].get_label()], loc="outside lower center", ncols=len(handles))
+    return save_figure(fig, path, "GLUE under damage to the attention weights: mono- vs bilingual pretraining")
 
 
 def write_report(tables: Sequence[GlueTable], out: str | Path) -> dict[str, Path]:
