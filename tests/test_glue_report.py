@@ -150,7 +150,7 @@ def test_without_wandb_credentials_the_report_goes_offline(sweep_csvs, tmp_path,
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
     main([str(p) for p in sweep_csvs[:2]] + ["--out", str(tmp_path / "out")])
-    assert "Upload later with: wandb sync" in capsys.readouterr().err
+    assert "(offline; upload with: wandb sync " in capsys.readouterr().out
     assert len(offline_runs(tmp_path / "out")) == 1
 
 
