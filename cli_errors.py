@@ -130,30 +130,25 @@ def _not_in_group(message: str, context: ParserContext) -> ConfigError | None:
 
 def _unknown_option(message: str, context: ParserContext) -> ConfigError | None:
     """A class argument that does not exist (``rigde: 1.0`` under ``model.init_args``)."""
-    lines = message.splitlines()
-    for index, line in enumerate(lines):
-        found = UNKNOWN_OPTION.search(line)
-        if found:
-            path, classes = _ancestors(lines, index)
-            option = found[1]
-            cls = _import(classes[-1]) if classes else None
-            accepted = _parameters(cls)
-            name = cls.__name__ if cls else "the class"
-            field = _field_name(path, classes, option)
-            reason = f"not an argument of {name}" + _suggestion(option, accepted)
-            return ConfigError(field, given_value(field, context, path, option), reason)
-    return None
+    located = _locate(message, UNKNOWN_OPTION)
+    if located is None:
+        return None
+    found, path, classes = located
+    option = found[1]
+    cls = _import(classes[-1]) if classes else None
+    field = _field_name(path, classes, option)
+    reason = f"not an argument of {cls.__name__ if cls else 'the class'}" + _suggestion(option, _parameters(cls))
+    return ConfigError(field, given_value(field, context, path, option), reason)
 
 
 def _wrong_type(message: str, context: ParserContext) -> ConfigError | None:
     """A value of the wrong type: ``k: four``, ``solver: svdd``, ``max_epochs: two``."""
+    located = _locate(message, GOT_VALUE)
+    if located is not None:
+        found, path, classes = located
+        field = _field_name(path[:-1], classes, path[-1]) if path else "value"
+        return ConfigError(field, _parse_scalar(found[2]), _expected([found[1]], found[2]))
     lines = message.splitlines()
-    for index, line in enumerate(lines):
-        found = GOT_VALUE.search(line)
-        if found:
-            path, classes = _ancestors(lines, index)
-            field = _field_name(path[:-1], classes, path[-1]) if path else "value"
-            return ConfigError(field, _parse_scalar(found[2]), _expected([found[1]], found[2]))
     keys = PARSER_KEY.findall(message)
     expected = [m[1] for line in lines if (m := EXPECTED.match(line))]
     if keys and expected and not CLASS_PATH.search(message):
@@ -201,6 +196,16 @@ def trainer_error(err: Exception, trainer_config: Mapping[str, Any], parameters:
     for name in re.findall(r"`(\w+)", message):
         if name in parameters:
             return ConfigError(f"trainer.{name}", trainer_config.get(name), message)
+    return None
+
+
+def _locate(message: str, pattern: re.Pattern[str]) -> tuple[re.Match[str], list[str], list[str]] | None:
+    """The first line matching ``pattern``, with the keys and class paths enclosing it (``_ancestors``)."""
+    lines = message.splitlines()
+    for index, line in enumerate(lines):
+        found = pattern.search(line)
+        if found:
+            return (found, *_ancestors(lines, index))
     return None
 
 
