@@ -2,7 +2,7 @@
 
 A ``LightningCLI`` with OmegaConf interpolation, W&B that goes offline by itself when there are
 no credentials, the resolved config sent to the logger, one-line errors for bad input (unknown keys
-and wrong types too, see ``cli_errors``; no abbreviated options), and a short end-of-run summary
+and wrong types too, see ``cli.parser_errors``; no abbreviated options), and a short end-of-run summary
 (outputs, W&B run, headline numbers, the last validation metrics).
 
 Everything is validated before anything is created: a refused command prints one line and leaves no
@@ -14,7 +14,6 @@ directory, W&B run or seed message behind. ``fit`` into a ``default_root_dir`` t
 from __future__ import annotations
 
 import errno
-import importlib
 import inspect
 import logging
 import pickle
@@ -33,13 +32,13 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from callbacks import RunProgressBar
-from cli_errors import ParserContext, explain, trainer_error
+from cli.fit_directory import check_fit_directory
+from cli.noise import HeldMessages, quiet_expected_checkpoint_warnings, quiet_known_noise
+from cli.parser_errors import ParserContext, explain, import_class, trainer_error
 from cognitive_reserve.errors import ConfigError, first_line
 from run_reports.run_summary import describe_run
 from tracking import finish_wandb_run, use_offline_wandb_without_credentials
 
-#: ``ckpt_path`` values Lightning resolves inside the run's own checkpoint directory.
-OWN_CHECKPOINTS = ("last", "best", "hpc")
 SEED_LOGGER = "lightning.fabric.utilities.seed"
 
 
@@ -112,7 +111,7 @@ class CognitiveReserveCLI(LightningCLI):
 
     def _set_seed(self) -> None:
         """Seed as LightningCLI does; its "Seed set to" line waits until the config has been validated."""
-        held = _HeldMessages()
+        held = HeldMessages()
         logger = logging.getLogger(SEED_LOGGER)
         logger.addFilter(held)
         try:
@@ -150,7 +149,7 @@ class CognitiveReserveCLI(LightningCLI):
         if self.subcommand == "fit":
             ckpt_path = config.get("ckpt_path")
             self._set_aside = check_fit_directory(root, ckpt_path, bool(config.get("start_over")))
-            quiet_branch_warnings(root, ckpt_path)
+            quiet_expected_checkpoint_warnings(root, ckpt_path)
         if "weights_only" in config and config.weights_only is None:
             config.weights_only = True  # never unpickle code from a checkpoint unless asked to
         for callback in _class_configs(config.trainer.callbacks):
@@ -210,7 +209,7 @@ def vet_checkpoint(path: str | None, model_config: Any) -> None:
         ) from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise ConfigError("ckpt_path", path, "not a Lightning checkpoint (no state_dict)")
-    model_class = _import(getattr(model_config, "class_path", None))
+    model_class = import_class(getattr(model_config, "class_path", None) or "")
     hparams = set(checkpoint.get("hyper_parameters", {})) - {"_instantiator", "_class_path"}
     if model_class is not None and hparams:
         parameters = inspect.signature(model_class.__init__).parameters
@@ -220,50 +219,6 @@ def vet_checkpoint(path: str | None, model_config: Any) -> None:
                 f"is a checkpoint of another model family: {sorted(hparams - set(parameters))} "
                 f"are not parameters of {model_class.__name__}",
             )  # fmt: skip
-
-
-def check_fit_directory(root: Path, ckpt_path: str | None, start_over: bool) -> Path | None:
-    """Refuse a ``fit`` that would write a second run into ``root`` beside an earlier one (stale ``last.ckpt``
-    next to ``last-v1.ckpt``); returns where ``--start_over`` moves the earlier run (None: nothing to move).
-
-    Continuing the run (``--ckpt_path last``, or a checkpoint inside ``root``) is allowed. Only global rank 0
-    moves anything: the other processes of a distributed fit skip a start-over (rank 0 does it for them).
-    """
-    continues = bool(ckpt_path) and (ckpt_path in OWN_CHECKPOINTS or _inside(Path(str(ckpt_path)), root))
-    if start_over:
-        if continues:
-            raise ConfigError(
-                "start_over", True, f"contradicts --ckpt_path {ckpt_path}, which continues the run in {root}"
-            )
-        working = Path.cwd().resolve()
-        if root.resolve() in (working, *working.parents):
-            raise ConfigError(
-                "start_over", True, f"trainer.default_root_dir={str(root)!r} holds the working directory: not moved"
-            )
-        if rank_zero_only.rank != 0 or not root.is_dir() or not any(root.iterdir()):
-            return None
-        return aside_path(root)
-    checkpoints = sorted(p.name for p in (root / "checkpoints").glob("*.ckpt"))
-    if checkpoints and not continues:
-        shown = ", ".join(checkpoints[:3]) + (", ..." if len(checkpoints) > 3 else "")
-        raise ConfigError(
-            "trainer.default_root_dir", str(root),
-            f"already holds a run (checkpoints/{shown}); continue it with --ckpt_path last, or train afresh with "
-            f"--start_over true (moves it aside to {aside_path(root)})",
-        )  # fmt: skip
-    return None
-
-
-def aside_path(root: Path) -> Path:
-    """``<root>.old-<n>`` with the first free ``n`` (1, 2, ...)."""
-    n = 1
-    while root.with_name(f"{root.name}.old-{n}").exists():
-        n += 1
-    return root.with_name(f"{root.name}.old-{n}")
-
-
-def _inside(path: Path, root: Path) -> bool:
-    return path.resolve().is_relative_to(root.resolve())
 
 
 def check_writable(field: str, directory: Path) -> None:
@@ -283,62 +238,6 @@ def check_writable(field: str, directory: Path) -> None:
 def option_keys(parsers: list[Any]) -> list[str]:
     """Every dotted key the parsers accept (``trainer.max_epochs``, ``model``, ``ckpt_path``, ...)."""
     return sorted({action.dest for parser in parsers for action in parser._actions if action.dest != "help"})
-
-
-class _HeldMessages(logging.Filter):
-    """Keeps the records it is given instead of letting them print."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.messages: list[str] = []
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        self.messages.append(record.getMessage())
-        return False
-
-
-class _DropMessages(logging.Filter):
-    """Drops records whose message starts with one of ``prefixes``."""
-
-    def __init__(self, *prefixes: str) -> None:
-        super().__init__()
-        self.prefixes = prefixes
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith(self.prefixes)
-
-
-def quiet_known_noise() -> None:
-    """Silence, by exact message and module, what every run printed that a user can do nothing about."""
-    warnings.filterwarnings(  # torch deprecates the LeafSpec Lightning still builds; nothing to act on
-        "ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning, r"lightning\.pytorch\.utilities"
-    )
-    rank_zero_logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
-    if not any(isinstance(f, _DropMessages) for f in rank_zero_logger.filters):
-        rank_zero_logger.addFilter(_DropMessages("💡 Tip: For seamless cloud logging"))  # an advertisement
-
-
-def quiet_branch_warnings(root: Path, ckpt_path: str | None) -> None:
-    """Two Lightning warnings that are expected, and only then silenced: a fit from another run's checkpoint
-    (a branch) has other callbacks by design; a fit continuing its own run finds its checkpoints there."""
-    if not ckpt_path:
-        return
-    if ckpt_path in OWN_CHECKPOINTS or _inside(Path(str(ckpt_path)), root):
-        warnings.filterwarnings("ignore", r"Checkpoint directory .* exists and is not empty", UserWarning)
-    else:
-        warnings.filterwarnings(
-            "ignore", r"Be aware that when using `ckpt_path`, callbacks used to create the checkpoint", UserWarning
-        )
-
-
-def _import(class_path: str | None) -> type | None:
-    if not class_path or "." not in class_path:
-        return None
-    module, _, name = class_path.rpartition(".")
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        return None
 
 
 def _model_arguments(model_config: Any) -> dict[str, Any]:

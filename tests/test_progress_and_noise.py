@@ -65,7 +65,7 @@ def test_planned_trials_are_levels_times_trials_and_one_per_deterministic_level(
 
 
 def test_known_noise_is_silenced_by_message_and_module_only(caplog):
-    from run import quiet_known_noise
+    from cli.noise import quiet_known_noise
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

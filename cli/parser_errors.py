@@ -1,9 +1,10 @@
 """One line for a config the command-line parser refused: ``error: <field>=<value>: <reason>``.
 
 jsonargparse explains a bad key or value in a tree of messages (usage, union subtypes, class paths);
-``explain`` finds the offending key, its value (from the message, the command line or the ``--config``
-files) and what is accepted, with a "did you mean" for a near miss. Field names follow the rest of the
-project's errors: ``model.<arg>``, ``data.<arg>``, ``<Callback>.<arg>``, ``trainer.<arg>``.
+``explain`` finds the offending key, its value (from the message, else ``cli.given_values``: the command
+line or the ``--config`` files) and what is accepted, with a "did you mean" for a near miss. Field names
+follow the rest of the project's errors: ``model.<arg>``, ``data.<arg>``, ``<Callback>.<arg>``,
+``trainer.<arg>``. ``trainer_error`` does the same for what the Trainer refuses (``accelerator='cpux'``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from cli.given_values import config_paths, given_value, parse_scalar
 from cognitive_reserve.errors import ConfigError
 
 PARSER_KEY = re.compile(r'Parser key "([^"]+)"')
@@ -39,7 +41,6 @@ TYPE_WORDS = {
     "<class 'str'>": "a string", "<class 'NoneType'>": "null", "<class 'dict'>": "a mapping",
 }  # fmt: skip
 SECTIONS = ("model", "data")  # class_path entries whose errors read <section>.<argument>
-MAX_VALUE_CHARS = 60
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ def explain(message: str, context: ParserContext) -> ConfigError:
             return error
     text = " ".join(line.strip() for line in message.splitlines() if line.strip())
     key = PARSER_KEY.search(message)
-    return ConfigError(key[1] if key else "arguments", given_value(key[1], context) if key else None, text[:200])
+    return ConfigError(key[1] if key else "arguments", given_value(key[1], context.args) if key else None, text[:200])
 
 
 def _unrecognized(message: str, context: ParserContext) -> ConfigError | None:
@@ -85,7 +86,7 @@ def _unrecognized(message: str, context: ParserContext) -> ConfigError | None:
         reason = f"an option of {' and '.join(context.elsewhere[key])} only, not of {context.subcommand}"
     else:
         reason = "no such option" + _suggestion(key, context.options, "--")
-    return ConfigError(key, _parse_scalar(value) if value else None, reason)
+    return ConfigError(key, parse_scalar(value) if value else None, reason)
 
 
 def _invalid_choice(message: str, context: ParserContext) -> ConfigError | None:
@@ -102,7 +103,7 @@ def _bad_yaml(message: str, context: ParserContext) -> ConfigError | None:
     """A ``--config`` file that is not valid YAML: which file, what and where."""
     if "Problems parsing config" not in message:
         return None
-    for path in _config_paths(context.args):
+    for path in config_paths(context.args):
         try:
             yaml.safe_load(Path(path).read_text(encoding="utf-8"))
         except OSError:
@@ -125,7 +126,7 @@ def _not_in_group(message: str, context: ParserContext) -> ConfigError | None:
     depth = next((i for i in range(1, len(segments) + 1) if ".".join(segments[:i]) not in known_prefixes), 1)
     key = ".".join(segments[:depth])
     candidates = [p for p in known_prefixes if p.count(".") == key.count(".")]
-    return ConfigError(key, given_value(key, context), "no such key" + _suggestion(key, candidates))
+    return ConfigError(key, given_value(key, context.args), "no such key" + _suggestion(key, candidates))
 
 
 def _unknown_option(message: str, context: ParserContext) -> ConfigError | None:
@@ -135,10 +136,10 @@ def _unknown_option(message: str, context: ParserContext) -> ConfigError | None:
         return None
     found, path, classes = located
     option = found[1]
-    cls = _import(classes[-1]) if classes else None
+    cls = import_class(classes[-1]) if classes else None
     field = _field_name(path, classes, option)
     reason = f"not an argument of {cls.__name__ if cls else 'the class'}" + _suggestion(option, _parameters(cls))
-    return ConfigError(field, given_value(field, context, path, option), reason)
+    return ConfigError(field, given_value(field, context.args, path, option), reason)
 
 
 def _wrong_type(message: str, context: ParserContext) -> ConfigError | None:
@@ -147,13 +148,13 @@ def _wrong_type(message: str, context: ParserContext) -> ConfigError | None:
     if located is not None:
         found, path, classes = located
         field = _field_name(path[:-1], classes, path[-1]) if path else "value"
-        return ConfigError(field, _parse_scalar(found[2]), _expected([found[1]], found[2]))
+        return ConfigError(field, parse_scalar(found[2]), _expected([found[1]], found[2]))
     lines = message.splitlines()
     keys = PARSER_KEY.findall(message)
     expected = [m[1] for line in lines if (m := EXPECTED.match(line))]
     if keys and expected and not CLASS_PATH.search(message):
         given = re.search(r"Given value: (.*)$", message, re.MULTILINE)
-        value = _parse_scalar(given[1]) if given else given_value(keys[0], context)
+        value = parse_scalar(given[1]) if given else given_value(keys[0], context.args)
         return ConfigError(keys[0], value, _expected(expected, str(value)))
     return None
 
@@ -260,101 +261,12 @@ def _suggestion(word: str, candidates: Sequence[str], prefix: str = "") -> str:
     return f"; did you mean {prefix}{near[0]}?" if near else ""
 
 
-def given_value(field: str, context: ParserContext, path: Sequence[str] = (), option: str = "") -> Any:
-    """The value the user gave for ``field``: from the command line, else from the ``--config`` files."""
-    name = option or field.rsplit(".", 1)[-1]
-    segments = [part for step in path for part in ([step] if step.startswith("<") else step.split("."))]
-    segments = segments or field.split(".")[:-1]
-    heads = {field.split(".")[0], *segments[:1]}
-    for token_index, token in enumerate(context.args):
-        key, equals, value = token.lstrip("-").partition("=")
-        if token.startswith("--") and key.split(".")[0] in heads and key.rsplit(".", 1)[-1] == name:
-            if equals:
-                return _parse_scalar(value)
-            following = context.args[token_index + 1 : token_index + 2]
-            return _parse_scalar(following[0]) if following else None
-    for config in reversed(_config_files(context.args)):
-        found = _lookup(config, segments, name)
-        if found is not _MISSING:
-            return _short(found)
-    return None
-
-
-_MISSING = object()
-
-
-def _lookup(tree: Any, path: Sequence[str], name: str) -> Any:
-    """``tree[path...][name]``, stepping into ``init_args`` and into the list entry of a class."""
-    node = tree
-    for segment in path:
-        if isinstance(node, dict) and segment.startswith("<"):
-            node = node.get("init_args", node)
-        elif isinstance(node, dict) and segment in node:
-            node = node[segment]
-        elif isinstance(node, list) and segment.startswith("<"):
-            short = segment.strip("<>").rsplit(".", 1)[-1]
-            entries = [e for e in node if isinstance(e, dict) and str(e.get("class_path", "")).endswith(short)]
-            node = entries[0].get("init_args", {}) if entries else {}
-        else:
-            return _MISSING
-    if isinstance(node, dict):
-        node = node.get("init_args", node) if name not in node else node
-        return node.get(name, _MISSING)
-    return _MISSING
-
-
-def _config_paths(args: Sequence[str]) -> list[str]:
-    """The ``--config`` files of the command line, in order."""
-    paths = []
-    for index, token in enumerate(args):
-        if token in ("--config", "-c") and index + 1 < len(args):
-            paths.append(args[index + 1])
-        elif token.startswith("--config="):
-            paths.append(token.partition("=")[2])
-    return paths
-
-
-def _config_files(args: Sequence[str]) -> list[Any]:
-    """The parsed ``--config`` files of the command line (unreadable ones skipped)."""
-    trees = []
-    for path in _config_paths(args):
-        try:
-            trees.append(yaml.safe_load(Path(path).read_text(encoding="utf-8")))
-        except (OSError, yaml.YAMLError):
-            continue
-    return trees
-
-
-def _parse_scalar(text: str) -> Any:
-    """``4`` → 4, ``two`` → 'two', ``[1, a]`` → '[1, a]' (YAML scalars, as the parser reads them)."""
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-    return value if isinstance(value, int | float | bool | str) or value is None else text
-
-
-class _Elided:
-    """Stands for a long value in an error line: ``{...}``, ``[...]``."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def __repr__(self) -> str:
-        return self.text
-
-
-def _short(value: Any) -> Any:
-    if len(repr(value)) <= MAX_VALUE_CHARS:
-        return value
-    return _Elided("{...}" if isinstance(value, dict) else "[...]" if isinstance(value, list) else "...")
-
-
 def _indent(line: str) -> int:
     return len(line) - len(line.lstrip(" -"))
 
 
-def _import(class_path: str) -> type | None:
+def import_class(class_path: str) -> type | None:
+    """The class a dotted path names (None when it names none)."""
     module, _, name = class_path.rpartition(".")
     try:
         return getattr(importlib.import_module(module), name)
