@@ -210,7 +210,7 @@ def plot_panels(tables: Sequence[GlueTable], path: str | Path) -> Path:
     handles, labels = axes[0][0].get_legend_handles_labels()
     trials = max(cell.n for table in tables for cell in table.cells.values())
     handles.append(Patch(color="black", alpha=0.2, label=band_label(trials)))
-    fig.legend(handles, [*labels, handles[-1].get_label()], loc="outside lower center", ncols=len(handles))
+    fig.legend(handles, [*labels, handles[-1].get_label()], loc="outside lower center", ncols=2, fontsize="small")
     return save_figure(fig, path, "GLUE under damage to the attention weights: mono- vs bilingual pretraining")
 
 
