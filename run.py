@@ -179,9 +179,10 @@ class CognitiveReserveCLI(LightningCLI):
         config brings its own progress bar or turns it off."""
         config = self._get(self.config_init, "trainer", default={})
         callbacks = config.get("callbacks") or []
-        own_bar = any(isinstance(c, ProgressBar) for c in (callbacks if isinstance(callbacks, list) else [callbacks]))
+        callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+        own_bar = any(isinstance(callback, ProgressBar) for callback in callbacks)
         if config.get("enable_progress_bar") is not False and not own_bar and "callbacks" not in kwargs:
-            kwargs["callbacks"] = [*(callbacks if isinstance(callbacks, list) else [callbacks]), RunProgressBar()]
+            kwargs["callbacks"] = [*callbacks, RunProgressBar()]
         try:
             return super().instantiate_trainer(**kwargs)
         except (ValueError, TypeError, MisconfigurationException) as err:
