@@ -85,3 +85,22 @@ def test_known_noise_is_silenced_by_message_and_module_only(caplog):
         logger.info("💡 Tip: For seamless cloud logging and experiment tracking, try installing [litlogger]")
         logger.info("GPU available: False, used: False")
     assert caplog.messages == ["GPU available: False, used: False"]
+
+
+def test_checkpoint_warnings_are_silenced_only_where_they_are_expected(tmp_path):
+    from cli.noise import quiet_expected_checkpoint_warnings
+
+    branch = "Be aware that when using `ckpt_path`, callbacks used to create the checkpoint need to be provided"
+    not_empty = f"Checkpoint directory {tmp_path}/checkpoints exists and is not empty."
+
+    def shown(ckpt_path: str | None) -> list[str]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            quiet_expected_checkpoint_warnings(tmp_path, ckpt_path)
+            for message in (branch, not_empty):
+                warnings.warn(message, UserWarning, stacklevel=1)
+        return [str(w.message) for w in caught]
+
+    assert shown(None) == [branch, not_empty]  # a plain fit: both would be real
+    assert shown("last") == [branch]  # continuing its own run: its checkpoints are expected there
+    assert shown(str(tmp_path.parent / "base" / "step=200.ckpt")) == [not_empty]  # a branch: other callbacks
