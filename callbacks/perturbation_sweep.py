@@ -26,14 +26,15 @@ reduce across ranks, so all ranks see identical numbers. Only global rank 0 writ
 from __future__ import annotations
 
 import pickle
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import lightning as L
 import torch
 
-from cognitive_reserve import ConfigError, SweepCsvWriter, SweepGrid, SweepRow, select_targets
+from callbacks.progress import sweep_progress
+from cognitive_reserve import ConfigError, SweepCsvWriter, SweepGrid, SweepRow, SweepSubject, select_targets
 from cognitive_reserve.fields import Field, check_fields, declared
 from cognitive_reserve.groups import GROUPINGS, check_grouping, run_grouped_sweep, split_targets
 from cognitive_reserve.layerwise import GroupSummary
@@ -100,7 +101,9 @@ class PerturbationSweep(L.Callback):
                 later="matches at least one parameter: at fit/test start",
             ),
         ] = None,
-        progress: Annotated[bool, Field("show a progress bar per subject")] = True,
+        progress: Annotated[
+            bool, Field("show a progress bar of the sweep's trials (levels × trials × models), in a terminal")
+        ] = True,
         autocast_bf16: Annotated[
             bool,
             Field(
@@ -220,14 +223,17 @@ class PerturbationSweep(L.Callback):
         was_training = pl_module.training
         pl_module.eval()
         rows: list[SweepRow] = []
+        planned = [planned_trials(self.grids) * self._sweeps_of(subject) for subject in subjects]
+        shown = self.progress and trainer.is_global_zero
         try:
-            for subject in subjects:
-                rows += run_grouped_sweep(
-                    subject, self.grids, self.seed, self.groups, stage=stage, epoch=epoch, completed=completed,
-                    on_trial=writer.write if writer else None,
-                    progress=self.progress and trainer.is_global_zero, autocast=self.autocast,
-                    trial_batch=self.trial_batch,
-                )  # fmt: skip
+            with sweep_progress(trainer, f"Sweep {stage}: trials", sum(planned), shown) as bar:
+                for index, subject in enumerate(subjects):
+                    bar.set(sum(planned[:index]), f"Sweep {stage}: trials of {subject.name}")
+                    rows += run_grouped_sweep(
+                        subject, self.grids, self.seed, self.groups, stage=stage, epoch=epoch, completed=completed,
+                        on_trial=_counted(writer.write if writer else None, bar.advance), autocast=self.autocast,
+                        trial_batch=self.trial_batch,
+                    )  # fmt: skip
         finally:
             pl_module.train(was_training)
             if writer:
@@ -235,6 +241,10 @@ class PerturbationSweep(L.Callback):
         if trainer.is_global_zero:
             self._report(trainer, rows, path.parent, path.stem, stage, epoch)
         return rows
+
+    def _sweeps_of(self, subject: SweepSubject) -> int:
+        """How many sweeps one subject gets: all targets together, plus one per group of a layer-wise sweep."""
+        return 1 + (len(split_targets(subject.module, subject.targets, self.groups)) if self.groups else 0)
 
     def _report(
         self, trainer: L.Trainer, rows: list[SweepRow], out_dir: Path, stem: str, stage: str, epoch: int
@@ -275,6 +285,27 @@ class PerturbationSweep(L.Callback):
         if split not in self._batches:
             self._batches[split] = cache_eval_batches(trainer, split, self.max_eval_samples, self.seed)
         return self._batches[split]
+
+
+def planned_trials(grids: Sequence[SweepGrid]) -> int:
+    """Trials one subject gets at most: one per deterministic level, the count (or adaptive maximum) elsewhere."""
+    return sum(
+        1 if perturbation.deterministic else grid.trials if isinstance(grid.trials, int) else grid.trials.max
+        for grid in grids
+        for perturbation in grid.perturbations()
+    )
+
+
+def _counted(write: Callable[[list[SweepRow]], None] | None, advance: Callable[[int], None]) -> Callable:
+    """``write`` (when given), then the progress bar moves by the trials in the rows (a layer-wise sweep hands
+    the undamaged model's rows of every level-0 trial to a group at once)."""
+
+    def on_trial(rows: list[SweepRow]) -> None:
+        if write is not None:
+            write(rows)
+        advance(len({(row.perturbation, row.level, row.trial) for row in rows}))
+
+    return on_trial
 
 
 def cache_eval_batches(trainer: L.Trainer, split: Split, max_samples: int | None, seed: int) -> list[Any]:

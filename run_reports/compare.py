@@ -27,11 +27,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 from cognitive_reserve.crossover import CrossOver, find_replicated_crossover, seed_mean_curve
 from cognitive_reserve.errors import ConfigError
 from cognitive_reserve.io import read_sweep_csv, write_records
-from cognitive_reserve.plots import LEVEL_LABELS, draw_mean_ci, save_figure
+from cognitive_reserve.plots import LEVEL_LABELS, draw_mean_ci, metric_label, save_figure
 from cognitive_reserve.rows import all_targets
 from cognitive_reserve.stats import LevelSummary, summarize
 from cognitive_reserve.sweep import SweepRow
@@ -105,7 +106,7 @@ def plot_comparison(
     Each side is one table's rows (Student-t bands over trials) or one table per training seed (two-level bands).
     """
     side_a, side_b = _as_side(side_a), _as_side(side_b)
-    fig = Figure(figsize=(4.4 * len(results), 3.6), layout="constrained")
+    fig = Figure(figsize=(4.4 * len(results), 4.0), layout="constrained")
     axes = fig.subplots(1, len(results), squeeze=False)[0]
     for ax, result in zip(axes, results, strict=True):
         for side, model, color in ((side_a, result.model_a, "tab:blue"), (side_b, result.model_b, "tab:orange")):
@@ -119,17 +120,27 @@ def plot_comparison(
         if result.status == "crossing":
             low = max(result.ci_low, result.levels[0])
             high = min(result.ci_high, result.levels[-1])
-            ax.axvspan(low, high, color="grey", alpha=0.15, label="cross-over interval")
-            ax.axvline(result.level, color="black", linestyle="--", linewidth=1, label=f"cross-over {result.level:.3g}")
-        else:
-            ax.text(0.03, 0.95, result.status.replace("_", " "), transform=ax.transAxes, va="top", fontsize="small")
+            ax.axvspan(low, high, color="grey", alpha=0.15, label=f"cross-over and its {confidence:.0%} interval")
+            ax.axvline(result.level, color="black", linestyle="--", linewidth=1)
+        ax.text(0.03, 0.97, crossover_text(result), transform=ax.transAxes, va="top", fontsize="x-small")
         ax.set_xlabel(LEVEL_LABELS.get(result.perturbation, result.perturbation))
-        ax.set_ylabel(result.metric)
+        ax.set_ylabel(metric_label(result.metric))
         ax.set_title(result.perturbation.replace("_", " "))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="x-small")
-    title = "bands: two-level bootstrap (training seeds and trials)" if results[0].replicated else ""
-    return save_figure(fig, path, title)
+    band = "two-level bootstrap over training seeds and trials" if results[0].replicated else "Student t over trials"
+    handles = {label: handle for ax in axes for handle, label in zip(*ax.get_legend_handles_labels(), strict=True)}
+    handles[f"band: {confidence:.0%} CI of the mean ({band})"] = Patch(color="black", alpha=0.2)
+    fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncols=2, fontsize="small")
+    return save_figure(fig, path, f"{metric_label(results[0].metric)} under damage to the weights")
+
+
+def crossover_text(result: CrossOver) -> str:
+    """What a panel says about its cross-over (status ``none``: B never better anywhere in the grid)."""
+    if result.status == "crossing":
+        return f"{result.model_b} better from {result.level:.3g}\n[{result.ci_low:.3g}, {result.ci_high:.3g}]"
+    if result.status == "b_better_from_start":
+        return f"no cross-over: {result.model_b}\nbetter from the first level"
+    return f"no cross-over: {result.model_b}\nnever better up to {result.levels[-1]:g}"
 
 
 def main(argv: list[str] | None = None) -> None:
