@@ -1,7 +1,7 @@
 """Dependencies point one way: a package imports only itself and the packages to its left.
 
 ``cognitive_reserve`` ← ``datamodules`` ← ``lightning_modules`` ← ``tracking`` ← ``run_reports`` ← ``callbacks``
-← ``run.py``. Every ``.py`` file is parsed (not imported), so imports inside functions count too.
+← ``studies`` ← ``run.py``. (``studies`` starts ``run.py`` in subprocesses; it never imports it.) Every ``.py`` file is parsed (not imported), so imports inside functions count too.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ import pytest
 from tests.helpers.cli import ROOT
 
 #: The layers, lowest first; ``run.py`` is the top.
-LAYERS = ("cognitive_reserve", "datamodules", "lightning_modules", "tracking", "run_reports", "callbacks", "run")
+LAYERS = (
+    "cognitive_reserve", "datamodules", "lightning_modules", "tracking", "run_reports", "callbacks", "studies", "run",
+)  # fmt: skip
 #: Frameworks the framework-free core must never import.
 FRAMEWORKS = ("lightning", "pytorch_lightning")
 

@@ -13,15 +13,21 @@ from typing import Any
 
 
 def log_report(
-    payload: Callable[[Any], Mapping[str, Any]], *, project: str, name: str | None, save_dir: Path, job_type: str
+    payload: Callable[[Any], Mapping[str, Any]],
+    *,
+    project: str,
+    name: str | None,
+    save_dir: Path,
+    job_type: str,
+    group: str | None = None,
 ) -> str:
-    """Start a W&B run, log ``payload(wandb)`` (a function of the ``wandb`` module, so callers build
-    ``wandb.Table``/``wandb.Image`` objects without importing W&B themselves), finish it; returns the run's
-    directory."""
+    """Start a W&B run (in ``group`` when given), log ``payload(wandb)`` (a function of the ``wandb`` module,
+    so callers build ``wandb.Table``/``wandb.Image`` objects without importing W&B themselves), finish it;
+    returns the run's directory."""
     import wandb
 
     save_dir.mkdir(parents=True, exist_ok=True)
-    settings = {"project": project, "name": name, "dir": str(save_dir), "job_type": job_type}
+    settings = {"project": project, "name": name, "dir": str(save_dir), "job_type": job_type, "group": group}
     try:
         run = wandb.init(**settings)
     except wandb.errors.UsageError:
