@@ -49,6 +49,7 @@ class PointJob:
     steps: tuple[tuple[str, tuple[str, ...]], ...]
     outputs: tuple[str, ...]
     environment: tuple[tuple[str, str | None], ...] = ()
+    retry_failed: bool = False
 
     def __call__(self) -> Outcome:
         started = time.time()
@@ -71,6 +72,9 @@ class PointJob:
         if is_done(self.directory, state, self.outputs):
             self._write_plan([])
             return Outcome(self.label, "skipped", "finished before", state.get("wall_s", 0.0), timings)
+        if state.get("state") == "failed" and not self.retry_failed:  # another job ran it since the launch looked
+            self._write_plan([])
+            return Outcome(self.label, "skipped", f"failed before: {state.get('error')}", timings=timings)
         note = f"took over the stale lock of {describe(lock.stale)}" if lock.stale else ""
         if note:
             print(f"{self.label}: {note}", file=sys.stderr)

@@ -30,7 +30,7 @@ EXECUTORS = ("auto", "local", "slurm")
 POLL_S = 0.2
 
 
-def point_job(study: Study, point: Point, cwd: Path, cluster: str = "local") -> PointJob:
+def point_job(study: Study, point: Point, cwd: Path, cluster: str = "local", retry_failed: bool = False) -> PointJob:
     """The picklable job of one point (its directory made absolute, its commands fixed now)."""
     directory = (cwd / point.directory).resolve()
     environment: tuple[tuple[str, str | None], ...] = ()
@@ -44,6 +44,7 @@ def point_job(study: Study, point: Point, cwd: Path, cluster: str = "local") -> 
         steps=tuple((step, tuple(argv)) for step, argv in point_commands(study, point)),
         outputs=(study.sweep_glob,) if study.compare is not None else (),
         environment=environment,
+        retry_failed=retry_failed,
     )
 
 
@@ -120,7 +121,7 @@ def launch(
         say(f"study {study.name}: nothing to launch ({summary or 'no points'})")
         return 1 if skipped["failed"] else 0
     chosen = make_executor(study, root, executor, max_parallel)
-    jobs = [point_job(study, point, cwd, chosen.cluster) for point in todo]
+    jobs = [point_job(study, point, cwd, chosen.cluster, retry_failed) for point in todo]
     say(
         f"study {study.name}: launching {len(jobs)} of {len(points)} points on {chosen.cluster} "
         f"({max_parallel} at once){'; skipped: ' + summary if summary else ''}"

@@ -5,8 +5,8 @@ named by the last part of its key (``n_embd`` for ``model.init_args.gpt2_config.
 axes share it. Its commands are ``python run.py <step> --config ... --<key>=<value> ...``: the study's
 overrides, then the arm's, then the grid's (later ones win), then what the study sets itself: the
 point's ``trainer.default_root_dir``, its W&B run (group = the study, name = ``<arm>/<point>``, tags =
-the arm and the grid values) when the config logs to W&B, the DDP collective timeout of a DDP point,
-and ``--ckpt_path last`` for ``fit`` (continue a killed fit; Lightning starts afresh when there is no
+the arm and the grid values, job type = the step) when the config logs to W&B, the DDP collective timeout
+of a DDP point, and ``--ckpt_path last`` for ``fit`` (continue a killed fit; Lightning starts afresh when there is no
 ``last.ckpt``) or ``--ckpt_path <point>/checkpoints/last.ckpt`` for ``test``.
 """
 
@@ -194,8 +194,11 @@ def timeout_text(minutes: float) -> str:
 # ---- the commands -------------------------------------------------------------------------------------------
 
 
-def study_flags(study: Study, point: Point, directory: str, names: Mapping[str, str] | None = None) -> list[str]:
-    """What the study sets on top of the point's values: its directory, W&B run and DDP timeout.
+def study_flags(
+    study: Study, point: Point, step: str, directory: str, names: Mapping[str, Any] | None = None
+) -> list[str]:
+    """What the study sets on top of the point's values for one step: its directory, W&B run (job type = the
+    step) and DDP timeout.
 
     ``names`` replaces the point's name and its grid tags (the W&B sweep puts interpolations there)."""
     values = point_overrides(study, point)
@@ -213,6 +216,7 @@ def study_flags(study: Study, point: Point, directory: str, names: Mapping[str, 
             f"--trainer.logger.init_args.group={study.name}",
             f"--trainer.logger.init_args.name={point.arm}/{names['name'] if names else point.name}",
             f"--trainer.logger.init_args.tags={json.dumps(tags)}",
+            f"--trainer.logger.init_args.job_type={step}",
         ]
     ddp = ddp_strategy(config, f"study.arms.{point.arm}: trainer.strategy")
     if ddp is not None:
@@ -232,7 +236,7 @@ def step_command(study: Study, point: Point, step: str) -> list[str]:
         step,
         *configs,
         *flags(point_overrides(study, point)),
-        *study_flags(study, point, directory),
+        *study_flags(study, point, step, directory),
         f"--ckpt_path={ckpt}",
     ]
 

@@ -30,10 +30,12 @@ from cognitive_reserve.io import read_sweep_csv, write_records
 from cognitive_reserve.plots import LEVEL_LABELS, save_figure
 from cognitive_reserve.sweep import SweepRow
 from run_reports import compare as compare_command
-from run_reports import slope_comparison, table1
+from run_reports import slope_comparison
 from studies.points import Point, axis_names, safe_name, study_points
 from studies.spec import Comparison, Study
 
+#: What the ``WeightNorms`` monitor writes in a run directory (``run_reports.table1`` reads it).
+NORMS_FILE = Path("monitors") / "weight_norms.csv"
 REPORT_COLUMNS = (
     "group", "x", "perturbation", "metric", "grid_low", "grid_high", "status", "level", "ci_low", "ci_high",
     "fraction_crossing",
@@ -153,7 +155,7 @@ def report(
             records += _compare_group(study.compare, group, figures, say)
         norms = _table1(group)
         if norms:
-            tables[f"study/table1/{group.name}"] = table1.table_records(norms)
+            tables[f"study/table1/{group.name}"] = norms
     if records:
         write_records(out / "report.csv", REPORT_COLUMNS, records)
         tables["study/report"] = records
@@ -224,16 +226,17 @@ def _record(group: Group, result: CrossOver, clean: tuple[float, float, float, f
     }
 
 
-def _table1(group: Group) -> list[table1.RunNorms]:
-    """Table 1 of the group's points that logged weight norms (``table1.md``/``.csv`` in the group's folder)."""
-    runs = [
-        table1.read_run_norms(point.label, point.directory)
-        for point in group.points
-        if (point.directory / table1.NORMS_FILE).is_file()
-    ]
-    if runs:
-        table1.write_table(runs, group.directory)
-    return runs
+def _table1(group: Group) -> list[dict[str, object]]:
+    """Table 1 of the group's points that logged weight norms (``table1.md``/``.csv`` in the group's folder);
+    its rows."""
+    norms = [point for point in group.points if (point.directory / NORMS_FILE).is_file()]
+    if not norms:
+        return []
+    from run_reports import table1  # imports tracking, hence Lightning: only when there is a table to make
+
+    runs = [table1.read_run_norms(point.label, point.directory) for point in norms]
+    table1.write_table(runs, group.directory)
+    return table1.table_records(runs)
 
 
 def _slopes(study: Study, root: Path, out: Path, say: Callable[[str], None]) -> Path | None:

@@ -298,7 +298,8 @@ def _bundle(field: str, bundle: Mapping[str, Any]) -> Level:
     label = check_name(f"{field}.label", bundle.get("label"))
     x = bundle.get("x")
     if x is not None and (isinstance(x, bool) or not isinstance(x, int | float)):
-        raise ConfigError(f"{field}.x", x, "must be a number, its place on the report's scale axis (YAML reads 1.0e+7 as a number, 1e7 as text)")
+        reason = "must be a number: its place on the report's scale axis (YAML reads 1.0e+7 as a number, 1e7 as text)"
+        raise ConfigError(f"{field}.x", x, reason)
     overrides = check_overrides(field, {k: v for k, v in bundle.items() if k not in ("label", "x")})
     if not overrides:
         raise ConfigError(field, dict(bundle), "a bundle sets at least one config key besides label and x")

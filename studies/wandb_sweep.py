@@ -83,7 +83,7 @@ def sweep_document(study: Study, root: Path, arm: str, fixed: dict[str, Level]) 
             "run.py", step,
             *(part for path in study.arms[arm].config for part in ("--config", path)),
             *flags({key: value for key, value in values.items() if key not in plain}),
-            *study_flags(study, point, str(directory), names),
+            *study_flags(study, point, step, str(directory), names),
             f"--ckpt_path={'last' if step == 'fit' else checkpoint}",
         ]
         for step in study.steps
