@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,6 @@ class Outcome:
     result: str
     message: str = ""
     wall_s: float = 0.0
-    timings: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -60,7 +59,7 @@ class PointJob:
             message = f"{self.label}: not started, {describe(lock.holder)} holds its lock"
             print(message, file=sys.stderr)
             self._write_plan([])
-            return Outcome(self.label, "locked", message, timings={"job_started": started})
+            return Outcome(self.label, "locked", message)
         try:
             return self._run(lock, started)
         finally:
@@ -71,10 +70,10 @@ class PointJob:
         timings = {"job_started": started}
         if is_done(self.directory, state, self.outputs):
             self._write_plan([])
-            return Outcome(self.label, "skipped", "finished before", state.get("wall_s", 0.0), timings)
+            return Outcome(self.label, "skipped", "finished before", state.get("wall_s", 0.0))
         if state.get("state") == "failed" and not self.retry_failed:  # another job ran it since the launch looked
             self._write_plan([])
-            return Outcome(self.label, "skipped", f"failed before: {state.get('error')}", timings=timings)
+            return Outcome(self.label, "skipped", f"failed before: {state.get('error')}")
         note = f"took over the stale lock of {describe(lock.stale)}" if lock.stale else ""
         if note:
             print(f"{self.label}: {note}", file=sys.stderr)
@@ -85,7 +84,7 @@ class PointJob:
         self._write_plan([list(argv) for _, argv in todo])
         state.update(
             state="running", job_id=job_id(), host=os.uname().nodename, pid=os.getpid(), error=None,
-            attempts=state.get("attempts", 0) + 1, steps_done=done_steps,
+            attempts=state.get("attempts", 0) + 1, steps_done=done_steps, timings=timings,
         )  # fmt: skip
         for step, argv in todo:
             state.update(step=step, step_pid=None)
@@ -99,12 +98,12 @@ class PointJob:
                 interrupted = returncode < 0
                 state.update(state="interrupted" if interrupted else "failed", returncode=returncode, error=error)
                 write_state(self.directory, state)
-                return Outcome(self.label, str(state["state"]), f"{step}: {error}", state["wall_s"], timings)
+                return Outcome(self.label, str(state["state"]), f"{step}: {error}", state["wall_s"])
             done_steps.append(step)
+        timings["job_ended"] = time.time()
         state.update(state="done", step=None, step_pid=None, returncode=0)
         write_state(self.directory, state)
-        timings["job_ended"] = time.time()
-        return Outcome(self.label, "done", note, state["wall_s"], timings)
+        return Outcome(self.label, "done", note, state["wall_s"])
 
     def _step(self, step: str, argv: tuple[str, ...], lock: PointLock, state: dict[str, Any]) -> tuple[int, str]:
         """Run one step; its return code (negative: killed by that signal) and its error line."""

@@ -92,7 +92,10 @@ def load_side(paths: Sequence[Path], model: str | None, field: str) -> list[list
     """One side's tables (one per training seed), restricted to ``model`` when given."""
     tables = []
     for path in paths:
-        rows = read_sweep_csv(path)
+        try:
+            rows = read_sweep_csv(path)
+        except ValueError as err:
+            raise ConfigError("study.compare.sweep", str(path), str(err).removeprefix(f"{path}: ")) from None
         if model is not None:
             rows = [row for row in rows if row.model == model]
             if not rows:
@@ -304,11 +307,14 @@ def plot_scale(records: Sequence[dict[str, Any]], metric: str, study: Study, pat
             bottom.set_xticks(list(position.values()), [str(g) for g in position])
         else:
             bottom.set_xticks(list(position.values()), groups)
-    title = (
-        f"{study.name}: where {compare.b} overtakes {compare.a} ({metric}); ▲ none in the grid, ▼ {compare.b} "
-        "better from the start; intervals: two-level bootstrap (seeds and trials) / seeds only"
-    )
-    return save_figure(fig, path, title)
+    lines = [
+        f"{study.name}: where {compare.b} overtakes {compare.a} ({metric})",
+        f"▲ no cross-over in the grid, ▼ {compare.b} better from the first level; intervals: cross-over two-level "
+        "bootstrap (seeds and trials), clean gap over seeds",
+        *([study.caption] if study.caption else []),
+    ]
+    fig.suptitle("\n".join(lines), fontsize="medium")
+    return save_figure(fig, path)
 
 
 def _log(

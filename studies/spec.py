@@ -157,7 +157,7 @@ class Comparison:
             str | None,
             Field(
                 "each point's sweep CSV, a glob under the point directory (the last match is used; null: "
-                "`robustness/sweep_test_epoch*.csv` with a `test` step, else `robustness/sweep_fit_epoch*.csv`)"
+                "`robustness/sweep_test_epoch???.csv` with a `test` step, else `robustness/sweep_fit_epoch???.csv`)"
             ),
         ] = None,
         model_a: Annotated[str | None, Field("model name to take from A's tables when they hold several")] = None,
@@ -329,7 +329,12 @@ class Study:
     def __init__(
         self,
         name: Annotated[
-            str, Field("the study's name: its directory under `--root` and its W&B group", check=check_name)
+            str,
+            Field(
+                "the study's name: its directory under `--root` and its W&B group (default: the file's name)",
+                valid="letters, digits and _ . + -",
+                check=check_name,
+            ),
         ],
         arms: Annotated[
             dict[str, Arm],
@@ -381,6 +386,10 @@ class Study:
                 check=check_optional_mapping(ExecutorSettings),
             ),
         ] = None,
+        caption: Annotated[
+            str | None,
+            Field("a line under the report's figures: what the data is (e.g. `smoke: synthetic corpus, tiny models`)"),
+        ] = None,
         where: str = "study",
     ) -> None:
         fields = check_fields(Study, locals(), prefix=where)
@@ -391,6 +400,7 @@ class Study:
         self.overrides: dict[str, Any] = fields["overrides"] or {}
         self.compare: Comparison | None = fields["compare"]
         self.executor: ExecutorSettings = fields["executor"] or ExecutorSettings(where=f"{where}.executor")
+        self.caption: str | None = fields["caption"]
         self._check_comparison(where)
 
     def _check_comparison(self, where: str) -> None:
@@ -414,7 +424,7 @@ class Study:
         """Each point's sweep CSV (a glob under the point directory)."""
         if self.compare is not None and self.compare.sweep:
             return self.compare.sweep
-        return f"robustness/sweep_{'test' if 'test' in self.steps else 'fit'}_epoch*.csv"
+        return f"robustness/sweep_{'test' if 'test' in self.steps else 'fit'}_epoch???.csv"
 
 
 def load_study(path: str | Path) -> Study:

@@ -2,7 +2,8 @@
 
 The job writes the file (atomically) under the point's lock: ``state`` (``running``, ``done``, ``failed``,
 ``interrupted``), the steps finished, the step running and its ``run.py`` pid, the job id, the wall time
-of every attempt, and for a failure its return code and error line. A point is
+of its steps over every attempt, the last attempt's ``timings`` (job start, each step's start and end, job
+end: seconds since the epoch), and for a failure its return code and error line. A point is
 
 - **done** when its state is ``done`` and its outputs exist,
 - **running** when a live process holds its lock,

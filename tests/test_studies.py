@@ -48,7 +48,10 @@ def test_the_shipped_studies_are_the_five_of_the_docs():
         ({"grid": {"seed_everything": [0, 0]}}, "study.grid.seed_everything=[0, 0]: '0' is listed twice"),
         ({"grid": {"seed everything": [0]}}, "study.grid.seed everything='seed everything': not a dotted config key"),
         ({"grid": {"data.init_args.root": ["a/b"]}}, "study.grid.data.init_args.root='a/b': cannot name a directory"),
-        ({"grdi": {}}, "study.grdi={}: not a field (fields: name, arms, grid, steps, overrides, compare, executor)"),
+        (
+            {"grdi": {}},
+            "study.grdi={}: not a field (fields: name, arms, grid, steps, overrides, compare, executor, caption)",
+        ),
         ({"arms": {}}, "study.arms={}: must map at least one arm name"),
         ({"arms": {"a": {"config": "nope.yaml"}}}, "study.arms.a.config='nope.yaml': no such config file"),
         ({"arms": {"a": {}}}, "study.arms.a.config=None: required"),
