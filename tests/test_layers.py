@@ -1,7 +1,8 @@
 """Dependencies point one way: a package imports only itself and the packages to its left.
 
 ``cognitive_reserve`` ← ``datamodules`` ← ``lightning_modules`` ← ``tracking`` ← ``run_reports`` ← ``callbacks``
-← ``studies`` ← ``run.py``. (``studies`` starts ``run.py`` in subprocesses; it never imports it.) Every ``.py`` file is parsed (not imported), so imports inside functions count too.
+← ``studies`` ← ``run.py`` (``studies`` starts ``run.py`` in subprocesses, never imports it). Every ``.py`` file
+is parsed (not imported), so imports inside functions count too.
 """
 
 from __future__ import annotations
