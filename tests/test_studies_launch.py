@@ -2,7 +2,7 @@
 
 One small study (fast digits config, ``fit`` only): arm ``a`` logs to W&B, ``b`` does not, ``bad`` has an
 override ``run.py`` refuses. Two launchers start it at the same moment; then it is launched again, its
-status read, its report made; a copy of point ``a`` is killed mid-fit and launched again.
+status read, its report made; a copy of point ``b`` is killed mid-fit and launched again.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def study_file(directory: Path, config: Path, arms: tuple[str, ...] = ("a", "b",
         "steps": ["fit"],
         "executor": {"max_parallel": 2, "timeout_min": 20},
     }
-    if "b" in arms:
+    if {"a", "b"} <= set(arms):
         study["compare"] = {"a": "a", "b": "b", "metrics": ["mse_task_vector"], "model_a": "linear_sgd_k4_T5",
                             "model_b": "linear_sgd_k2_T5", "n_boot": 200}  # fmt: skip
     return write_study(directory / f"tiny_{len(arms)}.yaml", study)
@@ -134,8 +134,8 @@ def test_report_logs_one_wandb_run_in_the_study_group(launched):
 
 
 def test_a_point_killed_mid_fit_continues_from_its_checkpoint_to_the_same_sweep(launched, tmp_path):
-    path = study_file(tmp_path, fast_digits_config(launched["work"]), arms=("a",))
-    root, label = tmp_path / "root", "a/seed_everything=0"
+    path = study_file(tmp_path, fast_digits_config(launched["work"]), arms=("b",))
+    root, label = tmp_path / "root", "b/seed_everything=0"
     point = point_dir(root, label)
     args = ["launch", str(path), "--root", str(root), "--executor", "local"]
     launcher = subprocess.Popen(studies_command(*args), cwd=ROOT, env=studies_env(), text=True,
@@ -143,12 +143,13 @@ def test_a_point_killed_mid_fit_continues_from_its_checkpoint_to_the_same_sweep(
     deadline = time.monotonic() + 300
     while not (point / "checkpoints" / "last.ckpt").exists():  # a checkpoint after every epoch
         assert time.monotonic() < deadline and launcher.poll() is None, "no checkpoint before the fit ended"
-        time.sleep(0.05)
+        time.sleep(0.01)
     step_pid = json.loads((point / STATE_FILE).read_text())["step_pid"]
-    os.kill(step_pid, signal.SIGKILL)
+    os.kill(step_pid, signal.SIGSTOP)  # held still between two epochs' checkpoints...
+    assert not (point / SWEEP).exists(), "the fit ended before it could be killed"
+    os.kill(step_pid, signal.SIGKILL)  # ...then killed in the middle of its fit
     first = launcher.communicate(timeout=120)[0]
     assert launcher.returncode == 1 and f"{label}: interrupted (fit: killed by SIGKILL" in first, first
-    assert not (point / SWEEP).exists(), "killed before the end of fit"
     (point / LOCK_FILE).write_text(json.dumps({"host": "gone", "pid": 1, "job_id": "lost"}))  # as if its job died too
 
     again = run_studies(*args)
