@@ -2,7 +2,7 @@
 
 A ``LightningCLI`` with OmegaConf interpolation, W&B that goes offline by itself when there are
 no credentials, the resolved config sent to the logger, one-line errors for bad input (unknown keys
-and wrong types too, see ``cli.parser_errors``; no abbreviated options), and a short end-of-run summary
+and wrong types too, see ``run_cli.parser_errors``; no abbreviated options), and a short end-of-run summary
 (outputs, W&B run, headline numbers, the last validation metrics).
 
 Everything is validated before anything is created: a refused command prints one line and leaves no
@@ -32,10 +32,10 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from callbacks import RunProgressBar
-from cli.fit_directory import check_fit_directory
-from cli.noise import HeldMessages, quiet_expected_checkpoint_warnings, quiet_known_noise
-from cli.parser_errors import ParserContext, explain, import_class, trainer_error
 from cognitive_reserve.errors import ConfigError, first_line
+from run_cli.fit_directory import check_fit_directory
+from run_cli.noise import HeldMessages, quiet_expected_checkpoint_warnings, quiet_known_noise
+from run_cli.parser_errors import ParserContext, explain, import_class, trainer_error
 from run_reports.run_summary import describe_run
 from tracking import finish_wandb_run, use_offline_wandb_without_credentials
 

@@ -1,7 +1,7 @@
 """Config typos and wrong types: one line ``error: <field>=<value>: <reason>`` with what is accepted and a
 "did you mean" for a near miss; abbreviated options are refused, not guessed.
 
-The fast tests give ``cli.parser_errors.explain`` messages as jsonargparse writes them (captured from jsonargparse
+The fast tests give ``run_cli.parser_errors.explain`` messages as jsonargparse writes them (captured from jsonargparse
 4.53); the slow ones run the real parser in-process, and once in a fresh interpreter."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.parser_errors import ParserContext, explain
+from run_cli.parser_errors import ParserContext, explain
 from tests.helpers.cli import ROOT, run_cli
 
 DIGITS = str(ROOT / "configs" / "linear" / "digits.yaml")

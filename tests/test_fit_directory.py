@@ -31,7 +31,7 @@ def epoch_of(checkpoint: Path) -> int:
 
 
 def test_start_over_moves_to_the_first_free_old_n_and_only_on_rank_zero(tmp_path, monkeypatch):
-    from cli.fit_directory import aside_path, check_fit_directory
+    from run_cli.fit_directory import aside_path, check_fit_directory
 
     root = tmp_path / "run"
     (root / "checkpoints").mkdir(parents=True)
@@ -45,7 +45,7 @@ def test_start_over_moves_to_the_first_free_old_n_and_only_on_rank_zero(tmp_path
         check_fit_directory(root, "last", start_over=True)
     with pytest.raises(ConfigError, match=r"already holds a run \(checkpoints/last.ckpt\)"):
         check_fit_directory(root, str(tmp_path / "elsewhere.ckpt"), start_over=False)  # a branch into a used dir
-    monkeypatch.setattr("cli.fit_directory.rank_zero_only.rank", 1)
+    monkeypatch.setattr("run_cli.fit_directory.rank_zero_only.rank", 1)
     assert check_fit_directory(root, None, start_over=True) is None  # rank 0 moves it, not this one
     monkeypatch.chdir(root)
     with pytest.raises(ConfigError, match="holds the working directory"):

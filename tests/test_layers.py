@@ -1,7 +1,8 @@
 """Dependencies point one way: a package imports only itself and the packages to its left.
 
 ``cognitive_reserve`` ← ``datamodules`` ← ``lightning_modules`` ← ``tracking`` ← ``run_reports`` ← ``callbacks``
-← ``cli`` ← ``run.py``. Every ``.py`` file is parsed (not imported), so imports inside functions count too.
+← ``run_cli`` ← ``studies`` ← ``run.py`` (``studies`` starts ``run.py`` in subprocesses, never imports it). Every
+``.py`` file is parsed (not imported), so imports inside functions count too.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from tests.helpers.cli import ROOT
 
 #: The layers, lowest first; ``run.py`` is the top.
 LAYERS = (
-    "cognitive_reserve", "datamodules", "lightning_modules", "tracking", "run_reports", "callbacks", "cli", "run",
+    "cognitive_reserve", "datamodules", "lightning_modules", "tracking", "run_reports", "callbacks", "run_cli",
+    "studies", "run",
 )  # fmt: skip
 #: Frameworks the framework-free core must never import.
 FRAMEWORKS = ("lightning", "pytorch_lightning")

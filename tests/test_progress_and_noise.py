@@ -65,7 +65,7 @@ def test_planned_trials_are_levels_times_trials_and_one_per_deterministic_level(
 
 
 def test_known_noise_is_silenced_by_message_and_module_only(caplog):
-    from cli.noise import quiet_known_noise
+    from run_cli.noise import quiet_known_noise
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -88,7 +88,7 @@ def test_known_noise_is_silenced_by_message_and_module_only(caplog):
 
 
 def test_checkpoint_warnings_are_silenced_only_where_they_are_expected(tmp_path):
-    from cli.noise import quiet_expected_checkpoint_warnings
+    from run_cli.noise import quiet_expected_checkpoint_warnings
 
     branch = "Be aware that when using `ckpt_path`, callbacks used to create the checkpoint need to be provided"
     not_empty = f"Checkpoint directory {tmp_path}/checkpoints exists and is not empty."

@@ -16,16 +16,22 @@ from tracking.wandb import WandbRunDir
 
 
 def log_report(
-    payload: Callable[[Any], Mapping[str, Any]], *, project: str, name: str | None, save_dir: Path, job_type: str
+    payload: Callable[[Any], Mapping[str, Any]],
+    *,
+    project: str,
+    name: str | None,
+    save_dir: Path,
+    job_type: str,
+    group: str | None = None,
 ) -> WandbRunDir:
-    """Start a W&B run, log ``payload(wandb)`` (a function of the ``wandb`` module, so callers build
-    ``wandb.Table``/``wandb.Image`` objects without importing W&B themselves), finish it; returns where the
-    run lives (offline without credentials)."""
+    """Start a W&B run (in ``group`` when given), log ``payload(wandb)`` (a function of the ``wandb`` module,
+    so callers build ``wandb.Table``/``wandb.Image`` objects without importing W&B themselves), finish it;
+    returns where the run lives (offline without credentials)."""
     import wandb
 
     save_dir.mkdir(parents=True, exist_ok=True)
     settings = {
-        "project": project, "name": name, "dir": str(save_dir), "job_type": job_type,
+        "project": project, "name": name, "dir": str(save_dir), "job_type": job_type, "group": group,
         "settings": wandb.Settings(silent=True),
     }  # fmt: skip
     try:

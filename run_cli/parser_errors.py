@@ -1,7 +1,7 @@
 """One line for a config the command-line parser refused: ``error: <field>=<value>: <reason>``.
 
 jsonargparse explains a bad key or value in a tree of messages (usage, union subtypes, class paths);
-``explain`` finds the offending key, its value (from the message, else ``cli.given_values``: the command
+``explain`` finds the offending key, its value (from the message, else ``run_cli.given_values``: the command
 line or the ``--config`` files) and what is accepted, with a "did you mean" for a near miss. Field names
 follow the rest of the project's errors: ``model.<arg>``, ``data.<arg>``, ``<Callback>.<arg>``,
 ``trainer.<arg>``. ``trainer_error`` does the same for what the Trainer refuses (``accelerator='cpux'``).
@@ -21,8 +21,8 @@ from typing import Any
 
 import yaml
 
-from cli.given_values import config_paths, given_value, parse_scalar
 from cognitive_reserve.errors import ConfigError
+from run_cli.given_values import config_paths, given_value, parse_scalar
 
 PARSER_KEY = re.compile(r'Parser key "([^"]+)"')
 CLASS_PATH = re.compile(r"Problem with given class_path '([^']+)'")

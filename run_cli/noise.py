@@ -12,7 +12,7 @@ import logging
 import warnings
 from pathlib import Path
 
-from cli.fit_directory import continues_run
+from run_cli.fit_directory import continues_run
 
 #: Lightning's logger of ``rank_zero_info``.
 RANK_ZERO_LOGGER = "lightning.pytorch.utilities.rank_zero"
