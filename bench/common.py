@@ -86,8 +86,9 @@ def tiny_gpt2(
     the test split of the sample corpus (``python -m datamodules.sample_corpus``), ``max_blocks`` blocks.
     ``init_from``: a ``GPT2LanguageModel`` checkpoint (a trained model, with its tokenizer) instead."""
     import lightning_modules.gpt2_lm as gpt2_lm
+    from datamodules.corpus import LanguageCorpus, TextSource
     from datamodules.sample_corpus import write_corpus
-    from datamodules.text import LanguageCorpus, TextCorpusDataModule, TextSource
+    from datamodules.text import TextCorpusDataModule
 
     model_args = TINY_CONFIG["model"]["init_args"]
     data_args = TINY_CONFIG["data"]["init_args"]

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
-from cognitive_reserve.rows import CSV_COLUMNS, SweepRow
+from cognitive_reserve.rows import CSV_COLUMNS, LATER_COLUMNS, SweepRow
 from cognitive_reserve.stats import SUMMARY_COLUMNS, LevelSummary
 
 
@@ -47,10 +47,11 @@ class SweepCsvWriter:
 
 
 def read_sweep_csv(path: str | Path) -> list[SweepRow]:
-    """Parse a sweep CSV written by this project back into rows."""
+    """Parse a sweep CSV written by this project back into rows (also one written before a column of
+    ``LATER_COLUMNS`` existed: that column then reads as its default)."""
     with Path(path).open(newline="", encoding="utf-8") as file:
         reader = csv.DictReader(file)
-        missing = set(CSV_COLUMNS) - set(reader.fieldnames or ())
+        missing = set(CSV_COLUMNS) - set(LATER_COLUMNS) - set(reader.fieldnames or ())
         if missing:
             raise ValueError(f"{path}: not a sweep CSV, missing columns {sorted(missing)}")
         return [_parse_row(record) for record in reader]
@@ -94,6 +95,7 @@ def _parse_row(record: dict[str, str]) -> SweepRow:
         expected=_optional(float, record["expected"]),
         stage=record["stage"],
         epoch=_optional(int, record["epoch"]),
+        group=record.get("group") or LATER_COLUMNS["group"],
     )
 
 
