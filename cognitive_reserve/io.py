@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
-from cognitive_reserve.rows import CSV_COLUMNS, SweepRow
+from cognitive_reserve.rows import CSV_COLUMNS, LATER_COLUMNS, SweepRow
 from cognitive_reserve.stats import SUMMARY_COLUMNS, LevelSummary
 
 
@@ -50,7 +50,7 @@ def read_sweep_csv(path: str | Path) -> list[SweepRow]:
     """Parse a sweep CSV written by this project back into rows."""
     with Path(path).open(newline="", encoding="utf-8") as file:
         reader = csv.DictReader(file)
-        missing = set(CSV_COLUMNS) - set(reader.fieldnames or ())
+        missing = set(CSV_COLUMNS) - set(LATER_COLUMNS) - set(reader.fieldnames or ())
         if missing:
             raise ValueError(f"{path}: not a sweep CSV, missing columns {sorted(missing)}")
         return [_parse_row(record) for record in reader]
@@ -94,6 +94,7 @@ def _parse_row(record: dict[str, str]) -> SweepRow:
         expected=_optional(float, record["expected"]),
         stage=record["stage"],
         epoch=_optional(int, record["epoch"]),
+        eval_examples=_optional(int, record.get("eval_examples") or ""),
     )
 
 

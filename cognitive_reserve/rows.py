@@ -9,8 +9,10 @@ from typing import Any
 #: Column order of every sweep CSV (a contract: other tools read these files).
 CSV_COLUMNS = (
     "model", "num_tasks", "perturbation", "level", "trial", "seed",
-    "metric", "value", "expected", "stage", "epoch",
+    "metric", "value", "expected", "stage", "epoch", "eval_examples",
 )  # fmt: skip
+#: Columns added after the first release: a CSV written before them still reads (their cells come back empty).
+LATER_COLUMNS = ("eval_examples",)
 
 
 _CSV_CELLS = operator.attrgetter(*CSV_COLUMNS)
@@ -31,6 +33,8 @@ class SweepRow:
     expected: float | None = None
     stage: str = ""
     epoch: int | None = None
+    #: Evaluation examples a subsampled trial scored (``cognitive_reserve.subsampling``); None: the whole set.
+    eval_examples: int | None = None
 
     def csv_cells(self) -> tuple[Any, ...]:
         """Values in ``CSV_COLUMNS`` order, for ``csv.writer`` (which writes ``None`` as an empty cell)."""
