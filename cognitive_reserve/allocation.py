@@ -23,6 +23,7 @@ so a resumed sweep and every DDP process take the same ones.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -82,6 +83,11 @@ def variance_parts(metric: str, previous: Sequence[TrialRecord], total_units: in
     return between, float(np.mean(scaled)) if scaled else 0.0
 
 
+@functools.cache
+def _quantile(degrees_of_freedom: int) -> float:
+    return float(scipy_stats.t.ppf(0.5 + CONFIDENCE / 2, df=degrees_of_freedom))
+
+
 def _units_for(metric: str, trials: int | AdaptiveTrials, previous: Sequence[TrialRecord], total_units: int) -> int:
     parts = variance_parts(metric, previous, total_units)
     if parts is None:
@@ -95,8 +101,7 @@ def _units_for(metric: str, trials: int | AdaptiveTrials, previous: Sequence[Tri
     finite = [r.values[metric] for r in previous if math.isfinite(r.values.get(metric, math.nan))]
     scale = abs(float(np.mean(finite))) if trials.relative else 1.0
     plan = max(trials.min, trials.max // 2)
-    quantile = float(scipy_stats.t.ppf(0.5 + CONFIDENCE / 2, df=plan - 1))
-    target = (trials.ci_half_width * scale / quantile) ** 2
+    target = (trials.ci_half_width * scale / _quantile(plan - 1)) ** 2
     if target <= 0:
         return total_units
     needed = (between + noise) / target

@@ -122,10 +122,10 @@ def run_sweep(
     inference tensors, so it should reset any state it reuses. ``autocast`` (e.g. ``torch.bfloat16``)
     evaluates under ``torch.autocast`` of that dtype: faster on GPUs, results no longer float32 ones.
     """
-    check_trial_batch("trial_batch", trial_batch, subject)
-    done = _completed_trials(completed, subject.name)
     levels = list(_levels(subject, grids, seed))
     check_subsampled_trial_batch("trial_batch", trial_batch, [level.eval_fraction for level in levels])
+    check_trial_batch("trial_batch", trial_batch, subject)
+    done = _completed_trials(completed, subject.name)
     device = next(iter(select_targets(subject.module, subject.targets).values())).device
     sampler = Subsampler.open(
         subject.name, subject.units,
