@@ -7,6 +7,7 @@ import itertools
 import math
 import warnings
 
+import lightning as L
 import pytest
 import torch
 
@@ -278,3 +279,39 @@ def test_a_metric_collections_state_is_a_sum_over_batches(task):
         states.append(metric_state(metric))
     load_metric_state(metric, add_states(states))
     assert {name: float(value) for name, value in metric.compute().items()} == pytest.approx(whole, rel=1e-6)
+
+
+# ---- through the callback, one process and DDP ---------------------------------------------------------------
+
+
+def sweep_test(root, batch_size: int, **trainer_options) -> list:
+    from callbacks import PerturbationSweep
+    from tests.helpers.blobs import BlobClassifier, Blobs
+
+    grid = {"random_deletion": {"levels": [0.3, 0.6], "trials": 4, "eval_fraction": 0.5}}
+    trainer = L.Trainer(
+        default_root_dir=root, logger=False, enable_progress_bar=False, enable_model_summary=False,
+        callbacks=[PerturbationSweep(grid, progress=False)], accelerator="cpu", **trainer_options,
+    )  # fmt: skip
+    trainer.test(BlobClassifier(), datamodule=Blobs(batch_size), verbose=False)
+    return read_sweep_csv(root / "robustness" / "sweep_test_epoch000.csv")
+
+
+def test_the_callback_sweeps_seeded_halves_of_its_batches(tmp_path):
+    rows = sweep_test(tmp_path, batch_size=64, devices=1)
+    sizes = [64, 64, 64, 64, 44]  # 300 items
+    for row in rows:
+        assert row.eval_examples == sum(sizes[b] for b in subset(row.seed, 5)[:3])
+        assert math.isfinite(row.value)  # unbiased, not clipped: an estimate may leave [0, 1] slightly
+    assert read_sweep_csv(tmp_path / "robustness" / "sweep_test_epoch000.csv") == rows
+
+
+@pytest.mark.slow  # two spawned processes
+def test_ddp_sweeps_the_same_units_as_one_process_with_twice_the_batch(tmp_path):
+    """Under DDP, unit b is batch b of every process: 2 processes × 32 items = one process's batch of 64."""
+    single = sweep_test(tmp_path / "single", batch_size=64, devices=1)
+    ddp = sweep_test(tmp_path / "ddp", batch_size=32, devices=2, strategy="ddp_spawn")
+    assert [(r.level, r.trial, r.seed, r.eval_examples) for r in ddp] == [
+        (r.level, r.trial, r.seed, r.eval_examples) for r in single
+    ]
+    assert [r.value for r in ddp] == pytest.approx([r.value for r in single], rel=1e-12)
