@@ -54,6 +54,14 @@ class TrialRecord:
     noise: Mapping[str, float]
 
 
+@dataclass(frozen=True)
+class Plan:
+    """The units of a level's next trial and, for an adaptive rule, the trials the level should get at least."""
+
+    units: int
+    least_trials: int = 0
+
+
 def planned_units(
     fraction: float | Literal["auto"],
     trials: int | AdaptiveTrials,
@@ -61,13 +69,28 @@ def planned_units(
     total_units: int,
 ) -> int:
     """Units of the level's next trial, given the records of its earlier trials (in trial order)."""
+    return plan(fraction, trials, previous, total_units).units
+
+
+def pilot_trials(trials: int | AdaptiveTrials) -> int:
+    """How many first trials of an ``auto`` level are pilots."""
+    return trials.min if isinstance(trials, AdaptiveTrials) else PILOT_TRIALS
+
+
+def plan(
+    fraction: float | Literal["auto"],
+    trials: int | AdaptiveTrials,
+    previous: Sequence[TrialRecord],
+    total_units: int,
+) -> Plan:
+    """The plan of the level's next trial, given the records of its earlier trials (in trial order)."""
     if fraction != "auto":
-        return min(total_units, max(1, math.ceil(fraction * total_units)))
-    pilots = trials.min if isinstance(trials, AdaptiveTrials) else PILOT_TRIALS
-    if len(previous) < pilots or total_units <= MIN_UNITS:
-        return min(total_units, PILOT_UNITS)
+        return Plan(min(total_units, max(1, math.ceil(fraction * total_units))))
+    if len(previous) < pilot_trials(trials) or total_units <= MIN_UNITS:
+        return Plan(min(total_units, PILOT_UNITS))
     metrics = previous[0].values if not isinstance(trials, AdaptiveTrials) or trials.metric is None else [trials.metric]
-    return max(_units_for(metric, trials, previous, total_units) for metric in metrics)
+    plans = [_plan_for(metric, trials, previous, total_units) for metric in metrics]
+    return Plan(max(p.units for p in plans), max(p.least_trials for p in plans))
 
 
 def variance_parts(metric: str, previous: Sequence[TrialRecord], total_units: int) -> tuple[float, float] | None:
@@ -88,25 +111,26 @@ def _quantile(degrees_of_freedom: int) -> float:
     return float(scipy_stats.t.ppf(0.5 + CONFIDENCE / 2, df=degrees_of_freedom))
 
 
-def _units_for(metric: str, trials: int | AdaptiveTrials, previous: Sequence[TrialRecord], total_units: int) -> int:
+def _plan_for(metric: str, trials: int | AdaptiveTrials, previous: Sequence[TrialRecord], total_units: int) -> Plan:
     parts = variance_parts(metric, previous, total_units)
     if parts is None:
-        return total_units
+        return Plan(total_units)
     between, k = parts
     sizes = np.arange(MIN_UNITS, total_units + 1)
     noise = k * (1 / sizes - 1 / total_units)
     if not isinstance(trials, AdaptiveTrials):
         enough = sizes[noise <= NOISE_SHARE * between]
-        return int(enough[0]) if len(enough) else total_units
+        return Plan(int(enough[0]) if len(enough) else total_units)
     finite = [r.values[metric] for r in previous if math.isfinite(r.values.get(metric, math.nan))]
     scale = abs(float(np.mean(finite))) if trials.relative else 1.0
-    plan = max(trials.min, trials.max // 2)
-    target = (trials.ci_half_width * scale / _quantile(plan - 1)) ** 2
+    most = max(trials.min, trials.max // 2)
+    target = (trials.ci_half_width * scale / _quantile(most - 1)) ** 2
     if target <= 0:
-        return total_units
+        return Plan(total_units)
     needed = (between + noise) / target
     cost = np.maximum(needed, trials.min) * sizes
-    feasible = needed <= plan
+    feasible = needed <= most
     if not feasible.any():
-        return total_units
-    return int(sizes[feasible][np.argmin(cost[feasible])])
+        return Plan(total_units)
+    best = np.argmin(cost[feasible])
+    return Plan(int(sizes[feasible][best]), math.ceil(needed[feasible][best]))

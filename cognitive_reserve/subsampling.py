@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import torch
 
-from cognitive_reserve.allocation import TrialRecord, planned_units
+from cognitive_reserve.allocation import TrialRecord, pilot_trials, plan
 from cognitive_reserve.errors import ConfigError, check_number
 from cognitive_reserve.seeding import trial_seed
 
@@ -124,6 +124,7 @@ class _LevelPlan:
     fraction: EvalFraction
     trials: int | AdaptiveTrials
     records: dict[int, TrialRecord] = field(default_factory=dict)  # by trial index
+    least_trials: int = 0  # planned after the pilots (adaptive rules): the level stops no earlier
 
 
 class Subsampler:
@@ -170,6 +171,12 @@ class Subsampler:
         """Whether the trials of this level are subsampled."""
         return level_index in self.levels
 
+    def least_trials(self, level_index: int) -> int:
+        """The trials an ``auto`` level with an adaptive rule gets at least: the count its pilots planned
+        (two-stage sampling: a level does not stop early on a chance run of close values)."""
+        level = self.levels.get(level_index)
+        return level.least_trials if level is not None else 0
+
     def needs_rescore(self, level_index: int, trial: int) -> bool:
         """Whether a resumed trial must be scored again for the allocation (its subset noise is not in the CSV)."""
         plan = self.levels.get(level_index)
@@ -177,14 +184,16 @@ class Subsampler:
 
     def evaluator(self, level_index: int, trial: int, seed: int) -> Callable[[], dict[str, float]]:
         """What scores this trial of a subsampled level with the module damaged (in place)."""
-        plan = self.levels[level_index]
+        level = self.levels[level_index]
 
         def evaluate() -> dict[str, float]:
-            previous = [plan.records[t] for t in sorted(plan.records) if t < trial]
-            units = planned_units(plan.fraction, plan.trials, previous, self.total_units)
-            chosen = subset(seed, self.total_units)[:units]
-            values, within = self._estimate(chosen, with_noise=plan.fraction == AUTO)
-            plan.records[trial] = TrialRecord(units, values, within)
+            previous = [level.records[t] for t in sorted(level.records) if t < trial]
+            planned = plan(level.fraction, level.trials, previous, self.total_units)
+            if level.fraction == AUTO and len(previous) == pilot_trials(level.trials):
+                level.least_trials = planned.least_trials
+            chosen = subset(seed, self.total_units)[: planned.units]
+            values, within = self._estimate(chosen, with_noise=level.fraction == AUTO)
+            level.records[trial] = TrialRecord(planned.units, values, within)
             self.examples[(level_index, trial)] = sum(self.sizes[b] for b in chosen)
             return values
 

@@ -139,7 +139,11 @@ def run_sweep(
     )  # fmt: skip
     try:
         with open_scorer(subject, trial_batch, autocast) as score:
-            while wanted := [trial for level, rows in zip(levels, measured, strict=True) for trial in level.next(rows)]:
+            while wanted := [
+                trial
+                for level, rows in zip(levels, measured, strict=True)
+                for trial in level.next(rows, sampler.least_trials(level.index) if sampler else 0)
+            ]:
                 rows_of = {t.slot: _check_resumed(done[t.key], t.seed) for t in wanted if t.key in done}
                 bar.update(len(rows_of))
                 todo = [t for t in wanted if t.slot not in rows_of or _rescored(sampler, t)]
@@ -246,8 +250,9 @@ class _Level:
             return 1
         return self.trials if isinstance(self.trials, int) else self.trials.max
 
-    def next(self, measured: list[list[SweepRow]]) -> list[_Trial]:
-        """The trials to measure next, given the rows of the first ``len(measured)`` ones (none: done)."""
+    def next(self, measured: list[list[SweepRow]], least: int = 0) -> list[_Trial]:
+        """The trials to measure next, given the rows of the first ``len(measured)`` ones (none: done).
+        An adaptive level stops no earlier than ``least`` trials (a subsampled level's plan)."""
         count = len(measured)
         if self.perturbation.deterministic or isinstance(self.trials, int):
             wanted = range(count, self.most_trials())
@@ -255,7 +260,9 @@ class _Level:
             name, level = self.perturbation.name, self.perturbation.level
             wanted = range(min(self.trials.min, self.trials.cap(name, level)))
         else:
-            wanted = range(count, count if self._settled(measured) else count + 1)
+            name, level = self.perturbation.name, self.perturbation.level
+            settled = count >= min(least, self.trials.cap(name, level)) and self._settled(measured)
+            wanted = range(count, count if settled else count + 1)
         seed_of = self.seed_coordinates
         return [_Trial(self.perturbation, t, trial_seed(*seed_of, t), self.expected, self.index) for t in wanted]
 

@@ -10,10 +10,11 @@ import warnings
 import lightning as L
 import pytest
 import torch
+from scipy import stats
 
 from cognitive_reserve import ConfigError, SweepCsvWriter, SweepGrid, read_sweep_csv, run_sweep, summarize
 from cognitive_reserve.adaptive import AdaptiveTrials
-from cognitive_reserve.allocation import PILOT_UNITS, TrialRecord, planned_units
+from cognitive_reserve.allocation import PILOT_UNITS, Plan, TrialRecord, plan, planned_units
 from cognitive_reserve.subsampling import UnitScoring, add_states, difference_estimate, subset
 from tests.helpers.unit_regression import ITEMS, Regression
 
@@ -204,8 +205,10 @@ def test_allocation_pilots_then_follows_the_two_variances():
     rule = AdaptiveTrials(ci_half_width=0.1, min=3, max=50)
     assert planned_units(0.25, rule, [], 100) == 25
     assert planned_units("auto", rule, records([1.0, 2.0], 0.0, 8), 100) == PILOT_UNITS  # still piloting
-    # no subset noise: the cheapest plan is the fewest units
-    assert planned_units("auto", rule, records([1.0, 1.2, 1.1], 0.0, 8), 100) == 2
+    # no subset noise: the cheapest plan is the fewest units, and as many trials as the target needs
+    planned = plan("auto", rule, records([1.0, 1.2, 1.1], 0.0, 8), 100)
+    quantile = stats.t.ppf(0.975, df=24)  # at the planned 25 trials (half of max)
+    assert planned == Plan(2, math.ceil(0.01 / (0.1 / quantile) ** 2))
     # subset noise only (equal values): enough units for the target within the planned trials
     noisy = planned_units("auto", rule, records([1.0, 1.0, 1.0], 0.05, 8), 100)
     quiet = planned_units("auto", rule, records([1.0, 1.0, 1.0], 0.005, 8), 100)
