@@ -179,8 +179,8 @@ class Subsampler:
 
     def needs_rescore(self, level_index: int, trial: int) -> bool:
         """Whether a resumed trial must be scored again for the allocation (its subset noise is not in the CSV)."""
-        plan = self.levels.get(level_index)
-        return plan is not None and plan.fraction == AUTO and trial not in plan.records
+        level = self.levels.get(level_index)
+        return level is not None and level.fraction == AUTO and trial not in level.records
 
     def evaluator(self, level_index: int, trial: int, seed: int) -> Callable[[], dict[str, float]]:
         """What scores this trial of a subsampled level with the module damaged (in place)."""
