@@ -11,7 +11,10 @@ a longer synthetic test split (the sample corpus generator, test seed) cut to ``
 1. fixed: every trial scores all the blocks; the widest relative 95 % CI half-width over its random levels
    and metrics becomes the target;
 2. subsampled: ``trials: {ci_half_width: <target>, relative: true, min: 3, max: 50}, eval_fraction: auto``;
-3. (unless ``--no-adaptive-full``) the same adaptive rule on all the data, to separate the two savings.
+3. (unless ``--no-adaptive-full``) the same adaptive rule on all the data, to separate the two savings;
+4. per level (stricter): one ``auto`` grid per random level whose target is the narrowest relative half-width
+   (over metrics) the fixed sweep reached at that level, so every level is as narrow as the fixed sweep's
+   (each grid pays its own clean pass; its seeds are those of a one-level grid, not the fixed sweep's).
 
 Evaluated examples count every block scored: trials × blocks for full-data trials, each subsampled trial's
 ``eval_examples`` and the clean pass over all blocks that the control variate needs.
@@ -22,7 +25,9 @@ half-width: ≤ 1 is equal or narrower); ``fixed_wall_s``, ``subsampled_wall_s``
 ``adaptive_full_examples``, ``adaptive_full_ratio`` and its ``adaptive_full_worst_level_ci_ratio``; one line per
 random level ``level <perturbation> <level>: examples ratio <fixed ÷ subsampled>, vs adaptive full <÷>, trials
 <t>, examples per trial <median>``; ``levels_not_paying_vs_fixed`` and ``levels_not_paying_vs_adaptive_full``
-(random levels where the subsampled sweep scored at least as many examples).
+(random levels where the subsampled sweep scored at least as many examples); for step 4
+``per_level_examples_ratio`` (random levels only), ``per_level_worst_ci_ratio`` (the largest subsampled ÷ fixed
+relative half-width over levels and metrics) and one ``per-level <perturbation> <level>`` line each.
 """
 
 from __future__ import annotations
@@ -40,10 +45,12 @@ from adaptive_trials import worst_relative_half_width
 from common import PAPER_GPT2_CONFIG, Bench, config_grid, figure, setup, tiny_gpt2
 
 from callbacks.perturbation_sweep import parse_grids
-from cognitive_reserve import SweepGrid, SweepRow, SweepSubject, run_sweep
+from cognitive_reserve import SweepGrid, SweepRow, SweepSubject, run_sweep, summarize
 
 #: KB of generated test text per language: comfortably more than 512 blocks of 64 tokens each.
 TEST_KILOBYTES = 200
+#: The adaptive rule of the subsampled sweeps (its ``ci_half_width`` is set from the fixed sweep).
+RULE = {"relative": True, "min": 3, "max": 50}
 
 
 def train(bench: Bench, steps: int, device: str) -> None:
@@ -115,14 +122,56 @@ def main() -> None:
         (subject,) = bench.module.robustness_subjects(bench.batches)
         fixed, fixed_wall = timed_sweep(subject, fixed_grids)
         target = worst_relative_half_width(fixed)
-        rule = {"ci_half_width": target, "relative": True, "min": 3, "max": 50}
+        rule = {**RULE, "ci_half_width": target}
         subsampled_grids = [SweepGrid(g.perturbation, g.levels, rule, g.options, "auto") for g in fixed_grids]
         subsampled, subsampled_wall = timed_sweep(subject, subsampled_grids)
         adaptive_full = None
         if not args.no_adaptive_full:
             adaptive_grids = [SweepGrid(g.perturbation, g.levels, rule, g.options) for g in fixed_grids]
             adaptive_full, _ = timed_sweep(subject, adaptive_grids)
+        per_level, _ = timed_sweep(subject, per_level_grids(fixed, fixed_grids))
     report(fixed, subsampled, adaptive_full, blocks, target, fixed_wall, subsampled_wall)
+    report_per_level(fixed, per_level, blocks)
+
+
+def relative_half_widths(rows: list[SweepRow]) -> dict[tuple[str, float], dict[str, float]]:
+    """95 % CI half-width ÷ |mean| per (perturbation, level) with more than one trial, per metric."""
+    widths: dict[tuple[str, float], dict[str, float]] = defaultdict(dict)
+    for s in summarize(rows):
+        if s.n > 1:
+            widths[(s.perturbation, s.level)][s.metric] = (s.ci_high - s.ci_low) / 2 / abs(s.mean)
+    return widths
+
+
+def per_level_grids(fixed: list[SweepRow], grids: list[SweepGrid]) -> list[SweepGrid]:
+    """One ``auto`` grid per random level, its target the narrowest relative half-width (over metrics) that
+    the fixed sweep reached at that level: every level and metric as narrow as the fixed sweep's."""
+    widths = relative_half_widths(fixed)
+    return [
+        SweepGrid(g.perturbation, [level], {**RULE, "ci_half_width": min(widths[(g.perturbation, level)].values())},
+                  g.options, "auto")
+        for g in grids
+        for level in g.levels
+        if (g.perturbation, level) in widths
+    ]  # fmt: skip
+
+
+def report_per_level(fixed: list[SweepRow], per_level: list[SweepRow], blocks: int) -> None:
+    """The stricter comparison: every random level as narrow as the fixed sweep's own interval there."""
+    fixed_widths, own_widths = relative_half_widths(fixed), relative_half_widths(per_level)
+    fixed_spent = examples_per_level(fixed, blocks)
+    levels = list(own_widths)
+    spent = sum(examples_per_level(per_level, blocks).values()) + blocks * len(levels)  # a clean pass per grid
+    figure("per_level_fixed_examples", sum(fixed_spent[key] for key in levels), "d")
+    figure("per_level_subsampled_examples", spent, "d")
+    figure("per_level_examples_ratio", sum(fixed_spent[key] for key in levels) / spent, ".2f")
+    ratios = [own_widths[key][m] / fixed_widths[key][m] for key in levels for m in own_widths[key]]
+    figure("per_level_worst_ci_ratio", max(ratios), ".3f")
+    per_level_spent = examples_per_level(per_level, blocks)
+    for key in levels:
+        ratio = fixed_spent[key] / (per_level_spent[key] + blocks)
+        trials = len({r.trial for r in per_level if (r.perturbation, r.level) == key})
+        print(f"per-level {key[0]} {key[1]}: examples ratio {ratio:.2f} (with its clean pass), trials {trials}")
 
 
 def report(
