@@ -12,9 +12,10 @@ a longer synthetic test split (the sample corpus generator, test seed) cut to ``
    and metrics becomes the target;
 2. subsampled: ``trials: {ci_half_width: <target>, relative: true, min: 3, max: 50}, eval_fraction: auto``;
 3. (unless ``--no-adaptive-full``) the same adaptive rule on all the data, to separate the two savings;
-4. per level (stricter): one ``auto`` grid per random level whose target is the narrowest relative half-width
-   (over metrics) the fixed sweep reached at that level, so every level is as narrow as the fixed sweep's
-   (each grid pays its own clean pass; its seeds are those of a one-level grid, not the fixed sweep's).
+4. per level (stricter): one ``auto`` grid per random level whose rule targets the level's widest metric in
+   the fixed sweep (``metric: <it>``) at the relative half-width the fixed sweep reached for it there, so each
+   level's worst metric is as narrow as the fixed sweep's (each grid pays its own clean pass; its seeds are
+   those of a one-level grid, not the fixed sweep's).
 
 Evaluated examples count every block scored: trials × blocks for full-data trials, each subsampled trial's
 ``eval_examples`` and the clean pass over all blocks that the control variate needs.
@@ -27,7 +28,7 @@ random level ``level <perturbation> <level>: examples ratio <fixed ÷ subsampled
 <t>, examples per trial <median>``; ``levels_not_paying_vs_fixed`` and ``levels_not_paying_vs_adaptive_full``
 (random levels where the subsampled sweep scored at least as many examples); for step 4
 ``per_level_examples_ratio`` (random levels only), ``per_level_worst_ci_ratio`` (the largest subsampled ÷ fixed
-relative half-width over levels and metrics) and one ``per-level <perturbation> <level>`` line each.
+relative half-width of the targeted metrics) and one ``per-level <perturbation> <level>`` line each.
 """
 
 from __future__ import annotations
@@ -131,7 +132,7 @@ def main() -> None:
             adaptive_full, _ = timed_sweep(subject, adaptive_grids)
         per_level, _ = timed_sweep(subject, per_level_grids(fixed, fixed_grids))
     report(fixed, subsampled, adaptive_full, blocks, target, fixed_wall, subsampled_wall)
-    report_per_level(fixed, per_level, blocks)
+    report_per_level(fixed, per_level, fixed_grids, blocks)
 
 
 def relative_half_widths(rows: list[SweepRow]) -> dict[tuple[str, float], dict[str, float]]:
@@ -144,20 +145,21 @@ def relative_half_widths(rows: list[SweepRow]) -> dict[tuple[str, float], dict[s
 
 
 def per_level_grids(fixed: list[SweepRow], grids: list[SweepGrid]) -> list[SweepGrid]:
-    """One ``auto`` grid per random level, its target the narrowest relative half-width (over metrics) that
-    the fixed sweep reached at that level: every level and metric as narrow as the fixed sweep's."""
+    """One ``auto`` grid per random level whose rule targets that level's widest metric in the fixed sweep
+    (``metric: <it>``), at the relative half-width the fixed sweep reached for it there."""
     widths = relative_half_widths(fixed)
-    return [
-        SweepGrid(g.perturbation, [level], {**RULE, "ci_half_width": min(widths[(g.perturbation, level)].values())},
-                  g.options, "auto")
-        for g in grids
-        for level in g.levels
-        if (g.perturbation, level) in widths
-    ]  # fmt: skip
+    grids_per_level = []
+    for grid in grids:
+        for level in grid.levels:
+            if (grid.perturbation, level) in widths:
+                metric, width = max(widths[(grid.perturbation, level)].items(), key=lambda item: item[1])
+                rule = {**RULE, "ci_half_width": width, "metric": metric}
+                grids_per_level.append(SweepGrid(grid.perturbation, [level], rule, grid.options, "auto"))
+    return grids_per_level
 
 
-def report_per_level(fixed: list[SweepRow], per_level: list[SweepRow], blocks: int) -> None:
-    """The stricter comparison: every random level as narrow as the fixed sweep's own interval there."""
+def report_per_level(fixed: list[SweepRow], per_level: list[SweepRow], grids: list[SweepGrid], blocks: int) -> None:
+    """The stricter comparison: every random level's widest metric as narrow as in the fixed sweep."""
     fixed_widths, own_widths = relative_half_widths(fixed), relative_half_widths(per_level)
     fixed_spent = examples_per_level(fixed, blocks)
     levels = list(own_widths)
@@ -165,7 +167,8 @@ def report_per_level(fixed: list[SweepRow], per_level: list[SweepRow], blocks: i
     figure("per_level_fixed_examples", sum(fixed_spent[key] for key in levels), "d")
     figure("per_level_subsampled_examples", spent, "d")
     figure("per_level_examples_ratio", sum(fixed_spent[key] for key in levels) / spent, ".2f")
-    ratios = [own_widths[key][m] / fixed_widths[key][m] for key in levels for m in own_widths[key]]
+    targeted = {(g.perturbation, g.levels[0]): g.trials.metric for g in per_level_grids(fixed, grids)}
+    ratios = [own_widths[key][targeted[key]] / fixed_widths[key][targeted[key]] for key in levels]
     figure("per_level_worst_ci_ratio", max(ratios), ".3f")
     per_level_spent = examples_per_level(per_level, blocks)
     for key in levels:
