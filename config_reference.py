@@ -1,8 +1,9 @@
-"""Regenerate the field tables of ``docs/config_reference.md`` from the declarations (``cognitive_reserve.fields``).
+"""Regenerate the field tables of ``docs/config_reference.md`` (and of ``docs/studies.md``: the study file's
+fields) from the declarations (``cognitive_reserve.fields``).
 
 ``python config_reference.py`` rewrites every table between ``<!-- fields: package.Class -->`` and
 ``<!-- end fields -->``; the text around them is written by hand. ``--check`` only reports whether the
-file is up to date (exit 1 when not).
+files are up to date (exit 1 when not).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from cognitive_reserve.fields import DECLARED, update_reference
 
 ROOT = Path(__file__).parent
 REFERENCE = ROOT / "docs" / "config_reference.md"
+#: Every page with generated tables.
+PAGES = (REFERENCE, ROOT / "docs" / "studies.md")
 #: The packages whose classes a config builds.
 CONFIG_PACKAGES = ("callbacks", "datamodules", "lightning_modules")
 
@@ -39,12 +42,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="exit 1 if the file is out of date, change nothing")
     args = parser.parse_args(argv)
-    text = REFERENCE.read_text("utf-8")
-    fresh = update_reference(text, resolve)
+    stale = []
+    for page in PAGES:
+        text = page.read_text("utf-8")
+        fresh = update_reference(text, resolve)
+        if fresh != text:
+            stale.append(page)
+            if not args.check:
+                page.write_text(fresh, "utf-8")
     if args.check:
-        print("up to date" if fresh == text else f"{REFERENCE} is out of date: run python config_reference.py")
-        return int(fresh != text)
-    REFERENCE.write_text(fresh, "utf-8")
+        print("\n".join(f"{page} is out of date: run python config_reference.py" for page in stale) or "up to date")
+        return int(bool(stale))
     return 0
 
 

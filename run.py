@@ -1,15 +1,21 @@
 """Command line entry point: ``python run.py {fit,validate,test,predict} --config CONFIG.yaml``.
 
 A ``LightningCLI`` with OmegaConf interpolation, W&B that goes offline by itself when there are
-no credentials, the resolved config sent to the logger, one-line errors for bad input, and a short
-end-of-run summary (outputs, W&B run, headline numbers).
+no credentials, the resolved config sent to the logger, one-line errors for bad input (unknown keys
+and wrong types too, see ``run_cli.parser_errors``; no abbreviated options), and a short end-of-run summary
+(outputs, W&B run, headline numbers, the last validation metrics).
+
+Everything is validated before anything is created: a refused command prints one line and leaves no
+directory, W&B run or seed message behind. ``fit`` into a ``default_root_dir`` that already holds a run
+(a ``checkpoints/*.ckpt``) is refused unless it continues that run (``--ckpt_path last``) or starts over
+(``--start_over true`` moves the old directory aside to ``<default_root_dir>.old-<n>``; nothing is deleted).
 """
 
 from __future__ import annotations
 
 import errno
-import importlib
 import inspect
+import logging
 import pickle
 import sys
 import tempfile
@@ -19,11 +25,21 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+from lightning.pytorch import Trainer
+from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
+from callbacks import RunProgressBar
 from cognitive_reserve.errors import ConfigError, first_line
+from run_cli.fit_directory import check_fit_directory
+from run_cli.noise import HeldMessages, quiet_expected_checkpoint_warnings, quiet_known_noise
+from run_cli.parser_errors import ParserContext, explain, import_class, trainer_error
 from run_reports.run_summary import describe_run
 from tracking import finish_wandb_run, use_offline_wandb_without_credentials
+
+SEED_LOGGER = "lightning.fabric.utilities.seed"
 
 
 class LoggerSaveConfigCallback(SaveConfigCallback):
@@ -35,19 +51,74 @@ class LoggerSaveConfigCallback(SaveConfigCallback):
             logger.log_hyperparams({"config": config})
 
 
+class OneLineErrorParser(LightningArgumentParser):
+    """A parser whose refusals end in one line ``error: field=value: reason`` and exit status 2."""
+
+    context: ParserContext | None = None
+
+    def error(self, message: str, ex: Exception | None = None) -> None:  # type: ignore[override]
+        if not self.exit_on_error:  # a nested parser: jsonargparse catches this and tries the next type
+            super().error(message, ex)
+        context = self.context or ParserContext(sys.argv[1:], option_keys([self]))
+        print(f"error: {explain(message, context)}", file=sys.stderr)
+        raise SystemExit(2)
+
+
 class CognitiveReserveCLI(LightningCLI):
     """LightningCLI with this project's defaults (see module docstring)."""
 
     def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
-        super().__init__(
-            args=args,
-            run=run,
-            parser_kwargs={"parser_mode": "omegaconf+"},
-            save_config_callback=LoggerSaveConfigCallback,
-            save_config_kwargs={"overwrite": True},
-            subclass_mode_model=True,
-            subclass_mode_data=True,
-        )
+        self._set_aside: Path | None = None
+        self._wandb_dirs: list[str] = []
+        self._seed_message: str | None = None
+        with warnings.catch_warnings():  # the filters below hold for this command only
+            quiet_known_noise()
+            super().__init__(
+                args=args,
+                run=run,
+                parser_class=OneLineErrorParser,
+                parser_kwargs={"parser_mode": "omegaconf+", "allow_abbrev": False},
+                save_config_callback=LoggerSaveConfigCallback,
+                save_config_kwargs={"overwrite": True},
+                subclass_mode_model=True,
+                subclass_mode_data=True,
+            )
+
+    def _prepare_subcommand_parser(self, klass: type, subcommand: str, **kwargs: Any) -> LightningArgumentParser:
+        parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
+        if subcommand == "fit":
+            parser.add_argument(
+                "--start_over",
+                type=bool,
+                default=False,
+                help="when trainer.default_root_dir already holds a run, move it aside to "
+                "<default_root_dir>.old-<n> (never deleted) and train afresh; --ckpt_path last continues it instead",
+            )
+        return parser
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        """Give every parser what its one-line errors need: the arguments and the keys it accepts."""
+        given = list(sys.argv[1:] if args is None else args) if isinstance(args, list | tuple | None) else []
+        subparsers = getattr(self, "_subcommand_parsers", {})
+        subcommand = next((arg for arg in given if arg in subparsers), None)
+        keys = {name: set(option_keys([sub])) for name, sub in subparsers.items()}
+        own = keys.get(subcommand, set().union(*keys.values()))
+        elsewhere = {key: sorted(n for n in keys if key in keys[n]) for key in set().union(*keys.values()) - own}
+        context = ParserContext(given, option_keys([parser]) + sorted(own), subcommand, elsewhere)
+        for each in [parser, *subparsers.values()]:
+            each.context = context
+        super().parse_arguments(parser, args)
+
+    def _set_seed(self) -> None:
+        """Seed as LightningCLI does; its "Seed set to" line waits until the config has been validated."""
+        held = HeldMessages()
+        logger = logging.getLogger(SEED_LOGGER)
+        logger.addFilter(held)
+        try:
+            super()._set_seed()
+        finally:
+            logger.removeFilter(held)
+        self._seed_message = held.messages[-1] if held.messages else None
 
     def _parse_ckpt_path(self) -> None:
         """Vet ``--ckpt_path`` before Lightning reads hyperparameters from it (see ``vet_checkpoint``)."""
@@ -71,9 +142,14 @@ class CognitiveReserveCLI(LightningCLI):
             )
 
     def before_instantiate_classes(self) -> None:
+        """Check what can be checked without building anything; create nothing yet."""
         config = self.config[self.subcommand] if self.subcommand else self.config
         root = Path(config.trainer.default_root_dir or ".")
         check_writable("trainer.default_root_dir", root)
+        if self.subcommand == "fit":
+            ckpt_path = config.get("ckpt_path")
+            self._set_aside = check_fit_directory(root, ckpt_path, bool(config.get("start_over")))
+            quiet_expected_checkpoint_warnings(root, ckpt_path)
         if "weights_only" in config and config.weights_only is None:
             config.weights_only = True  # never unpickle code from a checkpoint unless asked to
         for callback in _class_configs(config.trainer.callbacks):
@@ -84,8 +160,36 @@ class CognitiveReserveCLI(LightningCLI):
                 init_args = logger["init_args"]
                 if init_args.get("save_dir") in (None, "", "."):  # "." is WandbLogger's default
                     init_args["save_dir"] = str(root)
-                Path(init_args["save_dir"]).mkdir(parents=True, exist_ok=True)
-                use_offline_wandb_without_credentials(init_args["save_dir"])
+                self._wandb_dirs.append(init_args["save_dir"])
+
+    def after_instantiate_classes(self) -> None:
+        """Every class accepted its arguments: now move an old run aside, prepare W&B, announce the seed."""
+        if self._set_aside is not None:
+            root = Path(self.trainer.default_root_dir)
+            root.rename(self._set_aside)
+            print(f"start_over: moved the earlier run aside, {root} -> {self._set_aside}", file=sys.stderr)
+        for save_dir in self._wandb_dirs:
+            Path(save_dir).mkdir(parents=True, exist_ok=True)
+            use_offline_wandb_without_credentials(save_dir)
+        if self._seed_message and rank_zero_only.rank == 0:
+            logging.getLogger(SEED_LOGGER).info(self._seed_message)
+
+    def instantiate_trainer(self, **kwargs: Any) -> Any:
+        """The trainer, with ``RunProgressBar`` (steps of ``max_steps``, epochs counted from 1) unless the
+        config brings its own progress bar or turns it off."""
+        config = self._get(self.config_init, "trainer", default={})
+        callbacks = config.get("callbacks") or []
+        callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+        own_bar = any(isinstance(callback, ProgressBar) for callback in callbacks)
+        if config.get("enable_progress_bar") is not False and not own_bar and "callbacks" not in kwargs:
+            kwargs["callbacks"] = [*callbacks, RunProgressBar()]
+        try:
+            return super().instantiate_trainer(**kwargs)
+        except (ValueError, TypeError, MisconfigurationException) as err:
+            refused = trainer_error(err, config, list(inspect.signature(Trainer.__init__).parameters))
+            if refused is None:
+                raise
+            raise refused from None
 
 
 def vet_checkpoint(path: str | None, model_config: Any) -> None:
@@ -106,7 +210,7 @@ def vet_checkpoint(path: str | None, model_config: Any) -> None:
         ) from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise ConfigError("ckpt_path", path, "not a Lightning checkpoint (no state_dict)")
-    model_class = _import(getattr(model_config, "class_path", None))
+    model_class = import_class(getattr(model_config, "class_path", None) or "")
     hparams = set(checkpoint.get("hyper_parameters", {})) - {"_instantiator", "_class_path"}
     if model_class is not None and hparams:
         parameters = inspect.signature(model_class.__init__).parameters
@@ -132,14 +236,9 @@ def check_writable(field: str, directory: Path) -> None:
         raise ConfigError(field, str(directory), f"output directory is not writable ({err.strerror})") from None
 
 
-def _import(class_path: str | None) -> type | None:
-    if not class_path or "." not in class_path:
-        return None
-    module, _, name = class_path.rpartition(".")
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        return None
+def option_keys(parsers: list[Any]) -> list[str]:
+    """Every dotted key the parsers accept (``trainer.max_epochs``, ``model``, ``ckpt_path``, ...)."""
+    return sorted({action.dest for parser in parsers for action in parser._actions if action.dest != "help"})
 
 
 def _model_arguments(model_config: Any) -> dict[str, Any]:
@@ -172,7 +271,10 @@ def main(args: list[str] | None = None) -> None:
         print(f"error: {config_error}", file=sys.stderr)
         raise SystemExit(2) from None
     if cli.subcommand and cli.trainer.is_global_zero:
-        print(describe_run(Path(cli.trainer.default_root_dir), started, wandb_run))
+        trainer = cli.trainer
+        validation = {name: float(value) for name, value in trainer.callback_metrics.items() if name.startswith("val/")}
+        last = (trainer.global_step, validation) if cli.subcommand == "fit" and validation else None
+        print(describe_run(Path(trainer.default_root_dir), started, wandb_run, last_validation=last))
 
 
 def find_config_error(err: BaseException) -> ConfigError | None:

@@ -88,8 +88,9 @@ def tiny_gpt2(
     ``init_from``: a ``GPT2LanguageModel`` checkpoint (a trained model, with its tokenizer) instead.
     ``test_kilobytes``: a longer test split of that many KB per language (the same generator and seed)."""
     import lightning_modules.gpt2_lm as gpt2_lm
+    from datamodules.corpus import LanguageCorpus, TextSource
     from datamodules.sample_corpus import paragraphs, write_corpus
-    from datamodules.text import LanguageCorpus, TextCorpusDataModule, TextSource
+    from datamodules.text import TextCorpusDataModule
 
     model_args = TINY_CONFIG["model"]["init_args"]
     data_args = TINY_CONFIG["data"]["init_args"]

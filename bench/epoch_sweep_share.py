@@ -1,7 +1,9 @@
 """Share of training time taken by the per-epoch sweep of the tiny GPT-2 configs (issue #6: 5).
 
-    python bench/epoch_sweep_share.py [--threads 1] [--configs tiny_bilingual tiny_monolingual]
+    python bench/epoch_sweep_share.py [--threads 1] [--configs tiny_bilingual tiny_bilingual+tiny_layers ...]
 
+A config ``A+B`` is ``configs/gpt2/A.yaml`` with the overlay ``configs/gpt2/B.yaml`` given after it (``tiny_layers``:
+the layer-wise sweeps, per-epoch magnitude pruning of each attention matrix alone).
 Runs ``run.py fit`` in this process exactly as configured (the sample corpus of
 ``python -m datamodules.sample_corpus``, W&B offline), timing every call of the per-epoch
 ``PerturbationSweep`` (the one with ``every_n_epochs``) and the training from its first to its last
@@ -20,6 +22,7 @@ import time
 from pathlib import Path
 
 import lightning as L
+import yaml
 from common import ROOT, figure, setup, timed
 
 from callbacks.perturbation_sweep import PerturbationSweep
@@ -39,7 +42,8 @@ class Clock(L.Callback):
 
 def measure(config: str, workdir: Path) -> None:
     corpus = write_corpus(workdir / "corpus", 40)
-    languages = ("en", "el") if "bilingual" in config else ("en",)
+    paths = [ROOT / "configs" / "gpt2" / f"{name}.yaml" for name in config.split("+")]
+    languages = list(yaml.safe_load(paths[0].read_text())["data"]["init_args"]["corpora"])
     files = [
         arg
         for language in languages
@@ -47,7 +51,7 @@ def measure(config: str, workdir: Path) -> None:
         for arg in (f"--data.corpora.{language}.{split}.file", str(corpus[f"{language}.{split}"]))
     ]
     args = [
-        "--config", str(ROOT / "configs" / "gpt2" / f"{config}.yaml"), *files,
+        *(arg for path in paths for arg in ("--config", str(path))), *files,
         "--trainer.default_root_dir", str(workdir / config), "--trainer.enable_progress_bar", "false",
     ]  # fmt: skip
     cli = CognitiveReserveCLI(args=args, run=False)
@@ -71,7 +75,9 @@ def measure(config: str, workdir: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--configs", nargs="+", default=["tiny_bilingual", "tiny_monolingual"])
+    parser.add_argument(
+        "--configs", nargs="+", default=["tiny_bilingual", "tiny_monolingual", "tiny_bilingual+tiny_layers"]
+    )
     args = parser.parse_args()
     setup(args.threads)
     for config in args.configs:

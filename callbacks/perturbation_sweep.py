@@ -13,6 +13,11 @@ right): ``robustness/sensitivity_train.csv`` after each, its figures when traini
 seen so far are part of the checkpoint, so a resumed run (``--ckpt_path last``) continues the same
 view; a sweep of an epoch that runs again (resumed, or validated twice) replaces the earlier one in it.
 
+With ``groups`` the sweep is layer-wise (``cognitive_reserve.groups``): all targets together, then each
+group alone, in the same CSV (column ``group``); ``run_reports.group_files`` writes the per-group summary
+and group × level figure (and, per epoch, ``sensitivity_train_groups.csv``/``.png``), ``tracking.group_panels``
+logs them.
+
 The evaluation data is a fixed subset of the datamodule's ``split`` dataset, collated once and
 cached on the device; under DDP every rank keeps its own shard and the module's torchmetrics
 reduce across ranks, so all ranks see identical numbers. Only global rank 0 writes and logs.
@@ -21,21 +26,27 @@ reduce across ranks, so all ranks see identical numbers. Only global rank 0 writ
 from __future__ import annotations
 
 import pickle
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import lightning as L
 import torch
 
-from cognitive_reserve import ConfigError, SweepCsvWriter, SweepGrid, SweepRow, run_sweep, select_targets
+from callbacks.progress import sweep_progress
+from cognitive_reserve import ConfigError, SweepCsvWriter, SweepGrid, SweepRow, SweepSubject, select_targets
 from cognitive_reserve.fields import Field, check_fields, declared
+from cognitive_reserve.groups import GROUPINGS, check_grouping, run_grouped_sweep, split_targets
+from cognitive_reserve.layerwise import GroupSummary
 from cognitive_reserve.resume import resumable_rows, sweep_fingerprint
+from cognitive_reserve.rows import all_targets
 from cognitive_reserve.sensitivity import EpochSummary
 from cognitive_reserve.subsampling import check_trial_batch as check_subsampled_trial_batch
 from cognitive_reserve.sweep import check_trial_batch
 from cognitive_reserve.targets import check_name_patterns
+from run_reports.group_files import plot_group_sensitivity, write_group_files, write_group_sensitivity
 from run_reports.sweeps import first_last_crossovers, plot_sensitivity, write_sensitivity_table, write_sweep_files
+from tracking.group_panels import log_group_sensitivity, log_group_sweep
 from tracking.panels import PER_EPOCH, log_figures, log_sensitivity_table, log_sweep
 
 Split = Literal["train", "val", "test"]
@@ -94,7 +105,9 @@ class PerturbationSweep(L.Callback):
                 later="matches at least one parameter: at fit/test start",
             ),
         ] = None,
-        progress: Annotated[bool, Field("show a progress bar per subject")] = True,
+        progress: Annotated[
+            bool, Field("show a progress bar of the sweep's trials (levels × trials × models), in a terminal")
+        ] = True,
         autocast_bf16: Annotated[
             bool,
             Field(
@@ -111,6 +124,17 @@ class PerturbationSweep(L.Callback):
                 later="model support: at fit/test start",
             ),
         ] = 1,
+        groups: Annotated[
+            str | None,
+            Field(
+                "layer-wise: after all targets together, damage each group of them alone: `per_block` (`h.<i>`), "
+                "`per_matrix` (each matrix with its bias; GPT-2's `c_attn` cut into q, k, v), or a regex whose "
+                "first capture group names the group (null: all targets together only)",
+                valid=f"null, {', '.join(f'`{g}`' for g in GROUPINGS)} or a regex with a capture group",
+                check=check_grouping,
+                later="matches at least one targeted parameter: at fit/test start",
+            ),
+        ] = None,
     ) -> None:
         self.grids = check_fields(PerturbationSweep, locals())["perturbations"]
         check_subsampled_trial_batch(
@@ -126,18 +150,25 @@ class PerturbationSweep(L.Callback):
         self.progress = progress
         self.autocast = torch.bfloat16 if autocast_bf16 else None
         self.trial_batch = trial_batch
+        self.groups = groups
         self._batches: dict[str, list[Any]] = {}
         self.per_epoch: list[EpochSummary] = []
+        self.per_epoch_groups: list[GroupSummary] = []
 
     @property
     def state_key(self) -> str:
         return self._generate_state_key(split=self.split, every_n_epochs=self.every_n_epochs)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"per_epoch": [entry.as_record() for entry in self.per_epoch]}
+        return {
+            "per_epoch": [entry.as_record() for entry in self.per_epoch],
+            "per_epoch_groups": [entry.as_record() for entry in self.per_epoch_groups],
+        }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.per_epoch = [EpochSummary.from_record(record) for record in state_dict.get("per_epoch", [])]
+        groups = state_dict.get("per_epoch_groups", [])
+        self.per_epoch_groups = [GroupSummary.from_record(record) for record in groups]
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if not hasattr(pl_module, "robustness_subjects"):
@@ -153,13 +184,16 @@ class PerturbationSweep(L.Callback):
         self._check_targets(pl_module)
 
     def _check_targets(self, pl_module: L.LightningModule) -> None:
-        """Fail before any training when the target selector matches nothing, or when ``trial_batch``
-        asks for stacked scoring a subject cannot do."""
+        """Fail before any training when the target selector (or the grouping) matches nothing, or when
+        ``trial_batch`` asks for stacked scoring a subject cannot do."""
         for subject in pl_module.robustness_subjects([]):
+            targets = self.targets if self.targets is not None else subject.targets
             try:
-                select_targets(subject.module, self.targets if self.targets is not None else subject.targets)
+                select_targets(subject.module, targets)
             except ConfigError as err:
                 raise ConfigError("PerturbationSweep.targets", err.value, err.reason) from None
+            if self.groups is not None:
+                split_targets(subject.module, targets, self.groups, "PerturbationSweep.groups")
             check_trial_batch("PerturbationSweep.trial_batch", self.trial_batch, subject)
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -190,19 +224,23 @@ class PerturbationSweep(L.Callback):
                 subject.targets = self.targets
         path = Path(trainer.default_root_dir) / "robustness" / f"sweep_{stage}_epoch{epoch:03d}.csv"
         fingerprint = sweep_fingerprint(subjects, self.grids, self.seed) + ("+bf16" if self.autocast else "")
+        fingerprint += f"+groups={self.groups}" if self.groups is not None else ""
         completed = trainer.strategy.broadcast(resumable_rows(path, fingerprint) if trainer.is_global_zero else None)
         writer = SweepCsvWriter(path) if trainer.is_global_zero else None
         was_training = pl_module.training
         pl_module.eval()
         rows: list[SweepRow] = []
+        planned = [planned_trials(self.grids) * self._sweeps_of(subject) for subject in subjects]
+        shown = self.progress and trainer.is_global_zero
         try:
-            for subject in subjects:
-                rows += run_sweep(
-                    subject, self.grids, self.seed, stage=stage, epoch=epoch, completed=completed,
-                    on_trial=writer.write if writer else None,
-                    progress=self.progress and trainer.is_global_zero, autocast=self.autocast,
-                    trial_batch=self.trial_batch,
-                )  # fmt: skip
+            with sweep_progress(trainer, f"Sweep {stage}: trials", sum(planned), shown) as bar:
+                for index, subject in enumerate(subjects):
+                    bar.set(sum(planned[:index]), f"Sweep {stage}: trials of {subject.name}")
+                    rows += run_grouped_sweep(
+                        subject, self.grids, self.seed, self.groups, stage=stage, epoch=epoch, completed=completed,
+                        on_trial=_counted(writer.write if writer else None, bar.advance), autocast=self.autocast,
+                        trial_batch=self.trial_batch,
+                    )  # fmt: skip
         finally:
             pl_module.train(was_training)
             if writer:
@@ -211,28 +249,70 @@ class PerturbationSweep(L.Callback):
             self._report(trainer, rows, path.parent, path.stem, stage, epoch)
         return rows
 
+    def _sweeps_of(self, subject: SweepSubject) -> int:
+        """How many sweeps one subject gets: all targets together, plus one per group of a layer-wise sweep."""
+        return 1 + (len(split_targets(subject.module, subject.targets, self.groups)) if self.groups else 0)
+
     def _report(
         self, trainer: L.Trainer, rows: list[SweepRow], out_dir: Path, stem: str, stage: str, epoch: int
     ) -> None:
-        files = write_sweep_files(rows, out_dir, stem)
-        crossovers = first_last_crossovers(rows) if stage != "train" else []
+        reference = all_targets(rows)
+        files = write_sweep_files(reference, out_dir, stem)
+        crossovers = first_last_crossovers(reference) if stage != "train" else []
         log_sweep(trainer.loggers, stage, rows, files.summaries, files.figure, epoch, trainer.global_step, crossovers)
         if stage == "train":
             earlier = [entry for entry in self.per_epoch if entry.epoch < epoch]
             self.per_epoch = earlier + [EpochSummary(epoch, summary) for summary in files.summaries]
             write_sensitivity_table(self.per_epoch, out_dir)
             log_sensitivity_table(trainer.loggers, self.per_epoch, trainer.global_step)
+        if self.groups is not None:
+            self._report_groups(trainer, rows, out_dir, stem, stage, epoch)
+
+    def _report_groups(
+        self, trainer: L.Trainer, rows: list[SweepRow], out_dir: Path, stem: str, stage: str, epoch: int
+    ) -> None:
+        """The per-group summary, figure and W&B panels of a layer-wise sweep (and its per-epoch view)."""
+        files = write_group_files(rows, out_dir, stem, epoch if stage == "train" else None)
+        log_group_sweep(trainer.loggers, stage, files.summaries, files.figure, epoch, trainer.global_step)
+        if stage == "train":
+            earlier = [entry for entry in self.per_epoch_groups if entry.epoch is not None and entry.epoch < epoch]
+            self.per_epoch_groups = earlier + files.summaries
+            write_group_sensitivity(self.per_epoch_groups, out_dir)
+            log_group_sensitivity(trainer.loggers, self.per_epoch_groups, trainer.global_step)
 
     def _plot_per_epoch(self, trainer: L.Trainer, out_dir: Path) -> None:
         """The figures of the sensitivity over training (drawn once, when training ends)."""
         figures = plot_sensitivity(self.per_epoch, out_dir)
         keys = {f"{PER_EPOCH}/curves": figures.curves, f"{PER_EPOCH}/heatmap": figures.heatmap}
+        if self.per_epoch_groups:
+            keys[f"{PER_EPOCH}/groups/figure"] = plot_group_sensitivity(self.per_epoch_groups, out_dir)
         log_figures(trainer.loggers, keys, trainer.global_step)
 
     def _eval_batches(self, trainer: L.Trainer, split: Split) -> list[Any]:
         if split not in self._batches:
             self._batches[split] = cache_eval_batches(trainer, split, self.max_eval_samples, self.seed)
         return self._batches[split]
+
+
+def planned_trials(grids: Sequence[SweepGrid]) -> int:
+    """Trials one subject gets at most: one per deterministic level, the count (or adaptive maximum) elsewhere."""
+    return sum(
+        1 if perturbation.deterministic else grid.trials if isinstance(grid.trials, int) else grid.trials.max
+        for grid in grids
+        for perturbation in grid.perturbations()
+    )
+
+
+def _counted(write: Callable[[list[SweepRow]], None] | None, advance: Callable[[int], None]) -> Callable:
+    """``write`` (when given), then the progress bar moves by the trials in the rows (a layer-wise sweep hands
+    the undamaged model's rows of every level-0 trial to a group at once)."""
+
+    def on_trial(rows: list[SweepRow]) -> None:
+        if write is not None:
+            write(rows)
+        advance(len({(row.perturbation, row.level, row.trial) for row in rows}))
+
+    return on_trial
 
 
 def cache_eval_batches(trainer: L.Trainer, split: Split, max_samples: int | None, seed: int) -> list[Any]:

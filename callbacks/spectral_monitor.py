@@ -27,11 +27,11 @@ from typing import Annotated, Any, Literal
 import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
-from transformers.pytorch_utils import Conv1D
 
-from callbacks.step_monitor import DEFAULT_STRIP_PREFIX, STRIP_PREFIX, StepMonitor, compile_pattern
+from callbacks.step_monitor import STRIP_PREFIX, StepMonitor, compile_pattern
 from cognitive_reserve.errors import ConfigError
 from cognitive_reserve.fields import Field, check_fields, declared
+from cognitive_reserve.matrices import DEFAULT_STRIP_PREFIX, FUSED_QKV, QKV_PARTS, output_dim
 from cognitive_reserve.spectral import (
     WeightMatrix,
     exact_basis,
@@ -41,7 +41,7 @@ from cognitive_reserve.spectral import (
 )
 from cognitive_reserve.targets import select_targets
 
-GPT2_FUSED_QKV = {r"attn\.c_attn\.weight$": ["q", "k", "v"]}
+GPT2_FUSED_QKV = {FUSED_QKV: list(QKV_PARTS)}
 
 
 def compile_split(field: str, split: Any) -> dict[re.Pattern[str], list[str]]:
@@ -220,7 +220,7 @@ def select_matrices(
         if not parts:
             matrices.append(WeightMatrix(name, param))
             continue
-        dim = _output_dim(module, full_name)
+        dim = output_dim(module, full_name)
         if param.shape[dim] % len(parts):
             raise ConfigError(
                 "SpectralMonitor.split", {full_name: list(parts)},
@@ -230,9 +230,3 @@ def select_matrices(
     if not matrices:
         raise ConfigError("SpectralMonitor.targets", targets, "matches no 2-D weight matrix")
     return matrices
-
-
-def _output_dim(module: torch.nn.Module, param_name: str) -> int:
-    """Hugging Face ``Conv1D`` stores (in, out): outputs are columns; ``nn.Linear`` and others: rows."""
-    owner = module.get_submodule(param_name.rpartition(".")[0])
-    return 1 if isinstance(owner, Conv1D) else 0

@@ -25,9 +25,6 @@ from cognitive_reserve.fields import Field
 from cognitive_reserve.history import HistoryCsv, HistoryRow, plot_history
 from tracking.panels import log_figures
 
-#: Leading module path dropped from logged names: ``model.transformer.h.0...`` → ``h.0...``.
-DEFAULT_STRIP_PREFIX = r"^(model\.)?(transformer\.)?"
-
 
 def compile_pattern(field: str, pattern: str) -> re.Pattern[str]:
     """``re.compile(pattern)``, or a ``ConfigError`` naming ``field``."""

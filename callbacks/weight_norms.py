@@ -13,9 +13,10 @@ from typing import Annotated
 import lightning as L
 import torch
 
-from callbacks.step_monitor import DEFAULT_STRIP_PREFIX, STRIP_PREFIX, StepMonitor, compile_pattern
+from callbacks.step_monitor import STRIP_PREFIX, StepMonitor, compile_pattern
 from cognitive_reserve.errors import ConfigError
 from cognitive_reserve.fields import Field, check_fields, declared
+from cognitive_reserve.matrices import DEFAULT_STRIP_PREFIX
 from cognitive_reserve.targets import select_targets
 
 TOTAL = "total"

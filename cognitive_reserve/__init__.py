@@ -17,7 +17,8 @@ from cognitive_reserve.perturbations import (
 from cognitive_reserve.restore import ParameterSnapshot, perturbed
 from cognitive_reserve.seeding import make_generator, trial_seed
 from cognitive_reserve.stats import LevelSummary, mean_ci, summarize
-from cognitive_reserve.sweep import CSV_COLUMNS, SweepGrid, SweepRow, SweepSubject, run_sweep
+from cognitive_reserve.subject import SweepSubject
+from cognitive_reserve.sweep import CSV_COLUMNS, SweepGrid, SweepRow, run_sweep
 from cognitive_reserve.targets import TargetSpec, select_targets
 
 __all__ = [

@@ -30,6 +30,7 @@ from typing import Any
 
 from cognitive_reserve.errors import ConfigError, check_bool, check_int, check_number, check_text
 from cognitive_reserve.io import read_sweep_csv
+from cognitive_reserve.rows import all_targets
 from cognitive_reserve.stats import mean_ci
 
 #: Keys of a ``trials`` rule in a config.
@@ -129,7 +130,7 @@ def _read_reference(name: str, path: Any, model: Any) -> dict[tuple[str, float],
     if not Path(path).is_file():
         raise ConfigError(f"{name}.reference", path, "no such file")
     try:
-        rows = read_sweep_csv(path)
+        rows = all_targets(read_sweep_csv(path))
     except (ValueError, KeyError) as err:
         raise ConfigError(f"{name}.reference", path, str(err)) from None
     models = sorted({row.model for row in rows})

@@ -213,6 +213,58 @@ def seed_mean_curve(
     return points
 
 
+@dataclass(frozen=True)
+class LevelDifference:
+    """``B − A`` at one level: the seed means of both sides, their difference and its bootstrap interval."""
+
+    level: float
+    mean_a: float
+    mean_b: float
+    difference: float
+    ci_low: float
+    ci_high: float
+    paired: bool
+    n_seeds_a: int
+    n_seeds_b: int
+
+    @property
+    def excludes_zero(self) -> bool:
+        """Whether the interval lies entirely on one side of 0."""
+        return self.ci_low > 0 or self.ci_high < 0
+
+
+def level_differences(
+    tables_a: Sequence[Iterable[SweepRow]],
+    tables_b: Sequence[Iterable[SweepRow]],
+    perturbation: str,
+    metric: str,
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> list[LevelDifference]:
+    """``B − A`` of the seed-mean metric at every level, with the cross-over's bootstrap: two-level over
+    training seeds (tables) and trials, trials paired when every table used the same seeds."""
+    side_a, _ = _side_tables(tables_a, perturbation, metric, "A")
+    side_b, _ = _side_tables(tables_b, perturbation, metric, "B")
+    levels = _shared_levels(perturbation, {"A": side_a, "B": side_b})
+    paired = all(_seeds(table[level]) == _seeds(side_a[0][level]) for table in side_a + side_b for level in levels)
+    rng = np.random.default_rng(seed)
+    chosen_a, chosen_b = _seed_draw(rng, len(side_a), n_boot), _seed_draw(rng, len(side_b), n_boot)
+    differences = []
+    for level in levels:
+        a, b = _values(side_a, level), _values(side_b, level)
+        if paired:
+            replicates = -_paired_difference(rng, a, b, chosen_a, chosen_b)
+        else:
+            replicates = _resampled_means(rng, b, chosen_b) - _resampled_means(rng, a, chosen_a)
+        low, high = percentile_interval(replicates, confidence)
+        mean_a, mean_b = _seed_mean(a), _seed_mean(b)
+        differences.append(
+            LevelDifference(level, mean_a, mean_b, mean_b - mean_a, low, high, paired, len(side_a), len(side_b))
+        )
+    return differences
+
+
 def percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
     """Order-statistic percentile interval (no interpolation, so ±inf replicates are handled)."""
     ordered = np.sort(values)

@@ -47,7 +47,8 @@ class SweepCsvWriter:
 
 
 def read_sweep_csv(path: str | Path) -> list[SweepRow]:
-    """Parse a sweep CSV written by this project back into rows."""
+    """Parse a sweep CSV written by this project back into rows (also one written before a column of
+    ``LATER_COLUMNS`` existed: that column then reads as its default)."""
     with Path(path).open(newline="", encoding="utf-8") as file:
         reader = csv.DictReader(file)
         missing = set(CSV_COLUMNS) - set(LATER_COLUMNS) - set(reader.fieldnames or ())
@@ -94,6 +95,7 @@ def _parse_row(record: dict[str, str]) -> SweepRow:
         expected=_optional(float, record["expected"]),
         stage=record["stage"],
         epoch=_optional(int, record["epoch"]),
+        group=record.get("group") or LATER_COLUMNS["group"],
         eval_examples=_optional(int, record.get("eval_examples") or ""),
     )
 

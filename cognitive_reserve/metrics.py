@@ -1,8 +1,12 @@
-"""What a metric's name says about it: which direction is better, and its worst value.
+"""Which direction of a metric is better, and its worst value.
 
 A damaged model can produce non-finite scores (a diverged loss gives NaN). The sweep records them
 as data: NaN becomes the metric's worst value — +inf for losses and perplexities, the floor of a
 bounded score — so means, intervals and plots show the failure instead of dropping it.
+
+The direction comes from the metric itself where it declares one: the model layer reads
+torchmetrics' ``higher_is_better`` and passes it here (the core does not import torchmetrics). A bare
+name — a CSV's ``metric`` column, or a value from a plain ``evaluate()`` — is judged by its name.
 """
 
 from __future__ import annotations
@@ -31,14 +35,24 @@ def metric_direction(metric: str) -> Direction | None:
     return None
 
 
-def worst_value(metric: str) -> float:
-    """The worst possible value of ``metric`` (+inf for a loss, a score's floor; NaN if unknown)."""
-    name = metric.lower()
-    if metric_direction(metric) == "higher":
-        return min(worst for fragment, worst in HIGHER_IS_BETTER.items() if fragment in name)
-    return math.inf if metric_direction(metric) == "lower" else math.nan
+def direction_of(higher_is_better: bool | None) -> Direction | None:
+    """The direction a metric declares (torchmetrics' ``higher_is_better``); None when it declares none."""
+    return None if higher_is_better is None else "higher" if higher_is_better else "lower"
 
 
-def as_recorded(metric: str, value: float) -> float:
-    """``value``, with NaN replaced by the metric's worst value."""
-    return worst_value(metric) if math.isnan(value) else value
+def worst_value(metric: str, direction: Direction | None = None) -> float:
+    """The worst possible value of ``metric``: +inf where lower is better; where higher is better, the floor
+    of a score its name names (0 for accuracy, -1 for a correlation), else -inf; NaN when the direction is
+    unknown. ``direction``: the one the metric declares; None: judged by the name."""
+    direction = direction or metric_direction(metric)
+    if direction == "lower":
+        return math.inf
+    if direction == "higher":
+        name = metric.lower()
+        return min((worst for fragment, worst in HIGHER_IS_BETTER.items() if fragment in name), default=-math.inf)
+    return math.nan
+
+
+def as_recorded(metric: str, value: float, direction: Direction | None = None) -> float:
+    """``value``, with NaN replaced by the metric's worst value (``worst_value``)."""
+    return worst_value(metric, direction) if math.isnan(value) else value

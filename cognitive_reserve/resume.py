@@ -1,9 +1,10 @@
 """Resume a sweep from its CSV — only when the file belongs to the very same sweep.
 
 A sweep's fingerprint hashes its grids (with their ``eval_fraction`` when it is not 1.0), base seed, subject
-names and the bytes of every targeted tensor. It is stored next to the CSV (``<csv>.fingerprint``).
-Re-running a sweep with the same fingerprint reuses the finished trials; a CSV with another or no
-fingerprint (other weights, other grid) is moved aside to ``<csv>.stale-<n>`` — never silently mixed in, never deleted.
+names, the bytes of every targeted tensor and the CSV's columns (a file written before a column was added is
+never appended to). It is stored next to the CSV (``<csv>.fingerprint``). Re-running a sweep with the same
+fingerprint reuses the finished trials; a CSV with another or no fingerprint (other weights, other grid) is
+moved aside to ``<csv>.stale-<n>`` — never silently mixed in, never deleted.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from pathlib import Path
 import torch
 
 from cognitive_reserve.io import read_sweep_csv
-from cognitive_reserve.sweep import SweepGrid, SweepRow, SweepSubject
+from cognitive_reserve.subject import SweepSubject
+from cognitive_reserve.sweep import CSV_COLUMNS, SweepGrid, SweepRow
 from cognitive_reserve.targets import select_targets
 
 
 def sweep_fingerprint(subjects: Sequence[SweepSubject], grids: Sequence[SweepGrid], seed: int) -> str:
-    """A hex digest identifying (grids, seed, subjects and their targeted weights)."""
+    """A hex digest identifying (grids, seed, subjects and their targeted weights, the CSV columns)."""
     # eval_fraction enters only where it is not 1.0, so sweeps of the whole data keep their earlier fingerprints
     described = [
         (
@@ -34,6 +36,7 @@ def sweep_fingerprint(subjects: Sequence[SweepSubject], grids: Sequence[SweepGri
         for g in grids
     ]
     digest = hashlib.sha256(repr((seed, described)).encode())
+    digest.update(",".join(CSV_COLUMNS).encode())
     for subject in subjects:
         digest.update(subject.name.encode())
         for name, tensor in select_targets(subject.module, subject.targets).items():

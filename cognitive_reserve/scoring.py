@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
@@ -35,10 +35,8 @@ from cognitive_reserve.interrupts import restore_on_signals
 from cognitive_reserve.metrics import as_recorded
 from cognitive_reserve.perturbations import Perturbation
 from cognitive_reserve.restore import DamagedCopies, ParameterSnapshot
-from cognitive_reserve.targets import select_targets
-
-if TYPE_CHECKING:
-    from cognitive_reserve.sweep import SweepSubject
+from cognitive_reserve.subject import SweepSubject
+from cognitive_reserve.targets import select_targets, target_parts
 
 Draw = tuple[Perturbation, int]
 #: What scores one draw instead of ``subject.evaluate`` (a subsampled trial), or None.
@@ -52,9 +50,9 @@ Update = tuple[tuple[Any, ...], dict[str, Any]]
 def open_scorer(subject: SweepSubject, trial_batch: int, autocast: torch.dtype | None) -> Iterator[Scorer]:
     """A scorer of ``subject`` for draws given at most ``trial_batch`` at a time (> 1: stacked, which
     needs ``subject.evaluate_stack``; ``run_sweep`` checks)."""
-    targets = select_targets(subject.module, subject.targets)
+    targets, parts = select_targets(subject.module, subject.targets), target_parts(subject.targets)
     if trial_batch > 1:
-        copies = DamagedCopies(targets, trial_batch)
+        copies = DamagedCopies(targets, trial_batch, parts)
 
         def score_stacked(
             draws: Sequence[Draw], evaluators: Sequence[Evaluator] | None = None
@@ -71,7 +69,7 @@ def open_scorer(subject: SweepSubject, trial_batch: int, autocast: torch.dtype |
 
         yield score_stacked
         return
-    snapshot = ParameterSnapshot(targets)
+    snapshot = ParameterSnapshot(targets, parts)
 
     def score_in_place(draws: Sequence[Draw], evaluators: Sequence[Evaluator] | None = None) -> list[dict[str, float]]:
         scores = []

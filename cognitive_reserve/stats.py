@@ -1,4 +1,9 @@
-"""Mean and 95% confidence interval per level, from the tidy rows of a sweep."""
+"""Mean and 95% confidence interval per level, from the tidy rows of a sweep.
+
+The interval is Student t over the trials, clipped to the metric's range (``metric_range``): the mean of
+a bounded metric lies in its range, so clipping removes only values it cannot take and the coverage of
+the Student-t interval is unchanged (an accuracy band never reaches 1.4 when 3 trials are far apart).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as scipy_stats
 
+from cognitive_reserve.metric_ranges import UNBOUNDED, metric_range
 from cognitive_reserve.rows import SweepRow
 
 CONFIDENCE = 0.95
@@ -41,26 +47,31 @@ class LevelSummary:
 SUMMARY_COLUMNS = tuple(LevelSummary.__dataclass_fields__)
 
 
-def mean_ci(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float, float, float]:
-    """(mean, sample std, CI low, CI high) with a Student-t interval; zero width for one value."""
+def mean_ci(
+    values: Sequence[float], confidence: float = CONFIDENCE, bounds: tuple[float, float] = UNBOUNDED
+) -> tuple[float, float, float, float]:
+    """(mean, sample std, CI low, CI high) with a Student-t interval clipped to ``bounds`` (the values'
+    range, e.g. (0, 1) for an accuracy); zero width for one value."""
     array = np.asarray(values, dtype=np.float64)
     mean = float(array.mean())
     if array.size < 2 or not np.isfinite(array).all():
         return mean, 0.0 if array.size < 2 else math.nan, mean, mean
     std = float(array.std(ddof=1))
     half = float(scipy_stats.t.ppf(0.5 + confidence / 2, df=array.size - 1)) * std / math.sqrt(array.size)
-    return mean, std, mean - half, mean + half
+    lowest, highest = bounds
+    return mean, std, max(mean - half, lowest), min(mean + half, highest)
 
 
 def summarize(rows: Iterable[SweepRow], confidence: float = CONFIDENCE) -> list[LevelSummary]:
-    """One ``LevelSummary`` per (model, num_tasks, perturbation, level, metric), in first-seen order."""
+    """One ``LevelSummary`` per (model, num_tasks, perturbation, level, metric), in first-seen order; the
+    interval of each is clipped to its metric's range."""
     groups: dict[tuple, list[SweepRow]] = defaultdict(list)
     for row in rows:
         groups[(row.model, row.num_tasks, row.perturbation, row.level, row.metric)].append(row)
     summaries = []
     for (model, num_tasks, perturbation, level, metric), group in groups.items():
         values = [row.value for row in group]
-        mean, std, low, high = mean_ci(values, confidence)
+        mean, std, low, high = mean_ci(values, confidence, metric_range(metric))
         summaries.append(
             LevelSummary(
                 model=model,

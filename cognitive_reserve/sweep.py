@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch import nn
 from tqdm.auto import tqdm
 
 from cognitive_reserve.adaptive import AdaptiveTrials
@@ -30,9 +29,10 @@ from cognitive_reserve.perturbations import PERTURBATIONS, Perturbation, make_pe
 from cognitive_reserve.rows import CSV_COLUMNS, SweepRow
 from cognitive_reserve.scoring import open_scorer, precision
 from cognitive_reserve.seeding import trial_seed
-from cognitive_reserve.subsampling import EvalFraction, Subsampler, UnitScoring, check_eval_fraction
+from cognitive_reserve.subject import SweepSubject
+from cognitive_reserve.subsampling import EvalFraction, Subsampler, check_eval_fraction
 from cognitive_reserve.subsampling import check_trial_batch as check_subsampled_trial_batch
-from cognitive_reserve.targets import TargetSpec, select_targets
+from cognitive_reserve.targets import group_name, select_targets
 
 __all__ = ["CSV_COLUMNS", "SweepGrid", "SweepRow", "SweepSubject", "check_trial_batch", "run_sweep"]
 
@@ -71,28 +71,6 @@ class SweepGrid:
         return [make_perturbation(self.perturbation, level, **self.options) for level in self.levels]
 
 
-@dataclass
-class SweepSubject:
-    """What a sweep damages and how it scores the damaged model.
-
-    ``name``/``num_tasks`` fill the CSV's ``model``/``num_tasks`` columns. ``expected`` may return
-    a closed-form expectation per metric for a perturbation (or ``None`` where there is none).
-    ``evaluate_stack`` (optional) scores several versions of the targets at once: it gets one stack
-    ``(copies, *shape)`` per targeted tensor, in target order, and returns one ``{metric: value}`` per
-    copy, exactly what ``evaluate()`` returns with the targets set to that copy.
-    """
-
-    name: str
-    module: nn.Module
-    evaluate: Callable[[], Mapping[str, float]]
-    targets: TargetSpec = ".*"
-    num_tasks: int | None = None
-    expected: Callable[[Perturbation], Mapping[str, float] | None] | None = None
-    evaluate_stack: Callable[[list[torch.Tensor]], Sequence[Mapping[str, float]]] | None = None
-    #: How to score parts of the evaluation data (subsampled trials); None: the whole data only.
-    units: UnitScoring | None = None
-
-
 def run_sweep(
     subject: SweepSubject,
     grids: Iterable[SweepGrid],
@@ -121,11 +99,14 @@ def run_sweep(
     Evaluation runs under ``torch.inference_mode()``: tensors it creates (e.g. metric states) are
     inference tensors, so it should reset any state it reuses. ``autocast`` (e.g. ``torch.bfloat16``)
     evaluates under ``torch.autocast`` of that dtype: faster on GPUs, results no longer float32 ones.
+    Where ``subject.targets`` is a ``TargetGroup`` (a layer-wise sweep, ``cognitive_reserve.groups``), its
+    name fills the rows' ``group`` column, and only rows of that group are reused from ``completed``.
     """
     levels = list(_levels(subject, grids, seed))
     check_subsampled_trial_batch("trial_batch", trial_batch, [level.eval_fraction for level in levels])
     check_trial_batch("trial_batch", trial_batch, subject)
-    done = _completed_trials(completed, subject.name)
+    group = group_name(subject.targets)
+    done = _completed_trials(completed, subject.name, group)
     device = next(iter(select_targets(subject.module, subject.targets).values())).device
     sampler = Subsampler.open(
         subject.name, subject.units,
@@ -154,7 +135,7 @@ def run_sweep(
                         if trial.slot in rows_of:
                             continue  # a resumed trial, scored again only for its subset noise (auto allocation)
                         examples = sampler.examples.get(trial.slot) if sampler else None
-                        rows_of[trial.slot] = trial.rows(subject, values, stage, epoch, examples)
+                        rows_of[trial.slot] = trial.rows(subject, values, stage, epoch, group, examples)
                         if on_trial is not None:
                             on_trial(rows_of[trial.slot])
                         bar.update()
@@ -211,6 +192,7 @@ class _Trial:
         values: Mapping[str, float],
         stage: str,
         epoch: int | None,
+        group: str,
         eval_examples: int | None = None,
     ) -> list[SweepRow]:
         """The CSV rows of this trial, one per metric."""
@@ -227,6 +209,7 @@ class _Trial:
                 expected=self.expected.get(metric),
                 stage=stage,
                 epoch=epoch,
+                group=group,
                 eval_examples=eval_examples,
             )
             for metric, value in values.items()
@@ -286,10 +269,12 @@ def _levels(subject: SweepSubject, grids: Iterable[SweepGrid], seed: int) -> Ite
             index += 1
 
 
-def _completed_trials(completed: Iterable[SweepRow], model: str) -> dict[tuple[str, float, int], list[SweepRow]]:
+def _completed_trials(
+    completed: Iterable[SweepRow], model: str, group: str
+) -> dict[tuple[str, float, int], list[SweepRow]]:
     done: dict[tuple[str, float, int], list[SweepRow]] = {}
     for row in completed:
-        if row.model == model:
+        if row.model == model and row.group == group:
             done.setdefault((row.perturbation, row.level, row.trial), []).append(row)
     return done
 

@@ -2,26 +2,56 @@
 
 A target specification is either a regular expression (searched in each parameter's qualified
 name, so ``"attn"`` selects every parameter whose name contains ``attn``), a list of such
-patterns (union), or a module type / tuple of module types (all parameters of matching
-submodules). A specification that matches nothing is an error, never a silent no-op.
+patterns (union), a module type / tuple of module types (all parameters of matching
+submodules), or a ``TargetGroup``: named parameters, some of them only in part (a block of
+entries, e.g. the Q columns of GPT-2's fused ``c_attn``; ``cognitive_reserve.groups`` builds them).
+A specification that matches nothing is an error, never a silent no-op.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from cognitive_reserve.errors import ConfigError
+from cognitive_reserve.matrices import Index
 
-TargetSpec = str | Sequence[str] | type[nn.Module] | tuple[type[nn.Module], ...]
+
+@dataclass(frozen=True)
+class TargetGroup:
+    """A named set of parameters (by qualified name), each damaged whole or only at ``parts[name]``
+    (an index: ``parameter[index]`` is the block damaged; the rest of that parameter stays as it is)."""
+
+    name: str
+    names: tuple[str, ...]
+    parts: Mapping[str, Index] = field(default_factory=dict)
+
+
+TargetSpec = str | Sequence[str] | type[nn.Module] | tuple[type[nn.Module], ...] | TargetGroup
+
+
+def target_parts(targets: TargetSpec) -> dict[str, Index]:
+    """The parameters a specification damages only in part, with the index of that part (none: all whole)."""
+    return dict(targets.parts) if isinstance(targets, TargetGroup) else {}
+
+
+def group_name(targets: TargetSpec) -> str:
+    """The name of a ``TargetGroup`` (the CSV's ``group``); empty for any other specification."""
+    return targets.name if isinstance(targets, TargetGroup) else ""
 
 
 def select_targets(module: nn.Module, targets: TargetSpec) -> dict[str, nn.Parameter]:
     """Return the targeted parameters of ``module`` by qualified name, in registration order."""
-    if isinstance(targets, type) or (
+    if isinstance(targets, TargetGroup):
+        selected = {name: param for name, param in module.named_parameters() if name in targets.names}
+        missing = sorted(set(targets.names) - set(selected))
+        if missing:
+            raise ConfigError("targets", targets.name, f"names parameters {type(module).__name__} lacks: {missing}")
+    elif isinstance(targets, type) or (
         isinstance(targets, tuple) and targets and all(isinstance(t, type) for t in targets)
     ):
         selected = _by_module_type(module, targets)
@@ -70,6 +100,8 @@ def _by_module_type(module: nn.Module, types: type[nn.Module] | tuple[type[nn.Mo
 
 
 def _describe(targets: TargetSpec) -> object:
+    if isinstance(targets, TargetGroup):
+        return targets.name
     if isinstance(targets, type):
         return targets.__name__
     if isinstance(targets, tuple) and all(isinstance(t, type) for t in targets):

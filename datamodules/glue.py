@@ -23,16 +23,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import datasets
-import lightning as L
 import pyarrow.compute as pc
 import torch
-from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
 from cognitive_reserve.errors import ConfigError, check_text, first_line
 from cognitive_reserve.fields import Field, check_fields, declared
 from datamodules.glue_tasks import GlueTask, check_glue_task
-from datamodules.tokenization import TokenizerSource, tokenizer_source
+from datamodules.tokenized import CACHE_DIR, EVAL_BATCH_SIZE, NUM_WORKERS, TokenizedDataModule
 
 #: The hub dataset of the GLUE benchmark (one configuration per task).
 GLUE_HUB = "nyu-mll/glue"
@@ -64,8 +62,12 @@ def check_data_files(field: str, data_files: Any) -> dict[str, str]:
 
 
 @declared("data")
-class GlueDataModule(L.LightningDataModule):
+class GlueDataModule(TokenizedDataModule):
     """One GLUE task, tokenized with the tokenizer handed over by ``use_tokenizer`` (the model's)."""
+
+    tokenizer_giver = "GPT2GlueClassifier"
+    #: GLUE's test labels are not public: ``test_dataloader`` reads the validation split.
+    test_split = "validation"
 
     def __init__(
         self,
@@ -99,28 +101,20 @@ class GlueDataModule(L.LightningDataModule):
             ),
         ] = 128,
         batch_size: Annotated[int, Field("training examples per batch (per device)", ge=1)] = 32,
-        eval_batch_size: Annotated[
-            int | None, Field("validation examples per batch (null: `batch_size`)", ge=1)
-        ] = None,
-        num_workers: Annotated[int, Field("DataLoader worker processes", ge=0)] = 0,
-        cache_dir: Annotated[str | None, Field("`datasets` cache directory (null: its default)")] = None,
+        eval_batch_size: Annotated[int | None, EVAL_BATCH_SIZE] = None,
+        num_workers: Annotated[int, NUM_WORKERS] = 0,
+        cache_dir: Annotated[str | None, CACHE_DIR] = None,
     ) -> None:
-        super().__init__()
         fields = check_fields(GlueDataModule, locals())
+        super().__init__(batch_size, eval_batch_size, num_workers)
         self.task: GlueTask = fields["task"]
         if max_length < 2 and len(self.task.text_columns) == 2:
             raise ConfigError("data.max_length", max_length, "a sentence pair needs at least 2 tokens")
         self.data_files = fields["data_files"]
         self.dataset_name = dataset
         self.max_length = max_length
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size or batch_size
-        self.num_workers = num_workers
         self.cache_dir = cache_dir
         self._raw: dict[str, datasets.Dataset] = {}
-        self._encoded: dict[str, datasets.Dataset] = {}
-        self._encoded_with: PreTrainedTokenizerBase | None = None
-        self._tokenizer_source: TokenizerSource | None = None
 
     # ---- data ---------------------------------------------------------------------------------
 
@@ -159,51 +153,15 @@ class GlueDataModule(L.LightningDataModule):
     def _source(self, split: str) -> str:
         return self.data_files[split] if self.data_files is not None else f"{self.dataset_name}:{self.task.name}"
 
-    # ---- tokenizer ----------------------------------------------------------------------------
+    # ---- tokenized -----------------------------------------------------------------------------
 
-    def use_tokenizer(self, tokenizer: PreTrainedTokenizerBase | TokenizerSource) -> None:
-        """Tokenize with ``tokenizer`` (``GPT2GlueClassifier`` hands over its own in ``setup``)."""
-        self._tokenizer_source = tokenizer_source(tokenizer)
+    def build_dataset(self, split: str, tokenizer: PreTrainedTokenizerBase) -> datasets.Dataset:
+        """``split`` as ``{input_ids, label}`` items (``encode_split``)."""
+        return encode_split(self.raw_split(split), self.task, tokenizer, self.max_length)
 
-    @property
-    def tokenizer(self) -> PreTrainedTokenizerBase:
-        """The tokenizer handed over with ``use_tokenizer``."""
-        if self._tokenizer_source is None:
-            raise ConfigError(
-                "data", type(self).__name__, "has no tokenizer: call use_tokenizer() (GPT2GlueClassifier does in setup)"
-            )
-        return self._tokenizer_source()
-
-    def encoded_split(self, split: str) -> datasets.Dataset:
-        """``split`` as ``{input_ids, label}`` items, tokenized once per tokenizer."""
-        tokenizer = self.tokenizer
-        if tokenizer is not self._encoded_with:
-            self._encoded, self._encoded_with = {}, tokenizer
-        if split not in self._encoded:
-            self._encoded[split] = encode_split(self.raw_split(split), self.task, tokenizer, self.max_length)
-        return self._encoded[split]
-
-    # ---- loaders ------------------------------------------------------------------------------
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", self.batch_size, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("validation", self.eval_batch_size, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        """The validation split: GLUE's test labels are not public."""
-        return self._loader("validation", self.eval_batch_size, shuffle=False)
-
-    def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
-        pad_id = pad_token_id(self.tokenizer)
-        return DataLoader(
-            self.encoded_split(split),
-            batch_size=batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            collate_fn=RightPadCollator(pad_id),
-        )
+    def collate_fn(self) -> RightPadCollator:
+        """Right-padding with the tokenizer's pad token."""
+        return RightPadCollator(pad_token_id(self.tokenizer))
 
 
 class RightPadCollator:

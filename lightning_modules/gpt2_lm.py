@@ -2,25 +2,28 @@
 
 ``GPT2LanguageModel`` wraps a Hugging Face ``GPT2LMHeadModel`` built from pretrained weights
 (``pretrained: gpt2``), from a config (tiny models trained from scratch), or from one of this
-module's checkpoints (``init_from``). Its tokenizer is inherited from the weights, loaded from a
-path, or — ``tokenizer: train`` — a new byte-level BPE of the model's vocabulary size trained on
-the run's training text, with freshly initialised token embeddings (tokenizer recycling).
+module's checkpoints (``init_from``): ``load_weights``. Its tokenizer is inherited from the weights,
+loaded from a path, or — ``tokenizer: train`` — a new byte-level BPE of the model's vocabulary size
+trained on the run's training text, with freshly initialised token embeddings (tokenizer recycling);
+a checkpoint's tokenizer replaces any of them. ``lightning_modules.lm_tokenizer.TokenizerOwner``
+owns it and applies that rule in one place.
 
 Checkpoint contract (``load_lm_checkpoint`` reads it; everything loads with ``weights_only=True``):
 ``state_dict`` keys ``model.<GPT2LMHeadModel key>``, ``gpt2_config`` (plain dict of the
 ``GPT2Config``), ``tokenizer_json`` (the tokenizer as one JSON string). The tokenizer is also
 written to ``<default_root_dir>/tokenizer/`` (``save_pretrained`` format) when training starts.
 
-The tokenizer is built here, in one place, and handed to the data module in ``setup``
-(``use_tokenizer``); the data module never looks at the model.
+The tokenizer is handed to the data module in ``setup`` (``use_tokenizer``, as a function the data
+calls when it first builds its datasets); the data module never looks at the model.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Any
@@ -30,18 +33,24 @@ import torch
 import torch.nn.functional as F
 from huggingface_hub.errors import StrictDataclassError
 from torchmetrics import MeanMetric
-from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 from transformers.activations import ACT2FN
 
 from cognitive_reserve.errors import ConfigError, check_choice, check_number, check_text, first_line
 from cognitive_reserve.fields import Field, check_fields, declarations, declared
 from cognitive_reserve.targets import check_name_patterns
-from datamodules.text import IGNORE_INDEX
-from datamodules.tokenization import check_vocab_size, tokenizer_from_json, tokenizer_to_json, train_byte_level_bpe
+from datamodules.tokenization import check_vocab_size, tokenizer_from_json, tokenizer_to_json
+from datamodules.windows import IGNORE_INDEX
 from lightning_modules.lm_metrics import LanguageModelingMetric
+from lightning_modules.lm_tokenizer import (
+    TRAIN_TOKENIZER,
+    TokenizerOwner,
+    given_tokenizer,
+    load_tokenizer,
+    train_on_rank_zero,
+)
 from lightning_modules.lr_schedule import LrSchedule
 from lightning_modules.sweepable import SweepableMixin
-from lightning_modules.tokenizer_recycling import reinitialize_token_embeddings
 
 #: The ``targets`` field of the GPT-2 models: what their robustness sweeps damage.
 ATTENTION_TARGETS = Field(
@@ -51,8 +60,6 @@ ATTENTION_TARGETS = Field(
     check=check_name_patterns,
     later="matches at least one parameter: at fit/test start",
 )
-#: ``tokenizer`` value that trains a new byte-level BPE and re-initialises the token embeddings.
-TRAIN_TOKENIZER = "train"
 #: Architecture fields a checkpoint must share with the model it is loaded into.
 ARCHITECTURE = ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head")
 
@@ -194,52 +201,34 @@ class GPT2LanguageModel(SweepableMixin, L.LightningModule):
         if gpt2_config is not None:
             gpt2_config = check_gpt2_config(gpt2_config, trains_tokenizer=tokenizer == TRAIN_TOKENIZER)
         self.save_hyperparameters()
-        self.model, inherited = _build_model(pretrained, gpt2_config, init_from, tokenizer)
-        self.tokenizer: PreTrainedTokenizerFast | None = None
-        if tokenizer != TRAIN_TOKENIZER:
-            self.tokenizer = inherited if tokenizer is None else _load_tokenizer("model.tokenizer", tokenizer)
-            check_vocab_size(self.tokenizer, self.model.config.vocab_size, "model.tokenizer", tokenizer)
-            _set_special_token_ids(self.model, self.tokenizer)
+        self.model, with_weights = load_weights(pretrained, gpt2_config, init_from)
+        self.tokenizer_owner = TokenizerOwner(self.model, given_tokenizer(tokenizer, with_weights), tokenizer)
         self.robustness_name = name
         self.robustness_targets = targets
         self.languages: list[str] = []
         self._tokenizer_saved = False
 
-    # ---- tokenizer --------------------------------------------------------------------------
+    # ---- tokenizer ----------------------------------------------------------------------------
+
+    @property
+    def tokenizer(self) -> PreTrainedTokenizerFast | None:
+        """The tokenizer that counts now (``TokenizerOwner``); None with ``tokenizer: train`` before training."""
+        return self.tokenizer_owner.current
 
     def lm_tokenizer(self, datamodule: Any) -> PreTrainedTokenizerFast:
-        """The model's tokenizer; with ``tokenizer: train`` it is trained (once) on the datamodule's text.
-
-        Training happens on global rank 0 and is broadcast; every process re-initialises the
-        token embeddings identically. During ``fit`` the tokenizer is also saved under
+        """The model's tokenizer; with ``tokenizer: train`` and none restored it is trained (once) on the
+        datamodule's text, on global rank 0 and broadcast, and every process re-initialises the token
+        embeddings identically. During ``fit`` the tokenizer is also saved under
         ``<default_root_dir>/tokenizer/``.
         """
-        if self.tokenizer is None:
-            self.tokenizer = self._train_tokenizer(datamodule)
-            reinitialize_token_embeddings(self.model, self.hparams.init_seed)
-            _set_special_token_ids(self.model, self.tokenizer)
         trainer = self._trainer
+        train = functools.partial(train_on_rank_zero, trainer, datamodule.tokenizer_training_text)
+        tokenizer = self.tokenizer_owner.get_or_train(train, self.hparams.init_seed)
         if not self._tokenizer_saved and trainer is not None and trainer.state.fn == "fit":
             if trainer.is_global_zero:
-                self.tokenizer.save_pretrained(Path(trainer.default_root_dir) / "tokenizer")
+                tokenizer.save_pretrained(Path(trainer.default_root_dir) / "tokenizer")
             self._tokenizer_saved = True
-        return self.tokenizer
-
-    def _train_tokenizer(self, datamodule: Any) -> PreTrainedTokenizerFast:
-        trainer = self._trainer
-        payload: tuple[str, Any] | None = None
-        if trainer is None or trainer.is_global_zero:
-            try:
-                trained = train_byte_level_bpe(datamodule.tokenizer_training_text(), self.model.config.vocab_size)
-                payload = ("json", tokenizer_to_json(trained))
-            except ConfigError as err:
-                payload = ("error", (err.field, err.value, err.reason))
-        if trainer is not None and trainer.world_size > 1:
-            payload = trainer.strategy.broadcast(payload, src=0)
-        kind, content = payload
-        if kind == "error":
-            raise ConfigError(*content)
-        return tokenizer_from_json(content)
+        return tokenizer
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.tokenizer is None:
@@ -259,9 +248,7 @@ class GPT2LanguageModel(SweepableMixin, L.LightningModule):
                 "ckpt_path", {k: checkpoint_value for k, (checkpoint_value, _) in mismatched.items()},
                 f"checkpoint architecture differs from the model's {({k: own for k, (_, own) in mismatched.items()})}",
             )  # fmt: skip
-        check_vocab_size(tokenizer, self.model.config.vocab_size, "ckpt_path", f"tokenizer of {len(tokenizer)} tokens")
-        self.tokenizer = tokenizer
-        _set_special_token_ids(self.model, tokenizer)
+        self.tokenizer_owner.restore(tokenizer)
 
     # ---- Lightning hooks ----------------------------------------------------------------------
 
@@ -282,7 +269,7 @@ class GPT2LanguageModel(SweepableMixin, L.LightningModule):
         if hasattr(datamodule, "use_tokenizer"):
             # handed over as a function: read when the data is first built, after a --ckpt_path
             # checkpoint has restored its tokenizer, so `tokenizer: train` trains only when none is restored
-            datamodule.use_tokenizer(lambda: self.lm_tokenizer(datamodule))
+            datamodule.use_tokenizer(functools.partial(self.lm_tokenizer, datamodule))
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Next-token logits (batch × positions × vocab)."""
@@ -419,26 +406,22 @@ def _checkpoint_config_and_tokenizer(
     return checkpoint["gpt2_config"], tokenizer_from_json(checkpoint["tokenizer_json"])
 
 
-def _build_model(
-    pretrained: str | None, gpt2_config: dict[str, Any] | None, init_from: str | None, tokenizer: str | None
-) -> tuple[GPT2LMHeadModel, PreTrainedTokenizerFast | None]:
-    """The HF model and the tokenizer that comes with its weights (if any; loaded only when kept)."""
-    keep_tokenizer = tokenizer is None
+def load_weights(
+    pretrained: str | None, gpt2_config: dict[str, Any] | None, init_from: str | None
+) -> tuple[GPT2LMHeadModel, Callable[[], PreTrainedTokenizerFast] | None]:
+    """The model from its one source of weights, and how to load the tokenizer that comes with them (None for
+    a model built from ``gpt2_config``: none comes with it)."""
     if init_from is not None:
-        config, state, inherited = load_lm_checkpoint(init_from, field="model.init_from")
+        config, state, tokenizer = load_lm_checkpoint(init_from, field="model.init_from")
         model = GPT2LMHeadModel(config)
         model.load_state_dict(state)
-        return model, inherited
+        return model, lambda: tokenizer
     if pretrained is not None:
         try:
             model = GPT2LMHeadModel.from_pretrained(pretrained, dtype=torch.float32)
         except OSError as err:
             raise ConfigError("model.pretrained", pretrained, first_line(err)) from None
-        return model.train(), _load_tokenizer("model.pretrained", pretrained) if keep_tokenizer else None
-    if keep_tokenizer:
-        raise ConfigError(
-            "model.tokenizer", None, "a model built from gpt2_config has no tokenizer to keep: use 'train' or a path"
-        )
+        return model.train(), functools.partial(load_tokenizer, "model.pretrained", pretrained)
     try:
         return GPT2LMHeadModel(GPT2Config(**gpt2_config)), None
     except (TypeError, ValueError, KeyError, RuntimeError, ArithmeticError, StrictDataclassError) as err:
@@ -474,19 +457,3 @@ def check_gpt2_config(config: Any, trains_tokenizer: bool) -> dict[str, Any]:
         )  # fmt: skip
     reals = {d.name for d in declarations(GPT2ConfigFields) if d.kind is float}
     return {key: float(value) if key in reals else value for key, value in config.items()}
-
-
-def _load_tokenizer(field: str, name: str) -> PreTrainedTokenizerFast:
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(name)
-    except (OSError, ValueError) as err:
-        raise ConfigError(field, name, first_line(err)) from None
-    if not getattr(tokenizer, "is_fast", False) or tokenizer.eos_token_id is None:
-        raise ConfigError(field, name, "needs a fast tokenizer with an end-of-text (eos) token")
-    return tokenizer
-
-
-def _set_special_token_ids(model: GPT2LMHeadModel, tokenizer: PreTrainedTokenizerFast) -> None:
-    for config in (model.config, model.generation_config):
-        if config is not None:
-            config.bos_token_id = config.eos_token_id = tokenizer.eos_token_id

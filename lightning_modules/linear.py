@@ -4,12 +4,13 @@ One module trains a whole family of independent models, one per T in the data's 
 each on its own ``train_examples`` items (the membership column of the batch), so a single
 ``fit`` produces the robustness-vs-T comparison of Figure 3.
 
-Solvers:
+Solvers (``lightning_modules.linear_solvers``, one class each, chosen by ``solver``):
 - ``svd`` (the paper's way): fit the task vectors ``C`` (d×T) — exact per-task ridge least
   squares from one pass over the data — then take the SVD solution ``W = U_kᵀ, Γ = Σ_k V_kᵀ``.
 - ``sgd``: learn ``W`` and ``Γ`` end to end; ``W`` is orthonormalised (QR, scale pushed into
   ``Γ``) before it is perturbed.
-Either way the perturbed model is ``LinearRepresentation(W, Γ)`` with orthonormal rows in ``W``.
+Either way the perturbed model is ``LinearRepresentation(W, Γ)`` with orthonormal rows in ``W``
+(``lightning_modules.linear_sweep`` scores it).
 
 With ``normalize_task_vectors`` (the paper's released code) every task vector ``c_i`` is scaled to
 unit norm first: the SVD solution, R(T), the closed forms, the sweeps and (``svd``: the parameter ``c``
@@ -20,8 +21,7 @@ task vector the model approximates, paper Figure 3 and Theorem 2.5) or ``label``
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -32,122 +32,14 @@ from torch import nn
 from cognitive_reserve import SweepSubject
 from cognitive_reserve.errors import ConfigError
 from cognitive_reserve.fields import Field, check_fields, declared
-from cognitive_reserve.perturbations import Perturbation
-from cognitive_reserve.theory import (
-    TaskMoments,
-    expected_mse,
-    orthonormalize,
-    robustness_slope,
-    svd_solution,
-    unit_columns,
-)
-from lightning_modules.ridge import GatherRows, RidgeProblem, SumOverRanks
-from lightning_modules.task_metrics import MultitaskMSE, TaskMomentsMetric
+from cognitive_reserve.theory import robustness_slope
+from lightning_modules.linear_solvers import SgdSolver, SvdSolver, TaskModel, TrainingItems, own_task
+from lightning_modules.linear_sweep import Items, LinearRepresentation, LinearSweepScorer
+from lightning_modules.task_metrics import MultitaskMSE
 
 Target = Literal["task_vector", "label"]
 #: The sweep CSV's ``metric`` name for each ``target``: what the MSE is measured against.
 METRIC_NAMES: dict[str, str] = {"task_vector": "mse_task_vector", "label": "mse_label"}
-
-
-class LinearRepresentation(nn.Module):
-    """``x ↦ Γᵀ W x``: the model a sweep damages (only ``w`` is targeted)."""
-
-    def __init__(self, w: torch.Tensor, gamma: torch.Tensor) -> None:
-        super().__init__()
-        self.w = nn.Parameter(w)
-        self.gamma = nn.Parameter(gamma)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return stacked_outputs(x, self.w[None], self.gamma)[0]
-
-
-def stacked_outputs(x: torch.Tensor, w: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
-    """``Γᵀ W x`` for each ``W`` of a stack ``w`` (copies × k × d): (copies × N × T).
-
-    Batched matmuls compute every copy alike, so one copy's outputs do not depend on how many
-    are stacked (a plain ``x @ W.T`` may take another kernel, and round differently, for N < 4).
-    """
-    copies = len(w)
-    features = torch.bmm(x.expand(copies, *x.shape), w.transpose(1, 2))
-    return torch.bmm(features, gamma.expand(copies, *gamma.shape))
-
-
-class RidgeTaskVectors(nn.Module):
-    """Solver ``svd``: task vectors ``C`` (d×T) by per-task ridge least squares, then SVD factors.
-
-    One pass over the training data collects each task's rows (``RidgeProblem``: kept as rows
-    while there are at most d, else as float64 ``XᵢᵀXᵢ``, ``Xᵢᵀyᵢ``; over all processes); after
-    the epoch's last batch, ``solve`` sets ``c_i = (XᵢᵀXᵢ + ridge·I)⁻¹ Xᵢᵀyᵢ`` (a ``ClosedFormUpdate``
-    step), in the dual form ``Xᵢᵀ(XᵢXᵢᵀ + ridge·I)⁻¹yᵢ`` when that is smaller. With ``unit_norm`` the
-    parameter ``c`` holds the unit-norm task vectors the model uses (what the monitors see) and the
-    buffer ``norms`` their learned norms.
-    """
-
-    def __init__(self, input_dim: int, num_tasks: int, unit_norm: bool = False) -> None:
-        super().__init__()
-        # Set in closed form, never by gradients; an ordinary parameter so DDP accepts the module.
-        self.c = nn.Parameter(torch.zeros(input_dim, num_tasks))
-        self.register_buffer("norms", torch.ones(num_tasks, dtype=torch.float64))
-        self.unit_norm = unit_norm
-        self.problems = [RidgeProblem(input_dim) for _ in range(num_tasks)]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x @ self.c
-
-    def accumulate(self, x: torch.Tensor, task: torch.Tensor, target: torch.Tensor) -> None:
-        for i in torch.unique(task).tolist():
-            self.problems[i].add(x[task == i], target[task == i])
-
-    def solve(self, ridge: float, sum_over_ranks: SumOverRanks, gather_rows: GatherRows) -> None:
-        for i, problem in enumerate(self.problems):
-            c = problem.solve(ridge, sum_over_ranks, gather_rows, self.c.device)
-            norm = c.norm() if self.unit_norm else torch.ones((), dtype=c.dtype, device=c.device)
-            self.norms[i] = norm
-            self.c[:, i] = c / norm if norm > 0 else c
-
-    def task_vectors(self) -> torch.Tensor:
-        """The ``C`` the model uses (d×T, float64, detached): unit columns with ``unit_norm``."""
-        return self.c.detach().double()
-
-    def learned_task_vectors(self) -> torch.Tensor:
-        """The ``C`` as learned (d×T, float64, detached), before any normalisation."""
-        return self.c.detach().double() * self.norms
-
-
-class ClosedFormUpdate(torch.optim.Optimizer):
-    """An optimizer whose ``step(closure)`` runs a closure that sets parameters in closed form.
-
-    The ``svd`` solver's ridge solve goes through it so Lightning counts the update as an
-    optimizer step (``global_step``, checkpointing) like any gradient step.
-    """
-
-    def __init__(self, params: Iterable[nn.Parameter]) -> None:
-        super().__init__(params, defaults={})
-
-    @torch.no_grad()
-    def step(self, closure: Callable[[], None]) -> None:  # type: ignore[override]
-        closure()
-
-
-class Factorized(nn.Module):
-    """Solver ``sgd``: ``W`` and ``Γ`` trained directly; factors are orthonormalised copies."""
-
-    def __init__(self, input_dim: int, num_tasks: int, k: int, generator: torch.Generator) -> None:
-        super().__init__()
-        self.w = nn.Parameter(torch.randn(k, input_dim, generator=generator) / input_dim**0.5)
-        self.gamma = nn.Parameter(torch.randn(k, num_tasks, generator=generator) / k**0.5 * 0.1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x @ self.w.T) @ self.gamma
-
-    def factors(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(W, Γ)`` with orthonormal rows in ``W`` (float64, detached)."""
-        return orthonormalize(self.w.detach().double(), self.gamma.detach().double())
-
-    def learned_task_vectors(self) -> torch.Tensor:
-        """The model's ``C = WᵀΓ`` as trained (d×T, float64, detached)."""
-        w, gamma = self.factors()
-        return w.T @ gamma
 
 
 @dataclass(frozen=True)
@@ -219,7 +111,12 @@ class LinearMultitaskRegression(L.LightningModule):
         super().__init__()
         check_fields(LinearMultitaskRegression, locals())
         self.save_hyperparameters()
-        self.automatic_optimization = solver == "sgd"
+        self.solver = (
+            SvdSolver(k, ridge, normalize_task_vectors)
+            if solver == "svd"
+            else SgdSolver(k, lr, weight_decay, normalize_task_vectors)
+        )
+        self.automatic_optimization = self.solver.automatic_optimization
         self.models = nn.ModuleDict()
         if task_grid is not None and input_dim is not None:
             self._build(list(task_grid), input_dim)
@@ -245,41 +142,31 @@ class LinearMultitaskRegression(L.LightningModule):
             raise ConfigError("model.k", self.hparams.k, f"must be <= the input dimension {input_dim}")
         generator = torch.Generator().manual_seed(self.hparams.init_seed)
         for t in task_grid:
-            self.models[_key(t)] = (
-                RidgeTaskVectors(input_dim, t, unit_norm=self.hparams.normalize_task_vectors)
-                if self.hparams.solver == "svd"
-                else Factorized(input_dim, t, self.hparams.k, generator)
-            )
+            self.models[_key(t)] = self.solver.model(input_dim, t, generator)
+
+    def model(self, num_tasks: int) -> TaskModel:
+        """The solver's model of ``num_tasks`` tasks."""
+        return self.models[_key(num_tasks)]
+
+    # ---- training: the solver's ------------------------------------------------------------------
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
-        if self.hparams.solver == "svd":
-            for column, t in enumerate(self.task_grid):
-                member = batch["member"][:, column]
-                self.models[_key(t)].accumulate(batch["x"][member], batch["task"][member], batch["target"][member])
-            if self.trainer.is_last_batch:
-                self.optimizers().step(closure=self._solve_ridge)
-            return None
-        total = torch.zeros((), device=self.device)
+        return self.solver.training_step(self, batch)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return self.solver.configure_optimizers(self)
+
+    def training_items(self, batch: dict[str, torch.Tensor]) -> TrainingItems:
+        """Each model's training items of ``batch`` (its column of ``member``): ``(T, model, (x, task, target))``."""
         for column, t in enumerate(self.task_grid):
             member = batch["member"][:, column]
-            if not bool(member.any()):
-                continue
-            pred = _own_task(self.models[_key(t)](batch["x"][member]), batch["task"][member])
-            loss = torch.mean((pred - batch["target"][member]) ** 2)
-            self.log(f"train/mse_T{t}", loss, on_step=False, on_epoch=True, sync_dist=True)
-            total = total + loss
-        self.log("train/loss", total, prog_bar=True, sync_dist=True)
-        return total
+            yield t, self.model(t), (batch["x"][member], batch["task"][member], batch["target"][member])
 
-    def _solve_ridge(self) -> None:
-        """Turn the epoch's statistics into task vectors (every rank calls this together)."""
-        for t in self.task_grid:
-            self.models[_key(t)].solve(self.hparams.ridge, self._sum_over_ranks, self._gather_over_ranks)
-
-    def _sum_over_ranks(self, tensor: torch.Tensor) -> torch.Tensor:
+    def sum_over_ranks(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor`` summed over all processes."""
         return self.trainer.strategy.reduce(tensor, reduce_op="sum") if self.trainer.world_size > 1 else tensor
 
-    def _gather_over_ranks(self, rows: torch.Tensor) -> torch.Tensor:
+    def gather_over_ranks(self, rows: torch.Tensor) -> torch.Tensor:
         """Every process's ``rows`` (any number each) concatenated along dim 0, in rank order."""
         if self.trainer.world_size == 1:
             return rows
@@ -288,6 +175,8 @@ class LinearMultitaskRegression(L.LightningModule):
         padded[: len(rows)] = rows
         gathered = self.trainer.strategy.all_gather(padded)
         return torch.cat([part[:n] for part, n in zip(gathered, counts, strict=True)])
+
+    # ---- evaluation ---------------------------------------------------------------------------------
 
     def on_validation_epoch_start(self) -> None:
         self._start_evaluation()
@@ -316,7 +205,7 @@ class LinearMultitaskRegression(L.LightningModule):
         for t in self.task_grid:
             x, task, target = self._task_items(batch, t, self._eval_vectors[t])
             if len(task):
-                self._eval_metrics[t].update(_own_task(self._eval_models[t](x), task)[None], target, task)
+                self._eval_metrics[t].update(own_task(self._eval_models[t](x), task)[None], target, task)
 
     def _log_evaluation(self, split: str) -> None:
         values = {t: metric.compute() for t, metric in self._eval_metrics.items()}
@@ -324,18 +213,11 @@ class LinearMultitaskRegression(L.LightningModule):
             self.log(f"{split}/mse_T{t}", value.float(), sync_dist=True)  # equal on every rank already
         self.log(f"{split}/mse", torch.stack(list(values.values())).mean().float(), prog_bar=True, sync_dist=True)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        if self.hparams.solver == "svd":
-            return ClosedFormUpdate(self.parameters())
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+    # ---- what the sweeps and the theory read -------------------------------------------------------
 
     def task_vectors(self, num_tasks: int) -> torch.Tensor:
         """The ``C`` (d×T, float64) the ``num_tasks``-task model approximates: unit columns if normalised."""
-        model = self.models[_key(num_tasks)]
-        if self.hparams.solver == "svd":
-            return model.task_vectors()  # normalised when solved, if configured
-        c = model.learned_task_vectors()
-        return unit_columns(c) if self.hparams.normalize_task_vectors else c
+        return self.model(num_tasks).task_vectors()
 
     def factors(self, num_tasks: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``(W, Γ)`` of the rank-k model, ``W`` with orthonormal rows (float64).
@@ -343,11 +225,7 @@ class LinearMultitaskRegression(L.LightningModule):
         ``svd``: the SVD solution of ``task_vectors``. ``sgd``: the trained factors, orthonormalised;
         normalising divides each head ``γ_i`` by ``‖Wᵀγ_i‖`` (``W`` orthonormal: ``c_i = Wᵀγ_i``).
         """
-        model = self.models[_key(num_tasks)]
-        if self.hparams.solver == "svd":
-            return svd_solution(self.task_vectors(num_tasks), self.hparams.k)
-        w, gamma = model.factors()
-        return (w, unit_columns(w.T @ gamma, gamma)) if self.hparams.normalize_task_vectors else (w, gamma)
+        return self.model(num_tasks).factors()
 
     def representation(self, num_tasks: int) -> LinearRepresentation:
         """The rank-k model of ``num_tasks`` tasks with orthonormal ``W`` (a fresh module)."""
@@ -368,7 +246,7 @@ class LinearMultitaskRegression(L.LightningModule):
         reports = []
         for t in self.task_grid:
             _, gamma = self.factors(t)
-            learned = self.models[_key(t)].learned_task_vectors()
+            learned = self.model(t).learned_task_vectors()
             reports.append(
                 SlopeReport(
                     num_tasks=t,
@@ -380,9 +258,7 @@ class LinearMultitaskRegression(L.LightningModule):
             )
         return reports
 
-    def _task_items(
-        self, batch: dict[str, Any], num_tasks: int, task_vectors: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _task_items(self, batch: dict[str, Any], num_tasks: int, task_vectors: torch.Tensor) -> Items:
         """``x``, ``task`` and the MSE's target of the batch's items whose task is one of the first
         ``num_tasks``: the label, or ``c_iᵀx`` (float64) for ``target: task_vector``."""
         keep = batch["task"] < num_tasks
@@ -395,48 +271,9 @@ class LinearMultitaskRegression(L.LightningModule):
         model = self.representation(t).to(self.device)
         vectors = self.task_vectors(t).to(self.device)
         items = [part for part in (self._task_items(batch, t, vectors) for batch in batches) if len(part[1])]
-        name = self.metric_name
-        w64, gamma64 = model.w.detach().double(), model.gamma.detach().double()
-
-        @functools.cache
-        def metric(copies: int) -> MultitaskMSE:
-            with torch.inference_mode(False):  # plain state tensors, whoever calls first
-                return MultitaskMSE(t, copies).to(self.device)
-
-        def evaluate_stack(stacks: list[torch.Tensor]) -> list[dict[str, float]]:
-            (w,) = stacks
-            mse = metric(len(w))
-            mse.reset()
-            for x, task, target in items:
-                mse.update(_own_task(stacked_outputs(x, w, model.gamma), task), target, task)
-            return [{name: float(value)} for value in mse.compute().view(-1)]
-
-        @functools.cache
-        def moments() -> TaskMoments:  # of the clean model: computed on first use, before any damage
-            accumulator = TaskMomentsMetric(t, self.hparams.input_dim).to(self.device)
-            for x, task, target in items:
-                accumulator.update(x, _own_task(model(x), task), target, task)
-            return TaskMoments(**accumulator.compute())
-
-        def expected(perturbation: Perturbation) -> dict[str, float] | None:
-            value = expected_mse(perturbation, w64, gamma64, moments())
-            return None if value is None else {name: value}
-
-        return SweepSubject(
-            name=f"linear_{self.hparams.solver}_k{self.hparams.k}_T{t}",
-            module=model,
-            evaluate=lambda: evaluate_stack([model.w.detach()[None]])[0],
-            targets="^w$",
-            num_tasks=t,
-            expected=expected,
-            evaluate_stack=evaluate_stack,
-        )
+        scorer = LinearSweepScorer(model, items, self.hparams.input_dim, self.metric_name)
+        return scorer.subject(f"linear_{self.hparams.solver}_k{self.hparams.k}_T{t}")
 
 
 def _key(num_tasks: int) -> str:
     return f"T{num_tasks}"
-
-
-def _own_task(predictions: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
-    """Pick each item's prediction for its own task from (… × N × T) predictions: (… × N)."""
-    return predictions.gather(-1, task.expand(predictions.shape[:-1])[..., None]).squeeze(-1)

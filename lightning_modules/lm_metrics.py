@@ -18,6 +18,7 @@ class LanguageModelingMetric(Metric):
     """
 
     full_state_update = False
+    higher_is_better = False
 
     def __init__(self, languages: Sequence[str]) -> None:
         super().__init__()

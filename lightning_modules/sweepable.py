@@ -7,9 +7,11 @@ a fresh torchmetrics metric, and how one batch updates it. Metric states are red
 processes by torchmetrics, so a sweep over sharded data gives the single-device numbers. Its subjects
 also score stacked copies (``trial_batch`` > 1) with no extra code: ``cognitive_reserve.scoring.vmap_updates``
 runs ``robustness_update`` for all copies at once and each copy's ``update`` calls feed its own metric.
-They also score parts of the data (subsampled trials, ``cognitive_reserve.subsampling``) when every state of
-the metric is a sum: a unit is one cached batch (under DDP, batch b of every process), its state the metric's
-state after updating a fresh metric with that batch alone.
+A damaged model's NaN is recorded as the worst value in the direction the metric declares
+(torchmetrics' ``higher_is_better``), not guessed from its name. Subjects also score parts of the data
+(subsampled trials, ``cognitive_reserve.subsampling``) when every state of the metric is a sum: a unit is one
+cached batch (under DDP, batch b of every process), its state the metric's state after updating a fresh metric
+with that batch alone.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from torchmetrics import Metric, MetricCollection
 from torchmetrics.utilities.data import dim_zero_sum
 
 from cognitive_reserve import SweepSubject, TargetSpec, select_targets
+from cognitive_reserve.metrics import Direction, as_recorded, direction_of
 from cognitive_reserve.scoring import vmap_updates
 from cognitive_reserve.subsampling import State, UnitScoring
 
@@ -61,7 +64,7 @@ class SweepableMixin:
             metric.reset()
             for batch in batches:
                 self.robustness_update(metric, batch)
-            return metric_values(metric.compute(), default_name=type(metric).__name__.lower())
+            return metric_values(metric, metric.compute())
 
         def evaluate_stack(stacks: list[torch.Tensor]) -> list[dict[str, float]]:
             names = list(select_targets(subject.module, subject.targets))  # the order of the stacks
@@ -73,8 +76,7 @@ class SweepableMixin:
                 for copy, calls in zip(copies, updates, strict=True):
                     for args, kwargs in calls:
                         copy.update(*args, **kwargs)
-            default_name = type(metric).__name__.lower()
-            return [metric_values(copy.compute(), default_name=default_name) for copy in copies]
+            return [metric_values(copy, copy.compute()) for copy in copies]
 
         subject = SweepSubject(
             name=name,
@@ -91,7 +93,6 @@ class SweepableMixin:
 def unit_scoring(module: SweepableMixin, batches: Sequence[Any]) -> UnitScoring:
     """Scoring of single cached batches of ``module`` (unit b: batch b of every process)."""
     metric = module.robustness_metric().to(module.device)  # type: ignore[attr-defined]
-    default_name = type(metric).__name__.lower()
 
     def states(units: Sequence[int]) -> list[State]:
         result = []
@@ -104,7 +105,7 @@ def unit_scoring(module: SweepableMixin, batches: Sequence[Any]) -> UnitScoring:
 
     def values(state: State) -> dict[str, float]:
         load_metric_state(metric, state)
-        return metric_values(metric.compute(), default_name=default_name)
+        return metric_values(metric, metric.compute())
 
     def sizes() -> list[int]:
         return _global_sizes([_batch_size(batch) for batch in batches], module.device)  # type: ignore[attr-defined]
@@ -164,8 +165,20 @@ def _global_sizes(sizes: list[int], device: torch.device) -> list[int]:
     return padded.tolist()
 
 
-def metric_values(result: torch.Tensor | Mapping[str, torch.Tensor], default_name: str) -> dict[str, float]:
-    """``{name: float}`` from a metric's ``compute()`` output (tensor or dict of tensors)."""
-    if isinstance(result, Mapping):
-        return {name: float(value) for name, value in result.items()}
-    return {default_name: float(result)}
+def metric_values(
+    metric: Metric | MetricCollection, result: torch.Tensor | Mapping[str, torch.Tensor]
+) -> dict[str, float]:
+    """``{name: float}`` from ``metric.compute()``'s output (a tensor, named after the metric's class, or a dict
+    of tensors), NaN recorded as the worst value in the direction the metric declares."""
+    if not isinstance(result, Mapping):
+        result = {type(metric).__name__.lower(): result}
+    return {name: as_recorded(name, float(value), declared_direction(metric, name)) for name, value in result.items()}
+
+
+def declared_direction(metric: Metric | MetricCollection, name: str) -> Direction | None:
+    """Which way the output ``name`` of ``metric`` is better, by its ``higher_is_better`` (a collection: its
+    member ``name``'s); None where the metric declares none (then the core judges by the name)."""
+    if isinstance(metric, MetricCollection):
+        member = dict(metric.items(copy_state=False)).get(name)
+        return None if member is None else direction_of(member.higher_is_better)
+    return direction_of(metric.higher_is_better)

@@ -16,6 +16,7 @@ class MultitaskMSE(Metric):
     """
 
     full_state_update = False
+    higher_is_better = False
 
     def __init__(self, num_tasks: int, copies: int = 1) -> None:
         super().__init__()

@@ -27,11 +27,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 from cognitive_reserve.crossover import CrossOver, find_replicated_crossover, seed_mean_curve
 from cognitive_reserve.errors import ConfigError
 from cognitive_reserve.io import read_sweep_csv, write_records
-from cognitive_reserve.plots import LEVEL_LABELS, draw_mean_ci, save_figure
+from cognitive_reserve.plots import LEVEL_LABELS, draw_mean_ci, metric_label, save_figure
+from cognitive_reserve.rows import all_targets
 from cognitive_reserve.stats import LevelSummary, summarize
 from cognitive_reserve.sweep import SweepRow
 from run_reports.command import one_line_errors
@@ -104,7 +106,7 @@ def plot_comparison(
     Each side is one table's rows (Student-t bands over trials) or one table per training seed (two-level bands).
     """
     side_a, side_b = _as_side(side_a), _as_side(side_b)
-    fig = Figure(figsize=(4.4 * len(results), 3.6), layout="constrained")
+    fig = Figure(figsize=(4.4 * len(results), 4.0), layout="constrained")
     axes = fig.subplots(1, len(results), squeeze=False)[0]
     for ax, result in zip(axes, results, strict=True):
         for side, model, color in ((side_a, result.model_a, "tab:blue"), (side_b, result.model_b, "tab:orange")):
@@ -118,17 +120,27 @@ def plot_comparison(
         if result.status == "crossing":
             low = max(result.ci_low, result.levels[0])
             high = min(result.ci_high, result.levels[-1])
-            ax.axvspan(low, high, color="grey", alpha=0.15, label="cross-over interval")
-            ax.axvline(result.level, color="black", linestyle="--", linewidth=1, label=f"cross-over {result.level:.3g}")
-        else:
-            ax.text(0.03, 0.95, result.status.replace("_", " "), transform=ax.transAxes, va="top", fontsize="small")
+            ax.axvspan(low, high, color="grey", alpha=0.15, label=f"cross-over and its {confidence:.0%} interval")
+            ax.axvline(result.level, color="black", linestyle="--", linewidth=1)
+        ax.text(0.03, 0.97, crossover_text(result), transform=ax.transAxes, va="top", fontsize="x-small")
         ax.set_xlabel(LEVEL_LABELS.get(result.perturbation, result.perturbation))
-        ax.set_ylabel(result.metric)
+        ax.set_ylabel(metric_label(result.metric))
         ax.set_title(result.perturbation.replace("_", " "))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="x-small")
-    title = "bands: two-level bootstrap (training seeds and trials)" if results[0].replicated else ""
-    return save_figure(fig, path, title)
+    band = "two-level bootstrap over training seeds and trials" if results[0].replicated else "Student t over trials"
+    handles = {label: handle for ax in axes for handle, label in zip(*ax.get_legend_handles_labels(), strict=True)}
+    handles[f"band: {confidence:.0%} CI of the mean ({band})"] = Patch(color="black", alpha=0.2)
+    fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncols=2, fontsize="small")
+    return save_figure(fig, path, f"{metric_label(results[0].metric)} under damage to the weights")
+
+
+def crossover_text(result: CrossOver) -> str:
+    """What a panel says about its cross-over (status ``none``: B never better anywhere in the grid)."""
+    if result.status == "crossing":
+        return f"{result.model_b} better from {result.level:.3g}\n[{result.ci_low:.3g}, {result.ci_high:.3g}]"
+    if result.status == "b_better_from_start":
+        return f"no cross-over: {result.model_b}\nbetter from the first level"
+    return f"no cross-over: {result.model_b}\nnever better up to {result.levels[-1]:g}"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -155,8 +167,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     with one_line_errors():
         paths_a, paths_b = _side_paths(args)
-        side_a = [_load(field, path, args.model_a) for field, path in paths_a]
-        side_b = [_load(field, path, args.model_b) for field, path in paths_b]
+        side_a = [load_sweep(field, path, args.model_a) for field, path in paths_a]
+        side_b = [load_sweep(field, path, args.model_b) for field, path in paths_b]
         if args.n_boot < 1:
             raise ConfigError("n_boot", args.n_boot, "must be >= 1")
         if not 0 < args.confidence < 1:
@@ -187,13 +199,16 @@ def _side_paths(args: argparse.Namespace) -> tuple[list[tuple[str, str]], list[t
     return [("table_a", args.table_a)], [("table_b", args.table_b)]
 
 
-def _load(field: str, path: str, model: str | None) -> list[SweepRow]:
+def load_sweep(field: str, path: str, model: str | None, *, groups: bool = False) -> list[SweepRow]:
+    """The rows of one sweep CSV (of ``model`` only, when given); a layer-wise sweep's all-targets rows only,
+    unless ``groups``. Errors name ``field``."""
     if not Path(path).is_file():
         raise ConfigError(field, path, "no such file")
     try:
         rows = read_sweep_csv(path)
     except ValueError as err:
         raise ConfigError(field, path, str(err).removeprefix(f"{path}: ")) from None
+    rows = rows if groups else all_targets(rows)
     if model is not None:
         rows = [row for row in rows if row.model == model]
         if not rows:

@@ -29,7 +29,8 @@ from cognitive_reserve.history import HistoryCsv
 from cognitive_reserve.io import write_records
 from cognitive_reserve.plots import save_figure
 from run_reports.command import add_wandb_options, one_line_errors
-from tracking.report_run import log_report
+from tracking.report_run import log_report, report_line
+from tracking.wandb import WandbRunDir
 
 COLUMNS = ("label", "segment", "step", "matrix", "sigma_max")
 QUANTITY = "sigma_max"
@@ -92,16 +93,25 @@ def figure5_points(
     return points
 
 
+#: Panel titles of the matrices of a GPT-2 block (c_attn is cut into Q, K, V by the SpectralMonitor).
+MATRIX_TITLES = {
+    "c_attn.q": "query weights W_Q (c_attn)", "c_attn.k": "key weights W_K (c_attn)",
+    "c_attn.v": "value weights W_V (c_attn)", "c_proj": "output projection (c_proj)",
+}  # fmt: skip
+
+
 def plot_figure5(points: Sequence[Point], path: str | Path, block: int) -> Path:
-    """One panel per matrix: σ_max against the global step, the base in black, each branch in colour."""
+    """One panel per matrix: σ_max against the global step, the base in black, each branch in colour, the branch
+    point dotted; one legend for all panels."""
     matrices = list(dict.fromkeys(point.matrix for point in points))
-    fig = Figure(figsize=(3.2 * len(matrices), 3.4), layout="constrained")
+    fig = Figure(figsize=(3.2 * len(matrices), 3.6), layout="constrained")
     axes = fig.subplots(1, len(matrices), squeeze=False)[0]
     base = [point for point in points if point.segment == "base"]
     branch_labels = list(dict.fromkeys(point.label for point in points if point.segment == "branch"))
+    branch_step = max(p.step for p in base)
     for ax, matrix in zip(axes, matrices, strict=True):
         base_steps = [(p.step, p.sigma_max) for p in base if p.matrix == matrix]
-        ax.plot(*zip(*base_steps, strict=True), color="black", label=base[0].label)
+        ax.plot(*zip(*base_steps, strict=True), color="black", label=f"{base[0].label} (base)")
         for index, label in enumerate(branch_labels):
             steps = [
                 (p.step, p.sigma_max)
@@ -109,14 +119,14 @@ def plot_figure5(points: Sequence[Point], path: str | Path, block: int) -> Path:
                 if p.label == label and p.segment == "branch" and p.matrix == matrix
             ]
             joined = [max((s for s in base_steps if s[0] < steps[0][0]), default=steps[0]), *steps]
-            ax.plot(*zip(*joined, strict=True), color=f"C{index}", label=label)
-        ax.axvline(max(p.step for p in base), color="grey", linestyle=":", linewidth=1)
-        ax.set_title(f"h.{block}.attn.{matrix}", fontsize="small")
+            ax.plot(*zip(*joined, strict=True), color=f"C{index}", label=f"{label} (branch)")
+        ax.axvline(branch_step, color="grey", linestyle=":", linewidth=1, label=f"branch point (step {branch_step})")
+        ax.set_title(f"block {block}: {MATRIX_TITLES.get(matrix, matrix)}", fontsize="medium")
         ax.set_xlabel("global step")
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("σ_max")
-    axes[-1].legend(fontsize="x-small")
-    return save_figure(fig, path, title=f"σ_max of block {block}'s attention weights: base, then each branch")
+    axes[0].set_ylabel("largest singular value σ_max")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=len(branch_labels) + 2)
+    return save_figure(fig, path, title=f"σ_max of block {block}'s attention weights: the base run, then each branch")
 
 
 def write_figure5(
@@ -136,8 +146,8 @@ def write_figure5(
     return table, plot_figure5(points, out / "figure5.png", block), points
 
 
-def log_to_wandb(figure: Path, points: Sequence[Point], project: str, name: str | None, save_dir: Path) -> str:
-    """Log the figure (``figure5/figure``) and its points (``figure5/table``) to a new W&B run; returns its dir."""
+def log_to_wandb(figure: Path, points: Sequence[Point], project: str, name: str | None, save_dir: Path) -> WandbRunDir:
+    """Log the figure (``figure5/figure``) and its points (``figure5/table``) to a new W&B run; returns where it is."""
 
     def payload(wandb: Any) -> dict[str, object]:
         rows = [[getattr(point, column) for column in COLUMNS] for point in points]
@@ -162,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
         table, figure, points = write_figure5(args.base, args.branches, args.label, args.block, args.out)
     print(f"wrote {table}\nwrote {figure}")
     if not args.no_wandb:
-        print(f"W&B run: {log_to_wandb(figure, points, args.wandb_project, args.wandb_name, Path(args.out))}")
+        print(report_line(log_to_wandb(figure, points, args.wandb_project, args.wandb_name, Path(args.out))))
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@
 
 Every CSV row's ``model`` is ``<name>-<pretraining>-<task>`` (``GPT2GlueClassifier`` names its
 sweeps ``gpt2-mono-sst2``, ``gpt2-bi-sst2``, ...). For each perturbation in the CSVs it writes a
-table — rows = level, columns = task × pretraining, cells = mean ± 95% CI half-width over the
-trials of the task's metric (Matthews correlation for CoLA, accuracy elsewhere) — as
+table — rows = level, columns = task × pretraining, cells = mean [95% CI] over the trials of the
+task's metric (Matthews correlation for CoLA, accuracy elsewhere; Student t clipped to the metric's
+range, see ``cognitive_reserve.stats``) — as
 ``glue_<perturbation>.md`` and ``.csv`` (mean, ci_low, ci_high, n per column), plus
 ``glue_figure.png`` (one panel per perturbation × task, one curve per pretraining with its CI
 band), and logs tables and figure to a W&B run (offline by itself without credentials).
@@ -21,16 +22,19 @@ from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 from cognitive_reserve.errors import ConfigError
 from cognitive_reserve.io import read_sweep_csv, write_records
-from cognitive_reserve.plots import LEVEL_LABELS, draw_mean_ci, save_figure
+from cognitive_reserve.plots import LEVEL_LABELS, band_label, draw_mean_ci, save_figure
+from cognitive_reserve.rows import all_targets
 from cognitive_reserve.stats import LevelSummary, summarize
 from cognitive_reserve.sweep import SweepRow
 from datamodules.glue_tasks import GLUE_TASKS, GlueTask
 from run_reports.command import add_wandb_options, one_line_errors
 from run_reports.markdown import markdown_table
-from tracking.report_run import log_report
+from tracking.report_run import log_report, report_line
+from tracking.wandb import WandbRunDir
 
 #: Perturbations in the paper's order; any other comes after them.
 PERTURBATION_ORDER = ("random_deletion", "gaussian_noise", "magnitude_pruning")
@@ -102,7 +106,7 @@ def read_glue_sweeps(paths: Sequence[str | Path]) -> list[SweepRow]:
         if not Path(path).is_file():
             raise ConfigError("csv", str(path), "no such file")
         try:
-            file_rows = read_sweep_csv(path)
+            file_rows = all_targets(read_sweep_csv(path))
         except (ValueError, KeyError) as err:
             raise ConfigError("csv", str(path), str(err).splitlines()[0]) from None
         for row in file_rows:
@@ -171,8 +175,8 @@ def table_markdown(table: GlueTable) -> str:
     if len(trials) > 1:
         counted += f" ({trials[0]} where it is deterministic)"
     caption = (
-        f"**{TITLES.get(table.perturbation, table.perturbation)}.** Mean ± 95% CI half-width (Student t) "
-        f"over {counted}; {by_metric}."
+        f"**{TITLES.get(table.perturbation, table.perturbation)}.** Mean [95% CI over the trials: Student t, "
+        f"clipped to the metric's range] over {counted}; {by_metric}."
     )
     header = ["level"] + [c.header for c in table.columns]
     rows = [
@@ -192,21 +196,23 @@ def plot_panels(tables: Sequence[GlueTable], path: str | Path) -> Path:
     tasks = sorted({c.task.name for t in tables for c in t.columns}, key=list(GLUE_TASKS).index)
     pretrainings = list(dict.fromkeys(c.pretraining for t in tables for c in t.columns))
     colors = {p: f"C{i}" for i, p in enumerate(pretrainings)}
-    fig = Figure(figsize=(3.4 * len(tasks), 2.9 * len(tables)), layout="constrained")
+    fig = Figure(figsize=(max(3.4 * len(tasks), 6.4), 2.9 * len(tables) + 0.9), layout="constrained")
     axes = fig.subplots(len(tables), len(tasks), squeeze=False)
     for row, table in enumerate(tables):
         for col, task in enumerate(tasks):
             ax = axes[row][col]
             for column in (c for c in table.columns if c.task.name == task):
                 points = [table.cells[(lv, column.model)] for lv in table.levels if (lv, column.model) in table.cells]
-                draw_mean_ci(ax, points, color=colors[column.pretraining], label=column.pretraining)
+                draw_mean_ci(ax, points, color=colors[column.pretraining], label=f"pretraining: {column.pretraining}")
             ax.set_title(f"{GLUE_TASKS[task].display_name} · {table.perturbation.replace('_', ' ')}")
             ax.set_xlabel(LEVEL_LABELS.get(table.perturbation, table.perturbation))
             ax.set_ylabel(METRIC_NAMES[GLUE_TASKS[task].main_metric])
             ax.grid(alpha=0.3)
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside right upper", title="pretraining")
-    return save_figure(fig, path)
+    trials = max(cell.n for table in tables for cell in table.cells.values())
+    handles.append(Patch(color="black", alpha=0.2, label=band_label(trials)))
+    fig.legend(handles, [*labels, handles[-1].get_label()], loc="outside lower center", ncols=2, fontsize="small")
+    return save_figure(fig, path, "GLUE under damage to the attention weights: mono- vs bilingual pretraining")
 
 
 def write_report(tables: Sequence[GlueTable], out: str | Path) -> dict[str, Path]:
@@ -223,10 +229,12 @@ def write_report(tables: Sequence[GlueTable], out: str | Path) -> dict[str, Path
     return files
 
 
-def log_to_wandb(tables: Sequence[GlueTable], figure: Path, project: str, name: str | None, save_dir: Path) -> str:
+def log_to_wandb(
+    tables: Sequence[GlueTable], figure: Path, project: str, name: str | None, save_dir: Path
+) -> WandbRunDir:
     """Log each table (``glue/<perturbation>/table``, plus its Markdown) and the figure to a new W&B run.
 
-    Without W&B credentials the run is offline (``wandb sync`` uploads it later). Returns the run's directory.
+    Without W&B credentials the run is offline (``wandb sync`` uploads it later). Returns where the run is.
     """
 
     def payload(wandb: Any) -> dict[str, object]:
@@ -248,7 +256,7 @@ def _format_cell(cell: LevelSummary | None) -> str:
         return "–"
     if not math.isfinite(cell.mean):
         return f"{cell.mean} ({cell.n_nonfinite} non-finite)"
-    return f"{cell.mean:.3f} ± {(cell.ci_high - cell.ci_low) / 2:.3f}"
+    return f"{cell.mean:.3f} [{cell.ci_low:.3f}, {cell.ci_high:.3f}]"
 
 
 def _unique_tasks(columns: Sequence[GlueColumn], metric: str) -> list[GlueTask]:
@@ -269,7 +277,7 @@ def main(argv: list[str] | None = None) -> None:
     print("\n".join(f"wrote {path}" for path in files.values()))
     if not args.no_wandb:
         run_dir = log_to_wandb(tables, files["figure"], args.wandb_project, args.wandb_name, Path(args.out))
-        print(f"W&B run: {run_dir}")
+        print(report_line(run_dir))
 
 
 if __name__ == "__main__":

@@ -2,17 +2,20 @@
 
 ``describe_run`` lists the sweep CSVs, figures and checkpoint a run wrote under its
 ``default_root_dir``, its W&B run directory with the ``wandb sync`` line (or its URL), then the
-headline numbers: R(T) from the smallest to the largest T (``robustness_slope.csv``), and for each
-final sweep where its last model overtakes its first (several models) or its clean metric and AUC
-per perturbation (one model).
+headline numbers: the last validation metrics of a ``fit``, R(T) from the smallest to the largest T
+(``robustness_slope.csv``), and for each final sweep where its last model overtakes its first (several
+models) or its clean metric and AUC per perturbation (one model).
 """
 
 from __future__ import annotations
 
 import csv
+import re
+from collections.abc import Mapping
 from pathlib import Path
 
 from cognitive_reserve.io import read_sweep_csv
+from cognitive_reserve.rows import all_targets
 from cognitive_reserve.stats import area_under_curve, clean_value, curves, summarize
 from run_reports.sweeps import first_last_crossovers
 from tracking.wandb import WandbRunDir
@@ -21,7 +24,15 @@ from tracking.wandb import WandbRunDir
 OUTPUT_FOLDERS = ("robustness", "monitors", "checkpoints")
 
 
-def describe_run(root: Path, since: float, wandb_run: WandbRunDir | None) -> str:
+#: Validation metrics the summary shows at most (a linear run logs one per task).
+SHOWN_METRICS = 6
+#: The last validation of a fit: its global step and ``{val/<metric>: value}``.
+LastValidation = tuple[int, Mapping[str, float]]
+
+
+def describe_run(
+    root: Path, since: float, wandb_run: WandbRunDir | None, last_validation: LastValidation | None = None
+) -> str:
     """A short summary of the files written under ``root`` after time ``since`` and the headline numbers."""
     fresh = sorted(
         p for folder in OUTPUT_FOLDERS for p in (root / folder).rglob("*")
@@ -44,7 +55,8 @@ def describe_run(root: Path, since: float, wandb_run: WandbRunDir | None) -> str
     if wandb_run is not None:
         where = wandb_run.url or f"offline; upload with: wandb sync {wandb_run.path}"
         lines.append(f"  W&B run    {wandb_run.path} ({where})")
-    headlines = _slope_headline(root / "robustness" / "robustness_slope.csv", since)
+    headlines = _validation_headline(last_validation)
+    headlines += _slope_headline(root / "robustness" / "robustness_slope.csv", since)
     for path in final:
         headlines += _sweep_headlines(path)
     if headlines:
@@ -61,6 +73,18 @@ def _rel(path: Path, root: Path) -> str:
     return str(path.relative_to(root))
 
 
+def _validation_headline(last: LastValidation | None) -> list[str]:
+    """``last validation (step 300): val/bits_per_byte_en 0.2915, val/loss 0.9698, ...`` (natural order,
+    at most ``SHOWN_METRICS``; the rest are in the logger)."""
+    if not last or not last[1]:
+        return []
+    step, metrics = last
+    names = sorted(metrics, key=lambda name: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)])
+    shown = ", ".join(f"{name} {metrics[name]:.4g}" for name in names[:SHOWN_METRICS])
+    more = f" (+{len(names) - SHOWN_METRICS} more in the logger)" if len(names) > SHOWN_METRICS else ""
+    return [f"last validation (step {step}): {shown}{more}"]
+
+
 def _slope_headline(path: Path, since: float) -> list[str]:
     """``R(T): T=1 0.277 … T=20 0.112``, from the smallest to the largest T."""
     if not path.is_file() or path.stat().st_mtime < since:
@@ -73,7 +97,7 @@ def _slope_headline(path: Path, since: float) -> list[str]:
 def _sweep_headlines(path: Path) -> list[str]:
     """A sweep of several models: where the last overtakes the first. Of one model: its clean metric and
     level-averaged metric (AUC) per perturbation."""
-    rows = read_sweep_csv(path)
+    rows = all_targets(read_sweep_csv(path))
     crossovers = first_last_crossovers(rows)
     if crossovers:
         return [f"{path.stem}: {crossover.describe()}" for crossover in crossovers]

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from cognitive_reserve.crossover import CrossOver, find_crossover
 from cognitive_reserve.errors import ConfigError
 from cognitive_reserve.io import write_summary_csv
 from cognitive_reserve.metrics import metric_direction
-from cognitive_reserve.plots import plot_sweep
+from cognitive_reserve.plots import metric_label, plot_sweep
 from cognitive_reserve.sensitivity import (
     EpochSummary,
     plot_sensitivity_curves,
@@ -52,8 +53,22 @@ def write_sweep_files(rows: Sequence[SweepRow], out_dir: Path, stem: str) -> Swe
     """Summarise ``rows`` into ``<stem>_summary.csv`` and draw ``<stem>.png`` under ``out_dir``."""
     summaries = summarize(rows)
     summary_csv = write_summary_csv(out_dir / f"{stem}_summary.csv", summaries)
-    figure = plot_sweep(summaries, out_dir / f"{stem}.png", title=stem.replace("_", " "))
+    figure = plot_sweep(summaries, out_dir / f"{stem}.png", title=sweep_title(stem, summaries))
     return SweepFiles(summaries, summary_csv, figure)
+
+
+def sweep_title(stem: str, summaries: Sequence[LevelSummary]) -> str:
+    """What a sweep figure shows, e.g. ``Damage after fit (weights of epoch 0): MSE (task vector) of 12 models``."""
+    found = re.fullmatch(r"sweep_(\w+?)_epoch(\d+)", stem)
+    when = {
+        "fit": "after fit (weights of epoch {})",
+        "test": "of the tested checkpoint (epoch {})",
+        "train": "during training (epoch {})",
+    }  # fmt: skip
+    stage = when.get(found[1], f"{found[1]} (epoch {{}})").format(int(found[2])) if found else stem
+    metrics = ", ".join(metric_label(m) for m in dict.fromkeys(s.metric for s in summaries))
+    models = len({s.model for s in summaries})
+    return f"Damage {stage}: {metrics} of {models} model{'s' if models != 1 else ''}"
 
 
 def write_sensitivity_table(history: Sequence[EpochSummary], out_dir: Path) -> Path:

@@ -27,7 +27,8 @@ from cognitive_reserve.history import HistoryCsv
 from cognitive_reserve.io import write_records
 from run_reports.command import add_wandb_options, one_line_errors
 from run_reports.markdown import markdown_table
-from tracking.report_run import log_report
+from tracking.report_run import log_report, report_line
+from tracking.wandb import WandbRunDir
 
 NORMS_FILE = Path("monitors") / "weight_norms.csv"
 QUANTITY = "sum_sq"
@@ -117,8 +118,8 @@ def write_table(runs: Sequence[RunNorms], out: str | Path) -> dict[str, Path]:
     return {"markdown": markdown, "csv": write_records(out / "table1.csv", CSV_COLUMNS, table_records(runs))}
 
 
-def log_to_wandb(runs: Sequence[RunNorms], project: str, name: str | None, save_dir: Path) -> str:
-    """Log the table (``table1/table``, the CSV's rows) and its Markdown to a new W&B run; returns its directory."""
+def log_to_wandb(runs: Sequence[RunNorms], project: str, name: str | None, save_dir: Path) -> WandbRunDir:
+    """Log the table (``table1/table``, the CSV's rows) and its Markdown to a new W&B run; returns where it is."""
 
     def payload(wandb: Any) -> dict[str, object]:
         records = table_records(runs)
@@ -166,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
     print(table_markdown(runs))
     print("\n".join(f"wrote {path}" for path in files.values()))
     if not args.no_wandb:
-        print(f"W&B run: {log_to_wandb(runs, args.wandb_project, args.wandb_name, Path(args.out))}")
+        print(report_line(log_to_wandb(runs, args.wandb_project, args.wandb_name, Path(args.out))))
 
 
 def _run_dir(run: Path) -> Path:

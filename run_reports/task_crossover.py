@@ -20,6 +20,7 @@ from pathlib import Path
 from cognitive_reserve.crossover import find_crossover
 from cognitive_reserve.errors import ConfigError
 from cognitive_reserve.io import read_sweep_csv, write_records
+from cognitive_reserve.rows import all_targets
 from cognitive_reserve.sweep import SweepRow
 from run_reports.command import run_command
 
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     sweeps = sorted((Path(args.run) / "robustness").glob("sweep_fit_epoch*[0-9].csv"))
     if not sweeps:
         raise ConfigError("--run", args.run, "no robustness/sweep_fit_epoch*.csv (run `python run.py fit` first)")
-    records = crossovers(read_sweep_csv(sweeps[-1]))
+    records = crossovers(all_targets(read_sweep_csv(sweeps[-1])))
     out = write_records(Path(args.run) / "robustness" / "crossover_vs_T1.csv", COLUMNS, records)
     for r in records:
         measured = "none in grid" if r["measured"] is None else f"{r['measured']:.3f}"

@@ -27,12 +27,13 @@ from cognitive_reserve.fields import DECLARED, Declaration, declarations
 from config_reference import config_classes
 from datamodules import DigitsTasksDataModule, GaussianTasksDataModule, MnistTasksDataModule
 from datamodules.cifar10 import Cifar10TasksDataModule
+from datamodules.corpus import TextSource
 from datamodules.encoded_tasks import EncodedTasksDataModule
 from datamodules.glue import GlueDataModule
 from datamodules.label_pairs import LabelPairTasksDataModule
 from datamodules.mnist import RAW_FILES
 from datamodules.newsgroups import NewsgroupsTasksDataModule
-from datamodules.text import TextCorpusDataModule, TextSource
+from datamodules.text import TextCorpusDataModule
 from lightning_modules import LinearMultitaskRegression
 from lightning_modules.gpt2_glue import GPT2GlueClassifier
 from lightning_modules.gpt2_lm import GPT2ConfigFields, GPT2LanguageModel

@@ -83,6 +83,18 @@ def optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
     return lambda x: x is None or check(x)
 
 
+def is_grouping(x: Any) -> bool:
+    """``per_block``, ``per_matrix`` or a valid regular expression with a capture group."""
+    if x in ("per_block", "per_matrix"):
+        return True
+    if not is_text(x):
+        return False
+    try:
+        return re.compile(x).groups >= 1
+    except re.error:
+        return False
+
+
 def are_patterns(x: Any) -> bool:
     patterns = [x] if isinstance(x, str) else x
     if not isinstance(patterns, list | tuple) or not patterns or not all(is_text(p) for p in patterns):
@@ -519,7 +531,14 @@ DIGITS_FIELDS = {
     ),
     "train_examples": Field(st.integers(45, 2000), lambda x, c: is_int(x, max(c["task_grid"]))),
 }
-SWEEP_FIELDS = {"targets": simple(st.one_of(st.none(), PATTERNS), optional(are_patterns), WILD_PATTERNS)}
+GROUPINGS = st.sampled_from(["per_block", "per_matrix", r"h\.(\d+)\.", r"(?P<layer>h\.\d+)", r"\.(c_attn|c_proj)\."])
+WILD_GROUPINGS = st.one_of(
+    anything, st.sampled_from([r"h\.\d+", "(", "per_layer", "()", "[a-(", ["per_block"], "(?:x)"])
+)
+SWEEP_FIELDS = {
+    "targets": simple(st.one_of(st.none(), PATTERNS), optional(are_patterns), WILD_PATTERNS),
+    "groups": simple(st.one_of(st.none(), GROUPINGS), optional(is_grouping), WILD_GROUPINGS),
+}
 
 
 # ---- every field of every experiment -------------------------------------------------------------

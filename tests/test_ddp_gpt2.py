@@ -1,11 +1,14 @@
 """Tiny GPT-2 under DDP (gloo, 2 CPU processes) through the CLI with every callback of its config on:
-fit exits 0 with one W&B run and files written once; the test sweep of a checkpoint equals one process's."""
+fit exits 0 with one W&B run and files written once; the test sweep of a checkpoint, layer-wise (the
+``tiny_layers.yaml`` overlay with a smaller grid: all targets, then each attention matrix alone, Q, K and V
+as column blocks of ``c_attn``), equals one process's."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+import yaml
 
 from cognitive_reserve import read_sweep_csv
 from cognitive_reserve.history import HistoryCsv
@@ -17,6 +20,22 @@ from tests.helpers.wandb_offline import find_runs
 pytestmark = pytest.mark.slow  # end to end: every test runs the CLI or a real process
 
 DDP = ["--trainer.strategy=ddp", "--trainer.devices=2", "--trainer.accelerator=cpu"]
+#: The layer-wise test sweep's grid here: every perturbation, few evaluations (9 groups sweep it).
+SMALL_GRID = {
+    "random_deletion": {"levels": [0.0, 0.2], "trials": 2},
+    "magnitude_pruning": {"levels": [0.0, 0.4]},
+    "gaussian_noise": {"levels": [0.1], "trials": 2},
+}
+
+
+def layers_overlay(directory: Path) -> list[str]:
+    """``--config`` of ``configs/gpt2/tiny_layers.yaml`` with ``SMALL_GRID`` as its test sweep's grid."""
+    config = yaml.safe_load((ROOT / "configs/gpt2/tiny_layers.yaml").read_text())
+    (sweep,) = [c["init_args"] for c in config["trainer"]["callbacks"] if c["init_args"].get("at_test")]
+    sweep["perturbations"] = SMALL_GRID
+    path = directory / "tiny_layers.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return ["--config", str(path)]
 
 
 def args(corpus: dict[str, Path], root: Path) -> list[str]:
@@ -34,10 +53,10 @@ def runs(tmp_path_factory) -> tuple[Path, Path, Path]:
     fit_root, ddp_test, single_test = tmp / "fit", tmp / "test_ddp", tmp / "test_single"
     fitted = run_cli("fit", *args(corpus, fit_root), *DDP, timeout=500)
     assert fitted.returncode == 0, fitted.stderr[-4000:]
-    checkpoint = f"--ckpt_path={fit_root}/checkpoints/last.ckpt"
-    tested = run_cli("test", *args(corpus, ddp_test), *DDP, checkpoint, timeout=500)
+    checkpoint, layers = f"--ckpt_path={fit_root}/checkpoints/last.ckpt", layers_overlay(tmp)
+    tested = run_cli("test", *args(corpus, ddp_test), *layers, *DDP, checkpoint, timeout=500)
     assert tested.returncode == 0, tested.stderr[-4000:]
-    main(["test", *args(corpus, single_test), "--trainer.logger=false", checkpoint])
+    main(["test", *args(corpus, single_test), *layers, "--trainer.logger=false", checkpoint])
     return fit_root, ddp_test, single_test
 
 
@@ -62,8 +81,10 @@ def test_ddp_test_sweep_equals_the_single_process_sweep(runs):
     expected = read_sweep_csv(only_test_sweep(single_test))
     got = read_sweep_csv(only_test_sweep(ddp_test))
     assert {r.perturbation for r in got} == {"random_deletion", "magnitude_pruning", "gaussian_noise"}
-    assert [(r.perturbation, r.level, r.trial, r.seed, r.metric) for r in got] == [
-        (r.perturbation, r.level, r.trial, r.seed, r.metric) for r in expected
+    groups = [f"h.{i}.attn.{m}" for i in (0, 1) for m in ("c_attn.q", "c_attn.k", "c_attn.v", "c_proj")]
+    assert list(dict.fromkeys(r.group for r in got)) == ["", *groups]
+    assert [(r.group, r.perturbation, r.level, r.trial, r.seed, r.metric) for r in got] == [
+        (r.group, r.perturbation, r.level, r.trial, r.seed, r.metric) for r in expected
     ]
     assert [r.value for r in got] == pytest.approx([r.value for r in expected], rel=1e-5)
     assert len(find_runs(ddp_test)) == 1

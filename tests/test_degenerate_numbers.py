@@ -5,12 +5,17 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
 import yaml
 from torch import nn
+from torchmetrics import MeanMetric, MetricCollection
+from torchmetrics.classification import BinaryAccuracy
 
 from cognitive_reserve import SweepGrid, SweepSubject, read_sweep_csv, run_sweep, summarize
 from cognitive_reserve.metrics import metric_direction, worst_value
 from cognitive_reserve.plots import plot_sweep
+from lightning_modules.lm_metrics import LanguageModelingMetric
+from lightning_modules.sweepable import metric_values
 from tests.helpers.cli import ROOT
 
 
@@ -30,6 +35,14 @@ def test_metric_directions():
         assert metric_direction(score) == "higher"
     assert metric_direction("weirdness") is None and math.isnan(worst_value("weirdness"))
     assert worst_value("mse") == math.inf and worst_value("mcc") == -1.0 and worst_value("accuracy") == 0.0
+
+
+def test_nan_takes_the_worst_value_in_the_direction_a_torchmetrics_metric_declares():
+    nan = torch.tensor(math.nan)
+    collection = MetricCollection({"agreement": BinaryAccuracy(), "mcc": MeanMetric()})  # higher; declares none
+    assert metric_values(collection, {"agreement": nan, "mcc": nan}) == {"agreement": -math.inf, "mcc": -1.0}
+    assert metric_values(LanguageModelingMetric(["en"]), {"weirdness": nan}) == {"weirdness": math.inf}  # lower
+    assert metric_values(MeanMetric(), nan) == {"meanmetric": pytest.approx(math.nan, nan_ok=True)}  # no one says
 
 
 def test_inf_levels_are_marked_in_summary_and_plot(tmp_path):

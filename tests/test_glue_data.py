@@ -66,12 +66,12 @@ def test_test_split_is_the_labeled_validation_split(tmp_path, tokenizer):
 def test_pairs_are_joined_by_eos_and_single_texts_are_not_touched(tmp_path, tokenizer):
     eos = tokenizer.eos_token_id
     pair = datamodule(tmp_path, tokenizer, "mrpc", write_glue_sample(tmp_path, "mrpc", 8, 8))
-    raw, encoded = pair.raw_split("validation")[0], pair.encoded_split("validation")[0]
+    raw, encoded = pair.raw_split("validation")[0], pair.dataset("validation")[0]
     first = tokenizer(raw["sentence1"], add_special_tokens=False)["input_ids"]
     second = tokenizer(raw["sentence2"], add_special_tokens=False)["input_ids"]
     assert encoded["input_ids"] == [*first, eos, *second] and encoded["label"] == raw["label"]
     single = datamodule(tmp_path, tokenizer, "sst2", write_glue_sample(tmp_path, "sst2", 8, 8))
-    raw, encoded = single.raw_split("train")[3], single.encoded_split("train")[3]
+    raw, encoded = single.raw_split("train")[3], single.dataset("train")[3]
     assert encoded["input_ids"] == tokenizer(raw["sentence"], add_special_tokens=False)["input_ids"]
     assert eos not in encoded["input_ids"]
 
@@ -80,7 +80,7 @@ def test_literal_end_of_text_in_a_text_stays_text(tmp_path, tokenizer):
     records = [{"sentence": f"good {END_OF_TEXT}", "label": 1}, {"sentence": "", "label": 0}]
     files = {split: write_records(records, tmp_path / f"{split}.jsonl") for split in ("train", "validation")}
     dm = datamodule(tmp_path, tokenizer, "sst2", files)
-    injected, empty = dm.encoded_split("train")["input_ids"]
+    injected, empty = dm.dataset("train")["input_ids"]
     assert tokenizer.eos_token_id not in injected and tokenizer.decode(injected) == f"good {END_OF_TEXT}"
     assert empty == [tokenizer.eos_token_id]  # an empty text is one eos, never a zero-length sequence
 
@@ -101,9 +101,9 @@ def test_max_length_128_bounds_every_example(tmp_path, tokenizer):
     files = {split: write_records(records, tmp_path / f"{split}.jsonl") for split in ("train", "validation")}
     dm = datamodule(tmp_path, tokenizer, "qqp", files)
     assert dm.max_length == 128
-    lengths = [len(ids) for ids in dm.encoded_split("train")["input_ids"]]
+    lengths = [len(ids) for ids in dm.dataset("train")["input_ids"]]
     assert lengths == [128, 128]
-    assert dm.encoded_split("train")[1]["input_ids"][:2] == [*tokenizer("a")["input_ids"], tokenizer.eos_token_id]
+    assert dm.dataset("train")[1]["input_ids"][:2] == [*tokenizer("a")["input_ids"], tokenizer.eos_token_id]
 
 
 def test_batches_are_right_padded_with_eos_and_masked():

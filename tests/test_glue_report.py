@@ -75,8 +75,8 @@ def report(sweep_csvs, tmp_path_factory):
 def test_markdown_table_has_levels_as_rows_and_task_by_pretraining_columns(report):
     lines = (report / "glue_random_deletion.md").read_text().splitlines()
     assert lines[0].startswith(
-        "**Random deletion of the attention weights (probability p).** Mean ± 95% CI half-width (Student t) over "
-        "4 trials per level (1 where it is deterministic);"
+        "**Random deletion of the attention weights (probability p).** Mean [95% CI over the trials: Student t, "
+        "clipped to the metric's range] over 4 trials per level (1 where it is deterministic);"
     )
     assert "Matthews correlation: CoLA" in lines[0] and "accuracy: MRPC" in lines[0]
     header = [cell.strip() for cell in lines[2].strip("|").split("|")]
@@ -88,7 +88,7 @@ def test_markdown_table_has_levels_as_rows_and_task_by_pretraining_columns(repor
     for row, level in zip(rows, LEVELS["random_deletion"], strict=True):
         for cell, (model, metric) in zip(row[1:], columns, strict=True):
             mean, half = by_hand(model, "random_deletion", level, metric)
-            assert cell == f"{mean:.3f} ± {half:.3f}", (model, level)
+            assert cell == f"{mean:.3f} [{mean - half:.3f}, {mean + half:.3f}]", (model, level)
     assert (report / "glue_gaussian_noise.md").read_text().splitlines()[0].startswith("**Gaussian noise")
 
 
@@ -150,7 +150,7 @@ def test_without_wandb_credentials_the_report_goes_offline(sweep_csvs, tmp_path,
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
     main([str(p) for p in sweep_csvs[:2]] + ["--out", str(tmp_path / "out")])
-    assert "Upload later with: wandb sync" in capsys.readouterr().err
+    assert "(offline; upload with: wandb sync " in capsys.readouterr().out
     assert len(offline_runs(tmp_path / "out")) == 1
 
 

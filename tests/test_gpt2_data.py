@@ -6,8 +6,10 @@ import pytest
 import torch
 
 from cognitive_reserve.errors import ConfigError
-from datamodules.text import IGNORE_INDEX, LanguageCorpus, TextCorpusDataModule, TextSource
+from datamodules.corpus import LanguageCorpus, TextSource
+from datamodules.text import TextCorpusDataModule
 from datamodules.tokenization import train_byte_level_bpe
+from datamodules.windows import IGNORE_INDEX
 from tests.helpers.gpt2_fixtures import corpora_from_files, tiny_corpus, tiny_datamodule, wikipedia_records, write_jsonl
 
 BLOCK = 32

@@ -14,7 +14,8 @@ import lightning as L
 import pytest
 import torch
 
-from datamodules.text import IGNORE_INDEX, TextCorpusDataModule
+from datamodules.text import TextCorpusDataModule
+from datamodules.windows import IGNORE_INDEX
 from lightning_modules.gpt2_lm import GPT2LanguageModel
 from lightning_modules.lm_metrics import LanguageModelingMetric
 from tests.helpers.gpt2_fixtures import evaluation_setup

@@ -6,8 +6,9 @@ from __future__ import annotations
 import lightning as L
 import pytest
 import torch
+from transformers import GPT2Config, GPT2LMHeadModel
 
-import lightning_modules.gpt2_lm as gpt2_lm
+import lightning_modules.lm_tokenizer as lm_tokenizer
 from cognitive_reserve.errors import ConfigError
 from datamodules.tokenization import (
     END_OF_TEXT,
@@ -17,6 +18,7 @@ from datamodules.tokenization import (
     train_byte_level_bpe,
 )
 from lightning_modules.gpt2_lm import GPT2LanguageModel, load_lm_checkpoint
+from lightning_modules.lm_tokenizer import TokenizerOwner
 from tests.helpers.gpt2_fixtures import ENGLISH_SAMPLES, GREEK_SAMPLES, TINY_GPT2, tiny_corpus, tiny_datamodule
 
 ROUND_TRIP = [
@@ -67,6 +69,31 @@ def test_tokenizer_survives_json_and_needs_enough_text():
     assert err.value.field == "data.tokenizer_train_bytes"
 
 
+def test_one_owner_decides_checkpoint_over_given_over_trained():
+    model = GPT2LMHeadModel(GPT2Config(**TINY_GPT2))
+    given, restored = (
+        train_byte_level_bpe(texts * 30, TINY_GPT2["vocab_size"]) for texts in (ENGLISH_SAMPLES, ROUND_TRIP)
+    )
+    assert given.get_vocab() != restored.get_vocab()
+
+    def refuse(vocab_size):
+        raise AssertionError("trained a tokenizer although one was given")
+
+    owner = TokenizerOwner(model, given, "some/directory")
+    assert owner.get_or_train(refuse, init_seed=0) is given
+    owner.restore(restored)
+    assert owner.current is restored and owner.get_or_train(refuse, init_seed=0) is restored
+    assert model.config.eos_token_id == model.config.bos_token_id == restored.eos_token_id
+    assert TokenizerOwner(model, None, "train").current is None  # trained on first use (test above)
+    wrong = train_byte_level_bpe(ENGLISH_SAMPLES * 30, 300)
+    with pytest.raises(ConfigError) as err:
+        TokenizerOwner(model, wrong, "other/directory")
+    assert (err.value.field, err.value.value) == ("model.tokenizer", "other/directory")
+    with pytest.raises(ConfigError) as err:
+        owner.restore(wrong)
+    assert err.value.field == "ckpt_path" and owner.current is restored
+
+
 class ParameterTrace(L.Callback):
     """Copies of one attention matrix and the token embeddings after every optimizer step."""
 
@@ -115,7 +142,7 @@ def test_a_restored_tokenizer_reaches_the_data_and_train_does_not_train_another(
     def refuse(*args, **kwargs):
         raise AssertionError("trained a tokenizer although the checkpoint brings one")
 
-    monkeypatch.setattr(gpt2_lm, "train_byte_level_bpe", refuse)
+    monkeypatch.setattr(lm_tokenizer, "train_byte_level_bpe", refuse)
     restored, data = GPT2LanguageModel(gpt2_config=TINY_GPT2, tokenizer="train"), tiny_datamodule(paths, ("en", "el"))
     L.Trainer(limit_val_batches=1, **options).validate(restored, datamodule=data, ckpt_path=tmp_path / "model.ckpt")
     assert data.tokenizer is restored.tokenizer  # handed over by the model, after the restore

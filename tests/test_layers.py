@@ -1,7 +1,8 @@
 """Dependencies point one way: a package imports only itself and the packages to its left.
 
 ``cognitive_reserve`` ← ``datamodules`` ← ``lightning_modules`` ← ``tracking`` ← ``run_reports`` ← ``callbacks``
-← ``run.py``. Every ``.py`` file is parsed (not imported), so imports inside functions count too.
+← ``run_cli`` ← ``studies`` ← ``run.py`` (``studies`` starts ``run.py`` in subprocesses, never imports it). Every
+``.py`` file is parsed (not imported), so imports inside functions count too.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ import pytest
 from tests.helpers.cli import ROOT
 
 #: The layers, lowest first; ``run.py`` is the top.
-LAYERS = ("cognitive_reserve", "datamodules", "lightning_modules", "tracking", "run_reports", "callbacks", "run")
+LAYERS = (
+    "cognitive_reserve", "datamodules", "lightning_modules", "tracking", "run_reports", "callbacks", "run_cli",
+    "studies", "run",
+)  # fmt: skip
 #: Frameworks the framework-free core must never import.
 FRAMEWORKS = ("lightning", "pytorch_lightning")
 
@@ -90,3 +94,35 @@ def test_every_layer_is_a_package_that_exists() -> None:
     for layer in LAYERS[:-1]:
         assert (ROOT / layer / "__init__.py").is_file(), layer
     assert (ROOT / "run.py").is_file()
+
+
+def import_cycle(package: Path) -> list[str]:
+    """A cycle of imports among the modules of ``package`` (those under ``TYPE_CHECKING`` count too), or []."""
+    modules = {f"{package.name}.{path.stem}": path for path in package.glob("*.py") if path.stem != "__init__"}
+    graph = {name: [m for _, m in imported_modules(path) if m in modules] for name, path in modules.items()}
+    done: set[str] = set()
+
+    def visit(name: str, path: list[str]) -> list[str]:
+        if name in path:
+            return [*path[path.index(name) :], name]
+        if name in done:
+            return []
+        for imported in graph[name]:
+            if cycle := visit(imported, [*path, name]):
+                return cycle
+        done.add(name)
+        return []
+
+    return next((cycle for name in sorted(graph) if (cycle := visit(name, []))), [])
+
+
+def test_the_core_has_no_import_cycle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert import_cycle(ROOT / "cognitive_reserve") == []
+    fake = tmp_path / "cognitive_reserve"
+    fake.mkdir()
+    (fake / "a.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from cognitive_reserve.b import B\n"
+    )
+    (fake / "b.py").write_text("from cognitive_reserve.a import A\n")
+    monkeypatch.setattr(f"{__name__}.ROOT", tmp_path)
+    assert import_cycle(fake) == ["cognitive_reserve.a", "cognitive_reserve.b", "cognitive_reserve.a"]

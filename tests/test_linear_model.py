@@ -1,4 +1,4 @@
-"""LinearMultitaskRegression: both solvers, orthonormal W before sweeps, checkpoints round-trip."""
+"""LinearMultitaskRegression: both solvers, orthonormal W before sweeps, checkpoints round-trip (old ones too)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from cognitive_reserve import read_sweep_csv
-from cognitive_reserve.theory import svd_solution
+from cognitive_reserve.theory import orthonormalize, svd_solution, unit_columns
 from datamodules import DigitsTasksDataModule
 from lightning_modules import LinearMultitaskRegression
 from tests.helpers.cli import ROOT
@@ -61,6 +61,47 @@ def test_checkpoint_round_trip_restores_every_model(tmp_path):
     assert loaded.task_grid == [1, 3]
     for key, value in model.state_dict().items():
         assert torch.equal(value, loaded.state_dict()[key])
+
+
+def old_checkpoint(path, solver: str, state: dict[str, torch.Tensor]):
+    """A checkpoint as ``run.py fit`` wrote it before the solvers became classes: LightningCLI's class path and
+    instantiator, every hyperparameter, the state keys ``models.T<t>.*`` and the optimizer's parameter groups."""
+    hparams = {
+        "_class_path": "lightning_modules.LinearMultitaskRegression", "k": 2, "solver": solver, "ridge": 1.0,
+        "lr": 0.05, "weight_decay": 0.0, "init_seed": 0, "task_grid": [2, 3], "input_dim": 5,
+        "normalize_task_vectors": True, "target": "task_vector",
+        "_instantiator": "lightning.pytorch.cli.instantiate_module",
+    }  # fmt: skip
+    optimizer = {"state": {}, "param_groups": [{"params": list(range(len([k for k in state if "norms" not in k])))}]}
+    torch.save({"state_dict": state, "hyper_parameters": hparams, "optimizer_states": [optimizer], "epoch": 0,
+                "global_step": 1, "pytorch-lightning_version": L.__version__}, path)  # fmt: skip
+    return path
+
+
+def test_checkpoints_of_both_solvers_written_before_the_solver_classes_still_load(tmp_path):
+    generator = torch.Generator().manual_seed(0)
+    svd_state, sgd_state = {}, {}
+    for t in (2, 3):
+        c, norms = torch.randn(5, t, generator=generator), torch.full((t,), 2.0, dtype=torch.float64)
+        svd_state |= {f"models.T{t}.c": c, f"models.T{t}.norms": norms}
+        w, gamma = torch.randn(2, 5, generator=generator), torch.randn(2, t, generator=generator)
+        sgd_state |= {f"models.T{t}.w": w, f"models.T{t}.gamma": gamma}
+    svd, sgd = (
+        LinearMultitaskRegression.load_from_checkpoint(old_checkpoint(tmp_path / f"{solver}.ckpt", solver, state))
+        for solver, state in (("svd", svd_state), ("sgd", sgd_state))
+    )
+
+    for model, state in ((svd, svd_state), (sgd, sgd_state)):
+        assert model.state_dict().keys() == state.keys()
+        assert all(torch.equal(model.state_dict()[key], value) for key, value in state.items())
+    for t in (2, 3):
+        c = svd_state[f"models.T{t}.c"].double()
+        assert torch.equal(svd.model(t).learned_task_vectors(), c * 2)
+        assert all(map(torch.equal, svd.factors(t), svd_solution(c, 2)))
+        w, gamma = orthonormalize(sgd_state[f"models.T{t}.w"].double(), sgd_state[f"models.T{t}.gamma"].double())
+        assert torch.equal(sgd.task_vectors(t), unit_columns(w.T @ gamma))
+        assert all(map(torch.equal, sgd.factors(t), (w, unit_columns(w.T @ gamma, gamma))))
+    assert [s.name for s in sgd.robustness_subjects([])] == ["linear_sgd_k2_T2", "linear_sgd_k2_T3"]
 
 
 @pytest.mark.slow

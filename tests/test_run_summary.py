@@ -28,3 +28,19 @@ def test_one_model_sweep_reports_clean_metric_and_auc_and_skips_older_files(tmp_
     (line,) = [line for line in text.splitlines() if "level-averaged" in line]
     # clean: mean at level 0 = 2; AUC: trapezoid of (0, 2) and (0.5, 4) over the range 0.5 = 3
     assert line.strip() == "sweep_test_epoch003: lm perplexity: clean 2; level-averaged (AUC) random_deletion 3"
+
+
+def test_fit_summary_gives_the_last_validation_metrics_in_natural_order(tmp_path):
+    metrics = {"val/loss": 0.9698, "val/perplexity_en": 2.637, "val/bits_per_byte_en": 0.29153}
+    text = describe_run(tmp_path, time.time(), None, last_validation=(300, metrics))
+    assert "  last validation (step 300): val/bits_per_byte_en 0.2915, val/loss 0.9698, val/perplexity_en 2.637" in (
+        text.splitlines()
+    )
+    per_task = {f"val/mse_T{t}": 0.1 * t for t in (1, 2, 10, 20)} | {
+        "val/mse": 0.5,
+        "val/mse_T3": 0.3,
+        "val/mse_T4": 0.4,
+    }
+    (line,) = [line for line in describe_run(tmp_path, 0, None, (1, per_task)).splitlines() if "validation" in line]
+    assert line.endswith("val/mse 0.5, val/mse_T1 0.1, val/mse_T2 0.2, val/mse_T3 0.3, val/mse_T4 0.4, val/mse_T10 1 "
+                         "(+1 more in the logger)")  # fmt: skip

@@ -1,6 +1,6 @@
 """Sliding-window evaluation (``data.eval_stride``) against a direct, token-by-token computation.
 
-The protocol under test (datamodules/text.py): with windows of ``L`` tokens advancing by ``s``, token
+The protocol under test (datamodules/windows.py): with windows of ``L`` tokens advancing by ``s``, token
 ``t`` of the evaluated stream (``t ≥ 1``) is predicted exactly once; for ``t ≤ L`` from all earlier
 tokens, else from the ``L`` tokens that end just before the last target of its window
 ``k = ⌈(t - L) / s⌉`` (that window's last target is ``min(L + k·s, n - 1)``).
@@ -15,13 +15,9 @@ import pytest
 import torch
 
 from cognitive_reserve.errors import ConfigError
-from datamodules.text import (
-    IGNORE_INDEX,
-    LanguageCorpus,
-    PackedBlocks,
-    SlidingWindows,
-    TextCorpusDataModule,
-)
+from datamodules.corpus import LanguageCorpus
+from datamodules.text import TextCorpusDataModule
+from datamodules.windows import IGNORE_INDEX, TokenWindows
 from lightning_modules.gpt2_lm import GPT2LanguageModel
 from tests.helpers.gpt2_fixtures import ENGLISH_SAMPLES, GREEK_SAMPLES, evaluation_setup
 
@@ -94,7 +90,6 @@ def test_every_token_is_predicted_once_with_its_bytes(setup):
     data = datamodule(corpus, 5)
     data.use_tokenizer(tokenizer)
     (windows,) = data.dataset("validation").datasets
-    assert isinstance(windows, SlidingWindows)
     predicted = torch.zeros(len(windows.stream), dtype=torch.long)
     for index in range(len(windows)):
         item = windows[index]
@@ -112,8 +107,25 @@ def test_default_keeps_disjoint_blocks_and_training_never_slides(setup):
     default, sliding = datamodule(corpus, None), datamodule(corpus, 5)
     for data in (default, sliding):
         data.use_tokenizer(tokenizer)
-    assert all(isinstance(part, PackedBlocks) for part in default.dataset("validation").datasets)
-    assert all(isinstance(part, PackedBlocks) for part in sliding.dataset("train").datasets)
+    for blocks in (*default.dataset("validation").datasets, *sliding.dataset("train").datasets):
+        assert torch.equal(blocks.start, torch.arange(len(blocks)) * BLOCK)  # block k reads from k·L …
+        assert torch.equal(blocks.first_target, blocks.start + 1)  # … and predicts every token it reads
+
+
+def test_disjoint_blocks_are_windows_of_stride_block_size_whose_last_block_stays_in_place():
+    stream = torch.arange(2 * BLOCK + 6)  # two full blocks and 5 tokens to predict in a third
+    byte_lengths = torch.ones(len(stream), dtype=torch.int64)
+    blocks, windows = TokenWindows(stream, byte_lengths, BLOCK, 0), TokenWindows(stream, byte_lengths, BLOCK, 0, BLOCK)
+    assert len(blocks) == len(windows) == 3
+    for block, window in ((blocks[0], windows[0]), (blocks[1], windows[1])):
+        assert block.keys() == window.keys()
+        assert all(torch.equal(torch.as_tensor(block[key]), torch.as_tensor(window[key])) for key in block)
+    block, window = blocks[2], windows[2]
+    assert block["input_ids"][:5].tolist() == stream[2 * BLOCK : 2 * BLOCK + 5].tolist()  # from its start, padded
+    assert window["input_ids"].tolist() == stream[-BLOCK - 1 : -1].tolist()  # the BLOCK tokens before its last target
+    assert block["targets"][block["targets"] != IGNORE_INDEX].tolist() == stream[2 * BLOCK + 1 :].tolist()
+    assert window["targets"][window["targets"] != IGNORE_INDEX].tolist() == stream[2 * BLOCK + 1 :].tolist()
+    assert int(block["num_bytes"]) == int(window["num_bytes"]) == 5
 
 
 def test_stride_longer_than_the_window_is_a_config_error(setup):

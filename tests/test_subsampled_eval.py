@@ -174,7 +174,7 @@ def test_old_csvs_without_eval_examples_still_read_and_new_ones_round_trip(tmp_p
     with SweepCsvWriter(tmp_path / "new.csv") as writer:
         writer.write(rows)
     assert read_sweep_csv(tmp_path / "new.csv") == rows
-    assert (tmp_path / "new.csv").read_text().splitlines()[0].endswith(",epoch,eval_examples")
+    assert (tmp_path / "new.csv").read_text().splitlines()[0].endswith(",epoch,group,eval_examples")
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 
 import lightning as L
 import pytest
@@ -180,11 +181,13 @@ def test_a_test_sweep_is_named_after_the_epoch_of_its_checkpoint(tmp_path):
 
 @pytest.mark.slow
 def test_a_different_model_never_reuses_an_old_sweep_file(tmp_path):
-    """Same output directory, other weights: the old CSV is moved aside, not mixed in or deleted."""
+    """Same output directory, other weights: the old CSV is moved aside, not mixed in or deleted. (A second fit
+    into a directory that holds a checkpoint is refused: here the first run's checkpoints are gone.)"""
     from run import main
 
     config = str(ROOT / "configs/linear/digits.yaml")
     for ridge in ("1.0", "5.0"):
+        shutil.rmtree(tmp_path / "checkpoints", ignore_errors=True)
         main(["fit", "--config", config, f"--trainer.default_root_dir={tmp_path}", "--trainer.logger=false",
               "--data.init_args.task_grid=[2]", f"--model.init_args.ridge={ridge}"])  # fmt: skip
     robustness = tmp_path / "robustness"

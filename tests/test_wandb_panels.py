@@ -21,7 +21,7 @@ from wandb_workspaces.workspaces import internal as workspace_models
 from cognitive_reserve.io import read_sweep_csv
 from cognitive_reserve.stats import LevelSummary, area_under_curve, curves, summarize
 from tests.helpers.cli import OFFLINE_ENV, ROOT
-from tracking.dashboard import EXPERIMENTS, build_report, build_workspace, sensitivity_section, specs
+from tracking.dashboard import EXPERIMENTS, build_report, build_workspace, infer_experiment, sensitivity_section, specs
 from tracking.offline_run import OfflineRun, find_runs, read_run
 from tracking.panels import curve_rows
 from tracking.preview import render, run_curves
@@ -115,6 +115,21 @@ def test_dashboard_spec_of_every_experiment_validates(experiment):
     assert ("Table 2 (GLUE)" in names) == (experiment == "glue")
     filters = json.dumps(spec["workspace"]["spec"]["section"]["runSets"][0]["filters"])
     assert f'"value": "{experiment}-x"' in filters
+
+
+@pytest.mark.parametrize("experiment", ["linear", "gpt2"])
+def test_dashboard_of_a_study_shows_its_report_first(experiment):
+    """``--study``: the keys ``python -m studies report`` logs (``studies.report``), in the first section."""
+    workspace = build_workspace("someone", "p", "digits_examples_per_task", EXPERIMENTS[experiment], study=True)
+    spec = specs(workspace, build_report("someone", "p", "digits_examples_per_task", workspace))
+    workspace_models.View.model_validate(spec["workspace"])
+    first = workspace.sections[0]
+    assert first.name == "Study report"
+    tables = {p.table_name for p in first.panels if hasattr(p, "table_name")}
+    media = {key for p in first.panels for key in getattr(p, "media_keys", None) or []}
+    assert "study/report/table" in tables and ("study/slopes/table" in tables) == (experiment == "linear")
+    assert {f"study/scale/{metric}" for metric in EXPERIMENTS[experiment].metrics} <= media
+    assert infer_experiment("digits_examples_per_task") == "linear" and infer_experiment("gpt2_scaling") == "gpt2"
 
 
 @pytest.mark.slow  # the README's digits job end to end (~15 s)

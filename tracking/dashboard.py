@@ -1,16 +1,19 @@
 """A saved W&B workspace and report for one experiment, in one command (``wandb-workspaces``).
 
     python -m tracking.dashboard --entity E --project P [--group G] [--experiment linear|gpt2|glue]
-                                 [--dry-run OUT.json]
+                                 [--study] [--dry-run OUT.json]
 
 Sections: robustness curves per stage, perturbation and metric (the panels ``tracking.panels``
 feeds: x = ``robustness/<stage>/<perturbation>/level``, a regex over every model's mean and 95% CI
 bounds, so all runs of the group overlay), the per-epoch sensitivity (a curve per epoch, AUC against
-epoch, the per-epoch table and heatmap image), σ_max of Q/K/V per block over steps, weight norms,
-the cross-over table, R(T) (linear) and Table 2 (GLUE report runs). ``--dry-run`` writes both specs
+epoch, the per-epoch table and heatmap image), "Layers" (layer-wise sweeps, ``tracking.group_panels``: a
+curve per group, each group's AUC against epoch, the group tables and figures), σ_max of Q/K/V per block
+over steps, weight norms, the cross-over table, R(T) (linear) and Table 2 (GLUE report runs); with ``--study``
+(the group is a study's, ``python -m studies``) also the study report: the cross-over and clean gap per group,
+their figure against the scale axis, the per-group comparisons and R(T) of every point. ``--dry-run`` writes both specs
 as the library's own internal models serialise them, without network; without it the workspace and
 report are saved to W&B and their URLs printed. The experiment is inferred from the group name
-(``linear-*``, ``gpt2*``, ``glue*``) unless given.
+(``linear-*``, ``digits*``, ``mnist*``, ``gpt2*``, ``glue*``) unless given.
 """
 
 from __future__ import annotations
@@ -62,10 +65,14 @@ EXPERIMENTS = {
 }
 
 
+#: Group name prefixes of each experiment (studies are named after their data: ``digits_examples_per_task``).
+PREFIXES = {"linear": "linear", "digits": "linear", "mnist": "linear", "gpt2": "gpt2", "glue": "glue"}
+
+
 def infer_experiment(group: str | None) -> str:
-    """``linear-digits`` → ``linear``; ``gpt2-tiny`` → ``gpt2``; ``glue-sst2`` → ``glue``."""
-    for name in EXPERIMENTS:
-        if group and group.startswith(name):
+    """``linear-digits``, ``digits_...`` → ``linear``; ``gpt2-tiny`` → ``gpt2``; ``glue-sst2`` → ``glue``."""
+    for prefix, name in PREFIXES.items():
+        if group and group.startswith(prefix):
             return name
     raise SystemExit(f"error: --group={group}: cannot tell the experiment from it; pass --experiment")
 
@@ -112,6 +119,42 @@ def sensitivity_section(experiment: Experiment) -> ws.Section:
     return ws.Section(name="Sensitivity over training", panels=panels, is_open=True)
 
 
+def group_curve_panel(stage: str, perturbation: str, metric: str) -> wr.LinePlot:
+    """Metric against damage level with one group damaged at a time: every group of every run (mean and CI)."""
+    return wr.LinePlot(
+        title=f"{stage}: {metric} under {perturbation.replace('_', ' ')}, one group damaged at a time",
+        x=f"robustness/{stage}/{perturbation}/level",
+        metric_regex=f"^robustness/{stage}/[^/]+/{perturbation}/{metric}/groups/[^/]+/{BAND}$",
+        title_x=perturbation.replace("_", " ") + " level",
+        title_y=metric,
+    )
+
+
+def layers_section(experiment: Experiment) -> ws.Section:
+    """Layer-wise sweeps: per-group curves, each group's AUC over epochs, the group tables and figures."""
+    sweeps = [stage for stage in experiment.stages if stage != "train"]
+    panels: list[Any] = [group_curve_panel(s, p, m) for s in sweeps for m in experiment.metrics for p in PERTURBATIONS]
+    panels += [
+        wr.LinePlot(
+            title=f"AUC of {metric} per group against epoch",
+            x="epoch",
+            metric_regex=f"^robustness/train/[^/]+/[^/]+/{metric}/groups/[^/]+/auc$",
+            title_y=f"level-averaged {metric}",
+        )
+        for metric in experiment.metrics
+    ]
+    panels += [wr.WeavePanelSummaryTable(table_name=f"robustness/{stage}/groups/table") for stage in sweeps]
+    panels += [
+        wr.WeavePanelSummaryTable(table_name="robustness/train/per_epoch/groups/table"),
+        wr.MediaBrowser(
+            title="group × level and group × epoch (figures)",
+            media_keys=[f"robustness/{stage}/groups/figure" for stage in experiment.stages]
+            + ["robustness/train/per_epoch/groups/figure"],
+        ),
+    ]
+    return ws.Section(name="Layers", panels=panels)
+
+
 def monitor_sections(experiment: Experiment) -> list[ws.Section]:
     """σ_max per matrix over steps (Q, K, V separately where fused weights are split), weight norms."""
     parts = ("q", "k", "v") if experiment.qkv else ()
@@ -147,11 +190,33 @@ def table_sections(experiment: Experiment) -> list[ws.Section]:
     return sections
 
 
-def build_workspace(entity: str, project: str, group: str | None, experiment: Experiment) -> ws.Workspace:
-    """The saved view: every section above, runs of ``group`` (all runs without one)."""
+def study_section(experiment: Experiment) -> ws.Section:
+    """What ``python -m studies report`` logs: the report table (cross-over level and clean gap per group),
+    the figure of both against the scale axis per metric, and R(T) of every point (linear studies)."""
+    panels: list[Any] = [
+        wr.WeavePanelSummaryTable(table_name="study/report/table"),
+        wr.MediaBrowser(title="cross-over and clean gap against scale", media_keys=[
+            f"study/scale/{metric}" for metric in experiment.metrics
+        ]),
+    ]  # fmt: skip
+    if experiment.slope:
+        panels += [
+            wr.MediaBrowser(title="R(T) of every point", media_keys=["study/slopes"]),
+            wr.WeavePanelSummaryTable(table_name="study/slopes/table"),
+        ]
+    return ws.Section(name="Study report", panels=panels, is_open=True)
+
+
+def build_workspace(
+    entity: str, project: str, group: str | None, experiment: Experiment, study: bool = False
+) -> ws.Workspace:
+    """The saved view: every section above (the study report's first with ``study``), runs of ``group``
+    (all runs without one)."""
     sections = [
+        *([study_section(experiment)] if study else []),
         *curve_sections(experiment),
         sensitivity_section(experiment),
+        layers_section(experiment),
         *monitor_sections(experiment),
         *table_sections(experiment),
     ]
@@ -192,10 +257,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--project", required=True, help="W&B project, e.g. cognitive-reserve")
     parser.add_argument("--group", help="only the runs of this W&B group (one experiment), e.g. gpt2-tiny")
     parser.add_argument("--experiment", choices=sorted(EXPERIMENTS), help="default: inferred from --group")
+    parser.add_argument("--study", action="store_true", help="the group is a study's: show its report first")
     parser.add_argument("--dry-run", metavar="OUT.json", type=Path, help="write the specs here; no network")
     args = parser.parse_args(argv)
     experiment = EXPERIMENTS[args.experiment or infer_experiment(args.group)]
-    workspace = build_workspace(args.entity, args.project, args.group, experiment)
+    workspace = build_workspace(args.entity, args.project, args.group, experiment, args.study)
     report = build_report(args.entity, args.project, args.group, workspace)
     if args.dry_run:
         args.dry_run.parent.mkdir(parents=True, exist_ok=True)

@@ -27,12 +27,17 @@ FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
 @dataclass
 class OfflineRun:
     """What a run logged: config, history rows (``_step`` included), summary and the metric
-    definitions (``define_metric``: ``{name or glob: {"step_metric": ..., "summary_none": ...}}``)."""
+    definitions (``define_metric``: ``{name or glob: {"step_metric": ..., "summary_none": ...}}``); its group,
+    name, tags and job type."""
 
     config: dict = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)
     summary: dict = field(default_factory=dict)
     metrics: dict[str, dict] = field(default_factory=dict)
+    group: str = ""
+    name: str = ""
+    tags: list[str] = field(default_factory=list)
+    job_type: str = ""
 
     def series(self, key: str) -> list:
         """Every logged value of ``key``, in logging order."""
@@ -65,6 +70,9 @@ def read_run(path: str | Path) -> OfflineRun:
                 run.summary[_key(item)] = json.loads(item.value_json)
             for item in record.summary.remove:
                 run.summary.pop(_key(item), None)
+        elif kind == "run":
+            run.group, run.name, run.job_type = record.run.run_group, record.run.display_name, record.run.job_type
+            run.tags = list(record.run.tags)
         elif kind == "metric":
             metric = record.metric
             run.metrics[metric.name or metric.glob_name] = {

@@ -75,18 +75,29 @@ def curve_rows(
     stage: str, summaries: Iterable[LevelSummary], epoch: int | None = None
 ) -> tuple[dict[str, str], list[dict[str, float]]]:
     """``({curve key: its step metric}, history rows)``: one row per (perturbation, level), all models in it."""
+    points = [
+        (s, lambda stat, s=s: curve_key(stage, s.model, s.perturbation, s.metric, stat, epoch))
+        for curve in curves(summaries).values()
+        for s in curve
+    ]
+    return level_rows(stage, points, CURVE_STATS)
+
+
+def level_rows(
+    stage: str, points: Iterable[tuple[LevelSummary, Callable[[str], str]]], stats: Sequence[str]
+) -> tuple[dict[str, str], list[dict[str, float]]]:
+    """``({key: its step metric}, history rows)`` of curve points, each a summary and the key of each of its
+    ``stats`` (those that are None are left out): one row per (perturbation, level), in that order."""
     step_metrics: dict[str, str] = {}
     rows: dict[tuple[str, float], dict[str, float]] = {}
-    for (model, perturbation, metric), points in curves(summaries).items():
-        x = level_key(stage, perturbation)
-        for s in points:
-            row = rows.setdefault((perturbation, s.level), {x: s.level})
-            for stat in CURVE_STATS:
-                value = getattr(s, stat)
-                if value is not None:
-                    key = curve_key(stage, model, perturbation, metric, stat, epoch)
-                    row[key] = value
-                    step_metrics[key] = x
+    for s, key_of in points:
+        x = level_key(stage, s.perturbation)
+        row = rows.setdefault((s.perturbation, s.level), {x: s.level})
+        for stat in stats:
+            value = getattr(s, stat)
+            if value is not None:
+                row[key_of(stat)] = value
+                step_metrics[key_of(stat)] = x
     return step_metrics, [row for _, row in sorted(rows.items(), key=lambda item: item[0])]
 
 
@@ -122,53 +133,82 @@ def log_sweep(
     and the figure; other loggers the run-level scalars with the epoch."""
     scalars = {**run_scalars(stage, summaries), **crossover_scalars(stage, crossovers)}
     per_epoch = stage == "train"
+
+    def send(logger: WandbLogger) -> None:
+        run = logger.experiment
+        log_curves(run, *curve_rows(stage, summaries, epoch if per_epoch else None), scalars, per_epoch, epoch)
+        logger.log_table(key=f"robustness/{stage}/table", columns=list(CSV_COLUMNS), data=_table(rows))
+        if crossovers:
+            table = [[getattr(c, column) for column in CROSSOVER_COLUMNS] for c in crossovers]
+            logger.log_table(key=f"robustness/{stage}/crossover", columns=list(CROSSOVER_COLUMNS), data=table)
+        logger.log_image(key=f"robustness/{stage}/figure", images=[str(figure)], step=step)
+
+    to_loggers(loggers, send, {**scalars, "epoch": epoch}, step)
+
+
+def to_loggers(
+    loggers: Iterable[Logger], send: Callable[[WandbLogger], None], metrics: Mapping[str, float], step: int
+) -> None:
+    """``send(logger)`` for every W&B logger (``guarded``), ``metrics`` to every other logger."""
     for logger in loggers:
-        if not isinstance(logger, WandbLogger):
-            logger.log_metrics({**scalars, "epoch": epoch}, step=step)
-            continue
+        if isinstance(logger, WandbLogger):
+            guarded(logger, lambda logger=logger: send(logger))
+        else:
+            logger.log_metrics(dict(metrics), step=step)
 
-        def send(logger: WandbLogger = logger) -> None:
-            run = logger.experiment
-            step_metrics, history = curve_rows(stage, summaries, epoch if per_epoch else None)
-            for key in {*step_metrics.values()}:
-                run.define_metric(key, summary="none")
-            for key, x in step_metrics.items():
-                run.define_metric(key, step_metric=x, summary="none")
-            for row in history:
-                run.log(row)
-            if per_epoch:
-                for key in scalars:
-                    run.define_metric(key, step_metric="epoch")
-                run.log({**scalars, "epoch": epoch})
-            else:
-                run.summary.update(scalars)
-            logger.log_table(key=f"robustness/{stage}/table", columns=list(CSV_COLUMNS), data=_table(rows))
-            if crossovers:
-                table = [[getattr(c, column) for column in CROSSOVER_COLUMNS] for c in crossovers]
-                logger.log_table(key=f"robustness/{stage}/crossover", columns=list(CROSSOVER_COLUMNS), data=table)
-            logger.log_image(key=f"robustness/{stage}/figure", images=[str(figure)], step=step)
 
-        _guarded(logger, send)
+def log_curves(
+    run: Any,
+    step_metrics: Mapping[str, str],
+    history: Sequence[Mapping[str, float]],
+    scalars: Mapping[str, float],
+    per_epoch: bool,
+    epoch: int,
+) -> None:
+    """Curves (``curve_rows``: each key against its step metric, out of the summary), then run-level scalars:
+    into the run summary, or against ``epoch`` for a per-epoch sweep."""
+    for key in {*step_metrics.values()}:
+        run.define_metric(key, summary="none")
+    for key, x in step_metrics.items():
+        run.define_metric(key, step_metric=x, summary="none")
+    for row in history:
+        run.log(dict(row))
+    if per_epoch:
+        for key in scalars:
+            run.define_metric(key, step_metric="epoch")
+        run.log({**scalars, "epoch": epoch})
+    else:
+        run.summary.update(scalars)
 
 
 def log_sensitivity_table(loggers: Iterable[Logger], history: Sequence[EpochSummary], step: int) -> None:
     """Every per-epoch sweep so far as the W&B table ``robustness/train/per_epoch/table`` and the native
     epoch × level heatmaps (``heatmap_charts``)."""
-    for logger in _wandb(loggers):
-        logger.log_table(
-            key=f"{PER_EPOCH}/table",
-            columns=list(SENSITIVITY_COLUMNS),
-            data=[list(entry.as_record().values()) for entry in history],
-            step=step,
-        )
-        logger.log_metrics(heatmap_charts(history), step=step)
+    records = [entry.as_record() for entry in history]
+    log_table_and_charts(
+        loggers, f"{PER_EPOCH}/table", SENSITIVITY_COLUMNS, records, lambda: heatmap_charts(history), step
+    )
+
+
+def log_table_and_charts(
+    loggers: Iterable[Logger],
+    key: str,
+    columns: Sequence[str],
+    records: Sequence[Mapping[str, Any]],
+    charts: Callable[[], Mapping[str, Any]],
+    step: int,
+) -> None:
+    """A W&B table of ``records`` (``columns`` in order) under ``key``, and the custom charts ``charts()``,
+    to every W&B logger."""
+    for logger in wandb_loggers(loggers):
+        data = [[record[column] for column in columns] for record in records]
+        logger.log_table(key=key, columns=list(columns), data=data, step=step)
+        logger.log_metrics(dict(charts()), step=step)
 
 
 def heatmap_charts(history: Sequence[EpochSummary]) -> dict[str, Any]:
     """One W&B heatmap per (model, perturbation, metric) under ``robustness/train/per_epoch/heatmaps/...``:
     epochs down, levels across, the mean metric in each cell (non-finite cells left empty)."""
-    import wandb
-
     charts = {}
     for (model, metric, perturbation), by_epoch in panels(history).items():
         data = [
@@ -176,27 +216,36 @@ def heatmap_charts(history: Sequence[EpochSummary]) -> dict[str, Any]:
             for epoch, cells in by_epoch.items()
             for s in cells
         ]
-        charts[f"{PER_EPOCH}/heatmaps/{model}/{perturbation}/{metric}"] = wandb.plot_table(
-            GRID_PRESET,
-            wandb.Table(columns=["epoch", "level", metric], data=data),
-            {"Actual": "epoch", "Predicted": "level", "nPredictions": metric},
-            {"title": f"{model}: mean {metric}, epoch × {perturbation.replace('_', ' ')} level"},
+        title = f"{model}: mean {metric}, epoch × {perturbation.replace('_', ' ')} level"
+        charts[f"{PER_EPOCH}/heatmaps/{model}/{perturbation}/{metric}"] = grid_chart(
+            ("epoch", "level", metric), data, title
         )
     return charts
 
 
+def grid_chart(columns: tuple[str, str, str], data: list[list[Any]], title: str) -> Any:
+    """A native W&B heatmap (``GRID_PRESET``) of ``data`` rows ``[row label, column label, value]``; ``columns``
+    names the three."""
+    import wandb
+
+    rows, across, value = columns
+    fields = {"Actual": rows, "Predicted": across, "nPredictions": value}
+    return wandb.plot_table(GRID_PRESET, wandb.Table(columns=list(columns), data=data), fields, {"title": title})
+
+
 def log_figures(loggers: Iterable[Logger], figures: Mapping[str, Path], step: int) -> None:
     """Figures (PNG paths) as W&B images, one key each."""
-    for logger in _wandb(loggers):
+    for logger in wandb_loggers(loggers):
         for key, path in figures.items():
             logger.log_image(key=key, images=[str(path)], step=step)
 
 
-def _wandb(loggers: Iterable[Logger]) -> list[WandbLogger]:
+def wandb_loggers(loggers: Iterable[Logger]) -> list[WandbLogger]:
+    """The W&B loggers among ``loggers``."""
     return [logger for logger in loggers if isinstance(logger, WandbLogger)]
 
 
-def _guarded(logger: WandbLogger, send: Callable[[], None]) -> None:
+def guarded(logger: WandbLogger, send: Callable[[], None]) -> None:
     """Run ``send``; a ``ResilientWandbLogger`` turns a W&B failure into its one warning."""
     if isinstance(logger, ResilientWandbLogger):
         logger.guarded(send)

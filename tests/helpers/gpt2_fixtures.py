@@ -8,8 +8,9 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedTokenizerFast
 
+from datamodules.corpus import LanguageCorpus, TextSource
 from datamodules.sample_corpus import write_corpus
-from datamodules.text import LanguageCorpus, TextCorpusDataModule, TextSource
+from datamodules.text import TextCorpusDataModule
 from datamodules.tokenization import train_byte_level_bpe
 from lightning_modules import GPT2LanguageModel
 
@@ -94,5 +95,5 @@ def evaluation_setup(
         gpt2_config={"n_layer": 1, "n_head": 2, "n_embd": 16, "n_positions": block, "vocab_size": vocab},
         tokenizer="train",
     )
-    model.tokenizer = tokenizer  # use this tokenizer as is (no training, no re-initialisation)
+    model.tokenizer_owner.restore(tokenizer)  # use this tokenizer as is (no training, no re-initialisation)
     return model, corpus, tokenizer

@@ -1,0 +1,140 @@
+"""Every W&B call of a layer-wise sweep: per-group curves, group × level and group × epoch heatmaps, tables.
+
+Keys (``<g>`` is the group's name with ``.`` written ``_``, since W&B reads dots in a metric definition
+as nesting: ``h.0.attn.c_attn.q`` → ``h_0_attn_c_attn_q``; tables and heatmaps keep the real names):
+
+- curves, one history row per (perturbation, level), against the same step metric as the all-targets
+  curves (``robustness/<stage>/<perturbation>/level``)::
+
+      robustness/<stage>/<model>/<perturbation>/<metric>/groups/<g>/{mean,ci_low,ci_high}
+      (per-epoch sweeps: .../groups/<g>/epoch<E>/{mean,ci_low,ci_high})
+
+- ``.../groups/<g>/auc``: each group's level-averaged metric (run summary; per-epoch sweeps: against ``epoch``);
+- ``robustness/<stage>/groups/table``: every group's summaries (``GROUP_SUMMARY_COLUMNS``);
+- ``robustness/<stage>/groups/heatmaps/<model>/<perturbation>/<metric>``: a native group × level heatmap on
+  W&B's built-in grid preset, as ``tracking.panels`` logs the epoch × level one; each cell is the group's
+  change of the mean metric from the undamaged model (``cognitive_reserve.layerwise.change``);
+- ``robustness/<stage>/groups/figure``: the ``<stem>_groups.png`` figure;
+- per-epoch sweeps, every epoch: ``robustness/train/per_epoch/groups/table`` (all epochs so far) and a
+  native group × epoch heatmap (the same changes) per damaging level,
+  ``robustness/train/per_epoch/groups/heatmaps/<model>/<perturbation>/<metric>/level<L>``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.loggers import Logger, WandbLogger
+
+from cognitive_reserve.layerwise import GROUP_SUMMARY_COLUMNS, GroupSummary, change, group_cells, undamaged_means
+from cognitive_reserve.stats import area_under_curve
+from tracking.panels import PER_EPOCH, grid_chart, level_rows, log_curves, log_table_and_charts, to_loggers
+
+#: The per-level statistics of a group's curve.
+GROUP_CURVE_STATS = ("mean", "ci_low", "ci_high")
+#: The value column of the heatmaps' tables: the mean metric minus the undamaged model's.
+CHANGE = "change"
+
+
+def key_segment(group: str) -> str:
+    """A group's name as one segment of a W&B key (dots would read as nesting)."""
+    return group.replace(".", "_")
+
+
+def group_curve_key(
+    stage: str, model: str, perturbation: str, metric: str, group: str, stat: str, epoch: int | None = None
+) -> str:
+    at = "" if epoch is None else f"/epoch{epoch:03d}"
+    return f"robustness/{stage}/{model}/{perturbation}/{metric}/groups/{key_segment(group)}{at}/{stat}"
+
+
+def group_auc_key(stage: str, model: str, perturbation: str, metric: str, group: str) -> str:
+    return f"robustness/{stage}/{model}/{perturbation}/{metric}/groups/{key_segment(group)}/auc"
+
+
+def group_curve_rows(
+    stage: str, summaries: Iterable[GroupSummary], epoch: int | None = None
+) -> tuple[dict[str, str], list[dict[str, float]]]:
+    """``({curve key: its step metric}, history rows)``: one row per (perturbation, level), every group in it."""
+    points = [
+        (
+            e.summary,
+            lambda stat, s=e.summary, g=e.group: group_curve_key(
+                stage, s.model, s.perturbation, s.metric, g, stat, epoch
+            ),
+        )
+        for entries in group_cells(summaries).values()
+        for e in entries
+    ]
+    return level_rows(stage, points, GROUP_CURVE_STATS)
+
+
+def group_scalars(stage: str, summaries: Iterable[GroupSummary]) -> dict[str, float]:
+    """Each named group's AUC (level-averaged metric) per (model, perturbation, metric)."""
+    scalars = {}
+    for (model, metric, perturbation), entries in group_cells(summaries).items():
+        for group in dict.fromkeys(e.group for e in entries):
+            points = sorted((e.summary for e in entries if e.group == group), key=lambda s: s.level)
+            scalars[group_auc_key(stage, model, perturbation, metric, group)] = area_under_curve(points)
+    return scalars
+
+
+def group_level_charts(stage: str, summaries: Sequence[GroupSummary]) -> dict[str, Any]:
+    """One native W&B heatmap per (model, perturbation, metric): groups down, levels across, each cell the
+    change of the mean metric from the undamaged model."""
+    charts, undamaged = {}, undamaged_means(summaries)
+    for (model, metric, perturbation), entries in group_cells(summaries).items():
+        data = [[e.group, f"{e.summary.level:g}", change(e, undamaged)] for e in entries]
+        title = f"{model}: {metric} − undamaged, group × {_words(perturbation)} level"
+        charts[f"robustness/{stage}/groups/heatmaps/{model}/{perturbation}/{metric}"] = grid_chart(
+            ("group", "level", CHANGE), data, title
+        )
+    return charts
+
+
+def group_epoch_charts(history: Sequence[GroupSummary]) -> dict[str, Any]:
+    """One native W&B heatmap per (model, perturbation, metric, damaging level): groups down, epochs across,
+    each cell the change of the mean metric from that epoch's undamaged model."""
+    charts, undamaged = {}, undamaged_means(history)
+    for (model, metric, perturbation), entries in group_cells(history).items():
+        for level in sorted({e.summary.level for e in entries} - {0.0}):
+            data = [
+                [e.group, f"epoch {e.epoch:03d}", change(e, undamaged)] for e in entries if e.summary.level == level
+            ]
+            key = f"{PER_EPOCH}/groups/heatmaps/{model}/{perturbation}/{metric}/level{level:g}"
+            title = f"{model}: {metric} − undamaged, group × epoch at {_words(perturbation)} {level:g}"
+            charts[key] = grid_chart(("group", "epoch", CHANGE), data, title)
+    return charts
+
+
+def log_group_sweep(
+    loggers: Iterable[Logger], stage: str, summaries: Sequence[GroupSummary], figure: Path, epoch: int, step: int
+) -> None:
+    """One layer-wise sweep to every logger: W&B gets the per-group curves, AUCs, table, heatmaps and figure;
+    other loggers the AUCs with the epoch."""
+    scalars = group_scalars(stage, summaries)
+    per_epoch = stage == "train"
+
+    def send(logger: WandbLogger) -> None:
+        run = logger.experiment
+        log_curves(run, *group_curve_rows(stage, summaries, epoch if per_epoch else None), scalars, per_epoch, epoch)
+        table = [list(entry.as_record().values()) for entry in summaries]
+        logger.log_table(key=f"robustness/{stage}/groups/table", columns=list(GROUP_SUMMARY_COLUMNS), data=table)
+        run.log(group_level_charts(stage, summaries))
+        logger.log_image(key=f"robustness/{stage}/groups/figure", images=[str(figure)], step=step)
+
+    to_loggers(loggers, send, {**scalars, "epoch": epoch}, step)
+
+
+def log_group_sensitivity(loggers: Iterable[Logger], history: Sequence[GroupSummary], step: int) -> None:
+    """Every per-epoch layer-wise sweep so far: the table ``robustness/train/per_epoch/groups/table`` and the
+    native group × epoch heatmaps (``group_epoch_charts``)."""
+    records = [entry.as_record() for entry in history]
+    key = f"{PER_EPOCH}/groups/table"
+    log_table_and_charts(loggers, key, GROUP_SUMMARY_COLUMNS, records, lambda: group_epoch_charts(history), step)
+
+
+def _words(perturbation: str) -> str:
+    return perturbation.replace("_", " ")
