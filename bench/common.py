@@ -81,18 +81,24 @@ def tiny_gpt2(
     max_blocks: int | None = None,
     device: str = "cpu",
     init_from: str | None = None,
+    test_kilobytes: int | None = None,
 ) -> Bench:
     """The tiny bilingual GPT-2 of ``configs/gpt2/tiny_bilingual.yaml`` (random weights, its own BPE) on
     the test split of the sample corpus (``python -m datamodules.sample_corpus``), ``max_blocks`` blocks.
-    ``init_from``: a ``GPT2LanguageModel`` checkpoint (a trained model, with its tokenizer) instead."""
+    ``init_from``: a ``GPT2LanguageModel`` checkpoint (a trained model, with its tokenizer) instead.
+    ``test_kilobytes``: a longer test split of that many KB per language (the same generator and seed)."""
     import lightning_modules.gpt2_lm as gpt2_lm
     from datamodules.corpus import LanguageCorpus, TextSource
-    from datamodules.sample_corpus import write_corpus
+    from datamodules.sample_corpus import paragraphs, write_corpus
     from datamodules.text import TextCorpusDataModule
 
     model_args = TINY_CONFIG["model"]["init_args"]
     data_args = TINY_CONFIG["data"]["init_args"]
     paths = write_corpus(workdir / "corpus", 40)
+    if test_kilobytes is not None:
+        for language in data_args["corpora"]:
+            text = "\n\n".join(paragraphs(language, test_kilobytes * 1024, seed=2)) + "\n"
+            paths[f"{language}.test"].write_text(text, "utf-8")
     corpora = {
         language: LanguageCorpus(**{s: TextSource(file=str(paths[f"{language}.{s}"])) for s in corpus})
         for language, corpus in data_args["corpora"].items()

@@ -1,6 +1,6 @@
 """Sweep cost against plain evaluation, against the naive method, and across model sizes (issue #6: 1, 2, 8).
 
-    python bench/sweep_overhead.py [--threads 1] [--repeats 3]
+    python bench/sweep_overhead.py [--threads 1] [--repeats 3] [--device cpu|cuda]
 
 Figures:
 - ``<model>_sweep_overhead``: wall time of ``run_sweep`` over the config's grid (rows written to a CSV
@@ -134,10 +134,11 @@ def bf16_autocast(bench: Bench, grids: list[SweepGrid], repeats: int) -> None:
     figure("gpt2_tiny_bf16_median_rel_diff", moved[len(moved) // 2], ".2e")
 
 
-def scaling(grids: list[SweepGrid], workdir: Path, repeats: int) -> None:
+def scaling(grids: list[SweepGrid], workdir: Path, repeats: int, device: str = "cpu") -> None:
     trials = trial_count(grids)
     for layers, width in SIZES:
-        bench = tiny_gpt2(workdir, {"n_layer": layers, "n_embd": width, "n_head": width // 32}, max_blocks=32)
+        shape = {"n_layer": layers, "n_embd": width, "n_head": width // 32}
+        bench = tiny_gpt2(workdir, shape, max_blocks=32, device=device)
         subjects = bench.module.robustness_subjects(bench.batches)
         params = sum(p.numel() for p in bench.module.parameters())
         clean_passes(subjects, 1)
@@ -162,13 +163,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--only", nargs="+", choices=PARTS, default=PARTS, help="run only these parts")
+    parser.add_argument("--device", default="cpu", help="cpu (default: the figures of the docs) or cuda")
     args = parser.parse_args()
     setup(args.threads)
+    figure("device", args.device)
     gpt2_grids = parse_grids("perturbations", config_grid(TINY_CONFIG))
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         if "gpt2" in args.only:
-            gpt2 = tiny_gpt2(workdir)
+            gpt2 = tiny_gpt2(workdir, device=args.device)
             figure("gpt2_tiny_eval_blocks", sum(len(b["input_ids"]) for b in gpt2.batches), "d")
             overhead("gpt2_tiny", gpt2, gpt2_grids, args.repeats, workdir)
             versus_naive("gpt2_tiny", gpt2, gpt2_grids, args.repeats)
@@ -176,7 +179,7 @@ def main() -> None:
         if "linear" in args.only:
             linear_grids = parse_grids("perturbations", config_grid(DIGITS_CONFIG, 0))
             stacked = config_sweep(DIGITS_CONFIG, 0).get("trial_batch", 1)
-            linear = digits_linear()
+            linear = digits_linear(device=args.device)
             figure("linear_digits_trial_batch", stacked, "d")
             overhead("linear_digits", linear, linear_grids, args.repeats, workdir, stacked)
             overhead("linear_digits_in_place", linear, linear_grids, args.repeats, workdir)
@@ -184,7 +187,7 @@ def main() -> None:
             versus_naive("linear_digits_T20", linear, few_trials, 1, subject_index=-1, trial_batch=stacked)
         if "scaling" in args.only:
             small_grid = [SweepGrid(g.perturbation, g.levels, min(g.trials, 2), g.options) for g in gpt2_grids]
-            scaling(small_grid, workdir, args.repeats)
+            scaling(small_grid, workdir, args.repeats, args.device)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ from cognitive_reserve.layerwise import GroupSummary
 from cognitive_reserve.resume import resumable_rows, sweep_fingerprint
 from cognitive_reserve.rows import all_targets
 from cognitive_reserve.sensitivity import EpochSummary
+from cognitive_reserve.subsampling import check_trial_batch as check_subsampled_trial_batch
 from cognitive_reserve.sweep import check_trial_batch
 from cognitive_reserve.targets import check_name_patterns
 from run_reports.group_files import plot_group_sensitivity, write_group_files, write_group_sensitivity
@@ -60,9 +61,11 @@ def parse_grids(field: str, perturbations: Mapping[str, Mapping[str, Any]]) -> l
         where = f"{field}.{name}"
         if not isinstance(spec, Mapping) or "levels" not in spec:
             raise ConfigError(where, spec, "expected a mapping with 'levels' (and optional 'trials')")
-        options = {k: v for k, v in spec.items() if k not in ("levels", "trials")}
+        options = {k: v for k, v in spec.items() if k not in ("levels", "trials", "eval_fraction")}
         try:
-            grids.append(SweepGrid(name, spec["levels"], spec.get("trials", 20), options))
+            grids.append(
+                SweepGrid(name, spec["levels"], spec.get("trials", 20), options, spec.get("eval_fraction", 1.0))
+            )
         except ConfigError as err:
             raise ConfigError(f"{where}.{err.field.split('.', 1)[-1]}", err.value, err.reason) from None
     return grids
@@ -77,8 +80,9 @@ class PerturbationSweep(L.Callback):
         perturbations: Annotated[
             Mapping[str, Mapping[str, Any]],
             Field(
-                "`{name: {levels: [...], trials: 20, **options}}`; options: `scope` (`magnitude_pruning`)",
-                valid="non-empty mapping `name → {levels, trials, options}`, see `perturbations.*` below",
+                "`{name: {levels: [...], trials: 20, eval_fraction: 1.0, **options}}`; options: `scope` "
+                "(`magnitude_pruning`)",
+                valid="non-empty mapping `name → {levels, trials, eval_fraction, options}`, see `perturbations.*`",
                 check=parse_grids,
             ),
         ],
@@ -133,6 +137,9 @@ class PerturbationSweep(L.Callback):
         ] = None,
     ) -> None:
         self.grids = check_fields(PerturbationSweep, locals())["perturbations"]
+        check_subsampled_trial_batch(
+            "PerturbationSweep.trial_batch", trial_batch, [g.eval_fraction for g in self.grids]
+        )
         self.seed = seed
         self.split = split
         self.every_n_epochs = every_n_epochs

@@ -96,6 +96,7 @@ def _parse_row(record: dict[str, str]) -> SweepRow:
         stage=record["stage"],
         epoch=_optional(int, record["epoch"]),
         group=record.get("group") or LATER_COLUMNS["group"],
+        eval_examples=_optional(int, record.get("eval_examples") or ""),
     )
 
 

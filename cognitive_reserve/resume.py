@@ -1,10 +1,10 @@
 """Resume a sweep from its CSV — only when the file belongs to the very same sweep.
 
-A sweep's fingerprint hashes its grids, base seed, subject names, the bytes of every targeted
-tensor and the CSV's columns (a file written before a column was added is never appended to). It is
-stored next to the CSV (``<csv>.fingerprint``). Re-running a sweep with the same fingerprint reuses
-the finished trials; a CSV with another or no fingerprint (other weights, other grid) is moved aside
-to ``<csv>.stale-<n>`` — never silently mixed in, never deleted.
+A sweep's fingerprint hashes its grids (with their ``eval_fraction`` when it is not 1.0), base seed, subject
+names, the bytes of every targeted tensor and the CSV's columns (a file written before a column was added is
+never appended to). It is stored next to the CSV (``<csv>.fingerprint``). Re-running a sweep with the same
+fingerprint reuses the finished trials; a CSV with another or no fingerprint (other weights, other grid) is
+moved aside to ``<csv>.stale-<n>`` — never silently mixed in, never deleted.
 """
 
 from __future__ import annotations
@@ -24,9 +24,18 @@ from cognitive_reserve.targets import select_targets
 
 def sweep_fingerprint(subjects: Sequence[SweepSubject], grids: Sequence[SweepGrid], seed: int) -> str:
     """A hex digest identifying (grids, seed, subjects and their targeted weights, the CSV columns)."""
-    digest = hashlib.sha256(
-        repr((seed, [(g.perturbation, g.levels, g.trials, sorted(g.options.items())) for g in grids])).encode()
-    )
+    # eval_fraction enters only where it is not 1.0, so sweeps of the whole data keep their earlier fingerprints
+    described = [
+        (
+            g.perturbation,
+            g.levels,
+            g.trials,
+            sorted(g.options.items()),
+            *([g.eval_fraction] if g.eval_fraction != 1.0 else []),
+        )
+        for g in grids
+    ]
+    digest = hashlib.sha256(repr((seed, described)).encode())
     digest.update(",".join(CSV_COLUMNS).encode())
     for subject in subjects:
         digest.update(subject.name.encode())

@@ -14,10 +14,10 @@ from typing import Any
 #: Column order of every sweep CSV (a contract: other tools read these files).
 CSV_COLUMNS = (
     "model", "num_tasks", "perturbation", "level", "trial", "seed",
-    "metric", "value", "expected", "stage", "epoch", "group",
+    "metric", "value", "expected", "stage", "epoch", "group", "eval_examples",
 )  # fmt: skip
 #: Columns appended after the first release, with the value a file written before them reads as.
-LATER_COLUMNS = {"group": ""}
+LATER_COLUMNS = {"group": "", "eval_examples": None}
 
 
 _CSV_CELLS = operator.attrgetter(*CSV_COLUMNS)
@@ -39,6 +39,8 @@ class SweepRow:
     stage: str = ""
     epoch: int | None = None
     group: str = ""
+    #: Evaluation examples a subsampled trial scored (``cognitive_reserve.subsampling``); None: the whole set.
+    eval_examples: int | None = None
 
     def csv_cells(self) -> tuple[Any, ...]:
         """Values in ``CSV_COLUMNS`` order, for ``csv.writer`` (which writes ``None`` as an empty cell)."""

@@ -1,8 +1,9 @@
 """Scoring damaged versions of a sweep subject: in place one at a time, or as stacked copies.
 
 ``open_scorer`` yields ``score(draws)``: for each ``(perturbation, seed)`` the subject's metrics on its
-targets damaged by that seeded draw, NaN recorded as the metric's worst value. Both ways give the same
-numbers, bit for bit:
+targets damaged by that seeded draw, NaN recorded as the metric's worst value. In place, a draw may come
+with its own evaluation instead of ``subject.evaluate`` (``score(draws, evaluators)``: subsampled trials).
+Both ways give the same numbers, bit for bit:
 
 - in place (``trial_batch`` = 1, any subject): damage the module's own tensors, ``evaluate()``, restore
   with ``copy_``; restored also when anything raises and on SIGINT/SIGTERM. Memory: one snapshot.
@@ -38,7 +39,9 @@ from cognitive_reserve.subject import SweepSubject
 from cognitive_reserve.targets import select_targets, target_parts
 
 Draw = tuple[Perturbation, int]
-Scorer = Callable[[Sequence[Draw]], list[dict[str, float]]]
+#: What scores one draw instead of ``subject.evaluate`` (a subsampled trial), or None.
+Evaluator = Callable[[], Mapping[str, float]] | None
+Scorer = Callable[[Sequence[Draw], Sequence[Evaluator] | None], list[dict[str, float]]]
 #: The arguments of one ``metric.update(*args, **kwargs)`` call.
 Update = tuple[tuple[Any, ...], dict[str, Any]]
 
@@ -51,10 +54,14 @@ def open_scorer(subject: SweepSubject, trial_batch: int, autocast: torch.dtype |
     if trial_batch > 1:
         copies = DamagedCopies(targets, trial_batch, parts)
 
-        def score_stacked(draws: Sequence[Draw]) -> list[dict[str, float]]:
+        def score_stacked(
+            draws: Sequence[Draw], evaluators: Sequence[Evaluator] | None = None
+        ) -> list[dict[str, float]]:
+            if evaluators is not None and any(evaluators):
+                raise ValueError("stacked copies are scored on the whole data only")
             for slot, (perturbation, seed) in enumerate(draws):
                 copies.damage(slot, perturbation, seed)
-            with torch.inference_mode(), _precision(copies.device, autocast):
+            with torch.inference_mode(), precision(copies.device, autocast):
                 values = subject.evaluate_stack(copies.first(len(draws)))
             if len(values) != len(draws):
                 raise ValueError(f"evaluate_stack scored {len(values)} of {len(draws)} copies")
@@ -64,13 +71,14 @@ def open_scorer(subject: SweepSubject, trial_batch: int, autocast: torch.dtype |
         return
     snapshot = ParameterSnapshot(targets, parts)
 
-    def score_in_place(draws: Sequence[Draw]) -> list[dict[str, float]]:
+    def score_in_place(draws: Sequence[Draw], evaluators: Sequence[Evaluator] | None = None) -> list[dict[str, float]]:
         scores = []
-        for perturbation, seed in draws:
+        for index, (perturbation, seed) in enumerate(draws):
+            evaluate = (evaluators[index] if evaluators is not None else None) or subject.evaluate
             try:
                 snapshot.perturb(perturbation, seed)
-                with torch.inference_mode(), _precision(snapshot.device, autocast):
-                    values = subject.evaluate()
+                with torch.inference_mode(), precision(snapshot.device, autocast):
+                    values = evaluate()
             finally:
                 snapshot.restore()
             scores.append(_recorded(values))
@@ -83,7 +91,8 @@ def open_scorer(subject: SweepSubject, trial_batch: int, autocast: torch.dtype |
         snapshot.restore()
 
 
-def _precision(device: torch.device, autocast: torch.dtype | None) -> AbstractContextManager[object]:
+def precision(device: torch.device, autocast: torch.dtype | None) -> AbstractContextManager[object]:
+    """``torch.autocast`` of ``autocast`` on ``device``'s type, or nothing when ``autocast`` is None."""
     return torch.autocast(device.type, dtype=autocast) if autocast is not None else nullcontext()
 
 

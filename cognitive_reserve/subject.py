@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from cognitive_reserve.perturbations import Perturbation
+from cognitive_reserve.subsampling import UnitScoring
 from cognitive_reserve.targets import TargetSpec
 
 
@@ -34,3 +35,5 @@ class SweepSubject:
     num_tasks: int | None = None
     expected: Callable[[Perturbation], Mapping[str, float] | None] | None = None
     evaluate_stack: Callable[[list[torch.Tensor]], Sequence[Mapping[str, float]]] | None = None
+    #: How to score parts of the evaluation data (subsampled trials); None: the whole data only.
+    units: UnitScoring | None = None

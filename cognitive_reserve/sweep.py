@@ -9,7 +9,9 @@ its number of trials times one evaluation pass. A subject may also offer ``evalu
 for the linear models; built with ``torch.func.vmap`` for every ``SweepableMixin`` model): with
 ``trial_batch`` > 1 the sweep scores that many damaged copies of the targets in one call
 (``cognitive_reserve.scoring``), same rows. A grid's ``trials`` may be an adaptive rule instead of a count
-(``cognitive_reserve.adaptive``): each level then gets trials until its 95% interval is narrow enough.
+(``cognitive_reserve.adaptive``): each level then gets trials until its 95% interval is narrow enough. A grid's
+``eval_fraction`` (not 1.0) scores each random trial on a seeded subset of the evaluation data, with the clean
+model as a control variate (``cognitive_reserve.subsampling``); the rows then record ``eval_examples``.
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ from cognitive_reserve.adaptive import AdaptiveTrials
 from cognitive_reserve.errors import ConfigError, check_int
 from cognitive_reserve.perturbations import PERTURBATIONS, Perturbation, make_perturbation
 from cognitive_reserve.rows import CSV_COLUMNS, SweepRow
-from cognitive_reserve.scoring import open_scorer
+from cognitive_reserve.scoring import open_scorer, precision
 from cognitive_reserve.seeding import trial_seed
 from cognitive_reserve.subject import SweepSubject
-from cognitive_reserve.targets import group_name
+from cognitive_reserve.subsampling import EvalFraction, Subsampler, check_eval_fraction
+from cognitive_reserve.subsampling import check_trial_batch as check_subsampled_trial_batch
+from cognitive_reserve.targets import group_name, select_targets
 
 __all__ = ["CSV_COLUMNS", "SweepGrid", "SweepRow", "SweepSubject", "check_trial_batch", "run_sweep"]
 
@@ -38,13 +42,15 @@ class SweepGrid:
     """One perturbation family swept over ``levels`` with ``trials`` seeded draws per level.
 
     ``trials`` is a count, or an adaptive rule (``cognitive_reserve.adaptive``): an ``AdaptiveTrials`` or its
-    config mapping ``{ci_half_width: X, relative: false, min: 3, max: 50}``.
+    config mapping ``{ci_half_width: X, relative: false, min: 3, max: 50}``. ``eval_fraction``: 1.0 (every
+    trial scores all the data), a number in (0, 1) or ``auto`` (``cognitive_reserve.subsampling``).
     """
 
     perturbation: str
     levels: Sequence[float]
     trials: int | AdaptiveTrials | Mapping[str, Any] = 20
     options: Mapping[str, Any] = field(default_factory=dict)
+    eval_fraction: EvalFraction = 1.0
 
     def __post_init__(self) -> None:
         if self.perturbation not in PERTURBATIONS:
@@ -55,6 +61,8 @@ class SweepGrid:
             object.__setattr__(self, "trials", AdaptiveTrials.from_config(f"{self.perturbation}.trials", self.trials))
         elif not isinstance(self.trials, AdaptiveTrials):
             check_int(f"{self.perturbation}.trials", self.trials, minimum=1)
+        fraction = check_eval_fraction(f"{self.perturbation}.eval_fraction", self.eval_fraction)
+        object.__setattr__(self, "eval_fraction", fraction)
         object.__setattr__(self, "levels", tuple(self.levels))
         self.perturbations()  # validates every level now, before any work starts
 
@@ -94,10 +102,17 @@ def run_sweep(
     Where ``subject.targets`` is a ``TargetGroup`` (a layer-wise sweep, ``cognitive_reserve.groups``), its
     name fills the rows' ``group`` column, and only rows of that group are reused from ``completed``.
     """
+    levels = list(_levels(subject, grids, seed))
+    check_subsampled_trial_batch("trial_batch", trial_batch, [level.eval_fraction for level in levels])
     check_trial_batch("trial_batch", trial_batch, subject)
     group = group_name(subject.targets)
     done = _completed_trials(completed, subject.name, group)
-    levels = list(_levels(subject, grids, seed))
+    device = next(iter(select_targets(subject.module, subject.targets).values())).device
+    sampler = Subsampler.open(
+        subject.name, subject.units,
+        [(lv.index, lv.perturbation.deterministic, lv.eval_fraction, lv.trials) for lv in levels],
+        lambda: precision(device, autocast),
+    )  # fmt: skip
     measured: list[list[list[SweepRow]]] = [[] for _ in levels]  # rows per level, per trial in trial order
     bar = tqdm(
         total=sum(level.most_trials() for level in levels), desc=f"sweep {subject.name}",
@@ -105,14 +120,22 @@ def run_sweep(
     )  # fmt: skip
     try:
         with open_scorer(subject, trial_batch, autocast) as score:
-            while wanted := [trial for level, rows in zip(levels, measured, strict=True) for trial in level.next(rows)]:
+            while wanted := [
+                trial
+                for level, rows in zip(levels, measured, strict=True)
+                for trial in level.next(rows, sampler.least_trials(level.index) if sampler else 0)
+            ]:
                 rows_of = {t.slot: _check_resumed(done[t.key], t.seed) for t in wanted if t.key in done}
                 bar.update(len(rows_of))
-                todo = [t for t in wanted if t.slot not in rows_of]
+                todo = [t for t in wanted if t.slot not in rows_of or _rescored(sampler, t)]
                 for start in range(0, len(todo), trial_batch):
                     batch = todo[start : start + trial_batch]
-                    for trial, values in zip(batch, score([(t.perturbation, t.seed) for t in batch]), strict=True):
-                        rows_of[trial.slot] = trial.rows(subject, values, stage, epoch, group)
+                    draws = [(t.perturbation, t.seed) for t in batch]
+                    for trial, values in zip(batch, score(draws, _evaluators(sampler, batch)), strict=True):
+                        if trial.slot in rows_of:
+                            continue  # a resumed trial, scored again only for its subset noise (auto allocation)
+                        examples = sampler.examples.get(trial.slot) if sampler else None
+                        rows_of[trial.slot] = trial.rows(subject, values, stage, epoch, group, examples)
                         if on_trial is not None:
                             on_trial(rows_of[trial.slot])
                         bar.update()
@@ -121,6 +144,17 @@ def run_sweep(
     finally:
         bar.close()
     return [row for rows in measured for trial_rows in rows for row in trial_rows]
+
+
+def _evaluators(sampler: Subsampler | None, trials: Sequence[_Trial]) -> list[Callable[[], Any] | None] | None:
+    """How each trial is scored when some are subsampled (None: all by ``subject.evaluate``)."""
+    if sampler is None:
+        return None
+    return [sampler.evaluator(*t.slot, t.seed) if sampler.covers(t.level_index) else None for t in trials]
+
+
+def _rescored(sampler: Subsampler | None, trial: _Trial) -> bool:
+    return sampler is not None and sampler.needs_rescore(*trial.slot)
 
 
 def check_trial_batch(field: str, trial_batch: object, subject: SweepSubject) -> int:
@@ -153,7 +187,13 @@ class _Trial:
         return (self.level_index, self.trial)
 
     def rows(
-        self, subject: SweepSubject, values: Mapping[str, float], stage: str, epoch: int | None, group: str
+        self,
+        subject: SweepSubject,
+        values: Mapping[str, float],
+        stage: str,
+        epoch: int | None,
+        group: str,
+        eval_examples: int | None = None,
     ) -> list[SweepRow]:
         """The CSV rows of this trial, one per metric."""
         return [
@@ -170,6 +210,7 @@ class _Trial:
                 stage=stage,
                 epoch=epoch,
                 group=group,
+                eval_examples=eval_examples,
             )
             for metric, value in values.items()
         ]
@@ -184,6 +225,7 @@ class _Level:
     seed_coordinates: tuple[int, str, int]  # (base seed, grid name, index in the grid): a trial's seed with its index
     trials: int | AdaptiveTrials
     expected: Mapping[str, float]
+    eval_fraction: EvalFraction = 1.0
 
     def most_trials(self) -> int:
         """An upper bound of this level's trial count."""
@@ -191,8 +233,9 @@ class _Level:
             return 1
         return self.trials if isinstance(self.trials, int) else self.trials.max
 
-    def next(self, measured: list[list[SweepRow]]) -> list[_Trial]:
-        """The trials to measure next, given the rows of the first ``len(measured)`` ones (none: done)."""
+    def next(self, measured: list[list[SweepRow]], least: int = 0) -> list[_Trial]:
+        """The trials to measure next, given the rows of the first ``len(measured)`` ones (none: done).
+        An adaptive level stops no earlier than ``least`` trials (a subsampled level's plan)."""
         count = len(measured)
         if self.perturbation.deterministic or isinstance(self.trials, int):
             wanted = range(count, self.most_trials())
@@ -200,7 +243,9 @@ class _Level:
             name, level = self.perturbation.name, self.perturbation.level
             wanted = range(min(self.trials.min, self.trials.cap(name, level)))
         else:
-            wanted = range(count, count if self._settled(measured) else count + 1)
+            name, level = self.perturbation.name, self.perturbation.level
+            settled = count >= min(least, self.trials.cap(name, level)) and self._settled(measured)
+            wanted = range(count, count if settled else count + 1)
         seed_of = self.seed_coordinates
         return [_Trial(self.perturbation, t, trial_seed(*seed_of, t), self.expected, self.index) for t in wanted]
 
@@ -219,7 +264,8 @@ def _levels(subject: SweepSubject, grids: Iterable[SweepGrid], seed: int) -> Ite
     for grid in grids:
         for level_index, perturbation in enumerate(grid.perturbations()):
             expected = dict(subject.expected(perturbation) or {}) if subject.expected else {}
-            yield _Level(perturbation, index, (seed, grid.perturbation, level_index), grid.trials, expected)
+            coordinates = (seed, grid.perturbation, level_index)
+            yield _Level(perturbation, index, coordinates, grid.trials, expected, grid.eval_fraction)
             index += 1
 
 

@@ -8,7 +8,10 @@ processes by torchmetrics, so a sweep over sharded data gives the single-device 
 also score stacked copies (``trial_batch`` > 1) with no extra code: ``cognitive_reserve.scoring.vmap_updates``
 runs ``robustness_update`` for all copies at once and each copy's ``update`` calls feed its own metric.
 A damaged model's NaN is recorded as the worst value in the direction the metric declares
-(torchmetrics' ``higher_is_better``), not guessed from its name.
+(torchmetrics' ``higher_is_better``), not guessed from its name. Subjects also score parts of the data
+(subsampled trials, ``cognitive_reserve.subsampling``) when every state of the metric is a sum: a unit is one
+cached batch (under DDP, batch b of every process), its state the metric's state after updating a fresh metric
+with that batch alone.
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torchmetrics import Metric, MetricCollection
+from torchmetrics.utilities.data import dim_zero_sum
 
 from cognitive_reserve import SweepSubject, TargetSpec, select_targets
 from cognitive_reserve.metrics import Direction, as_recorded, direction_of
 from cognitive_reserve.scoring import vmap_updates
+from cognitive_reserve.subsampling import State, UnitScoring
 
 
 @runtime_checkable
@@ -80,8 +85,84 @@ class SweepableMixin:
             targets=self.robustness_targets,
             num_tasks=self.robustness_num_tasks,
             evaluate_stack=evaluate_stack,
+            units=unit_scoring(self, batches) if summed_states(metric) else None,
         )
         return [subject]
+
+
+def unit_scoring(module: SweepableMixin, batches: Sequence[Any]) -> UnitScoring:
+    """Scoring of single cached batches of ``module`` (unit b: batch b of every process)."""
+    metric = module.robustness_metric().to(module.device)  # type: ignore[attr-defined]
+
+    def states(units: Sequence[int]) -> list[State]:
+        result = []
+        for unit in units:
+            metric.reset()
+            if unit < len(batches):
+                module.robustness_update(metric, batches[unit])
+            result.append(metric_state(metric))
+        return result
+
+    def values(state: State) -> dict[str, float]:
+        load_metric_state(metric, state)
+        return metric_values(metric, metric.compute())
+
+    def sizes() -> list[int]:
+        return _global_sizes([_batch_size(batch) for batch in batches], module.device)  # type: ignore[attr-defined]
+
+    return UnitScoring(sizes=sizes, states=states, values=values)
+
+
+def _members(metric: Metric | MetricCollection) -> dict[str, Metric]:
+    if isinstance(metric, MetricCollection):
+        return dict(metric.items(keep_base=True, copy_state=False))
+    return {"": metric}
+
+
+def summed_states(metric: Metric | MetricCollection) -> bool:
+    """Whether every state of ``metric`` is a tensor reduced by summing (a sum over batches)."""
+    return all(
+        isinstance(member._defaults[name], torch.Tensor) and member._reductions[name] is dim_zero_sum
+        for member in _members(metric).values()
+        for name in member._defaults
+    )
+
+
+def metric_state(metric: Metric | MetricCollection) -> State:
+    """A copy of ``metric``'s state tensors, named ``<member>.<state>`` in a collection."""
+    return {
+        f"{key}.{name}" if key else name: getattr(member, name).clone()
+        for key, member in _members(metric).items()
+        for name in member._defaults
+    }
+
+
+def load_metric_state(metric: Metric | MetricCollection, state: State) -> None:
+    """Make ``metric`` hold ``state`` (as ``metric_state`` names it; float64 counts stay float64)."""
+    for key, member in _members(metric).items():
+        for name in member._defaults:
+            setattr(member, name, state[f"{key}.{name}" if key else name])
+        member._update_count, member._computed = 1, None
+
+
+def _batch_size(batch: Any) -> int:
+    """Items in a batch: the length of its first tensor."""
+    if isinstance(batch, torch.Tensor):
+        return len(batch)
+    parts = batch.values() if isinstance(batch, Mapping) else batch
+    return next(_batch_size(part) for part in parts if isinstance(part, torch.Tensor | Mapping | list | tuple))
+
+
+def _global_sizes(sizes: list[int], device: torch.device) -> list[int]:
+    """Items of unit b over all processes: batch b of each (a process may have one batch fewer)."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return sizes
+    count = torch.tensor([len(sizes)], device=device)
+    torch.distributed.all_reduce(count, op=torch.distributed.ReduceOp.MAX)
+    padded = torch.zeros(int(count), dtype=torch.long, device=device)
+    padded[: len(sizes)] = torch.tensor(sizes, dtype=torch.long)
+    torch.distributed.all_reduce(padded)
+    return padded.tolist()
 
 
 def metric_values(
