@@ -36,7 +36,7 @@ from cognitive_reserve.plots import LEVEL_LABELS, draw_mean_ci, metric_label, sa
 from cognitive_reserve.rows import all_targets
 from cognitive_reserve.stats import LevelSummary, summarize
 from cognitive_reserve.sweep import SweepRow
-from run_reports.command import one_line_errors
+from run_reports.command import add_bootstrap_options, check_bootstrap_options, one_line_errors
 
 #: Columns of ``crossover.csv``; with training replicates on either side, ``REPLICATE_COLUMNS``.
 CROSSOVER_COLUMNS = (
@@ -159,20 +159,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True, help="directory for crossover.csv and compare_<metric>.png")
     parser.add_argument("--metric", action="append", help="metric to compare (repeatable; default: see above)")
     parser.add_argument("--direction", choices=("lower", "higher"), help="override: is a lower or higher metric better")
-    parser.add_argument("--model-a", help="model name to take from table A when it holds several")
-    parser.add_argument("--model-b", help="model name to take from table B when it holds several")
-    parser.add_argument("--n-boot", type=int, default=2000, help="bootstrap replicates")
-    parser.add_argument("--confidence", type=float, default=0.95, help="confidence of the interval")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    add_bootstrap_options(parser)
     args = parser.parse_args(argv)
     with one_line_errors():
         paths_a, paths_b = _side_paths(args)
         side_a = [load_sweep(field, path, args.model_a) for field, path in paths_a]
         side_b = [load_sweep(field, path, args.model_b) for field, path in paths_b]
-        if args.n_boot < 1:
-            raise ConfigError("n_boot", args.n_boot, "must be >= 1")
-        if not 0 < args.confidence < 1:
-            raise ConfigError("confidence", args.confidence, "must lie in (0, 1)")
+        check_bootstrap_options(args)
         results = compare(
             side_a, side_b, args.out, args.metric, args.direction, args.n_boot, args.confidence, args.seed
         )

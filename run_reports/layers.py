@@ -44,7 +44,7 @@ from cognitive_reserve.layerwise import ALL_TARGETS
 from cognitive_reserve.metrics import metric_direction
 from cognitive_reserve.plots import LEVEL_LABELS, save_figure
 from cognitive_reserve.sweep import SweepRow
-from run_reports.command import one_line_errors
+from run_reports.command import add_bootstrap_options, check_bootstrap_options, one_line_errors
 from run_reports.compare import default_metrics, load_sweep
 
 COLUMNS = (
@@ -229,17 +229,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--level", type=float, help="the level of the figure and printout (default: the highest)")
     parser.add_argument("--metric", action="append", help="metric to compare (repeatable; default: see above)")
     parser.add_argument("--measure", choices=MEASURES, default="damage", help="what the figure and printout compare")
-    parser.add_argument("--model-a", help="model name to take from A's tables when they hold several")
-    parser.add_argument("--model-b", help="model name to take from B's tables when they hold several")
-    parser.add_argument("--n-boot", type=int, default=2000, help="bootstrap replicates")
-    parser.add_argument("--confidence", type=float, default=0.95, help="confidence of the intervals")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    add_bootstrap_options(parser)
     args = parser.parse_args(argv)
     with one_line_errors():
-        if args.n_boot < 1:
-            raise ConfigError("n_boot", args.n_boot, "must be >= 1")
-        if not 0 < args.confidence < 1:
-            raise ConfigError("confidence", args.confidence, "must lie in (0, 1)")
+        check_bootstrap_options(args)
         twice = sorted({path for path in args.a + args.b if (args.a + args.b).count(path) > 1})
         if twice:
             raise ConfigError("a/b", twice, "given twice (one CSV per training seed)")
