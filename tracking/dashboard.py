@@ -100,18 +100,21 @@ def curve_sections(experiment: Experiment) -> list[ws.Section]:
     return sections
 
 
+def auc_panel(metric: str, per_group: bool = False) -> wr.LinePlot:
+    """Each per-epoch sweep's level-averaged ``metric`` against epoch (one line per group with ``per_group``)."""
+    groups = "/groups/[^/]+" if per_group else ""
+    return wr.LinePlot(
+        title=f"AUC of {metric}{' per group' if per_group else ''} against epoch",
+        x="epoch",
+        metric_regex=f"^robustness/train/[^/]+/[^/]+/{metric}{groups}/auc$",
+        title_y=f"level-averaged {metric}",
+    )
+
+
 def sensitivity_section(experiment: Experiment) -> ws.Section:
     """Per-epoch sweeps: a curve per epoch, AUC against epoch, the epoch × level table and heatmap."""
     panels: list[Any] = [curve_panel("train", p, m, epochs=True) for m in experiment.metrics for p in PERTURBATIONS]
-    panels += [
-        wr.LinePlot(
-            title=f"AUC of {metric} against epoch",
-            x="epoch",
-            metric_regex=f"^robustness/train/[^/]+/[^/]+/{metric}/auc$",
-            title_y=f"level-averaged {metric}",
-        )
-        for metric in experiment.metrics
-    ]
+    panels += [auc_panel(metric) for metric in experiment.metrics]
     panels += [
         wr.WeavePanelSummaryTable(table_name="robustness/train/per_epoch/table"),
         wr.MediaBrowser(title="epoch × level heatmap (figure)", media_keys=["robustness/train/per_epoch/heatmap"]),
@@ -134,15 +137,7 @@ def layers_section(experiment: Experiment) -> ws.Section:
     """Layer-wise sweeps: per-group curves, each group's AUC over epochs, the group tables and figures."""
     sweeps = [stage for stage in experiment.stages if stage != "train"]
     panels: list[Any] = [group_curve_panel(s, p, m) for s in sweeps for m in experiment.metrics for p in PERTURBATIONS]
-    panels += [
-        wr.LinePlot(
-            title=f"AUC of {metric} per group against epoch",
-            x="epoch",
-            metric_regex=f"^robustness/train/[^/]+/[^/]+/{metric}/groups/[^/]+/auc$",
-            title_y=f"level-averaged {metric}",
-        )
-        for metric in experiment.metrics
-    ]
+    panels += [auc_panel(metric, per_group=True) for metric in experiment.metrics]
     panels += [wr.WeavePanelSummaryTable(table_name=f"robustness/{stage}/groups/table") for stage in sweeps]
     panels += [
         wr.WeavePanelSummaryTable(table_name="robustness/train/per_epoch/groups/table"),

@@ -30,7 +30,16 @@ from lightning.pytorch.loggers import Logger, WandbLogger
 
 from cognitive_reserve.layerwise import GROUP_SUMMARY_COLUMNS, GroupSummary, change, group_cells, undamaged_means
 from cognitive_reserve.stats import area_under_curve
-from tracking.panels import PER_EPOCH, grid_chart, level_rows, log_curves, log_table_and_charts, to_loggers
+from tracking.panels import (
+    PER_EPOCH,
+    auc_key,
+    curve_key,
+    grid_chart,
+    level_rows,
+    log_curves,
+    log_table_and_charts,
+    to_loggers,
+)  # fmt: skip
 
 #: The per-level statistics of a group's curve.
 GROUP_CURVE_STATS = ("mean", "ci_low", "ci_high")
@@ -46,12 +55,17 @@ def key_segment(group: str) -> str:
 def group_curve_key(
     stage: str, model: str, perturbation: str, metric: str, group: str, stat: str, epoch: int | None = None
 ) -> str:
-    at = "" if epoch is None else f"/epoch{epoch:03d}"
-    return f"robustness/{stage}/{model}/{perturbation}/{metric}/groups/{key_segment(group)}{at}/{stat}"
+    """``curve_key`` of the metric's per-group curve (``<metric>/groups/<group>``)."""
+    return curve_key(stage, model, perturbation, group_metric(metric, group), stat, epoch)
 
 
 def group_auc_key(stage: str, model: str, perturbation: str, metric: str, group: str) -> str:
-    return f"robustness/{stage}/{model}/{perturbation}/{metric}/groups/{key_segment(group)}/auc"
+    return auc_key(stage, model, perturbation, group_metric(metric, group))
+
+
+def group_metric(metric: str, group: str) -> str:
+    """The key segment of a metric measured with one group damaged: ``<metric>/groups/<group>``."""
+    return f"{metric}/groups/{key_segment(group)}"
 
 
 def group_curve_rows(
