@@ -10,11 +10,11 @@ import pytest
 import torch
 import torchmetrics
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 
 from callbacks import PerturbationSweep
 from cognitive_reserve import ConfigError, read_sweep_csv
 from lightning_modules import SweepableMixin
+from tests.helpers.blobs import Blobs
 from tests.helpers.cli import ROOT
 
 
@@ -44,22 +44,6 @@ class BlobClassifier(SweepableMixin, L.LightningModule):
     def robustness_update(self, metric, batch):
         x, y = batch
         metric.update(self(x).argmax(-1), y)
-
-
-class Blobs(L.LightningDataModule):
-    def setup(self, stage: str) -> None:
-        generator = torch.Generator().manual_seed(0)
-        y = torch.arange(300) % 3
-        x = torch.randn(300, 4, generator=generator) * 0.3 + torch.eye(4)[y] * 3
-        self.data = TensorDataset(x, y)
-
-    def train_dataloader(self):
-        return DataLoader(self.data, batch_size=32, shuffle=True)
-
-    def val_dataloader(self):
-        return DataLoader(self.data, batch_size=64)
-
-    test_dataloader = val_dataloader
 
 
 class Snapshot(L.Callback):

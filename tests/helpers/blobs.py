@@ -37,7 +37,7 @@ class BlobClassifier(SweepableMixin, L.LightningModule):
 
 
 class Blobs(L.LightningDataModule):
-    """300 labelled points; ``batch_size`` items per test batch."""
+    """300 labelled points; training batches of 32 (shuffled), ``batch_size`` items per validation and test batch."""
 
     def __init__(self, batch_size: int = 64) -> None:
         super().__init__()
@@ -49,5 +49,10 @@ class Blobs(L.LightningDataModule):
         x = torch.randn(300, 4, generator=generator) * 0.3 + torch.eye(4)[y] * 3
         self.data = TensorDataset(x, y)
 
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.data, batch_size=32, shuffle=True)
+
     def test_dataloader(self) -> DataLoader:
         return DataLoader(self.data, batch_size=self.batch_size)
+
+    val_dataloader = test_dataloader
