@@ -36,7 +36,7 @@ from cognitive_reserve.errors import ConfigError, first_line
 from run_cli.fit_directory import check_fit_directory
 from run_cli.noise import HeldMessages, quiet_expected_checkpoint_warnings, quiet_known_noise
 from run_cli.parser_errors import ParserContext, explain, import_class, trainer_error
-from run_reports.run_summary import describe_run
+from run_outputs.run_summary import describe_run
 from tracking import finish_wandb_run, use_offline_wandb_without_credentials
 
 SEED_LOGGER = "lightning.fabric.utilities.seed"
@@ -258,7 +258,7 @@ def main(args: list[str] | None = None) -> None:
     """Run the CLI; bad input exits with status 2 and a one-line ``error: field=value: reason``.
 
     When a subcommand ran, global rank 0 ends with a short summary: the outputs, the W&B run and the
-    headline numbers (``run_reports.run_summary``).
+    headline numbers (``run_outputs.run_summary``).
     """
     started = time.time()
     try:

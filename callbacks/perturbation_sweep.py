@@ -5,7 +5,7 @@ optionally, every ``every_n_epochs`` validation epochs (per-epoch sensitivity; s
 the sanity check). The sweep itself is ``cognitive_reserve.run_sweep``; its raw rows go to
 ``<default_root_dir>/robustness/sweep_<stage>_epoch<E>.csv`` as they are measured, where ``E`` is
 the epoch the weights come from: the running one, the last one after ``fit``, the tested checkpoint's.
-``run_reports.sweeps`` then writes the summary CSV and figure, ``tracking.panels`` logs the curves,
+``run_outputs.sweeps`` then writes the summary CSV and figure, ``tracking.panels`` logs the curves,
 run-level scalars, table and figure to W&B.
 
 Per-epoch sweeps (stage ``train``) also build the sensitivity-over-training view (paper Figure 4
@@ -14,7 +14,7 @@ seen so far are part of the checkpoint, so a resumed run (``--ckpt_path last``) 
 view; a sweep of an epoch that runs again (resumed, or validated twice) replaces the earlier one in it.
 
 With ``groups`` the sweep is layer-wise (``cognitive_reserve.groups``): all targets together, then each
-group alone, in the same CSV (column ``group``); ``run_reports.group_files`` writes the per-group summary
+group alone, in the same CSV (column ``group``); ``run_outputs.group_files`` writes the per-group summary
 and group × level figure (and, per epoch, ``sensitivity_train_groups.csv``/``.png``), ``tracking.group_panels``
 logs them.
 
@@ -44,8 +44,8 @@ from cognitive_reserve.sensitivity import EpochSummary
 from cognitive_reserve.subsampling import check_trial_batch as check_subsampled_trial_batch
 from cognitive_reserve.sweep import check_trial_batch
 from cognitive_reserve.targets import check_name_patterns
-from run_reports.group_files import plot_group_sensitivity, write_group_files, write_group_sensitivity
-from run_reports.sweeps import first_last_crossovers, plot_sensitivity, write_sensitivity_table, write_sweep_files
+from run_outputs.group_files import plot_group_sensitivity, write_group_files, write_group_sensitivity
+from run_outputs.sweeps import first_last_crossovers, plot_sensitivity, write_sensitivity_table, write_sweep_files
 from tracking.group_panels import log_group_sensitivity, log_group_sweep
 from tracking.panels import PER_EPOCH, log_figures, log_sensitivity_table, log_sweep
 

@@ -9,7 +9,7 @@ import lightning as L
 
 from cognitive_reserve import ConfigError
 from cognitive_reserve.io import write_records
-from run_reports.slope_figures import SlopeCurve, plot_slope_curves
+from run_outputs.slope_figures import SlopeCurve, plot_slope_curves
 from tracking.panels import log_figures
 
 #: Line styles of the k grid in ``slope_draws.png`` (colours tell the d grid apart).

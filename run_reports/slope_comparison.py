@@ -15,8 +15,8 @@ from pathlib import Path
 
 from cognitive_reserve.errors import ConfigError
 from cognitive_reserve.io import write_records
+from run_outputs.slope_figures import SlopeCurve, plot_slope_curves
 from run_reports.command import run_command
-from run_reports.slope_figures import SlopeCurve, plot_slope_curves
 
 COLUMNS = ("label", "num_tasks", "robustness_slope", "ratio_to_first")
 

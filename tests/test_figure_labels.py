@@ -11,8 +11,8 @@ from cognitive_reserve.crossover import find_crossover
 from cognitive_reserve.plots import metric_label, model_style, style_handles
 from cognitive_reserve.stats import summarize
 from cognitive_reserve.sweep import SweepRow
+from run_outputs.sweeps import sweep_title
 from run_reports.compare import crossover_text
-from run_reports.sweeps import sweep_title
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,8 @@
 """Dependencies point one way: a package imports only itself and the packages to its left.
 
-``cognitive_reserve`` ← ``datamodules`` ← ``lightning_modules`` ← ``tracking`` ← ``run_reports`` ← ``callbacks``
-← ``run_cli`` ← ``studies`` ← ``run.py`` (``studies`` starts ``run.py`` in subprocesses, never imports it). Every
-``.py`` file is parsed (not imported), so imports inside functions count too.
+``cognitive_reserve`` ← ``datamodules`` ← ``lightning_modules`` ← ``tracking`` ← ``run_outputs`` ← ``callbacks``
+← ``run_cli`` ← ``run_reports`` ← ``studies`` ← ``run.py`` (``studies`` starts ``run.py`` in subprocesses, never imports
+it). Every ``.py`` file is parsed (not imported), so imports inside functions count too.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from tests.helpers.cli import ROOT
 
 #: The layers, lowest first; ``run.py`` is the top.
 LAYERS = (
-    "cognitive_reserve", "datamodules", "lightning_modules", "tracking", "run_reports", "callbacks", "run_cli",
-    "studies", "run",
+    "cognitive_reserve", "datamodules", "lightning_modules", "tracking", "run_outputs", "callbacks", "run_cli",
+    "run_reports", "studies", "run",
 )  # fmt: skip
 #: Frameworks the framework-free core must never import.
 FRAMEWORKS = ("lightning", "pytorch_lightning")

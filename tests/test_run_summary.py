@@ -6,7 +6,7 @@ import time
 
 from cognitive_reserve.io import SweepCsvWriter
 from cognitive_reserve.sweep import SweepRow
-from run_reports.run_summary import describe_run
+from run_outputs.run_summary import describe_run
 from tracking.wandb import WandbRunDir
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from cognitive_reserve.io import read_sweep_csv
 from cognitive_reserve.rows import all_targets
 from cognitive_reserve.stats import area_under_curve, clean_value, curves, summarize
-from run_reports.sweeps import first_last_crossovers
+from run_outputs.sweeps import first_last_crossovers
 from tracking.wandb import WandbRunDir
 
 #: The folders of ``default_root_dir`` a run writes its outputs to (W&B's own files are not listed).
