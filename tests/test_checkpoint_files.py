@@ -53,9 +53,7 @@ def not_checkpoints(tmp_path, lm_checkpoint) -> dict[str, tuple]:
 
 
 @pytest.mark.parametrize("kind", ["text", "empty", "truncated", "noise"])
-def test_a_file_that_is_no_checkpoint_is_refused_in_one_line_for_ckpt_path_and_every_init_from(
-    kind, not_checkpoints
-):
+def test_a_file_that_is_no_checkpoint_is_refused_in_one_line_for_ckpt_path_and_every_init_from(kind, not_checkpoints):
     path, reason = not_checkpoints[kind]
     loaders = {
         "ckpt_path": lambda: vet_checkpoint(str(path), LINEAR),

@@ -101,7 +101,8 @@ def test_a_sweep_of_a_model_whose_undamaged_metric_is_not_finite_is_refused_not_
     model = HugeLogits()
     assert all(bool(torch.isfinite(p).all()) for p in model.parameters())
     trainer = L.Trainer(default_root_dir=tmp_path, callbacks=[sweep()], **QUIET)
-    with pytest.raises(ConfigError, match=r"^model='tiny-gpt2': the undamaged tiny-gpt2 scores meanmetric=nan: no damage can be measured against it; nothing swept$"):
+    refused = r"^model='tiny-gpt2': the undamaged tiny-gpt2 scores meanmetric=nan: no damage can be measured against it"
+    with pytest.raises(ConfigError, match=refused + "; nothing swept$"):
         trainer.test(model, CountingWithTest(), verbose=False)
     assert not list(tmp_path.rglob("sweep_*.csv"))
 
@@ -114,3 +115,29 @@ def test_a_sweep_of_non_finite_weights_is_refused_not_written(tmp_path):
     with pytest.raises(ConfigError, match=r"blobs holds non-finite weights \(body\.2\.weight\); nothing swept"):
         trainer.test(model, Blobs(), verbose=False)
     assert not list(tmp_path.rglob("sweep_*.csv"))
+
+
+@pytest.mark.slow  # the CLI in a real process; with DDP, two of them
+@pytest.mark.parametrize("ddp", [False, True], ids=["one-process", "ddp"])
+def test_a_fit_with_a_learning_rate_far_too_high_stops_with_one_line_and_status_1(ddp, tmp_path):
+    """It ended with "Run finished", exit status 0 and a last.ckpt full of NaN; with 60 steps, in a 60-line
+    linalg.svd traceback from the σ_max monitor and no checkpoint."""
+    from tests.helpers.cli import ROOT, run_cli
+    from tests.helpers.gpt2_fixtures import data_file_args, tiny_corpus
+
+    root = tmp_path / "run"
+    args = [
+        "fit", "--config", str(ROOT / "configs" / "gpt2" / "tiny_monolingual.yaml"),
+        *data_file_args(tiny_corpus(tmp_path / "text", kilobytes=16), ("en",)), "--data.train_tokens=1024",
+        f"--trainer.default_root_dir={root}", "--model.init_args.lr=1e6", "--trainer.max_steps=60", "--trainer.enable_progress_bar=false",
+    ]  # fmt: skip
+    if ddp:
+        args += ["--trainer.strategy=ddp", "--trainer.devices=2", "--trainer.accelerator=cpu"]
+    result = run_cli(*args, timeout=500)
+    assert result.returncode == 1, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr[-3000:]  # one line, from global rank 0 only
+    assert errors[0].startswith("error: training diverged at optimizer step ")
+    assert "likely cause: a learning rate too high" in errors[0]
+    assert "Traceback" not in result.stderr and "Run finished" not in result.stdout
+    assert all(finite(path) for path in root.rglob("*.ckpt"))
