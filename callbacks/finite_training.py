@@ -52,12 +52,15 @@ class FiniteTraining(L.Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: torch.optim.Optimizer
     ) -> None:
         losses, self._losses = self._losses, []
-        problems = []
-        if losses and not bool(torch.isfinite(torch.stack([loss.float() for loss in losses])).all()):
-            problems.append(f"the loss is {_shown(losses)}")
+        checks: dict[str, torch.Tensor] = {}
+        if losses:
+            checks["loss"] = torch.isfinite(torch.stack([loss.float() for loss in losses])).all()
         gradients = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-        if gradients and not _scaled(trainer) and not _all_finite(gradients):
-            problems.append("the gradients are not finite")
+        if gradients and not _scaled(trainer):  # one fused norm per device and dtype
+            checks["gradients"] = torch.isfinite(torch.nn.utils.get_total_norm(gradients)).to(pl_module.device)
+        finite = dict(zip(checks, torch.stack(list(checks.values())).tolist(), strict=True)) if checks else {}
+        problems = [f"the loss is {_shown(losses)}"] if not finite.get("loss", True) else []
+        problems += ["the gradients are not finite"] if not finite.get("gradients", True) else []
         if trainer.strategy.reduce_boolean_decision(bool(problems), all=False):
             what = " and ".join(problems) or "the loss or the gradients of another process are not finite"
             lr = optimizer.param_groups[0].get("lr")
@@ -115,11 +118,6 @@ def _unmeasurable(subject: SweepSubject, stage: str, autocast: torch.dtype | Non
         shown = ", ".join(f"{metric}={value}" for metric, value in worst.items())
         return f"the undamaged {subject.name} scores {shown}: no damage can be measured against it; nothing swept"
     return None
-
-
-def _all_finite(tensors: list[torch.Tensor]) -> bool:
-    """One pass over the tensors (a fused norm per device and dtype), one host sync."""
-    return bool(torch.isfinite(torch.nn.utils.get_total_norm(tensors, norm_type=2.0)))
 
 
 def _scaled(trainer: L.Trainer) -> bool:

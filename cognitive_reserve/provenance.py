@@ -54,7 +54,7 @@ class WeightsProvenance:
         return self.source != "initial" and self.untrained is None
 
     def describe(self, full: bool = False) -> str:
-        """One line, e.g. ``checkpoint runs/x/checkpoints/last.ckpt (sha256 3f2a9c01b7e4…)``; ``full``: all 64
+        """One line, e.g. ``checkpoint runs/x/checkpoints/last.ckpt (sha256 <12 hex digits>…)``; ``full``: all 64
         characters of the sha256."""
         seed = "" if self.seed is None else f", seed {self.seed}"
         if self.source == "initial":

@@ -129,7 +129,8 @@ def test_a_fit_with_a_learning_rate_far_too_high_stops_with_one_line_and_status_
     args = [
         "fit", "--config", str(ROOT / "configs" / "gpt2" / "tiny_monolingual.yaml"),
         *data_file_args(tiny_corpus(tmp_path / "text", kilobytes=16), ("en",)), "--data.train_tokens=1024",
-        f"--trainer.default_root_dir={root}", "--model.init_args.lr=1e6", "--trainer.max_steps=60", "--trainer.enable_progress_bar=false",
+        f"--trainer.default_root_dir={root}", "--model.init_args.lr=1e6", "--trainer.max_steps=60",
+        "--trainer.enable_progress_bar=false",
     ]  # fmt: skip
     if ddp:
         args += ["--trainer.strategy=ddp", "--trainer.devices=2", "--trainer.accelerator=cpu"]
