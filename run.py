@@ -9,6 +9,10 @@ Everything is validated before anything is created: a refused command prints one
 directory, W&B run or seed message behind. ``fit`` into a ``default_root_dir`` that already holds a run
 (a ``checkpoints/*.ckpt``) is refused unless it continues that run (``--ckpt_path last``) or starts over
 (``--start_over true`` moves the old directory aside to ``<default_root_dir>.old-<n>``; nothing is deleted).
+``validate``/``test``/``predict`` measure trained weights only, and say which (``run_cli.weights``): a checkpoint,
+the run's own ``last.ckpt``, the model's own trained weights, or the untrained model on request
+(``--ckpt_path initial``). A fit whose loss or gradients stop being finite stops at once with one line and exit
+status 1 (``callbacks.FiniteTraining``), keeping its last finite checkpoint.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ from __future__ import annotations
 import errno
 import inspect
 import logging
-import pickle
 import sys
 import tempfile
 import time
@@ -24,18 +27,20 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import torch
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-from callbacks import RunProgressBar
-from cognitive_reserve.errors import ConfigError, first_line
+from callbacks import FiniteTraining, RunProgressBar, TrainingDiverged
+from cognitive_reserve.checkpoints import check_finite_weights, load_checkpoint
+from cognitive_reserve.errors import ConfigError
+from cognitive_reserve.provenance import WeightsProvenance, global_seed, weights_provenance
 from run_cli.fit_directory import check_fit_directory
 from run_cli.noise import HeldMessages, quiet_expected_checkpoint_warnings, quiet_known_noise
 from run_cli.parser_errors import ParserContext, explain, import_class, trainer_error
+from run_cli.weights import INITIAL, MEASURING, check_measured_weights, measured_checkpoint, weights_line
 from run_outputs.run_summary import describe_run
 from tracking import finish_wandb_run, use_offline_wandb_without_credentials
 
@@ -43,12 +48,17 @@ SEED_LOGGER = "lightning.fabric.utilities.seed"
 
 
 class LoggerSaveConfigCallback(SaveConfigCallback):
-    """Also sends the full resolved config to every logger (the W&B run config)."""
+    """Also sends the full resolved config to every logger (the W&B run config), with the measured ``weights``
+    of a ``validate``/``test``/``predict`` (``WeightsProvenance.as_config``)."""
+
+    weights: WeightsProvenance | None = None
 
     def save_config(self, trainer: Any, pl_module: Any, stage: str) -> None:
-        config = self.config.clone().as_dict()
+        config = {"config": self.config.clone().as_dict()}
+        if self.weights is not None:
+            config["weights"] = self.weights.as_config()
         for logger in trainer.loggers:
-            logger.log_hyperparams({"config": config})
+            logger.log_hyperparams(config)
 
 
 class OneLineErrorParser(LightningArgumentParser):
@@ -71,6 +81,10 @@ class CognitiveReserveCLI(LightningCLI):
         self._set_aside: Path | None = None
         self._wandb_dirs: list[str] = []
         self._seed_message: str | None = None
+        self._checkpoints = Path("checkpoints")
+        self._initial_weights = False
+        self._picked_up = False
+        self._weights: WeightsProvenance | None = None
         with warnings.catch_warnings():  # the filters below hold for this command only
             quiet_known_noise()
             super().__init__(
@@ -121,11 +135,16 @@ class CognitiveReserveCLI(LightningCLI):
         self._seed_message = held.messages[-1] if held.messages else None
 
     def _parse_ckpt_path(self) -> None:
-        """Vet ``--ckpt_path`` before Lightning reads hyperparameters from it (see ``vet_checkpoint``)."""
+        """Resolve which checkpoint a measuring stage loads (``run_cli.weights``), and vet ``--ckpt_path`` before
+        Lightning reads hyperparameters from it (see ``vet_checkpoint``)."""
         subcommand = self.config.get("subcommand")
         if not subcommand:
             return
         config = self.config[subcommand]
+        root = Path(config.trainer.default_root_dir or ".")
+        self._checkpoints = _checkpoint_directory(config.trainer.callbacks, root)
+        self._initial_weights = config.get("ckpt_path") == INITIAL
+        config.ckpt_path, self._picked_up = measured_checkpoint(subcommand, config.get("ckpt_path"), self._checkpoints)
         vet_checkpoint(config.get("ckpt_path"), config.model)
         before = _model_arguments(config.model)
         super()._parse_ckpt_path()
@@ -163,7 +182,8 @@ class CognitiveReserveCLI(LightningCLI):
                 self._wandb_dirs.append(init_args["save_dir"])
 
     def after_instantiate_classes(self) -> None:
-        """Every class accepted its arguments: now move an old run aside, prepare W&B, announce the seed."""
+        """Every class accepted its arguments: now move an old run aside, prepare W&B, announce the seed and the
+        measured weights."""
         if self._set_aside is not None:
             root = Path(self.trainer.default_root_dir)
             root.rename(self._set_aside)
@@ -173,16 +193,35 @@ class CognitiveReserveCLI(LightningCLI):
             use_offline_wandb_without_credentials(save_dir)
         if self._seed_message and rank_zero_only.rank == 0:
             logging.getLogger(SEED_LOGGER).info(self._seed_message)
+        if self._weights is not None:
+            for callback in self.trainer.callbacks:
+                if isinstance(callback, LoggerSaveConfigCallback):
+                    callback.weights = self._weights
+            if rank_zero_only.rank == 0:
+                print(weights_line(self._weights, self._picked_up), file=sys.stderr)
+
+    def _check_measured_weights(self) -> None:
+        """A measuring stage's weights (``run_cli.weights``): refused when untrained by accident, else kept for the
+        weights line and the W&B config."""
+        if self.subcommand in MEASURING:
+            ckpt_path = self.config[self.subcommand].get("ckpt_path")
+            self._weights = weights_provenance(self.model, ckpt_path, global_seed())
+            check_measured_weights(self.subcommand, self._weights, self._initial_weights, self._checkpoints)
 
     def instantiate_trainer(self, **kwargs: Any) -> Any:
-        """The trainer, with ``RunProgressBar`` (steps of ``max_steps``, epochs counted from 1) unless the
-        config brings its own progress bar or turns it off."""
+        """The trainer, with ``FiniteTraining`` (a non-finite loss stops the fit) and ``RunProgressBar`` (steps of
+        ``max_steps``, epochs counted from 1) unless the config brings its own or turns the progress bar off.
+        The model exists by now: a measuring stage's weights are checked first (nothing printed before a refusal)."""
+        self._check_measured_weights()
         config = self._get(self.config_init, "trainer", default={})
         callbacks = config.get("callbacks") or []
         callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+        added = [] if any(isinstance(callback, FiniteTraining) for callback in callbacks) else [FiniteTraining()]
         own_bar = any(isinstance(callback, ProgressBar) for callback in callbacks)
-        if config.get("enable_progress_bar") is not False and not own_bar and "callbacks" not in kwargs:
-            kwargs["callbacks"] = [*callbacks, RunProgressBar()]
+        if config.get("enable_progress_bar") is not False and not own_bar:
+            added.append(RunProgressBar())
+        if added and "callbacks" not in kwargs:
+            kwargs["callbacks"] = [*callbacks, *added]
         try:
             return super().instantiate_trainer(**kwargs)
         except (ValueError, TypeError, MisconfigurationException) as err:
@@ -193,23 +232,16 @@ class CognitiveReserveCLI(LightningCLI):
 
 
 def vet_checkpoint(path: str | None, model_config: Any) -> None:
-    """Fail fast on a checkpoint that is missing, unsafe to unpickle, or of another model family.
+    """Fail fast on a checkpoint that is missing, not a checkpoint, unsafe to unpickle, of a run that diverged
+    (non-finite weights) or of another model family.
 
-    Loading uses ``weights_only=True``: a pickle that would build arbitrary Python objects (and
-    could run code) is refused, never executed.
+    Loading uses ``weights_only=True`` (``cognitive_reserve.checkpoints.load_checkpoint``): a pickle that would
+    build arbitrary Python objects (and could run code) is refused, never executed.
     """
     if not path or path in ("last", "best", "hpc", "registry"):
         return
-    if not Path(path).is_file():
-        raise ConfigError("ckpt_path", path, "no such checkpoint file")
-    try:
-        checkpoint = torch.load(path, weights_only=True, map_location="cpu")
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
-        raise ConfigError(
-            "ckpt_path", path, f"refused: not a plain-weights checkpoint, loading it could run code ({first_line(err)})"
-        ) from None
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise ConfigError("ckpt_path", path, "not a Lightning checkpoint (no state_dict)")
+    checkpoint = load_checkpoint(path, "ckpt_path", mmap=True)
+    check_finite_weights(checkpoint, "ckpt_path", path)
     model_class = import_class(getattr(model_config, "class_path", None) or "")
     hparams = set(checkpoint.get("hyper_parameters", {})) - {"_instantiator", "_class_path"}
     if model_class is not None and hparams:
@@ -247,6 +279,14 @@ def _model_arguments(model_config: Any) -> dict[str, Any]:
     return init_args.as_dict() if init_args is not None else {}
 
 
+def _checkpoint_directory(callbacks: Any, root: Path) -> Path:
+    """Where the run's checkpoints go: the first ``ModelCheckpoint``'s ``dirpath``, else ``<root>/checkpoints``."""
+    for callback in _class_configs(callbacks):
+        if str(callback.get("class_path", "")).endswith("ModelCheckpoint") and callback.init_args.get("dirpath"):
+            return Path(callback.init_args.dirpath)
+    return root / "checkpoints"
+
+
 def _class_configs(entries: Any) -> list[Any]:
     """The ``class_path``/``init_args`` entries of a logger or callbacks config value."""
     if isinstance(entries, list):
@@ -255,7 +295,8 @@ def _class_configs(entries: Any) -> list[Any]:
 
 
 def main(args: list[str] | None = None) -> None:
-    """Run the CLI; bad input exits with status 2 and a one-line ``error: field=value: reason``.
+    """Run the CLI; bad input exits with status 2 and a one-line ``error: field=value: reason``, a fit that
+    diverged (``TrainingDiverged``) with status 1 and one line ``error: training diverged ...``.
 
     When a subcommand ran, global rank 0 ends with a short summary: the outputs, the W&B run and the
     headline numbers (``run_outputs.run_summary``).
@@ -265,11 +306,14 @@ def main(args: list[str] | None = None) -> None:
         cli = CognitiveReserveCLI(args=args)
         wandb_run = finish_wandb_run()
     except Exception as err:
-        config_error = find_config_error(err)
-        if config_error is None:
+        diverged = find_cause(err, TrainingDiverged)
+        cause = diverged or find_cause(err, ConfigError)
+        if cause is None:
             raise
-        print(f"error: {config_error}", file=sys.stderr)
-        raise SystemExit(2) from None
+        finish_wandb_run(exit_code=1)
+        if diverged is None or rank_zero_only.rank == 0:
+            print(f"error: {cause}", file=sys.stderr)
+        raise SystemExit(1 if diverged else 2) from None
     if cli.subcommand and cli.trainer.is_global_zero:
         trainer = cli.trainer
         validation = {name: float(value) for name, value in trainer.callback_metrics.items() if name.startswith("val/")}
@@ -277,11 +321,11 @@ def main(args: list[str] | None = None) -> None:
         print(describe_run(Path(trainer.default_root_dir), started, wandb_run, last_validation=last))
 
 
-def find_config_error(err: BaseException) -> ConfigError | None:
-    """The ``ConfigError`` behind ``err``: itself, or one jsonargparse wrapped while instantiating."""
+def find_cause(err: BaseException, kind: type[Exception]) -> Exception | None:
+    """The ``kind`` exception behind ``err``: itself, or one jsonargparse wrapped while instantiating."""
     seen: set[int] = set()
     while err is not None and id(err) not in seen:
-        if isinstance(err, ConfigError):
+        if isinstance(err, kind):
             return err
         seen.add(id(err))
         err = err.__cause__ or err.__context__

@@ -33,11 +33,13 @@ from typing import Annotated, Any, Literal
 import lightning as L
 import torch
 
+from callbacks.finite_training import check_sweepable
 from callbacks.progress import sweep_progress
 from cognitive_reserve import ConfigError, SweepCsvWriter, SweepGrid, SweepRow, SweepSubject, select_targets
 from cognitive_reserve.fields import Field, check_fields, declared
 from cognitive_reserve.groups import GROUPINGS, check_grouping, run_grouped_sweep, split_targets
 from cognitive_reserve.layerwise import GroupSummary
+from cognitive_reserve.provenance import global_seed, weights_provenance
 from cognitive_reserve.resume import resumable_rows, sweep_fingerprint
 from cognitive_reserve.rows import all_targets
 from cognitive_reserve.sensitivity import EpochSummary
@@ -215,17 +217,19 @@ class PerturbationSweep(L.Callback):
         """Run every grid on every subject; returns the rows (identical on every rank).
 
         Trials already in this sweep's CSV (an interrupted earlier run of the same sweep: same
-        weights, grids and seed) are reused, so every rank skips the same trials.
+        weights, grids and seed) are reused, so every rank skips the same trials. A model whose weights or
+        undamaged metric are not finite is refused before the first trial (``check_sweepable``).
         """
         epoch = _completed_epoch(trainer, stage)
         subjects = pl_module.robustness_subjects(self._eval_batches(trainer, split))
         for subject in subjects:
             if self.targets is not None:
                 subject.targets = self.targets
+        check_sweepable(subjects, stage, self.autocast, trainer.ckpt_path)
         path = Path(trainer.default_root_dir) / "robustness" / f"sweep_{stage}_epoch{epoch:03d}.csv"
-        fingerprint = sweep_fingerprint(subjects, self.grids, self.seed) + ("+bf16" if self.autocast else "")
-        fingerprint += f"+groups={self.groups}" if self.groups is not None else ""
-        completed = trainer.strategy.broadcast(resumable_rows(path, fingerprint) if trainer.is_global_zero else None)
+        completed = trainer.strategy.broadcast(
+            self._resumable(trainer, pl_module, subjects, path, stage) if trainer.is_global_zero else None
+        )
         writer = SweepCsvWriter(path) if trainer.is_global_zero else None
         was_training = pl_module.training
         pl_module.eval()
@@ -248,6 +252,19 @@ class PerturbationSweep(L.Callback):
         if trainer.is_global_zero:
             self._report(trainer, rows, path.parent, path.stem, stage, epoch)
         return rows
+
+    def _resumable(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, subjects: list[SweepSubject], path: Path, stage: str
+    ) -> list[SweepRow]:
+        """The finished rows of this very sweep in ``path`` (``cognitive_reserve.resume``). A ``test`` sweep's
+        fingerprint includes where its weights come from, and its fingerprint file says so in a second line."""
+        weights = None
+        if stage == "test":
+            weights = weights_provenance(pl_module, trainer.ckpt_path, global_seed(), trainer.global_step)
+        fingerprint = sweep_fingerprint(subjects, self.grids, self.seed, weights) + ("+bf16" if self.autocast else "")
+        fingerprint += f"+groups={self.groups}" if self.groups is not None else ""
+        notes = [f"weights: {weights.describe(full=True)}"] if weights is not None else []
+        return resumable_rows(path, fingerprint, notes)
 
     def _sweeps_of(self, subject: SweepSubject) -> int:
         """How many sweeps one subject gets: all targets together, plus one per group of a layer-wise sweep."""

@@ -16,10 +16,14 @@ so a resumed run continues it). When the last step still moved an estimate by mo
 ``tolerance`` (relative) — weights that changed fast, early in training — that matrix gets more
 steps, up to ``max_iterations``. All estimates, norms and spectra of one measurement reach the
 host in one transfer, plus one per extra round. Method ``exact`` calls ``torch.linalg.svdvals``.
+
+A matrix holding NaN or inf (a run that diverged) is recorded as NaN, never decomposed: the monitor does not
+crash a run (``callbacks.FiniteTraining`` stops it, with a line that says why).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Annotated, Any, Literal
@@ -133,7 +137,13 @@ class SpectralMonitor(StepMonitor):
         self._spectra = {}
         with torch.no_grad():
             weights = {matrix.name: matrix.value() for matrix in self.matrices}
+            finite = _finite(weights)
             for name, weight in weights.items():
+                if name not in finite:  # NaN, never decomposed; a later finite measurement starts afresh
+                    tensors[(name, "sigma_max")] = tensors[(name, "previous")] = weight.new_full((), math.nan)
+                    tensors[(name, "fro2")] = squared_frobenius(weight)
+                    self._bases.pop(name, None)
+                    continue
                 tensors[(name, "sigma_max")], tensors[(name, "previous")] = self.estimate(name, weight)
                 tensors[(name, "fro2")] = squared_frobenius(weight)
                 if spectrum_due:
@@ -141,7 +151,7 @@ class SpectralMonitor(StepMonitor):
                     for i in range(min(self.top_k, len(self._spectra[name]))):
                         tensors[(name, f"sigma_{i + 1}")] = self._spectra[name][i]
             values = dict(zip(tensors, _to_host(tensors.values()), strict=True))
-            self._converge(weights, values)
+            self._converge(finite, values)
         return {key: torch.tensor(value) for key, value in values.items() if key[1] != "previous"}
 
     def estimate(self, name: str, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -193,6 +203,12 @@ class SpectralMonitor(StepMonitor):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         super().load_state_dict(state_dict)
         self._bases = dict(state_dict.get("bases", {}))
+
+
+def _finite(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The weights without NaN or inf (one device-to-host transfer for all of them)."""
+    flags = torch.stack([torch.isfinite(weight).all() for weight in weights.values()])
+    return {name: weight for (name, weight), ok in zip(weights.items(), flags.tolist(), strict=True) if ok}
 
 
 def _to_host(tensors: Iterable[torch.Tensor]) -> list[float]:

@@ -91,6 +91,14 @@ def open_scorer(subject: SweepSubject, trial_batch: int, autocast: torch.dtype |
         snapshot.restore()
 
 
+def clean_scores(subject: SweepSubject, autocast: torch.dtype | None) -> dict[str, float]:
+    """The undamaged subject's metrics as evaluated (NaN stays NaN), scored as a trial is: inference mode,
+    ``autocast``."""
+    device = next(iter(select_targets(subject.module, subject.targets).values())).device
+    with torch.inference_mode(), precision(device, autocast):
+        return {metric: _as_float(value) for metric, value in subject.evaluate().items()}
+
+
 def precision(device: torch.device, autocast: torch.dtype | None) -> AbstractContextManager[object]:
     """``torch.autocast`` of ``autocast`` on ``device``'s type, or nothing when ``autocast`` is None."""
     return torch.autocast(device.type, dtype=autocast) if autocast is not None else nullcontext()

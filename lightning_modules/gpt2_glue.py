@@ -36,6 +36,7 @@ from transformers import AutoConfig, AutoTokenizer, GPT2ForSequenceClassificatio
 
 from cognitive_reserve.errors import ConfigError, check_text, first_line
 from cognitive_reserve.fields import Field, check_fields, declared
+from cognitive_reserve.provenance import WeightsProvenance, loaded_from
 from datamodules.glue_tasks import GlueTask, check_glue_task
 from lightning_modules.gpt2_lm import ATTENTION_TARGETS, load_lm_checkpoint
 from lightning_modules.sweepable import SweepableMixin
@@ -124,6 +125,10 @@ class GPT2GlueClassifier(SweepableMixin, L.LightningModule):
         self.robustness_targets = targets
         self.val_metrics = glue_metrics(self.task).clone(prefix="val/")
         self.test_metrics = glue_metrics(self.task).clone(prefix="test/")
+
+    def weights_origin(self, seed: int | None) -> WeightsProvenance:
+        """As built: the ``init_from`` body, and a new classification head (initial weights from ``seed``)."""
+        return loaded_from("init_from", self.hparams.init_from, "the classification head (score)", seed)
 
     def setup(self, stage: str) -> None:
         datamodule = self.trainer.datamodule

@@ -36,8 +36,10 @@ from torchmetrics import MeanMetric
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 from transformers.activations import ACT2FN
 
+from cognitive_reserve.checkpoints import check_finite_weights, load_checkpoint
 from cognitive_reserve.errors import ConfigError, check_choice, check_number, check_text, first_line
 from cognitive_reserve.fields import Field, check_fields, declarations, declared
+from cognitive_reserve.provenance import WeightsProvenance, loaded_from
 from cognitive_reserve.targets import check_name_patterns
 from datamodules.tokenization import check_vocab_size, tokenizer_from_json, tokenizer_to_json
 from datamodules.windows import IGNORE_INDEX
@@ -208,6 +210,15 @@ class GPT2LanguageModel(SweepableMixin, L.LightningModule):
         self.languages: list[str] = []
         self._tokenizer_saved = False
 
+    def weights_origin(self, seed: int | None) -> WeightsProvenance:
+        """As built: the ``init_from``/``pretrained`` weights (with fresh token embeddings under ``tokenizer: train``),
+        or initial weights from ``seed``."""
+        recycled = "the token embeddings (tokenizer: train)" if self.hparams.tokenizer == TRAIN_TOKENIZER else None
+        for source in ("init_from", "pretrained"):
+            if self.hparams[source] is not None:
+                return loaded_from(source, self.hparams[source], recycled, self.hparams.init_seed)
+        return WeightsProvenance("initial", seed=seed)
+
     # ---- tokenizer ----------------------------------------------------------------------------
 
     @property
@@ -369,15 +380,12 @@ def load_lm_checkpoint(
     Loads with ``torch.load(weights_only=True, mmap=True)`` on the CPU (optimizer states are not
     read into memory). The state dict's keys are those of ``GPT2LMHeadModel`` (``transformer.*``,
     ``lm_head.weight``), so ``GPT2ForSequenceClassification`` takes its ``transformer.*`` part.
-    Raises ``ConfigError(field, path)`` for a missing file, a file that is not such a checkpoint,
-    or a tokenizer whose size differs from the embeddings.
+    Raises ``ConfigError(field, path)`` for a missing file, a file that is not such a checkpoint
+    (``cognitive_reserve.checkpoints.load_checkpoint``), non-finite weights (a diverged run), or a tokenizer
+    whose size differs from the embeddings.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(field, str(path), "no such checkpoint file")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise ConfigError(field, str(path), "not a Lightning checkpoint (no state_dict)")
+    checkpoint = load_checkpoint(path, field, mmap=True)
+    check_finite_weights(checkpoint, field, path)
     config_dict, tokenizer = _checkpoint_config_and_tokenizer(checkpoint, field, str(path))
     config = GPT2Config.from_dict(config_dict)
     state = {

@@ -32,6 +32,7 @@ from torch import nn
 from cognitive_reserve import SweepSubject
 from cognitive_reserve.errors import ConfigError
 from cognitive_reserve.fields import Field, check_fields, declared
+from cognitive_reserve.provenance import WeightsProvenance
 from cognitive_reserve.theory import robustness_slope
 from lightning_modules.linear_solvers import SgdSolver, SvdSolver, TaskModel, TrainingItems, own_task
 from lightning_modules.linear_sweep import Items, LinearRepresentation, LinearSweepScorer
@@ -147,6 +148,16 @@ class LinearMultitaskRegression(L.LightningModule):
     def model(self, num_tasks: int) -> TaskModel:
         """The solver's model of ``num_tasks`` tasks."""
         return self.models[_key(num_tasks)]
+
+    def weights_origin(self, seed: int | None) -> WeightsProvenance:
+        """Before ``fit``: the ``sgd`` solver's initial factors (from ``init_seed``); the ``svd`` solver has none."""
+        if self.hparams.solver == "svd":
+            return WeightsProvenance(
+                "initial",
+                unmeasurable="the svd solver computes W and Γ in closed form during fit; before it the task vectors "
+                "are zeros and every damage level scores 0",
+            )
+        return WeightsProvenance("initial", seed=self.hparams.init_seed)
 
     # ---- training: the solver's ------------------------------------------------------------------
 

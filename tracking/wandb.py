@@ -54,9 +54,9 @@ class WandbRunDir:
     url: str | None
 
 
-def finish_wandb_run() -> WandbRunDir | None:
+def finish_wandb_run(exit_code: int | None = None) -> WandbRunDir | None:
     """Finish the active W&B run, so every logged record is on disk before the process exits; returns
-    where the run lives (None without a run)."""
+    where the run lives (None without a run). A non-zero ``exit_code`` marks the run as failed."""
     import wandb
 
     run = wandb.run
@@ -64,7 +64,7 @@ def finish_wandb_run() -> WandbRunDir | None:
         return None
     where = WandbRunDir(Path(run.dir).parent, None if run.offline else run.url)
     try:
-        wandb.finish()
+        wandb.finish(exit_code=exit_code)
     except Exception as err:
         rank_zero_warn(
             f"W&B failed ({type(err).__name__}: {first_line(err)}) while finishing the run; "
