@@ -42,7 +42,8 @@ RUNS: dict[str, tuple[str, ...]] = {
     "gpt2/figure5/continue_monolingual": ("gpt2/figure5/continue_monolingual.yaml",),
     "gpt2/figure5/switch_bilingual": ("gpt2/figure5/switch_bilingual.yaml",),
     "glue/tiny": ("glue/tiny.yaml",),
-    **{f"glue/{task}": ("glue/base.yaml", f"glue/{task}.yaml") for task in ("cola", "mrpc", "qnli", "qqp", "rte", "sst2")},
+    **{f"glue/{task}": ("glue/base.yaml", f"glue/{task}.yaml") for task in ("cola", "mrpc", "qnli", "qqp", "rte")},
+    "glue/sst2": ("glue/base.yaml", "glue/sst2.yaml"),
 }
 
 
