@@ -125,7 +125,7 @@ def test_yaml_typos_are_one_line_and_help_still_prints_the_usage(tmp_path, capfd
 @pytest.mark.slow
 def test_a_fresh_interpreter_prints_one_line_exits_2_and_creates_nothing(tmp_path):
     config = tmp_path / "rigde.yaml"
-    config.write_text(DIGITS_TEXT.replace("ridge: 1.0 ", "rigde: 1.0 "), encoding="utf-8")
+    config.write_text(DIGITS_TEXT.replace("ridge: 1.0\n", "rigde: 1.0\n"), encoding="utf-8")
     out = tmp_path / "out"
     result = run_cli("fit", "--config", str(config), f"--trainer.default_root_dir={out}", timeout=300)
     assert result.returncode == 2

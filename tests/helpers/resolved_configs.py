@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import sys
 from pathlib import Path
 
 from tests.helpers.cli import ROOT
@@ -19,10 +20,10 @@ GOLDEN = ROOT / "tests" / "fixtures" / "resolved_configs"
 #: One run per golden file: its name (the file under GOLDEN, less ``.yaml``) and its ``--config`` files, in order.
 RUNS: dict[str, tuple[str, ...]] = {
     "linear/digits": ("linear/digits.yaml",),
-    "linear/digits_aligned": ("linear/digits_aligned.yaml",),
-    "linear/digits_equal_per_task": ("linear/digits_equal_per_task.yaml",),
-    "linear/digits_sgd": ("linear/digits_sgd.yaml",),
-    "linear/digits_monitored": ("linear/digits_monitored.yaml",),
+    "linear/digits_aligned": ("linear/digits.yaml", "linear/digits_aligned.yaml"),
+    "linear/digits_equal_per_task": ("linear/digits.yaml", "linear/digits_equal_per_task.yaml"),
+    "linear/digits_sgd": ("linear/digits.yaml", "linear/digits_sgd.yaml"),
+    "linear/digits_monitored": ("linear/digits.yaml", "linear/digits_sgd.yaml", "linear/digits_monitored.yaml"),
     "linear/gaussian_tasks": ("linear/gaussian_tasks.yaml",),
     "linear/mnist": ("linear/mnist.yaml",),
     "linear/cifar10": ("linear/cifar10.yaml",),
@@ -36,11 +37,14 @@ RUNS: dict[str, tuple[str, ...]] = {
     "gpt2/layers_monolingual": ("gpt2/monolingual.yaml", "gpt2/layers.yaml"),
     "gpt2/layers_bilingual": ("gpt2/bilingual.yaml", "gpt2/layers.yaml"),
     "gpt2/figure5/tiny_base": ("gpt2/figure5/tiny_base.yaml",),
-    "gpt2/figure5/tiny_continue_monolingual": ("gpt2/figure5/tiny_continue_monolingual.yaml",),
-    "gpt2/figure5/tiny_switch_bilingual": ("gpt2/figure5/tiny_switch_bilingual.yaml",),
+    "gpt2/figure5/tiny_continue_monolingual": (
+        "gpt2/figure5/tiny_base.yaml",
+        "gpt2/figure5/tiny_continue_monolingual.yaml",
+    ),
+    "gpt2/figure5/tiny_switch_bilingual": ("gpt2/figure5/tiny_base.yaml", "gpt2/figure5/tiny_switch_bilingual.yaml"),
     "gpt2/figure5/base": ("gpt2/figure5/base.yaml",),
-    "gpt2/figure5/continue_monolingual": ("gpt2/figure5/continue_monolingual.yaml",),
-    "gpt2/figure5/switch_bilingual": ("gpt2/figure5/switch_bilingual.yaml",),
+    "gpt2/figure5/continue_monolingual": ("gpt2/figure5/base.yaml", "gpt2/figure5/continue_monolingual.yaml"),
+    "gpt2/figure5/switch_bilingual": ("gpt2/figure5/base.yaml", "gpt2/figure5/switch_bilingual.yaml"),
     "glue/tiny": ("glue/tiny.yaml",),
     **{f"glue/{task}": ("glue/base.yaml", f"glue/{task}.yaml") for task in ("cola", "mrpc", "qnli", "qqp", "rte")},
     "glue/sst2": ("glue/base.yaml", "glue/sst2.yaml"),
@@ -52,9 +56,13 @@ def resolved(configs: tuple[str, ...]) -> str:
     from run import main
 
     arguments = ["fit"] + [f"--config={ROOT / 'configs' / config}" for config in configs] + ["--print_config"]
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
-        main(arguments)
+    out, argv = io.StringIO(), sys.argv
+    sys.argv = argv[:1]  # LightningCLI warns when it is given arguments besides the command line's
+    try:
+        with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+            main(arguments)
+    finally:
+        sys.argv = argv
     return "".join(line for line in out.getvalue().splitlines(keepends=True) if not line.startswith("# lightning"))
 
 
