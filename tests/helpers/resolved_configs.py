@@ -14,41 +14,51 @@ import io
 import sys
 from pathlib import Path
 
+import yaml
+
 from tests.helpers.cli import ROOT
 
 GOLDEN = ROOT / "tests" / "fixtures" / "resolved_configs"
-#: One run per golden file: its name (the file under GOLDEN, less ``.yaml``) and its ``--config`` files, in order.
-RUNS: dict[str, tuple[str, ...]] = {
-    "linear/digits": ("linear/digits.yaml",),
+CONFIGS = ROOT / "configs"
+#: The runs of the overlays (a config file without a model of its own), each named after the golden file (under
+#: GOLDEN, less ``.yaml``), with its ``--config`` files in order. A config with a model is a run by itself.
+OVERLAID: dict[str, tuple[str, ...]] = {
     "linear/digits_aligned": ("linear/digits.yaml", "linear/digits_aligned.yaml"),
     "linear/digits_equal_per_task": ("linear/digits.yaml", "linear/digits_equal_per_task.yaml"),
     "linear/digits_sgd": ("linear/digits.yaml", "linear/digits_sgd.yaml"),
     "linear/digits_monitored": ("linear/digits.yaml", "linear/digits_sgd.yaml", "linear/digits_monitored.yaml"),
-    "linear/gaussian_tasks": ("linear/gaussian_tasks.yaml",),
-    "linear/mnist": ("linear/mnist.yaml",),
-    "linear/cifar10": ("linear/cifar10.yaml",),
-    "linear/newsgroups": ("linear/newsgroups.yaml",),
-    "gpt2/tiny_monolingual": ("gpt2/tiny_monolingual.yaml",),
-    "gpt2/tiny_bilingual": ("gpt2/tiny_bilingual.yaml",),
     "gpt2/tiny_layers_monolingual": ("gpt2/tiny_monolingual.yaml", "gpt2/tiny_layers.yaml"),
     "gpt2/tiny_layers_bilingual": ("gpt2/tiny_bilingual.yaml", "gpt2/tiny_layers.yaml"),
-    "gpt2/monolingual": ("gpt2/monolingual.yaml",),
-    "gpt2/bilingual": ("gpt2/bilingual.yaml",),
     "gpt2/layers_monolingual": ("gpt2/monolingual.yaml", "gpt2/layers.yaml"),
     "gpt2/layers_bilingual": ("gpt2/bilingual.yaml", "gpt2/layers.yaml"),
-    "gpt2/figure5/tiny_base": ("gpt2/figure5/tiny_base.yaml",),
-    "gpt2/figure5/tiny_continue_monolingual": (
-        "gpt2/figure5/tiny_base.yaml",
-        "gpt2/figure5/tiny_continue_monolingual.yaml",
-    ),
-    "gpt2/figure5/tiny_switch_bilingual": ("gpt2/figure5/tiny_base.yaml", "gpt2/figure5/tiny_switch_bilingual.yaml"),
-    "gpt2/figure5/base": ("gpt2/figure5/base.yaml",),
-    "gpt2/figure5/continue_monolingual": ("gpt2/figure5/base.yaml", "gpt2/figure5/continue_monolingual.yaml"),
-    "gpt2/figure5/switch_bilingual": ("gpt2/figure5/base.yaml", "gpt2/figure5/switch_bilingual.yaml"),
-    "glue/tiny": ("glue/tiny.yaml",),
-    **{f"glue/{task}": ("glue/base.yaml", f"glue/{task}.yaml") for task in ("cola", "mrpc", "qnli", "qqp", "rte")},
-    "glue/sst2": ("glue/base.yaml", "glue/sst2.yaml"),
+    **{
+        f"gpt2/figure5/{branch}": (f"gpt2/figure5/{base}.yaml", f"gpt2/figure5/{branch}.yaml")
+        for base, prefix in (("tiny_base", "tiny_"), ("base", ""))
+        for branch in (f"{prefix}continue_monolingual", f"{prefix}switch_bilingual")
+    },
+    **{
+        f"glue/{task}": ("glue/base.yaml", f"glue/{task}.yaml")
+        for task in ("cola", "mrpc", "qnli", "qqp", "rte", "sst2")
+    },
 }
+
+
+def shipped_configs() -> list[Path]:
+    """Every config file of a run (the study files under ``configs/studies`` are not)."""
+    return sorted(path for path in CONFIGS.rglob("*.yaml") if path.parent.name != "studies")
+
+
+def has_model(path: Path) -> bool:
+    model = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("model")
+    return isinstance(model, dict) and "class_path" in model
+
+
+def runs() -> dict[str, tuple[str, ...]]:
+    """Every shipped run: each config with a model by itself (named after its path), and ``OVERLAID``."""
+    alone = {
+        str(path.relative_to(CONFIGS).with_suffix("")): (str(path.relative_to(CONFIGS)),) for path in shipped_configs()
+    }
+    return {**{name: configs for name, configs in alone.items() if has_model(CONFIGS / configs[0])}, **OVERLAID}
 
 
 def resolved(configs: tuple[str, ...]) -> str:
@@ -72,13 +82,14 @@ def golden(run: str) -> Path:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="*", metavar="RUN", help=f"default: every run ({', '.join(RUNS)})")
-    runs = parser.parse_args(argv).runs or list(RUNS)
-    if unknown := [run for run in runs if run not in RUNS]:
+    every = runs()
+    parser.add_argument("runs", nargs="*", metavar="RUN", help=f"default: every run ({', '.join(every)})")
+    chosen = parser.parse_args(argv).runs or list(every)
+    if unknown := [run for run in chosen if run not in every]:
         parser.error(f"no such run: {', '.join(unknown)}")
-    for run in runs:
+    for run in chosen:
         golden(run).parent.mkdir(parents=True, exist_ok=True)
-        golden(run).write_text(resolved(RUNS[run]), encoding="utf-8")
+        golden(run).write_text(resolved(every[run]), encoding="utf-8")
         print(f"wrote {golden(run).relative_to(ROOT)}")
 
 
