@@ -23,6 +23,7 @@ import logging
 import sys
 import tempfile
 import time
+import typing
 import warnings
 from pathlib import Path
 from typing import Any
@@ -37,9 +38,10 @@ from callbacks import FiniteTraining, RunProgressBar, TrainingDiverged
 from cognitive_reserve.checkpoints import check_finite_weights, load_checkpoint
 from cognitive_reserve.errors import ConfigError
 from cognitive_reserve.provenance import WeightsProvenance, global_seed, weights_provenance
+from run_cli.config_check import ParserContext, import_class
 from run_cli.fit_directory import check_fit_directory
 from run_cli.noise import HeldMessages, quiet_expected_checkpoint_warnings, quiet_known_noise
-from run_cli.parser_errors import ParserContext, explain, import_class, trainer_error
+from run_cli.parser_errors import explain, trainer_error
 from run_cli.weights import INITIAL, MEASURING, check_measured_weights, measured_checkpoint, weights_line
 from run_outputs.run_summary import describe_run
 from tracking import finish_wandb_run, use_offline_wandb_without_credentials
@@ -111,14 +113,15 @@ class CognitiveReserveCLI(LightningCLI):
         return parser
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
-        """Give every parser what its one-line errors need: the arguments and the keys it accepts."""
+        """Give every parser what its one-line errors need: the arguments, the keys it accepts and their types."""
         given = list(sys.argv[1:] if args is None else args) if isinstance(args, list | tuple | None) else []
         subparsers = getattr(self, "_subcommand_parsers", {})
         subcommand = next((arg for arg in given if arg in subparsers), None)
         keys = {name: set(option_keys([sub])) for name, sub in subparsers.items()}
         own = keys.get(subcommand, set().union(*keys.values()))
         elsewhere = {key: sorted(n for n in keys if key in keys[n]) for key in set().union(*keys.values()) - own}
-        context = ParserContext(given, option_keys([parser]) + sorted(own), subcommand, elsewhere)
+        options = option_keys([parser]) + sorted(own)
+        context = ParserContext(given, options, subcommand, elsewhere, option_hints(subcommand), list(subparsers))
         for each in [parser, *subparsers.values()]:
             each.context = context
         super().parse_arguments(parser, args)
@@ -266,6 +269,14 @@ def check_writable(field: str, directory: Path) -> None:
             pass
     except OSError as err:
         raise ConfigError(field, str(directory), f"output directory is not writable ({err.strerror})") from None
+
+
+def option_hints(subcommand: str | None) -> dict[str, Any]:
+    """The type of each plain key the parser has: the Trainer's arguments (``trainer.<name>``), the subcommand's
+    (``ckpt_path``), and the two the CLI adds itself."""
+    hints = {f"trainer.{name}": hint for name, hint in typing.get_type_hints(Trainer.__init__).items()}
+    hints.update(typing.get_type_hints(getattr(Trainer, subcommand)) if subcommand else {})
+    return {**hints, "seed_everything": bool | int, "start_over": bool}
 
 
 def option_keys(parsers: list[Any]) -> list[str]:

@@ -62,16 +62,6 @@ class Plan:
     least_trials: int = 0
 
 
-def planned_units(
-    fraction: float | Literal["auto"],
-    trials: int | AdaptiveTrials,
-    previous: Sequence[TrialRecord],
-    total_units: int,
-) -> int:
-    """Units of the level's next trial, given the records of its earlier trials (in trial order)."""
-    return plan(fraction, trials, previous, total_units).units
-
-
 def pilot_trials(trials: int | AdaptiveTrials) -> int:
     """How many first trials of an ``auto`` level are pilots."""
     return trials.min if isinstance(trials, AdaptiveTrials) else PILOT_TRIALS

@@ -38,6 +38,7 @@ from cognitive_reserve.errors import ConfigError, check_text, first_line
 from cognitive_reserve.fields import Field, check_fields, declared
 from cognitive_reserve.provenance import WeightsProvenance, loaded_from
 from datamodules.glue_tasks import GlueTask, check_glue_task
+from lightning_modules.family import Family
 from lightning_modules.gpt2_lm import ATTENTION_TARGETS, load_lm_checkpoint
 from lightning_modules.sweepable import SweepableMixin
 
@@ -55,6 +56,15 @@ def check_label(field: str, label: Any) -> str:
 @declared("model")
 class GPT2GlueClassifier(SweepableMixin, L.LightningModule):
     """GPT-2 sequence classifier for one GLUE task, fine-tuned from a language-model checkpoint."""
+
+    family = Family(
+        "glue",
+        groups=("glue",),
+        metrics=("accuracy", "f1", "mcc"),
+        stages=("test", "train"),
+        fused_attention=True,
+        glue_tables=True,
+    )
 
     def __init__(
         self,

@@ -43,6 +43,7 @@ from cognitive_reserve.provenance import WeightsProvenance, loaded_from
 from cognitive_reserve.targets import check_name_patterns
 from datamodules.tokenization import check_vocab_size, tokenizer_from_json, tokenizer_to_json
 from datamodules.windows import IGNORE_INDEX
+from lightning_modules.family import Family
 from lightning_modules.lm_metrics import LanguageModelingMetric
 from lightning_modules.lm_tokenizer import (
     TRAIN_TOKENIZER,
@@ -121,6 +122,13 @@ class GPT2LanguageModel(SweepableMixin, L.LightningModule):
 
     Exactly one of ``pretrained``, ``gpt2_config``, ``init_from`` gives the weights.
     """
+
+    family = Family(
+        "gpt2",
+        groups=("gpt2",),
+        metrics=("bits_per_byte_en", "bits_per_byte_el", "perplexity_en", "perplexity_el"),
+        fused_attention=True,
+    )
 
     def __init__(
         self,

@@ -34,6 +34,7 @@ from cognitive_reserve.errors import ConfigError
 from cognitive_reserve.fields import Field, check_fields, declared
 from cognitive_reserve.provenance import WeightsProvenance
 from cognitive_reserve.theory import robustness_slope
+from lightning_modules.family import Family
 from lightning_modules.linear_solvers import SgdSolver, SvdSolver, TaskModel, TrainingItems, own_task
 from lightning_modules.linear_sweep import Items, LinearRepresentation, LinearSweepScorer
 from lightning_modules.task_metrics import MultitaskMSE
@@ -59,6 +60,10 @@ class SlopeReport:
 @declared("model")
 class LinearMultitaskRegression(L.LightningModule):
     """A family of rank-k linear multitask regressors, one per number of tasks T."""
+
+    family = Family(
+        "linear", groups=("linear", "digits", "mnist"), metrics=("mse_task_vector", "mse_label"), slope=True
+    )  # studies are named after their data (digits_examples_per_task)
 
     def __init__(
         self,

@@ -16,11 +16,11 @@ import torch
 
 from cognitive_reserve import read_sweep_csv
 from tests.helpers.cli import ROOT, run_cli
+from tests.helpers.configs import DIGITS_SGD, config_args
 
 pytestmark = pytest.mark.slow  # end to end: every test runs the CLI or a real process
 
 DIGITS = str(ROOT / "configs" / "linear" / "digits.yaml")
-DIGITS_SGD = str(ROOT / "configs" / "linear" / "digits_sgd.yaml")
 
 
 class RunsCode:
@@ -102,7 +102,7 @@ def test_missing_checkpoint_and_unwritable_output_fail_fast(tmp_path, capsys):
 def test_killed_fit_resumes_from_last_checkpoint(tmp_path):
     """SIGKILL a training run once it has saved last.ckpt, then `--ckpt_path last` finishes it."""
     out = tmp_path / "out"
-    args = ["fit", "--config", DIGITS_SGD, f"--trainer.default_root_dir={out}", "--trainer.logger=false",
+    args = ["fit", *config_args(DIGITS_SGD), f"--trainer.default_root_dir={out}", "--trainer.logger=false",
             "--data.init_args.task_grid=[1,4]", "--trainer.max_epochs=60"]  # fmt: skip
     worker = subprocess.Popen([sys.executable, str(ROOT / "run.py"), *args], stdout=DEVNULL, stderr=DEVNULL)
     last = out / "checkpoints" / "last.ckpt"

@@ -15,19 +15,20 @@ from cognitive_reserve import read_sweep_csv
 from cognitive_reserve.history import HistoryCsv
 from datamodules.digits import DigitsTasksDataModule
 from run import main
-from tests.helpers.cli import ROOT, run_cli
+from tests.helpers.cli import run_cli
+from tests.helpers.configs import DIGITS_MONITORED, merged
 from tests.helpers.wandb_offline import find_runs
 
 pytestmark = pytest.mark.slow  # end to end: every test runs the CLI or a real process
 
-MONITORED = ROOT / "configs" / "linear" / "digits_monitored.yaml"
 TASK_GRID = [1, 6]  # 365 training items: an odd count, so the distributed sampler would repeat one
 DDP = ["--trainer.strategy=ddp", "--trainer.devices=2", "--trainer.accelerator=cpu"]
 
 
 def ddp_config(tmp_path: Path) -> Path:
-    """digits_monitored.yaml, closed-form solver (deterministic), two epochs, a sweep after each, a shard probe."""
-    config = yaml.safe_load(MONITORED.read_text())
+    """digits_monitored.yaml (with its base layers), closed-form solver (deterministic), two epochs, a sweep after
+    each, a shard probe."""
+    config = merged(*DIGITS_MONITORED)
     config["trainer"]["max_epochs"] = 2
     config["model"]["init_args"]["solver"] = "svd"
     config["data"]["init_args"]["task_grid"] = TASK_GRID

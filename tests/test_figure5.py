@@ -21,11 +21,11 @@ from datamodules.tokenization import tokenizer_to_json
 from lightning_modules.lr_schedule import LrSchedule
 from run import CognitiveReserveCLI
 from run_reports.figure5 import COLUMNS, main
-from tests.helpers.cli import ROOT
+from tests.helpers.configs import CONFIGS, config_args, merged
 from tests.helpers.gpt2_fixtures import tiny_corpus
 from tests.helpers.wandb_offline import find_runs, read_run_until
 
-CONFIGS = ROOT / "configs" / "gpt2" / "figure5"
+FIGURE5 = CONFIGS / "gpt2" / "figure5"
 BASE_STEPS, BRANCH_STEPS, WARMUP = 3, 8, 2  # 2 batches per epoch: the branch point is mid-epoch
 BRANCHES = ("base", "continue_monolingual", "switch_bilingual")
 
@@ -49,16 +49,22 @@ class ContinuationProbe(L.Callback):
         self.lrs[trainer.global_step] = [group["lr"] for group in trainer.optimizers[0].param_groups]
 
 
+def layers(name: str) -> list[Path]:
+    """The config files of a Figure 5 run: the base's, and a branch's after it."""
+    base = "tiny_base" if name.startswith("tiny") else "base"
+    return [FIGURE5 / f"{base}.yaml"] + ([FIGURE5 / f"{name}.yaml"] if name != base else [])
+
+
 def small_config(name: str, directory: Path, corpus: dict[str, Path], max_steps: int) -> Path:
-    """A copy of a tiny Figure 5 config, shrunk for a test: few steps, generated text, no logger."""
-    config = yaml.safe_load((CONFIGS / f"{name}.yaml").read_text("utf-8"))
+    """A tiny Figure 5 config (a branch over the base's), shrunk for a test: few steps, generated text, no logger."""
+    config = merged(*layers(name))
     config["trainer"].update(
         default_root_dir=str(directory / name), max_steps=max_steps, logger=False, limit_val_batches=1,
         enable_progress_bar=False, enable_model_summary=False,
     )  # fmt: skip
     callbacks = config["trainer"]["callbacks"]
     for callback in callbacks:
-        if callback["class_path"].endswith("ModelCheckpoint") and "every_n_train_steps" in callback["init_args"]:
+        if callback["class_path"].endswith("ModelCheckpoint") and callback["init_args"].get("every_n_train_steps"):
             callback["init_args"]["every_n_train_steps"] = BASE_STEPS
         if callback["class_path"].endswith(("SpectralMonitor", "WeightNorms")):
             callback["init_args"]["every_n_steps"] = 2
@@ -134,7 +140,7 @@ def test_without_a_horizon_the_schedule_ends_with_max_steps(tmp_path):
 @pytest.mark.parametrize("name", ["base", "continue_monolingual", "switch_bilingual"])
 def test_gpu_configs_parse(name, capsys):
     with pytest.raises(SystemExit) as done:
-        CognitiveReserveCLI(args=["fit", "--config", str(CONFIGS / f"{name}.yaml"), "--print_config"])
+        CognitiveReserveCLI(args=["fit", *config_args(layers(name)), "--print_config"])
     assert done.value.code == 0
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["model"]["init_args"]["pretrained"] == "gpt2"

@@ -276,7 +276,7 @@ def read_table(run_file, logged, key: str) -> list[list]:
 
 @pytest.mark.slow  # a Trainer with a W&B service
 def test_group_level_heatmap_is_read_back_from_the_offline_run(layerwise_run):
-    from tracking.offline_run import find_runs, read_run_until
+    from tests.helpers.wandb_offline import find_runs, read_run_until
     from tracking.panels import GRID_PRESET
 
     (run_file,) = find_runs(layerwise_run)
@@ -303,7 +303,7 @@ def test_group_level_heatmap_is_read_back_from_the_offline_run(layerwise_run):
 
 @pytest.mark.slow  # a Trainer with a W&B service
 def test_group_epoch_map_is_read_back_from_the_offline_run(layerwise_run):
-    from tracking.offline_run import find_runs, read_run_until
+    from tests.helpers.wandb_offline import find_runs, read_run_until
 
     (run_file,) = find_runs(layerwise_run)
     key = "robustness/train/per_epoch/groups/heatmaps/tiny-gpt2/magnitude_pruning/meanmetric/level0.5"

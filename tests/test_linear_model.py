@@ -10,7 +10,7 @@ from cognitive_reserve import read_sweep_csv
 from cognitive_reserve.theory import orthonormalize, svd_solution, unit_columns
 from datamodules import DigitsTasksDataModule
 from lightning_modules import LinearMultitaskRegression
-from tests.helpers.cli import ROOT
+from tests.helpers.configs import DIGITS_SGD, config_args
 
 
 def fit(model: LinearMultitaskRegression, data: DigitsTasksDataModule, epochs: int, tmp_path) -> L.Trainer:
@@ -105,12 +105,11 @@ def test_checkpoints_of_both_solvers_written_before_the_solver_classes_still_loa
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("config", ["digits_sgd.yaml"])
-def test_sgd_config_runs_and_names_its_models(config, tmp_path):
+def test_sgd_config_runs_and_names_its_models(tmp_path):
     from run import main
 
     main([
-        "fit", "--config", str(ROOT / "configs/linear" / config), f"--trainer.default_root_dir={tmp_path}",
+        "fit", *config_args(DIGITS_SGD), f"--trainer.default_root_dir={tmp_path}",
         "--trainer.logger=false", "--trainer.max_epochs=10", "--data.init_args.task_grid=[1,6]",
     ])  # fmt: skip
     rows = read_sweep_csv(tmp_path / "robustness" / "sweep_fit_epoch009.csv")

@@ -17,7 +17,7 @@ from cognitive_reserve.stats import summarize
 from cognitive_reserve.theory import robustness_slope, svd_solution, unit_columns
 from datamodules import DigitsTasksDataModule
 from lightning_modules import LinearMultitaskRegression
-from tests.helpers.cli import ROOT
+from tests.helpers.configs import DIGITS, config_args
 from tests.helpers.stats_checks import assert_monte_carlo_matches_closed_form
 
 GRIDS = [
@@ -177,7 +177,7 @@ def test_control_configs_run_through_the_cli(config, tmp_path):
     from run import main
 
     main([
-        "fit", "--config", str(ROOT / "configs" / "linear" / config), f"--trainer.default_root_dir={tmp_path}",
+        "fit", *config_args([DIGITS, DIGITS.with_name(config)]), f"--trainer.default_root_dir={tmp_path}",
         "--trainer.logger=false", "--data.init_args.task_grid=[1,5,10]",
     ])  # fmt: skip
     rows = read_sweep_csv(tmp_path / "robustness" / "sweep_fit_epoch000.csv")

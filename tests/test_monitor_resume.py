@@ -13,17 +13,17 @@ import yaml
 from cognitive_reserve import read_sweep_csv
 from cognitive_reserve.history import HistoryCsv, HistoryRow
 from run import main
-from tests.helpers.cli import ROOT
+from tests.helpers.configs import DIGITS_MONITORED, merged
 
 pytestmark = pytest.mark.slow  # end to end: every test runs the CLI or a real process
 
-MONITORED = ROOT / "configs" / "linear" / "digits_monitored.yaml"
 EPOCHS, HALF = 6, 3  # one full-batch optimizer step per epoch
 
 
 def short_config(tmp_path: Path) -> Path:
-    """digits_monitored.yaml with a sweep every 2 epochs, monitors every step, two models, no W&B."""
-    config = yaml.safe_load(MONITORED.read_text())
+    """digits_monitored.yaml (with its base layers) with a sweep every 2 epochs, monitors every step, two models,
+    no W&B."""
+    config = merged(*DIGITS_MONITORED)
     config["trainer"]["logger"] = False
     for callback in config["trainer"]["callbacks"]:
         args = callback.setdefault("init_args", {})

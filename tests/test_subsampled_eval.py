@@ -14,7 +14,7 @@ from scipy import stats
 
 from cognitive_reserve import ConfigError, SweepCsvWriter, SweepGrid, read_sweep_csv, run_sweep, summarize
 from cognitive_reserve.adaptive import AdaptiveTrials
-from cognitive_reserve.allocation import PILOT_UNITS, Plan, TrialRecord, plan, planned_units
+from cognitive_reserve.allocation import PILOT_UNITS, Plan, TrialRecord, plan
 from cognitive_reserve.subsampling import UnitScoring, add_states, difference_estimate, subset
 from tests.helpers.unit_regression import ITEMS, Regression
 
@@ -203,20 +203,20 @@ def records(values: list[float], noise: float, units: int) -> list[TrialRecord]:
 
 def test_allocation_pilots_then_follows_the_two_variances():
     rule = AdaptiveTrials(ci_half_width=0.1, min=3, max=50)
-    assert planned_units(0.25, rule, [], 100) == 25
-    assert planned_units("auto", rule, records([1.0, 2.0], 0.0, 8), 100) == PILOT_UNITS  # still piloting
+    assert plan(0.25, rule, [], 100).units == 25
+    assert plan("auto", rule, records([1.0, 2.0], 0.0, 8), 100).units == PILOT_UNITS  # still piloting
     # no subset noise: the cheapest plan is the fewest units, and as many trials as the target needs
     planned = plan("auto", rule, records([1.0, 1.2, 1.1], 0.0, 8), 100)
     quantile = stats.t.ppf(0.975, df=24)  # at the planned 25 trials (half of max)
     assert planned == Plan(2, math.ceil(0.01 / (0.1 / quantile) ** 2))
     # subset noise only (equal values): enough units for the target within the planned trials
-    noisy = planned_units("auto", rule, records([1.0, 1.0, 1.0], 0.05, 8), 100)
-    quiet = planned_units("auto", rule, records([1.0, 1.0, 1.0], 0.005, 8), 100)
+    noisy = plan("auto", rule, records([1.0, 1.0, 1.0], 0.05, 8), 100).units
+    quiet = plan("auto", rule, records([1.0, 1.0, 1.0], 0.005, 8), 100).units
     assert 2 < quiet < noisy <= 100
     # a target no plan reaches: all the data
-    assert planned_units("auto", AdaptiveTrials(ci_half_width=1e-6), records([1.0, 2.0, 3.0], 0.1, 8), 100) == 100
+    assert plan("auto", AdaptiveTrials(ci_half_width=1e-6), records([1.0, 2.0, 3.0], 0.1, 8), 100).units == 100
     # a fixed trial count: subset noise at most a tenth of the between-trial variance
-    fixed = planned_units("auto", 20, records([1.0, 2.0, 3.0], 0.1, 8), 100)
+    fixed = plan("auto", 20, records([1.0, 2.0, 3.0], 0.1, 8), 100).units
     k = 0.1 / (1 / 8 - 1 / 100)
     between = 1.0 - 0.1
     assert k * (1 / fixed - 1 / 100) <= 0.1 * between < k * (1 / (fixed - 1) - 1 / 100)
@@ -226,7 +226,7 @@ def test_nan_values_do_not_break_the_allocation():
     rule = AdaptiveTrials(ci_half_width=0.1)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert planned_units("auto", rule, records([math.nan, math.nan, 1.0], 0.0, 8), 100) == 100
+        assert plan("auto", rule, records([math.nan, math.nan, 1.0], 0.0, 8), 100).units == 100
 
 
 # ---- the real models' unit scoring ---------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import wandb
 
 from cognitive_reserve.sensitivity import EpochSummary
 from cognitive_reserve.stats import LevelSummary
-from tracking.offline_run import find_runs, read_run_until
+from tests.helpers.wandb_offline import find_runs, read_run_until
 from tracking.panels import GRID_PRESET, PER_EPOCH, heatmap_charts
 
 

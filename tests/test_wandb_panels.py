@@ -20,8 +20,9 @@ from wandb_workspaces.workspaces import internal as workspace_models
 
 from cognitive_reserve.io import read_sweep_csv
 from cognitive_reserve.stats import LevelSummary, area_under_curve, curves, summarize
+from lightning_modules import families
 from tests.helpers.cli import OFFLINE_ENV, ROOT
-from tracking.dashboard import EXPERIMENTS, build_report, build_workspace, infer_experiment, sensitivity_section, specs
+from tracking.dashboard import build_report, build_workspace, infer_experiment, sensitivity_section, specs
 from tracking.offline_run import OfflineRun, find_runs, read_run
 from tracking.panels import curve_rows
 from tracking.preview import render, run_curves
@@ -102,9 +103,12 @@ def test_the_run_ends_with_a_summary_for_people_and_without_our_warnings(digits)
     assert "Run summary" not in digits.stderr + out  # W&B's wall of keys is gone
 
 
-@pytest.mark.parametrize("experiment", sorted(EXPERIMENTS))
+FAMILIES = families()
+
+
+@pytest.mark.parametrize("experiment", list(FAMILIES))
 def test_dashboard_spec_of_every_experiment_validates(experiment):
-    workspace = build_workspace("someone", "cognitive-reserve", f"{experiment}-x", EXPERIMENTS[experiment])
+    workspace = build_workspace("someone", "cognitive-reserve", f"{experiment}-x", FAMILIES[experiment])
     spec = specs(workspace, build_report("someone", "cognitive-reserve", f"{experiment}-x", workspace))
     view = workspace_models.View.model_validate(spec["workspace"])
     report_models.ReportViewspec.model_validate(spec["report"])
@@ -120,7 +124,7 @@ def test_dashboard_spec_of_every_experiment_validates(experiment):
 @pytest.mark.parametrize("experiment", ["linear", "gpt2"])
 def test_dashboard_of_a_study_shows_its_report_first(experiment):
     """``--study``: the keys ``python -m studies report`` logs (``studies.report``), in the first section."""
-    workspace = build_workspace("someone", "p", "digits_examples_per_task", EXPERIMENTS[experiment], study=True)
+    workspace = build_workspace("someone", "p", "digits_examples_per_task", FAMILIES[experiment], study=True)
     spec = specs(workspace, build_report("someone", "p", "digits_examples_per_task", workspace))
     workspace_models.View.model_validate(spec["workspace"])
     first = workspace.sections[0]
@@ -128,14 +132,17 @@ def test_dashboard_of_a_study_shows_its_report_first(experiment):
     tables = {p.table_name for p in first.panels if hasattr(p, "table_name")}
     media = {key for p in first.panels for key in getattr(p, "media_keys", None) or []}
     assert "study/report/table" in tables and ("study/slopes/table" in tables) == (experiment == "linear")
-    assert {f"study/scale/{metric}" for metric in EXPERIMENTS[experiment].metrics} <= media
-    assert infer_experiment("digits_examples_per_task") == "linear" and infer_experiment("gpt2_scaling") == "gpt2"
+    assert {f"study/scale/{metric}" for metric in FAMILIES[experiment].metrics} <= media
+    assert infer_experiment("digits_examples_per_task").name == "linear"
+    assert infer_experiment("gpt2_scaling").name == "gpt2"
+    with pytest.raises(SystemExit, match="--group=rnn-x: no model family's groups start so"):
+        infer_experiment("rnn-x")
 
 
 @pytest.mark.slow  # the quickstart's digits job end to end, in-process
 def test_dashboard_curve_panels_find_the_keys_a_run_logs(digits):
     logged = digits.run.logged_keys()
-    section = next(s for s in build_workspace("e", "p", None, EXPERIMENTS["linear"]).sections if "(fit)" in s.name)
+    section = next(s for s in build_workspace("e", "p", None, FAMILIES["linear"]).sections if "(fit)" in s.name)
     plots = [p for p in section.panels if getattr(p, "metric_regex", None)]
     assert len(plots) == 6  # two metrics (mse_task_vector, mse_label) × three perturbations
     assert not [key for key in logged if "/mse_label/" in key]  # this run measures against c_iᵀx only
@@ -177,7 +184,7 @@ def test_per_epoch_panels_find_the_per_epoch_curve_keys():
         assert set(step_metrics.values()) == {"robustness/train/random_deletion/level"}
         assert [row["robustness/train/random_deletion/level"] for row in rows] == [0.0, 0.5]
         keys |= set(step_metrics)
-    section = sensitivity_section(EXPERIMENTS["linear"])
+    section = sensitivity_section(FAMILIES["linear"])
     (panel,) = [
         p
         for p in section.panels

@@ -12,8 +12,10 @@ over steps, weight norms, the cross-over table, R(T) (linear) and Table 2 (GLUE 
 (the group is a study's, ``python -m studies``) also the study report: the cross-over and clean gap per group,
 their figure against the scale axis, the per-group comparisons and R(T) of every point. ``--dry-run`` writes both specs
 as the library's own internal models serialise them, without network; without it the workspace and
-report are saved to W&B and their URLs printed. The experiment is inferred from the group name
-(``linear-*``, ``digits*``, ``mnist*``, ``gpt2*``, ``glue*``) unless given.
+report are saved to W&B and their URLs printed. What a family's runs log comes from the family itself
+(``family = Family(...)`` on its LightningModule, ``lightning_modules.family``); the family is told from the
+group name (each family declares the starts of its groups: ``linear-*``, ``digits*``, ``gpt2*``, ...) unless
+``--experiment`` names it.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ import wandb_workspaces.reports.v2 as wr
 import wandb_workspaces.workspaces as ws
 
 from cognitive_reserve.perturbations import PERTURBATIONS
+from lightning_modules import Family, families, family_of_group
 
 #: Series of one curve: the mean and its 95% CI bounds (``tracking.panels.CURVE_STATS`` less ``expected``).
 BAND = "(mean|ci_low|ci_high)"
@@ -37,44 +39,13 @@ BAND = "(mean|ci_low|ci_high)"
 STEP = "trainer/global_step"
 
 
-@dataclass(frozen=True)
-class Experiment:
-    """What the runs of one experiment log, so its dashboard has a panel for each and no empty ones."""
-
-    name: str
-    stages: tuple[str, ...]  # sweeps with robustness curves (stage ``train``: per-epoch sensitivity)
-    metrics: tuple[str, ...]
-    qkv: bool  # SpectralMonitor splits fused attention weights into q, k, v
-    slope: bool  # RobustnessSlopeReport's theory/robustness_slope_T<T>
-    glue_tables: bool  # the GLUE report's glue/<perturbation>/table (paper Table 2)
-
-
-EXPERIMENTS = {
-    "linear": Experiment(
-        "linear", ("fit", "test", "train"), ("mse_task_vector", "mse_label"), qkv=False, slope=True, glue_tables=False
-    ),
-    "gpt2": Experiment(
-        "gpt2",
-        ("fit", "test", "train"),
-        ("bits_per_byte_en", "bits_per_byte_el", "perplexity_en", "perplexity_el"),
-        qkv=True,
-        slope=False,
-        glue_tables=False,
-    ),
-    "glue": Experiment("glue", ("test", "train"), ("accuracy", "f1", "mcc"), qkv=True, slope=False, glue_tables=True),
-}
-
-
-#: Group name prefixes of each experiment (studies are named after their data: ``digits_examples_per_task``).
-PREFIXES = {"linear": "linear", "digits": "linear", "mnist": "linear", "gpt2": "gpt2", "glue": "glue"}
-
-
-def infer_experiment(group: str | None) -> str:
-    """``linear-digits``, ``digits_...`` → ``linear``; ``gpt2-tiny`` → ``gpt2``; ``glue-sst2`` → ``glue``."""
-    for prefix, name in PREFIXES.items():
-        if group and group.startswith(prefix):
-            return name
-    raise SystemExit(f"error: --group={group}: cannot tell the experiment from it; pass --experiment")
+def infer_experiment(group: str | None) -> Family:
+    """The family whose runs the group holds: ``linear-digits``, ``digits_...`` → linear; ``gpt2-tiny`` → gpt2."""
+    family = family_of_group(group)
+    if family is None:
+        known = ", ".join(f"{name} ({'*, '.join(f.groups)}*)" for name, f in families().items())
+        raise SystemExit(f"error: --group={group}: no model family's groups start so ({known}); pass --experiment")
+    return family
 
 
 def curve_panel(stage: str, perturbation: str, metric: str, epochs: bool = False) -> wr.LinePlot:
@@ -89,7 +60,7 @@ def curve_panel(stage: str, perturbation: str, metric: str, epochs: bool = False
     )
 
 
-def curve_sections(experiment: Experiment) -> list[ws.Section]:
+def curve_sections(experiment: Family) -> list[ws.Section]:
     sections = []
     for stage in experiment.stages:
         if stage == "train":
@@ -111,7 +82,7 @@ def auc_panel(metric: str, per_group: bool = False) -> wr.LinePlot:
     )
 
 
-def sensitivity_section(experiment: Experiment) -> ws.Section:
+def sensitivity_section(experiment: Family) -> ws.Section:
     """Per-epoch sweeps: a curve per epoch, AUC against epoch, the epoch × level table and heatmap."""
     panels: list[Any] = [curve_panel("train", p, m, epochs=True) for m in experiment.metrics for p in PERTURBATIONS]
     panels += [auc_panel(metric) for metric in experiment.metrics]
@@ -133,7 +104,7 @@ def group_curve_panel(stage: str, perturbation: str, metric: str) -> wr.LinePlot
     )
 
 
-def layers_section(experiment: Experiment) -> ws.Section:
+def layers_section(experiment: Family) -> ws.Section:
     """Layer-wise sweeps: per-group curves, each group's AUC over epochs, the group tables and figures."""
     sweeps = [stage for stage in experiment.stages if stage != "train"]
     panels: list[Any] = [group_curve_panel(s, p, m) for s in sweeps for m in experiment.metrics for p in PERTURBATIONS]
@@ -150,9 +121,9 @@ def layers_section(experiment: Experiment) -> ws.Section:
     return ws.Section(name="Layers", panels=panels)
 
 
-def monitor_sections(experiment: Experiment) -> list[ws.Section]:
+def monitor_sections(experiment: Family) -> list[ws.Section]:
     """σ_max per matrix over steps (Q, K, V separately where fused weights are split), weight norms."""
-    parts = ("q", "k", "v") if experiment.qkv else ()
+    parts = ("q", "k", "v") if experiment.fused_attention else ()
     spectral = [
         wr.LinePlot(
             title=f"σ_max of {part.upper()} per block", x=STEP, metric_regex=rf"^spectral/.*\.{part}/sigma_max$"
@@ -171,7 +142,7 @@ def monitor_sections(experiment: Experiment) -> list[ws.Section]:
     ]
 
 
-def table_sections(experiment: Experiment) -> list[ws.Section]:
+def table_sections(experiment: Family) -> list[ws.Section]:
     """The cross-over table, R(T) and Table 2, where the experiment has them."""
     crossover = [wr.WeavePanelSummaryTable(table_name=f"robustness/{stage}/crossover") for stage in experiment.stages]
     sections = [ws.Section(name="Cross-over", panels=[p for p in crossover if "train" not in p.table_name])]
@@ -185,7 +156,7 @@ def table_sections(experiment: Experiment) -> list[ws.Section]:
     return sections
 
 
-def study_section(experiment: Experiment) -> ws.Section:
+def study_section(experiment: Family) -> ws.Section:
     """What ``python -m studies report`` logs: the report table (cross-over level and clean gap per group),
     the figure of both against the scale axis per metric, and R(T) of every point (linear studies)."""
     panels: list[Any] = [
@@ -203,7 +174,7 @@ def study_section(experiment: Experiment) -> ws.Section:
 
 
 def build_workspace(
-    entity: str, project: str, group: str | None, experiment: Experiment, study: bool = False
+    entity: str, project: str, group: str | None, experiment: Family, study: bool = False
 ) -> ws.Workspace:
     """The saved view: every section above (the study report's first with ``study``), runs of ``group``
     (all runs without one)."""
@@ -251,11 +222,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--entity", required=True, help="W&B entity (user or team)")
     parser.add_argument("--project", required=True, help="W&B project, e.g. cognitive-reserve")
     parser.add_argument("--group", help="only the runs of this W&B group (one experiment), e.g. gpt2-tiny")
-    parser.add_argument("--experiment", choices=sorted(EXPERIMENTS), help="default: inferred from --group")
+    parser.add_argument("--experiment", choices=list(families()), help="the model family; default: told from --group")
     parser.add_argument("--study", action="store_true", help="the group is a study's: show its report first")
     parser.add_argument("--dry-run", metavar="OUT.json", type=Path, help="write the specs here; no network")
     args = parser.parse_args(argv)
-    experiment = EXPERIMENTS[args.experiment or infer_experiment(args.group)]
+    experiment = families()[args.experiment] if args.experiment else infer_experiment(args.group)
     workspace = build_workspace(args.entity, args.project, args.group, experiment, args.study)
     report = build_report(args.entity, args.project, args.group, workspace)
     if args.dry_run:

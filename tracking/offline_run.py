@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import json
 import struct
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,15 +78,6 @@ def read_run(path: str | Path) -> OfflineRun:
                 "step_metric": metric.step_metric or None,
                 "summary_none": metric.summary.none,
             }
-    return run
-
-
-def read_run_until(path: str | Path, ready: Callable[[OfflineRun], bool], patience_s: float = 60.0) -> OfflineRun:
-    """``read_run(path)``, re-read until ``ready`` holds or ``patience_s`` passes: right after ``finish()`` the
-    W&B service of a loaded machine may still be writing the file."""
-    deadline = time.monotonic() + patience_s
-    while not ready(run := read_run(path)) and time.monotonic() < deadline:
-        time.sleep(0.5)
     return run
 
 

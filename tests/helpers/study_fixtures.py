@@ -15,6 +15,7 @@ import yaml
 from cognitive_reserve.io import SweepCsvWriter
 from cognitive_reserve.sweep import SweepRow
 from tests.helpers.cli import OFFLINE_ENV, ROOT
+from tests.helpers.configs import DIGITS_SGD, merged
 
 SHIPPED = sorted((ROOT / "configs" / "studies").glob("*.yaml"))
 
@@ -25,9 +26,9 @@ def write_study(path: Path, study: dict[str, Any]) -> Path:
 
 
 def fast_digits_config(directory: Path, epochs: int = 40) -> Path:
-    """``digits_sgd.yaml`` made small: two models (T = 1, 5), ``epochs`` full-batch Adam steps (a checkpoint
-    after each), a small sweep at the end of fit."""
-    config = yaml.safe_load((ROOT / "configs" / "linear" / "digits_sgd.yaml").read_text())
+    """``digits_sgd.yaml`` (over ``digits.yaml``) made small: two models (T = 1, 5), ``epochs`` full-batch Adam
+    steps (a checkpoint after each), a small sweep at the end of fit."""
+    config = merged(*DIGITS_SGD)
     config["trainer"]["max_epochs"] = epochs
     config["data"]["init_args"]["task_grid"] = [1, 5]
     for callback in config["trainer"]["callbacks"]:

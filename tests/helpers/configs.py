@@ -1,0 +1,44 @@
+"""The shipped configs as tests use them: a base file and the overlays given after it.
+
+``run.py`` layers ``--config`` files itself (jsonargparse); a test that edits a config before a run reads the
+layers with ``merged``, which merges them the way the shipped files are written for: mappings key by key,
+anything else (a number, a list) replaced by the later file. ``tests/test_config_layers.py`` checks that this
+agrees with ``run.py`` on every shipped run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.helpers.cli import ROOT
+
+CONFIGS = ROOT / "configs"
+DIGITS = CONFIGS / "linear" / "digits.yaml"
+#: The digits models trained end to end, and watched while they train: base first.
+DIGITS_SGD = (DIGITS, CONFIGS / "linear" / "digits_sgd.yaml")
+DIGITS_MONITORED = (*DIGITS_SGD, CONFIGS / "linear" / "digits_monitored.yaml")
+
+
+def config_args(paths: tuple[Path, ...] | list[Path]) -> list[str]:
+    """``--config A --config B ...``: the layers in order."""
+    return [argument for path in paths for argument in ("--config", str(path))]
+
+
+def merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    """``overlay`` over ``base``: mappings merge key by key, anything else is replaced."""
+    out = dict(base)
+    for key, value in overlay.items():
+        both = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = merge(out[key], value) if both else value
+    return out
+
+
+def merged(*paths: Path) -> dict[str, Any]:
+    """The YAML of ``paths`` layered in order (see the module docstring)."""
+    config: dict[str, Any] = {}
+    for path in paths:
+        config = merge(config, yaml.safe_load(Path(path).read_text(encoding="utf-8")))
+    return config

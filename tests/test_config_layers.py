@@ -1,0 +1,64 @@
+"""The shipped configs, base files and the overlays given after them: every run resolves to the config it resolved
+to before (its golden file), every config file takes part in some run, comments leave types and defaults to the
+generated reference, and the tests' own merge of the layers (``tests.helpers.configs.merged``) agrees with
+``run.py``'s."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.helpers.configs import CONFIGS, merged
+from tests.helpers.resolved_configs import golden, resolved, runs, shipped_configs
+
+SHIPPED = shipped_configs()
+RUNS = runs()
+#: What a comment restating a key's type or default looks like: ``(int; default: 50)``, ``int (default 2):``.
+TYPE_OR_DEFAULT = re.compile(r"\bdefault\b|\((?:int|float|str|bool|list|dict)\b|^\s*(?:int|float|str|bool)\b")
+
+
+def test_every_config_file_is_part_of_a_run_whose_config_is_recorded():
+    used = {config for configs in RUNS.values() for config in configs}
+    assert {str(path.relative_to(CONFIGS)) for path in SHIPPED} - used == set(), (
+        "an overlay (a config without a model) joins the tests in OVERLAID of tests/helpers/resolved_configs.py"
+    )
+    unrecorded = [run for run in RUNS if not golden(run).exists()]
+    assert unrecorded == [], f"record these runs: python -m tests.helpers.resolved_configs {' '.join(unrecorded)}"
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda path: str(path.relative_to(CONFIGS)))
+def test_comments_say_why_not_the_type_or_default(path):
+    comments = [line.partition("#")[2] for line in path.read_text(encoding="utf-8").splitlines() if "#" in line]
+    restated = [comment.strip() for comment in comments if TYPE_OR_DEFAULT.search(comment)]
+    assert restated == [], "types and defaults are in docs/config_reference.md (python config_reference.py)"
+
+
+def contained(part: Any, whole: Any, where: str = "") -> list[str]:
+    """Where ``part`` says something ``whole`` does not (interpolations ``${...}`` are left to the parser)."""
+    if isinstance(part, str) and "${" in part:
+        return []
+    if isinstance(part, dict) and isinstance(whole, dict):
+        return [miss for key, value in part.items() for miss in contained(value, whole.get(key), f"{where}.{key}")]
+    if isinstance(part, list) and isinstance(whole, list) and len(part) == len(whole):
+        pairs = enumerate(zip(part, whole, strict=True))
+        return [miss for i, (a, b) in pairs for miss in contained(a, b, f"{where}[{i}]")]
+    return [] if part == whole else [f"{where}: {part!r} != {whole!r}"]
+
+
+@pytest.mark.parametrize("run", list(RUNS))
+def test_the_tests_merge_of_the_layers_agrees_with_run_py(run):
+    recorded = yaml.safe_load(golden(run).read_text(encoding="utf-8"))
+    assert contained(merged(*(CONFIGS / config for config in RUNS[run])), recorded) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("run", list(RUNS))
+def test_every_run_resolves_to_its_recorded_config(run):
+    expected = golden(run).read_text(encoding="utf-8")
+    assert resolved(RUNS[run]) == expected, (
+        f"the resolved config of {run} ({' + '.join(RUNS[run])}) changed; if that is deliberate (a new field, "
+        f"a new value), record it: python -m tests.helpers.resolved_configs {run}"
+    )
