@@ -79,7 +79,7 @@ def infer_experiment(group: str | None) -> str:
 
 def curve_panel(stage: str, perturbation: str, metric: str, epochs: bool = False) -> wr.LinePlot:
     """Metric against damage level, every model (and epoch) of every run: mean and CI bounds."""
-    epoch = "/epoch[0-9]+" if epochs else ""
+    epoch = "/epoch[0-9]+(_step[0-9]+)?" if epochs else ""
     return wr.LinePlot(
         title=f"{stage}: {metric} under {perturbation.replace('_', ' ')}" + (", per epoch" if epochs else ""),
         x=f"robustness/{stage}/{perturbation}/level",
