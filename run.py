@@ -176,7 +176,12 @@ class CognitiveReserveCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs: Any) -> Any:
         """The trainer, with ``RunProgressBar`` (steps of ``max_steps``, epochs counted from 1) unless the
-        config brings its own progress bar or turns it off."""
+        config brings its own progress bar or turns it off. First the model checks its data (``check_data``, where
+        it has one), before the trainer prints anything."""
+        check_data = getattr(self.model, "check_data", None)
+        if callable(check_data) and self.datamodule is not None:
+            subcommand = self.config[self.subcommand] if self.subcommand else self.config
+            check_data(self.datamodule, restores=bool(subcommand.get("ckpt_path")))
         config = self._get(self.config_init, "trainer", default={})
         callbacks = config.get("callbacks") or []
         callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
