@@ -176,7 +176,8 @@ def describe_documents(field_name: str, source: TextSource, documents: int, line
     plural = "document" if documents == 1 else "documents"
     line = f"{field_name}: {documents} {plural} in {source.file} (document_separator: {source.document_separator})"
     if documents == 1 and lines > 1 and source.document_separator == "blank_line":
-        line += f"; it has {lines} lines and no blank line between them: for one document per line set document_separator: newline"
+        line += f"; it has {lines} lines and no blank line between them: for one document per line set "
+        line += "document_separator: newline"
     return line
 
 
