@@ -259,7 +259,7 @@ class PerturbationSweep(L.Callback):
             if writer:
                 writer.close()
         if trainer.is_global_zero:
-            self._report(trainer, rows, path.parent, path.stem, stage, epoch, moment if stage == "train" else None)
+            self._report(trainer, rows, path, stage, epoch, moment if stage == "train" else None)
         return rows
 
     def _sweeps_of(self, subject: SweepSubject) -> int:
@@ -267,18 +267,13 @@ class PerturbationSweep(L.Callback):
         return 1 + (len(split_targets(subject.module, subject.targets, self.groups)) if self.groups else 0)
 
     def _report(
-        self,
-        trainer: L.Trainer,
-        rows: list[SweepRow],
-        out_dir: Path,
-        stem: str,
-        stage: str,
-        epoch: int,
-        moment: str | None,
+        self, trainer: L.Trainer, rows: list[SweepRow], path: Path, stage: str, epoch: int, moment: str | None
     ) -> None:
-        """Summary, figure and W&B panels of one sweep; ``moment``: the name of a sweep during training."""
+        """Summary, figure and W&B panels of the sweep whose CSV is ``path``; ``moment``: the name of a sweep
+        during training."""
+        out_dir = path.parent
         reference = all_targets(rows)
-        files = write_sweep_files(reference, out_dir, stem)
+        files = write_sweep_files(reference, out_dir, path.stem)
         crossovers = first_last_crossovers(reference) if stage != "train" else []
         step = trainer.global_step
         log_sweep(trainer.loggers, stage, rows, files.summaries, files.figure, epoch, step, crossovers, moment)
@@ -288,22 +283,15 @@ class PerturbationSweep(L.Callback):
             write_sensitivity_table(self.per_epoch, out_dir)
             log_sensitivity_table(trainer.loggers, self.per_epoch, step)
         if self.groups is not None:
-            self._report_groups(trainer, rows, out_dir, stem, stage, epoch, moment)
+            self._report_groups(trainer, rows, path, stage, epoch, moment)
 
     def _report_groups(
-        self,
-        trainer: L.Trainer,
-        rows: list[SweepRow],
-        out_dir: Path,
-        stem: str,
-        stage: str,
-        epoch: int,
-        moment: str | None,
+        self, trainer: L.Trainer, rows: list[SweepRow], path: Path, stage: str, epoch: int, moment: str | None
     ) -> None:
         """The per-group summary, figure and W&B panels of a layer-wise sweep (and its view over training)."""
         during = stage == "train"
         step = trainer.global_step
-        files = write_group_files(rows, out_dir, stem, epoch if during else None, step if during else None)
+        files = write_group_files(rows, path.parent, path.stem, epoch if during else None, step if during else None)
         log_group_sweep(trainer.loggers, stage, files.summaries, files.figure, epoch, step, moment)
         if during:
             earlier = [
@@ -311,7 +299,7 @@ class PerturbationSweep(L.Callback):
                 if entry.epoch is not None and _before(entry.epoch, entry.step, epoch, step)
             ]  # fmt: skip
             self.per_epoch_groups = earlier + files.summaries
-            write_group_sensitivity(self.per_epoch_groups, out_dir)
+            write_group_sensitivity(self.per_epoch_groups, path.parent)
             log_group_sensitivity(trainer.loggers, self.per_epoch_groups, trainer.global_step)
 
     def _plot_per_epoch(self, trainer: L.Trainer, out_dir: Path) -> None:
