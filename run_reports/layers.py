@@ -45,7 +45,7 @@ from cognitive_reserve.metrics import metric_direction
 from cognitive_reserve.plots import LEVEL_LABELS, save_figure
 from cognitive_reserve.sweep import SweepRow
 from run_reports.command import add_bootstrap_options, check_bootstrap_options, one_line_errors
-from run_reports.compare import check_distinct_tables, default_metrics, load_sweep
+from run_reports.compare import default_metrics, load_sweep
 
 COLUMNS = (
     "group", "perturbation", "metric", "level", "model_a", "model_b", "mean_a", "mean_b", "difference",
@@ -236,7 +236,6 @@ def main(argv: list[str] | None = None) -> None:
         twice = sorted({path for path in args.a + args.b if (args.a + args.b).count(path) > 1})
         if twice:
             raise ConfigError("a/b", twice, "given twice (one CSV per training seed)")
-        check_distinct_tables([("a", p) for p in args.a], [("b", p) for p in args.b], args.model_a, args.model_b)
         side_a = [load_sweep("a", path, args.model_a, groups=True) for path in args.a]
         side_b = [load_sweep("b", path, args.model_b, groups=True) for path in args.b]
         results = compare_groups(side_a, side_b, args.metric, args.n_boot, args.confidence, args.seed)

@@ -11,7 +11,6 @@ import pytest
 from cognitive_reserve import ConfigError, SweepCsvWriter, SweepRow
 from cognitive_reserve.crossover import find_crossover
 from run_reports.compare import main
-from run_reports.layers import main as layers_main
 
 LEVELS = (0.0, 0.2, 0.4)
 LINEAR_MODELS = ("linear_svd_k4_T1", "linear_svd_k4_T2", "linear_svd_k4_T5")
@@ -74,14 +73,6 @@ def test_two_models_of_one_table_compare_but_one_model_with_itself_is_refused(tm
     assert "a model compared with itself" in refused([table, table, *same, "--out", out], capsys)
     line = refused([table, table, "--model-a", "linear_svd_k4_T1", "--model-b", "T9", "--out", out], capsys)
     assert line.endswith("has no rows of model 'T9' (models: linear_svd_k4_T1, linear_svd_k4_T2, linear_svd_k4_T5)")
-
-
-def test_layers_refuses_a_table_compared_with_itself(tmp_path, capsys):
-    table = write(tmp_path / "a.csv", linear_rows(LINEAR_MODELS[:1]))
-    copy = shutil.copy(table, tmp_path / "b.csv")
-    with pytest.raises(SystemExit):
-        layers_main([table, "--b", str(copy), "--out", str(tmp_path / "out")])
-    assert "the same content as" in capsys.readouterr().err
 
 
 def test_the_api_names_several_models_before_duplicates():

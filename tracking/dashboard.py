@@ -117,7 +117,10 @@ def sensitivity_section(experiment: Experiment) -> ws.Section:
     panels += [auc_panel(metric) for metric in experiment.metrics]
     panels += [
         wr.WeavePanelSummaryTable(table_name="robustness/train/per_epoch/table"),
-        wr.MediaBrowser(title="epoch × level heatmap (figure)", media_keys=["robustness/train/per_epoch/heatmap"]),
+        wr.MediaBrowser(
+            title="change from the undamaged model, training × level (figure)",
+            media_keys=["robustness/train/per_epoch/heatmap"],
+        ),
     ]
     return ws.Section(name="Sensitivity over training", panels=panels, is_open=True)
 
