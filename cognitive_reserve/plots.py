@@ -154,7 +154,8 @@ def draw_change_image(fig: Figure, ax: Axes, image: np.ndarray, undamaged: float
     on 0 (red: the metric grew). Its half-range is the largest change, but at least ``CHANGE_FLOOR`` of
     ``undamaged`` (the typical undamaged value; None: no floor), so noise-sized changes stay pale; a heavy-tailed
     image (largest change above ``HEAVY_TAIL`` times the median) is coloured on a symmetric log scale, linear
-    within the floor. The colour bar is labelled ``label`` and states the range in the metric's units."""
+    within the floor. The colour bar is labelled ``label`` and states the range in the metric's units (``scale ±0.1
+    (5% of 2.015)``: the floor; ``scale ±1.5 (largest)``: the largest change)."""
     finite = np.abs(image[np.isfinite(image)])
     largest = float(finite.max()) if finite.size else 0.0
     floor = CHANGE_FLOOR * abs(undamaged) if undamaged is not None and math.isfinite(undamaged) else 0.0
@@ -165,9 +166,9 @@ def draw_change_image(fig: Figure, ax: Axes, image: np.ndarray, undamaged: float
     norm = SymLogNorm(linear, vmin=-span, vmax=span) if heavy else Normalize(-span, span)
     shown = ax.imshow(image, aspect="auto", interpolation="nearest", cmap="RdBu_r", norm=norm)
     if floor and span == floor:
-        scale = f"colours ±{span:.3g} = ±{CHANGE_FLOOR:.0%} of the undamaged {abs(undamaged):.4g}"
+        scale = f"scale ±{span:.3g} ({CHANGE_FLOOR:.0%} of {abs(undamaged):.4g})"
     else:
-        scale = f"colours ±{span:.3g} (largest change)" + (f", log beyond ±{linear:.3g}" if heavy else "")
+        scale = f"scale ±{span:.3g} (largest)" + (f", log beyond ±{linear:.3g}" if heavy else "")
     bar = fig.colorbar(shown, ax=ax, label=f"{label}\n{scale}")
     if not heavy:
         bar.formatter.set_useOffset(False)

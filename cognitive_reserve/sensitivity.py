@@ -151,7 +151,7 @@ def sensitivity_heatmap(history: Sequence[EpochSummary]) -> Figure:
         ax.set_yticks(range(len(levels)), [f"{level:g}" for level in levels], fontsize="x-small")
         ax.set_xlabel(f"training {axis}" + (" (one sweep per epoch)" if axis == "epoch" else ""))
         ax.set_ylabel(LEVEL_LABELS.get(panel[2], panel[2]))
-        ax.set_title(f"{panel[0]}: {panel[2].replace('_', ' ')}", fontsize="small")
+        ax.set_title(f"{panel[0]}: {metric_label(panel[1])}, {panel[2].replace('_', ' ')}", fontsize="small")
     note = (
         f"Each cell: the sweep's mean metric at that level minus its undamaged mean (same {axis}). Colours centred "
         f"on 0 (red: the metric grew), the scale at least ±{CHANGE_FLOOR:.0%} of the undamaged value wide."

@@ -91,7 +91,7 @@ def test_sensitivity_heatmap_states_metric_change_and_range_and_keeps_noise_pale
     ax, bar = fig.axes[0], fig.axes[1]
     (image,) = ax.get_images()
     assert bar.get_ylabel().startswith("bits per byte (en) − undamaged")
-    assert "±0.101 = ±5% of the undamaged 2.015" in bar.get_ylabel()
+    assert bar.get_ylabel().endswith("scale ±0.101 (5% of 2.015)")
     fig.canvas.draw()
     assert bar.yaxis.get_offset_text().get_text() == ""  # no "+2.015" offset
     assert image.norm.vmin == pytest.approx(-0.05 * 2.015) and image.norm.vmax == pytest.approx(0.05 * 2.015)
@@ -107,7 +107,7 @@ def test_sensitivity_heatmap_gives_real_damage_full_contrast_over_epochs():
     fig = sensitivity_heatmap(history)
     ax, bar = fig.axes[0], fig.axes[1]
     (image,) = ax.get_images()
-    assert image.norm.vmax == pytest.approx(1.5) and "(largest change)" in bar.get_ylabel()
+    assert image.norm.vmax == pytest.approx(1.5) and bar.get_ylabel().endswith("scale ±1.5 (largest)")
     assert ax.get_xlabel().startswith("training epoch")
     assert image.get_array()[0].tolist() == pytest.approx([1.5, 1.5])  # top row: the largest level, minus clean
 
@@ -121,4 +121,4 @@ def test_group_images_keep_noise_pale_too():
     fig = group_levels_figure(summaries)
     (image,) = fig.axes[0].get_images()
     assert image.norm.vmax == pytest.approx(0.05 * 2.015)
-    assert "±5% of the undamaged 2.015" in fig.axes[1].get_ylabel()
+    assert fig.axes[1].get_ylabel().endswith("scale ±0.101 (5% of 2.015)")
