@@ -214,8 +214,13 @@ class CognitiveReserveCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs: Any) -> Any:
         """The trainer, with ``FiniteTraining`` (a non-finite loss stops the fit) and ``RunProgressBar`` (steps of
         ``max_steps``, epochs counted from 1) unless the config brings its own or turns the progress bar off.
-        The model exists by now: a measuring stage's weights are checked first (nothing printed before a refusal)."""
+        The model exists by now: a measuring stage's weights are checked first, then the model checks its data
+        (``check_data``, where it has one), before the trainer prints anything."""
         self._check_measured_weights()
+        check_data = getattr(self.model, "check_data", None)
+        if callable(check_data) and self.datamodule is not None:
+            subcommand = self.config[self.subcommand] if self.subcommand else self.config
+            check_data(self.datamodule, restores=bool(subcommand.get("ckpt_path")))
         config = self._get(self.config_init, "trainer", default={})
         callbacks = config.get("callbacks") or []
         callbacks = callbacks if isinstance(callbacks, list) else [callbacks]

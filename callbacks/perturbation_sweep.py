@@ -1,17 +1,21 @@
 """``PerturbationSweep``: run a robustness sweep from inside a Lightning run (the hooks decide when).
 
 When: at the end of training (``at_train_end``), after ``trainer.test`` (``at_test``) and,
-optionally, every ``every_n_epochs`` validation epochs (per-epoch sensitivity; skipped during
-the sanity check). The sweep itself is ``cognitive_reserve.run_sweep``; its raw rows go to
+optionally, after every validation of every ``every_n_epochs``-th epoch (sensitivity over training; skipped
+during the sanity check). The sweep itself is ``cognitive_reserve.run_sweep``; its raw rows go to
 ``<default_root_dir>/robustness/sweep_<stage>_epoch<E>.csv`` as they are measured, where ``E`` is
 the epoch the weights come from: the running one, the last one after ``fit``, the tested checkpoint's.
-``run_outputs.sweeps`` then writes the summary CSV and figure, ``tracking.panels`` logs the curves,
+In a run that can validate several times per epoch (``val_check_interval`` shorter than the epoch, or a
+time interval) a sweep during training is named by its global step too, ``sweep_train_epoch<E>_step<S>.csv``
+(``cognitive_reserve.sensitivity.sweep_moment``), so every validation's sweep keeps its own file and resumes
+from it. ``run_outputs.sweeps`` then writes the summary CSV and figure, ``tracking.panels`` logs the curves,
 run-level scalars, table and figure to W&B.
 
-Per-epoch sweeps (stage ``train``) also build the sensitivity-over-training view (paper Figure 4
-right): ``robustness/sensitivity_train.csv`` after each, its figures when training ends. The epochs
-seen so far are part of the checkpoint, so a resumed run (``--ckpt_path last``) continues the same
-view; a sweep of an epoch that runs again (resumed, or validated twice) replaces the earlier one in it.
+Sweeps during training (stage ``train``) also build the sensitivity-over-training view (paper Figure 4
+right): ``robustness/sensitivity_train.csv`` after each (with the epoch and step of each sweep), its figures
+when training ends. The sweeps seen so far are part of the checkpoint, so a resumed run (``--ckpt_path last``)
+continues the same view; a sweep that runs again at the same or an earlier step (resumed) replaces the later
+ones in it.
 
 With ``groups`` the sweep is layer-wise (``cognitive_reserve.groups``): all targets together, then each
 group alone, in the same CSV (column ``group``); ``run_outputs.group_files`` writes the per-group summary
@@ -42,7 +46,7 @@ from cognitive_reserve.layerwise import GroupSummary
 from cognitive_reserve.provenance import global_seed, weights_provenance
 from cognitive_reserve.resume import resumable_rows, sweep_fingerprint
 from cognitive_reserve.rows import all_targets
-from cognitive_reserve.sensitivity import EpochSummary
+from cognitive_reserve.sensitivity import EpochSummary, sweep_moment
 from cognitive_reserve.subsampling import check_trial_batch as check_subsampled_trial_batch
 from cognitive_reserve.sweep import check_trial_batch
 from cognitive_reserve.targets import check_name_patterns
@@ -92,7 +96,14 @@ class PerturbationSweep(L.Callback):
         split: Annotated[
             Split, Field("dataset the sweeps during/after `fit` evaluate on (`test` sweeps use `test`)")
         ] = "val",
-        every_n_epochs: Annotated[int, Field("also sweep after every n-th validation epoch (0 = never)", ge=0)] = 0,
+        every_n_epochs: Annotated[
+            int,
+            Field(
+                "also sweep after the validation of every n-th epoch (0 = never); a run that validates several "
+                "times per epoch (`val_check_interval`) sweeps after each of them, one file per step",
+                ge=0,
+            ),
+        ] = 0,
         at_train_end: Annotated[bool, Field("sweep once when training ends")] = True,
         at_test: Annotated[bool, Field("sweep when `trainer.test` ends")] = True,
         max_eval_samples: Annotated[
@@ -226,7 +237,9 @@ class PerturbationSweep(L.Callback):
             if self.targets is not None:
                 subject.targets = self.targets
         check_sweepable(subjects, stage, self.autocast, trainer.ckpt_path)
-        path = Path(trainer.default_root_dir) / "robustness" / f"sweep_{stage}_epoch{epoch:03d}.csv"
+        stepped = stage == "train" and validates_within_epoch(trainer)
+        moment = sweep_moment(epoch, trainer.global_step if stepped else None)
+        path = Path(trainer.default_root_dir) / "robustness" / f"sweep_{stage}_{moment}.csv"
         completed = trainer.strategy.broadcast(
             self._resumable(trainer, pl_module, subjects, path, stage) if trainer.is_global_zero else None
         )
@@ -250,7 +263,7 @@ class PerturbationSweep(L.Callback):
             if writer:
                 writer.close()
         if trainer.is_global_zero:
-            self._report(trainer, rows, path.parent, path.stem, stage, epoch)
+            self._report(trainer, rows, path, stage, epoch, moment if stage == "train" else None)
         return rows
 
     def _resumable(
@@ -271,30 +284,39 @@ class PerturbationSweep(L.Callback):
         return 1 + (len(split_targets(subject.module, subject.targets, self.groups)) if self.groups else 0)
 
     def _report(
-        self, trainer: L.Trainer, rows: list[SweepRow], out_dir: Path, stem: str, stage: str, epoch: int
+        self, trainer: L.Trainer, rows: list[SweepRow], path: Path, stage: str, epoch: int, moment: str | None
     ) -> None:
+        """Summary, figure and W&B panels of the sweep whose CSV is ``path``; ``moment``: the name of a sweep
+        during training."""
+        out_dir = path.parent
         reference = all_targets(rows)
-        files = write_sweep_files(reference, out_dir, stem)
+        files = write_sweep_files(reference, out_dir, path.stem)
         crossovers = first_last_crossovers(reference) if stage != "train" else []
-        log_sweep(trainer.loggers, stage, rows, files.summaries, files.figure, epoch, trainer.global_step, crossovers)
+        step = trainer.global_step
+        log_sweep(trainer.loggers, stage, rows, files.summaries, files.figure, epoch, step, crossovers, moment)
         if stage == "train":
-            earlier = [entry for entry in self.per_epoch if entry.epoch < epoch]
-            self.per_epoch = earlier + [EpochSummary(epoch, summary) for summary in files.summaries]
+            earlier = [entry for entry in self.per_epoch if _before(entry.epoch, entry.step, epoch, step)]
+            self.per_epoch = earlier + [EpochSummary(epoch, summary, step) for summary in files.summaries]
             write_sensitivity_table(self.per_epoch, out_dir)
-            log_sensitivity_table(trainer.loggers, self.per_epoch, trainer.global_step)
+            log_sensitivity_table(trainer.loggers, self.per_epoch, step)
         if self.groups is not None:
-            self._report_groups(trainer, rows, out_dir, stem, stage, epoch)
+            self._report_groups(trainer, rows, path, stage, epoch, moment)
 
     def _report_groups(
-        self, trainer: L.Trainer, rows: list[SweepRow], out_dir: Path, stem: str, stage: str, epoch: int
+        self, trainer: L.Trainer, rows: list[SweepRow], path: Path, stage: str, epoch: int, moment: str | None
     ) -> None:
-        """The per-group summary, figure and W&B panels of a layer-wise sweep (and its per-epoch view)."""
-        files = write_group_files(rows, out_dir, stem, epoch if stage == "train" else None)
-        log_group_sweep(trainer.loggers, stage, files.summaries, files.figure, epoch, trainer.global_step)
-        if stage == "train":
-            earlier = [entry for entry in self.per_epoch_groups if entry.epoch is not None and entry.epoch < epoch]
+        """The per-group summary, figure and W&B panels of a layer-wise sweep (and its view over training)."""
+        during = stage == "train"
+        step = trainer.global_step
+        files = write_group_files(rows, path.parent, path.stem, epoch if during else None, step if during else None)
+        log_group_sweep(trainer.loggers, stage, files.summaries, files.figure, epoch, step, moment)
+        if during:
+            earlier = [
+                entry for entry in self.per_epoch_groups
+                if entry.epoch is not None and _before(entry.epoch, entry.step, epoch, step)
+            ]  # fmt: skip
             self.per_epoch_groups = earlier + files.summaries
-            write_group_sensitivity(self.per_epoch_groups, out_dir)
+            write_group_sensitivity(self.per_epoch_groups, path.parent)
             log_group_sensitivity(trainer.loggers, self.per_epoch_groups, trainer.global_step)
 
     def _plot_per_epoch(self, trainer: L.Trainer, out_dir: Path) -> None:
@@ -350,6 +372,21 @@ def cache_eval_batches(trainer: L.Trainer, split: Split, max_samples: int | None
         trainer.strategy.batch_to_device(loader.collate_fn([dataset[i] for i in shard[start : start + batch_size]]))
         for start in range(0, len(shard), batch_size)
     ]
+
+
+def validates_within_epoch(trainer: L.Trainer) -> bool:
+    """Whether ``fit`` may validate more than once per epoch: every ``val_check_interval`` training batches
+    with fewer batches than an epoch holds, or on a time interval (``val_check_batch`` None)."""
+    if trainer.state.fn != "fit":
+        return False
+    batches = trainer.val_check_batch
+    return batches is None or batches < trainer.num_training_batches
+
+
+def _before(epoch: int, step: int | None, this_epoch: int, this_step: int) -> bool:
+    """Whether an earlier sweep of the view (``epoch``, ``step``; no step in records of older checkpoints) ran
+    before this one, so it stays in the view; one at this step or later is replaced (a resumed run)."""
+    return epoch < this_epoch if step is None else step < this_step
 
 
 def _completed_epoch(trainer: L.Trainer, stage: str) -> int:

@@ -289,14 +289,14 @@ def _side_tables(
 
 
 def _trial_table(rows: Iterable[SweepRow], perturbation: str, metric: str, label: str) -> tuple[TrialTable, str]:
-    """``{level: {trial: (seed, value)}}`` of one model; errors on duplicates or several models."""
+    """``{level: {trial: (seed, value)}}`` of one model; errors on several models, then on duplicates."""
     field = f"table {label}".strip()
     table: TrialTable = defaultdict(dict)
-    models = set()
-    for row in rows:
-        if row.perturbation != perturbation or row.metric != metric:
-            continue
-        models.add(row.model)
+    cells = [row for row in rows if row.perturbation == perturbation and row.metric == metric]
+    models = {row.model for row in cells}
+    if len(models) > 1:
+        raise ConfigError(field, sorted(models), "holds several models: choose one (--model-a/--model-b)")
+    for row in cells:
         if row.trial in table[row.level]:
             raise ConfigError(
                 field, f"{row.model}/{perturbation}/{row.level:g}/trial {row.trial}",
@@ -305,8 +305,6 @@ def _trial_table(rows: Iterable[SweepRow], perturbation: str, metric: str, label
         table[row.level][row.trial] = (row.seed, row.value)
     if not table:
         raise ConfigError(field, f"{perturbation}/{metric}", "has no rows for this perturbation and metric")
-    if len(models) > 1:
-        raise ConfigError(field, sorted(models), "holds several models: choose one (--model-a/--model-b)")
     return dict(table), models.pop()
 
 

@@ -8,8 +8,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
+from matplotlib.colors import Normalize, SymLogNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -49,6 +51,11 @@ MARKERS = ("o", "s", "^", "D", "v")
 STYLE_MEASURED = "measured: mean over trials"
 STYLE_CLOSED_FORM = "closed form (expected value)"
 STYLE_NONFINITE = "a trial gave a non-finite value"
+#: The least half-range of a colour scale of changes from the undamaged model, as a fraction of the undamaged
+#: value: smaller changes stay pale instead of being stretched to full contrast.
+CHANGE_FLOOR = 0.05
+#: A change image whose largest change exceeds this many times its median one is coloured on a symmetric log scale.
+HEAVY_TAIL = 100
 
 
 def metric_label(metric: str) -> str:
@@ -140,6 +147,32 @@ def _draw_curve(ax: Axes, points: list[LevelSummary], style: dict[str, object], 
     broken = [p.level for p in points if not math.isfinite(p.mean)]
     if broken:
         ax.plot(broken, [1.0] * len(broken), "x", color=color, transform=ax.get_xaxis_transform(), clip_on=False)
+
+
+def draw_change_image(fig: Figure, ax: Axes, image: np.ndarray, undamaged: float | None, label: str) -> None:
+    """``image`` (changes of a metric from the undamaged model, NaN cells left blank) on a red–blue scale centred
+    on 0 (red: the metric grew). Its half-range is the largest change, but at least ``CHANGE_FLOOR`` of
+    ``undamaged`` (the typical undamaged value; None: no floor), so noise-sized changes stay pale; a heavy-tailed
+    image (largest change above ``HEAVY_TAIL`` times the median) is coloured on a symmetric log scale, linear
+    within the floor. The colour bar is labelled ``label`` and states the range in the metric's units (``scale ±0.1
+    (5% of 2.015)``: the floor; ``scale ±1.5 (largest)``: the largest change)."""
+    finite = np.abs(image[np.isfinite(image)])
+    largest = float(finite.max()) if finite.size else 0.0
+    floor = CHANGE_FLOOR * abs(undamaged) if undamaged is not None and math.isfinite(undamaged) else 0.0
+    span = max(largest, floor) or 1.0
+    typical = float(np.median(finite[finite > 0])) if (finite > 0).any() else span
+    heavy = largest > HEAVY_TAIL * typical
+    linear = max(floor, span / HEAVY_TAIL)
+    norm = SymLogNorm(linear, vmin=-span, vmax=span) if heavy else Normalize(-span, span)
+    shown = ax.imshow(image, aspect="auto", interpolation="nearest", cmap="RdBu_r", norm=norm)
+    if floor and span == floor:
+        scale = f"scale ±{span:.3g} ({CHANGE_FLOOR:.0%} of {abs(undamaged):.4g})"
+    else:
+        scale = f"scale ±{span:.3g} (largest)" + (f", log beyond ±{linear:.3g}" if heavy else "")
+    bar = fig.colorbar(shown, ax=ax, label=f"{label}\n{scale}")
+    if not heavy:
+        bar.formatter.set_useOffset(False)
+    ax.grid(False)
 
 
 def save_figure(fig: Figure, path: str | Path, title: str = "", dpi: int = 120) -> Path:

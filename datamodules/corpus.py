@@ -1,35 +1,65 @@
 """The schema of ``data.corpora`` (``TextCorpusDataModule``): per language, where its splits come from.
 
 Each language has a train, validation and test source (``TextSource``): a local UTF-8 text file
-(documents are separated by blank lines) or a dataset read through ``datasets.load_dataset`` (a hub
-dataset such as ``wikimedia/wikipedia``, or a builder such as ``json``/``parquet`` with ``data_files``).
-``check_corpora`` checks the whole mapping at construction; ``read_documents`` reads one source.
+(split into documents by ``document_separator``: blank lines, every line, or not at all) or a dataset read
+through ``datasets.load_dataset`` (a hub dataset such as ``wikimedia/wikipedia``, or a builder such as
+``json``/``parquet`` with ``data_files``; each record is a document). ``check_corpora`` checks the whole mapping at
+construction (a file must be UTF-8 throughout: ``check_text_file``); ``read_documents`` reads one source and says
+how many documents a file gave (``describe_documents``).
 """
 
 from __future__ import annotations
 
+import codecs
 import itertools
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from cognitive_reserve.errors import ConfigError, check_text
 from cognitive_reserve.fields import Field, check_fields, declared
 
 SPLITS = ("train", "validation", "test")
+#: How a text file splits into documents.
+DocumentSeparator = Literal["blank_line", "newline", "none"]
+#: Bytes read at a time when a text file is checked.
+_CHUNK = 1 << 20
 
 
 def check_text_file(field: str, file: Any) -> str:
-    """An existing file whose first MiB holds some text."""
+    """An existing file whose first MiB holds some text, UTF-8 throughout."""
     path = Path(check_text(field, file))
     if not path.is_file():
         raise ConfigError(field, file, "no such text file")
     with path.open("rb") as handle:
-        if not handle.read(1 << 20).strip():
+        if not handle.read(_CHUNK).strip():
             raise ConfigError(field, file, "is an empty corpus: it has no text")
+        handle.seek(0)
+        _check_utf8(field, file, handle)
     return file
+
+
+def _check_utf8(field: str, file: str, handle: Any) -> None:
+    """``ConfigError`` naming the byte offset (and line) of the first byte that is not UTF-8."""
+    done, lines, pending = 0, 0, b""
+    while True:
+        chunk = handle.read(_CHUNK)
+        data = pending + chunk
+        try:
+            _, used = codecs.utf_8_decode(data, "strict", not chunk)
+        except UnicodeDecodeError as err:
+            offset, line = done + err.start, lines + data.count(b"\n", 0, err.start) + 1
+            raise ConfigError(
+                field, file,
+                f"is not UTF-8: byte 0x{data[err.start]:02x} at offset {offset} (line {line}); convert it, e.g. "
+                f"iconv -f <its encoding: latin1, cp1253, ...> -t utf-8 {file} > {file}.utf8",
+            ) from None  # fmt: skip
+        lines += data.count(b"\n", 0, used)
+        done, pending = done + used, data[used:]
+        if not chunk:
+            return
 
 
 @declared("data.corpora.<language>.<split>")
@@ -40,11 +70,19 @@ class TextSource:
     file: Annotated[
         str | None,
         Field(
-            "local UTF-8 text file; documents are separated by blank lines",
+            "local UTF-8 text file, split into documents by `document_separator`",
             valid="null or an existing UTF-8 file with some text (exactly one of `file`, `hub`)",
             check=check_text_file,
         ),
     ] = None
+    document_separator: Annotated[
+        DocumentSeparator,
+        Field(
+            "how `file` splits into documents: `blank_line` (paragraphs separated by an empty line), `newline` "
+            "(one document per line), `none` (the whole file is one document); a run says on stderr how many "
+            "documents each file gave"
+        ),
+    ] = "blank_line"
     hub: Annotated[
         str | None,
         Field(
@@ -109,23 +147,49 @@ def check_corpora(field: str, corpora: Any) -> dict[str, LanguageCorpus]:
     return checked
 
 
-def read_documents(source: TextSource, cache_dir: str | None, field_name: str) -> Iterator[str]:
-    """Non-empty documents of ``source`` in order, after its ``skip``/``take``; ``ConfigError(field_name)`` if none."""
+def read_documents(
+    source: TextSource, cache_dir: str | None, field_name: str, counted: Callable[[str], None] | None = None
+) -> Iterator[str]:
+    """Non-empty documents of ``source`` in order, after its ``skip``/``take``; ``ConfigError(field_name)`` if none.
+    A ``file`` source first hands ``counted`` the line that says how many documents the file gave."""
     stop = None if source.take is None else source.skip + source.take
     found = False
-    for document in itertools.islice(_records(source, cache_dir, field_name), source.skip, stop):
+    for document in itertools.islice(_records(source, cache_dir, field_name, counted), source.skip, stop):
         found = True
         yield document
     if not found:
         raise ConfigError(field_name, source.file or source.hub, "is an empty corpus: it has no text")
 
 
-def _records(source: TextSource, cache_dir: str | None, field_name: str) -> Iterator[str]:
+def split_documents(text: str, separator: DocumentSeparator) -> list[str]:
+    """The non-empty documents of ``text`` (each stripped): paragraphs between blank lines, lines, or all of it."""
+    if separator == "blank_line":
+        pieces = re.split(r"\n[ \t\r\f\v]*\n", text)
+    else:
+        pieces = text.splitlines() if separator == "newline" else [text]
+    return [piece.strip() for piece in pieces if piece.strip()]
+
+
+def describe_documents(field_name: str, source: TextSource, documents: int, lines: int) -> str:
+    """``data.corpora.en.train: 120 documents in en.txt (document_separator: blank_line)``, with a hint when a file
+    of many lines gave one document (one paragraph per line read as one document)."""
+    plural = "document" if documents == 1 else "documents"
+    line = f"{field_name}: {documents} {plural} in {source.file} (document_separator: {source.document_separator})"
+    if documents == 1 and lines > 1 and source.document_separator == "blank_line":
+        line += f"; it has {lines} lines and no blank line between them: for one document per line set "
+        line += "document_separator: newline"
+    return line
+
+
+def _records(
+    source: TextSource, cache_dir: str | None, field_name: str, counted: Callable[[str], None] | None
+) -> Iterator[str]:
     if source.file is not None:
         text = Path(source.file).read_text(encoding="utf-8")
-        for paragraph in re.split(r"\n[ \t\r\f\v]*\n", text):
-            if paragraph.strip():
-                yield paragraph.strip()
+        documents = split_documents(text, source.document_separator)
+        if counted is not None:
+            counted(describe_documents(field_name, source, len(documents), len(split_documents(text, "newline"))))
+        yield from documents
         return
     import datasets
 
@@ -162,3 +226,8 @@ def _check_source(field_name: str, source: TextSource) -> None:
     if (source.file is None) == (source.hub is None):
         raise ConfigError(field_name, asdict(source), "give exactly one of 'file' (local text) or 'hub' (datasets)")
     check_fields(TextSource, asdict(source), prefix=field_name)
+    if source.hub is not None and source.document_separator != "blank_line":
+        raise ConfigError(
+            f"{field_name}.document_separator", source.document_separator,
+            "applies to a `file` source only (each record of a dataset is one document)",
+        )  # fmt: skip

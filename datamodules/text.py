@@ -30,19 +30,21 @@ hands over a function that returns its tokenizer, which may first train one on
 from __future__ import annotations
 
 import itertools
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict
 from typing import Annotated
 
 import numpy as np
 import torch
+from lightning.pytorch.utilities import rank_zero_only
 from torch.utils.data import ConcatDataset, Dataset
 from transformers import PreTrainedTokenizerFast
 
 from cognitive_reserve.errors import ConfigError, check_number
 from cognitive_reserve.fields import Field, check_fields, declared
 from datamodules.corpus import SPLITS, LanguageCorpus, check_corpora, read_documents
-from datamodules.tokenization import token_byte_lengths
+from datamodules.tokenization import learnable_tokens, token_byte_lengths
 from datamodules.tokenized import CACHE_DIR, EVAL_BATCH_SIZE, NUM_WORKERS, TokenizedDataModule
 from datamodules.windows import TokenWindows
 
@@ -109,7 +111,8 @@ class TextCorpusDataModule(TokenizedDataModule):
                 "UTF-8 bytes of training text a new tokenizer learns from, split between the languages like "
                 "`language_ratio` (the first documents of each training source)",
                 ge=1,
-                later="enough to learn `vocab_size` tokens: when the tokenizer is trained",
+                later="enough to learn `vocab_size` tokens: before anything is created (an upper bound on what the "
+                "text can teach), and exactly when the tokenizer is trained",
             ),
         ] = 50_000_000,
         num_workers: Annotated[int, NUM_WORKERS] = 0,
@@ -124,6 +127,7 @@ class TextCorpusDataModule(TokenizedDataModule):
         self.eval_stride = eval_stride
         self.tokenizer_train_bytes = tokenizer_train_bytes
         self.cache_dir = cache_dir
+        self._counted: set[str] = set()
         # plain types only: the checkpoint must load with torch.load(weights_only=True)
         self.save_hyperparameters(
             {
@@ -155,21 +159,44 @@ class TextCorpusDataModule(TokenizedDataModule):
                 )  # fmt: skip
         return blocks
 
-    def tokenizer_training_text(self) -> Iterator[str]:
+    def tokenizer_training_text(self, announce: bool = True) -> Iterator[str]:
         """The first training documents of each language, ``tokenizer_train_bytes × ratio`` bytes each."""
         for language, share in self.ratio.items():
             budget, used = self.tokenizer_train_bytes * share, 0
-            for document in self.documents(language, "train"):
+            for document in self.documents(language, "train", announce):
                 if used >= budget:
                     break
                 used += len(document.encode("utf-8"))
                 yield document
 
-    def documents(self, language: str, split: str) -> Iterator[str]:
-        """Non-empty documents of one language and split, in source order (after ``skip``/``take``)."""
-        return read_documents(
-            getattr(self.corpora[language], split), self.cache_dir, f"data.corpora.{language}.{split}"
-        )
+    def check_tokenizer_text(self, vocab_size: int) -> None:
+        """Before anything is created: the text a new tokenizer learns from (``tokenizer_training_text``) can teach
+        it ``vocab_size`` tokens, as far as ``learnable_tokens`` tells without training it."""
+        most, used = learnable_tokens(self.tokenizer_training_text(announce=False), vocab_size)
+        if most < vocab_size:
+            sources = {language: corpus.train.file or corpus.train.hub for language, corpus in self.corpora.items()}
+            field, value = ("data.corpora", sources)
+            if len(sources) == 1:
+                ((language, value),) = sources.items()
+                field = f"data.corpora.{language}.train"
+            raise ConfigError(
+                field, value,
+                f"too little text to train the tokenizer: its {used} bytes can teach a byte-level BPE at most {most} "
+                f"of the {vocab_size} tokens of the model's vocabulary (model.gpt2_config.vocab_size); give more "
+                "training text",
+            )  # fmt: skip
+
+    def documents(self, language: str, split: str, announce: bool = True) -> Iterator[str]:
+        """Non-empty documents of one language and split, in source order (after ``skip``/``take``). With
+        ``announce``, the first read of a file says on stderr how many documents it gave (global rank 0)."""
+        field = f"data.corpora.{language}.{split}"
+        counted = self._count_once if announce else None
+        return read_documents(getattr(self.corpora[language], split), self.cache_dir, field, counted)
+
+    def _count_once(self, line: str) -> None:
+        if line not in self._counted and rank_zero_only.rank == 0:
+            print(line, file=sys.stderr)
+        self._counted.add(line)
 
     def prepare_data(self) -> None:
         """Download the (non-streaming) hub datasets once, on one process per node."""

@@ -46,11 +46,29 @@ def train_byte_level_bpe(texts: Iterable[str], vocab_size: int) -> PreTrainedTok
     backend.train_from_iterator(texts, trainer)
     if backend.get_vocab_size() != vocab_size:
         raise ConfigError(
-            "data.tokenizer_train_bytes", backend.get_vocab_size(),
-            f"the tokenizer training text only yields {backend.get_vocab_size()} of the {vocab_size} tokens the "
-            "model's vocabulary needs: give more training text",
+            "model.gpt2_config.vocab_size", vocab_size,
+            f"the tokenizer training text only yields {backend.get_vocab_size()} of these tokens: give more training "
+            "text (the train files, data.tokenizer_train_bytes) or a smaller vocab_size",
         )  # fmt: skip
     return wrap_backend(backend)
+
+
+def learnable_tokens(texts: Iterable[str], wanted: int) -> tuple[int, int]:
+    """``(at most how many tokens train_byte_level_bpe can learn from texts, bytes read)``, reading only until
+    ``wanted`` is reached. The bound: its 257 first tokens (256 bytes, end of text) plus one per merge, and a merge
+    shortens at least one distinct pre-tokenized word by a symbol, so there are at most Σ (bytes − 1) over them."""
+    pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    seen: set[str] = set()
+    bound, used = 257, 0
+    for text in texts:
+        used += len(text.encode("utf-8"))
+        for word, _ in pre_tokenizer.pre_tokenize_str(text):  # one character per byte
+            if word not in seen:
+                seen.add(word)
+                bound += len(word) - 1
+        if bound >= wanted:
+            break
+    return bound, used
 
 
 def wrap_backend(backend: Tokenizer) -> PreTrainedTokenizerFast:

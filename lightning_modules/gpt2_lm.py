@@ -249,6 +249,12 @@ class GPT2LanguageModel(SweepableMixin, L.LightningModule):
             self._tokenizer_saved = True
         return tokenizer
 
+    def check_data(self, datamodule: Any, restores: bool) -> None:
+        """What can be checked against the data before anything is created (``run.py`` calls it): a tokenizer this
+        run will train (``tokenizer: train``, none given, none restored from a checkpoint) finds enough text."""
+        if self.tokenizer is None and not restores and hasattr(datamodule, "check_tokenizer_text"):
+            datamodule.check_tokenizer_text(self.model.config.vocab_size)
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.tokenizer is None:
             raise RuntimeError("no tokenizer yet: a checkpoint is saved before the data was tokenized")

@@ -3,8 +3,9 @@
 ``PerturbationSweep`` decides when a sweep runs; this module decides what it leaves on disk:
 
 - ``write_sweep_files``: ``<stem>_summary.csv`` (mean, 95% CI, closed form per level) and ``<stem>.png``.
-- ``write_sensitivity_table``: ``sensitivity_train.csv``, every per-epoch sweep so far.
-- ``plot_sensitivity``: ``sensitivity_train.png`` (a curve per epoch) and ``sensitivity_train_heatmap.png``.
+- ``write_sensitivity_table``: ``sensitivity_train.csv``, every sweep during training so far.
+- ``plot_sensitivity``: ``sensitivity_train.png`` (a curve per sweep) and ``sensitivity_train_heatmap.png``
+  (each sweep's change from its undamaged model, over training).
 - ``first_last_crossovers``: where a sweep's last model overtakes its first (e.g. T = 20 over T = 1).
 """
 
@@ -24,6 +25,7 @@ from cognitive_reserve.sensitivity import (
     EpochSummary,
     plot_sensitivity_curves,
     plot_sensitivity_heatmap,
+    training_axis,
     write_sensitivity_csv,
 )
 from cognitive_reserve.stats import LevelSummary, summarize
@@ -58,30 +60,39 @@ def write_sweep_files(rows: Sequence[SweepRow], out_dir: Path, stem: str) -> Swe
 
 
 def sweep_title(stem: str, summaries: Sequence[LevelSummary]) -> str:
-    """What a sweep figure shows, e.g. ``Damage after fit (weights of epoch 0): MSE (task vector) of 12 models``."""
-    found = re.fullmatch(r"sweep_(\w+?)_epoch(\d+)", stem)
+    """What a sweep figure shows, e.g. ``Damage after fit (weights of epoch 0): MSE (task vector) of 12 models``
+    (``... during training (epoch 0, step 100) ...`` for a sweep named by its step too)."""
+    found = re.fullmatch(r"sweep_(\w+?)_epoch(\d+)(?:_step(\d+))?", stem)
     when = {
         "fit": "after fit (weights of epoch {})",
         "test": "of the tested checkpoint (epoch {})",
         "train": "during training (epoch {})",
     }  # fmt: skip
-    stage = when.get(found[1], f"{found[1]} (epoch {{}})").format(int(found[2])) if found else stem
+    at = f"{int(found[2])}, step {int(found[3])}" if found and found[3] else found and int(found[2])
+    stage = when.get(found[1], f"{found[1]} (epoch {{}})").format(at) if found else stem
     metrics = ", ".join(metric_label(m) for m in dict.fromkeys(s.metric for s in summaries))
     models = len({s.model for s in summaries})
     return f"Damage {stage}: {metrics} of {models} model{'s' if models != 1 else ''}"
 
 
 def write_sensitivity_table(history: Sequence[EpochSummary], out_dir: Path) -> Path:
-    """``sensitivity_train.csv``: ``epoch`` + the summary columns of every per-epoch sweep so far."""
+    """``sensitivity_train.csv``: ``epoch``, ``step`` + the summary columns of every sweep during training so far."""
     return write_sensitivity_csv(out_dir / f"{SENSITIVITY_STEM}.csv", history)
 
 
 def plot_sensitivity(history: Sequence[EpochSummary], out_dir: Path) -> SensitivityFigures:
-    """The sensitivity-over-training figures: one curve per epoch, and the epoch × level image."""
+    """The sensitivity-over-training figures: one curve per sweep, and the training × level image of each sweep's
+    change from its undamaged model."""
+    axis = training_axis(entry.moment for entry in history)
     return SensitivityFigures(
-        curves=plot_sensitivity_curves(history, out_dir / f"{SENSITIVITY_STEM}.png", "sensitivity per epoch"),
-        heatmap=plot_sensitivity_heatmap(history, out_dir / f"{SENSITIVITY_STEM}_heatmap.png", "mean per epoch"),
-    )
+        curves=plot_sensitivity_curves(
+            history, out_dir / f"{SENSITIVITY_STEM}.png", f"Damage during training: mean metric per {axis}"
+        ),
+        heatmap=plot_sensitivity_heatmap(
+            history, out_dir / f"{SENSITIVITY_STEM}_heatmap.png",
+            f"Damage during training: change from the undamaged model, per {axis}",
+        ),
+    )  # fmt: skip
 
 
 def first_last_crossovers(rows: Sequence[SweepRow], n_boot: int = HEADLINE_BOOTSTRAP) -> list[CrossOver]:

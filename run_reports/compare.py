@@ -17,12 +17,18 @@ perturbation seeds, see ``cognitive_reserve.crossover``): they cover training-se
 ``crossover.csv`` then has two more columns, ``n_seeds_a`` and ``n_seeds_b``. With one CSV per side
 everything is as before: bands are Student-t intervals over trials, the interval covers trials only.
 
+**One table, several models.** A table holding several models (the linear experiment's sweep: one model per T)
+needs ``--model-a``/``--model-b`` to pick the model of each side; one table may then stand on both sides
+(``--model-a linear_svd_k4_T1 --model-b linear_svd_k4_T20``). A table compared with itself (the same file, or
+another file with the same content, for the same model) is refused: it can only say "A never better than A".
+
 Bad input prints ``error: field=value: reason`` and exits with status 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -163,6 +169,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     with one_line_errors():
         paths_a, paths_b = _side_paths(args)
+        check_distinct_tables(paths_a, paths_b, args.model_a, args.model_b)
         side_a = [load_sweep(field, path, args.model_a) for field, path in paths_a]
         side_b = [load_sweep(field, path, args.model_b) for field, path in paths_b]
         check_bootstrap_options(args)
@@ -192,9 +199,39 @@ def _side_paths(args: argparse.Namespace) -> tuple[list[tuple[str, str]], list[t
     return [("table_a", args.table_a)], [("table_b", args.table_b)]
 
 
+def check_distinct_tables(
+    paths_a: Sequence[tuple[str, str]], paths_b: Sequence[tuple[str, str]], model_a: str | None, model_b: str | None
+) -> None:
+    """``ConfigError`` when one table is given twice: within a side (one CSV per training seed), or on both sides
+    for the same model (a model compared with itself). The same file, or files of the same content, count as one."""
+    seen: dict[tuple[str, bytes], tuple[str, str]] = {}
+    for side, paths in (("a", paths_a), ("b", paths_b)):
+        for field, path in paths:
+            if not Path(path).is_file():
+                continue  # load_sweep says so
+            content = hashlib.sha256(Path(path).read_bytes()).digest()
+            for (earlier_side, earlier_content), (earlier_field, earlier_path) in seen.items():
+                if content != earlier_content:
+                    continue
+                same = "the same file" if Path(path).resolve() == Path(earlier_path).resolve() else "the same content"
+                if earlier_side == side:
+                    raise ConfigError(
+                        field, path, f"{same} as {earlier_path} ({earlier_field}): one CSV per training seed"
+                    )
+                if model_a == model_b:
+                    raise ConfigError(
+                        field, path,
+                        f"{same} as {earlier_path} ({earlier_field}): a model compared with itself is never better "
+                        "than itself; give the other model's sweep CSV, or pick two models of one table with "
+                        "--model-a/--model-b",
+                    )  # fmt: skip
+            seen[(side, content)] = (field, path)
+
+
 def load_sweep(field: str, path: str, model: str | None, *, groups: bool = False) -> list[SweepRow]:
     """The rows of one sweep CSV (of ``model`` only, when given); a layer-wise sweep's all-targets rows only,
-    unless ``groups``. Errors name ``field``."""
+    unless ``groups``. Errors name ``field``; a table of several models needs ``model`` (``--model-a``/``--model-b``,
+    after the side that ``field`` ends with)."""
     if not Path(path).is_file():
         raise ConfigError(field, path, "no such file")
     try:
@@ -202,10 +239,18 @@ def load_sweep(field: str, path: str, model: str | None, *, groups: bool = False
     except ValueError as err:
         raise ConfigError(field, path, str(err).removeprefix(f"{path}: ")) from None
     rows = rows if groups else all_targets(rows)
+    models = list(dict.fromkeys(row.model for row in rows))
     if model is not None:
         rows = [row for row in rows if row.model == model]
         if not rows:
-            raise ConfigError(field, path, f"has no rows of model {model!r}")
+            raise ConfigError(field, path, f"has no rows of model {model!r} (models: {', '.join(models)})")
+    elif len(models) > 1:
+        flag = f"--model-{field[-1]}"
+        raise ConfigError(
+            field, path,
+            f"holds {len(models)} models ({', '.join(models)}): pick the one to compare with {flag} (e.g. {flag} "
+            f"{models[0]})",
+        )  # fmt: skip
     return rows
 
 

@@ -8,8 +8,10 @@ import math
 import pytest
 
 from cognitive_reserve.crossover import find_crossover
+from cognitive_reserve.layerwise import GroupSummary, group_levels_figure
 from cognitive_reserve.plots import metric_label, model_style, style_handles
-from cognitive_reserve.stats import summarize
+from cognitive_reserve.sensitivity import EpochSummary, sensitivity_heatmap
+from cognitive_reserve.stats import LevelSummary, summarize
 from cognitive_reserve.sweep import SweepRow
 from run_outputs.sweeps import sweep_title
 from run_reports.compare import crossover_text
@@ -64,3 +66,59 @@ def test_a_panel_without_cross_over_says_so_in_words():
                             "random_deletion", "mse_label", n_boot=10)  # fmt: skip
     assert result.status == "none"
     assert crossover_text(result) == "no cross-over: m2\nnever better up to 0.5"
+
+
+def test_sweep_title_of_a_sweep_named_by_its_step():
+    assert sweep_title("sweep_train_epoch002_step000300", summarize(rows(models=1))).startswith(
+        "Damage during training (epoch 2, step 300): MSE (label) of 1 model"
+    )
+
+
+def noisy_history(clean: float, changes: dict[float, float], moments) -> list[EpochSummary]:
+    """Sweeps of one model at ``moments`` ((epoch, step)): ``clean`` at level 0, ``clean + change`` elsewhere."""
+    return [
+        EpochSummary(epoch, LevelSummary("lm", 1, "magnitude_pruning", level, "bits_per_byte_en", 1, 0,
+                                         clean + change, 0.0, clean + change, clean + change, None), step)
+        for epoch, step in moments for level, change in {0.0: 0.0, **changes}.items()
+    ]  # fmt: skip
+
+
+def test_sensitivity_heatmap_states_metric_change_and_range_and_keeps_noise_pale():
+    """The issue's figure: bits per byte 2.015 ± 0.0008 across sweeps was stretched over the whole colour map, its
+    bar labelled '+2.015' with ticks 0.0000–0.0008, titled 'mean per epoch'."""
+    history = noisy_history(2.015, {0.2: 0.0008, 0.4: 0.0004}, [(0, 100), (0, 200), (1, 300)])
+    fig = sensitivity_heatmap(history)
+    ax, bar = fig.axes[0], fig.axes[1]
+    (image,) = ax.get_images()
+    assert bar.get_ylabel().startswith("bits per byte (en) − undamaged")
+    assert bar.get_ylabel().endswith("scale ±0.101 (5% of 2.015)")
+    fig.canvas.draw()
+    assert bar.yaxis.get_offset_text().get_text() == ""  # no "+2.015" offset
+    assert image.norm.vmin == pytest.approx(-0.05 * 2.015) and image.norm.vmax == pytest.approx(0.05 * 2.015)
+    centre, noisy = image.cmap(image.norm(0.0)), image.cmap(image.norm(0.0008))
+    assert max(abs(a - b) for a, b in zip(centre, noisy, strict=True)) < 0.02  # noise stays (almost) white
+    assert ax.get_xlabel() == "training step"  # two sweeps share epoch 0
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["100", "200", "300"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["0.4", "0.2", "0"]
+
+
+def test_sensitivity_heatmap_gives_real_damage_full_contrast_over_epochs():
+    history = noisy_history(2.0, {0.3: 0.05, 0.6: 1.5}, [(0, 10), (1, 20)])
+    fig = sensitivity_heatmap(history)
+    ax, bar = fig.axes[0], fig.axes[1]
+    (image,) = ax.get_images()
+    assert image.norm.vmax == pytest.approx(1.5) and bar.get_ylabel().endswith("scale ±1.5 (largest)")
+    assert ax.get_xlabel().startswith("training epoch")
+    assert image.get_array()[0].tolist() == pytest.approx([1.5, 1.5])  # top row: the largest level, minus clean
+
+
+def test_group_images_keep_noise_pale_too():
+    summaries = [
+        GroupSummary(group, LevelSummary("lm", 1, "magnitude_pruning", level, "bits_per_byte_en", 1, 0, mean, 0.0,
+                                         mean, mean, None))
+        for group, level, mean in (("", 0.0, 2.015), ("h.0", 0.6, 2.0158), ("h.1", 0.6, 2.0150))
+    ]  # fmt: skip
+    fig = group_levels_figure(summaries)
+    (image,) = fig.axes[0].get_images()
+    assert image.norm.vmax == pytest.approx(0.05 * 2.015)
+    assert fig.axes[1].get_ylabel().endswith("scale ±0.101 (5% of 2.015)")

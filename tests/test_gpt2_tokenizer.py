@@ -66,7 +66,7 @@ def test_tokenizer_survives_json_and_needs_enough_text():
         assert again(text)["input_ids"] == tokenizer(text)["input_ids"]
     with pytest.raises(ConfigError) as err:
         train_byte_level_bpe(["tiny text"], 5000)
-    assert err.value.field == "data.tokenizer_train_bytes"
+    assert (err.value.field, err.value.value) == ("model.gpt2_config.vocab_size", 5000)
 
 
 def test_one_owner_decides_checkpoint_over_given_over_trained():

@@ -19,6 +19,7 @@ from wandb_workspaces.workspaces import Workspace
 from wandb_workspaces.workspaces import internal as workspace_models
 
 from cognitive_reserve.io import read_sweep_csv
+from cognitive_reserve.sensitivity import sweep_moment
 from cognitive_reserve.stats import LevelSummary, area_under_curve, curves, summarize
 from lightning_modules import families
 from tests.helpers.cli import OFFLINE_ENV, ROOT
@@ -173,14 +174,15 @@ def dashboard(*args: object) -> subprocess.CompletedProcess:
 
 
 def test_per_epoch_panels_find_the_per_epoch_curve_keys():
-    """Stage ``train``: every epoch is its own series, all found by the sensitivity section's curve panels."""
+    """Stage ``train``: every sweep is its own series (named by epoch, or epoch and step where a run validates
+    several times per epoch), all found by the sensitivity section's curve panels."""
     cells = [
         LevelSummary("m", 2, "random_deletion", level, "mse_task_vector", 5, 0, mean, 0.1, mean - 0.1, mean + 0.1, None)
         for level, mean in ((0.0, 0.2), (0.5, 0.6))
     ]
     keys: set[str] = set()
-    for epoch in (0, 1):
-        step_metrics, rows = curve_rows("train", cells, epoch)
+    for moment in (sweep_moment(0), sweep_moment(1), sweep_moment(2, 100), sweep_moment(2, 200)):
+        step_metrics, rows = curve_rows("train", cells, moment)
         assert set(step_metrics.values()) == {"robustness/train/random_deletion/level"}
         assert [row["robustness/train/random_deletion/level"] for row in rows] == [0.0, 0.5]
         keys |= set(step_metrics)
@@ -191,7 +193,8 @@ def test_per_epoch_panels_find_the_per_epoch_curve_keys():
         if (getattr(p, "title", None) or "") == "train: mse_task_vector under random deletion, per epoch"
     ]
     assert {key for key in keys if re.search(panel.metric_regex, key)} == keys
-    assert "robustness/train/m/random_deletion/mse_task_vector/epoch001/mean" in keys and len(keys) == 2 * 3
+    assert "robustness/train/m/random_deletion/mse_task_vector/epoch001/mean" in keys
+    assert "robustness/train/m/random_deletion/mse_task_vector/epoch002_step000200/mean" in keys and len(keys) == 4 * 3
 
 
 @pytest.mark.slow  # the quickstart's digits job end to end, in-process

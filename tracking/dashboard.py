@@ -50,7 +50,7 @@ def infer_experiment(group: str | None) -> Family:
 
 def curve_panel(stage: str, perturbation: str, metric: str, epochs: bool = False) -> wr.LinePlot:
     """Metric against damage level, every model (and epoch) of every run: mean and CI bounds."""
-    epoch = "/epoch[0-9]+" if epochs else ""
+    epoch = "/epoch[0-9]+(_step[0-9]+)?" if epochs else ""
     return wr.LinePlot(
         title=f"{stage}: {metric} under {perturbation.replace('_', ' ')}" + (", per epoch" if epochs else ""),
         x=f"robustness/{stage}/{perturbation}/level",
@@ -88,7 +88,10 @@ def sensitivity_section(experiment: Family) -> ws.Section:
     panels += [auc_panel(metric) for metric in experiment.metrics]
     panels += [
         wr.WeavePanelSummaryTable(table_name="robustness/train/per_epoch/table"),
-        wr.MediaBrowser(title="epoch × level heatmap (figure)", media_keys=["robustness/train/per_epoch/heatmap"]),
+        wr.MediaBrowser(
+            title="change from the undamaged model, training × level (figure)",
+            media_keys=["robustness/train/per_epoch/heatmap"],
+        ),
     ]
     return ws.Section(name="Sensitivity over training", panels=panels, is_open=True)
 

@@ -7,7 +7,7 @@ as nesting: ``h.0.attn.c_attn.q`` → ``h_0_attn_c_attn_q``; tables and heatmaps
   curves (``robustness/<stage>/<perturbation>/level``)::
 
       robustness/<stage>/<model>/<perturbation>/<metric>/groups/<g>/{mean,ci_low,ci_high}
-      (per-epoch sweeps: .../groups/<g>/epoch<E>/{mean,ci_low,ci_high})
+      (sweeps during training: .../groups/<g>/epoch<E>/{mean,ci_low,ci_high}, or .../epoch<E>_step<S>/...)
 
 - ``.../groups/<g>/auc``: each group's level-averaged metric (run summary; per-epoch sweeps: against ``epoch``);
 - ``robustness/<stage>/groups/table``: every group's summaries (``GROUP_SUMMARY_COLUMNS``);
@@ -15,8 +15,8 @@ as nesting: ``h.0.attn.c_attn.q`` → ``h_0_attn_c_attn_q``; tables and heatmaps
   W&B's built-in grid preset, as ``tracking.panels`` logs the epoch × level one; each cell is the group's
   change of the mean metric from the undamaged model (``cognitive_reserve.layerwise.change``);
 - ``robustness/<stage>/groups/figure``: the ``<stem>_groups.png`` figure;
-- per-epoch sweeps, every epoch: ``robustness/train/per_epoch/groups/table`` (all epochs so far) and a
-  native group × epoch heatmap (the same changes) per damaging level,
+- sweeps during training, after each: ``robustness/train/per_epoch/groups/table`` (all sweeps so far) and a
+  native group × epoch (× step, where two sweeps share an epoch) heatmap (the same changes) per damaging level,
   ``robustness/train/per_epoch/groups/heatmaps/<model>/<perturbation>/<metric>/level<L>``.
 """
 
@@ -28,7 +28,15 @@ from typing import Any
 
 from lightning.pytorch.loggers import Logger, WandbLogger
 
-from cognitive_reserve.layerwise import GROUP_SUMMARY_COLUMNS, GroupSummary, change, group_cells, undamaged_means
+from cognitive_reserve.layerwise import (
+    GROUP_SENSITIVITY_COLUMNS,
+    GROUP_SUMMARY_COLUMNS,
+    GroupSummary,
+    change,
+    group_cells,
+    undamaged_means,
+)
+from cognitive_reserve.sensitivity import training_axis
 from cognitive_reserve.stats import area_under_curve
 from tracking.panels import (
     PER_EPOCH,
@@ -38,6 +46,7 @@ from tracking.panels import (
     level_rows,
     log_curves,
     log_table_and_charts,
+    moment_row,
     to_loggers,
 )  # fmt: skip
 
@@ -53,10 +62,10 @@ def key_segment(group: str) -> str:
 
 
 def group_curve_key(
-    stage: str, model: str, perturbation: str, metric: str, group: str, stat: str, epoch: int | None = None
+    stage: str, model: str, perturbation: str, metric: str, group: str, stat: str, moment: str | None = None
 ) -> str:
     """``curve_key`` of the metric's per-group curve (``<metric>/groups/<group>``)."""
-    return curve_key(stage, model, perturbation, group_metric(metric, group), stat, epoch)
+    return curve_key(stage, model, perturbation, group_metric(metric, group), stat, moment)
 
 
 def group_auc_key(stage: str, model: str, perturbation: str, metric: str, group: str) -> str:
@@ -69,14 +78,14 @@ def group_metric(metric: str, group: str) -> str:
 
 
 def group_curve_rows(
-    stage: str, summaries: Iterable[GroupSummary], epoch: int | None = None
+    stage: str, summaries: Iterable[GroupSummary], moment: str | None = None
 ) -> tuple[dict[str, str], list[dict[str, float]]]:
     """``({curve key: its step metric}, history rows)``: one row per (perturbation, level), every group in it."""
     points = [
         (
             e.summary,
             lambda stat, s=e.summary, g=e.group: group_curve_key(
-                stage, s.model, s.perturbation, s.metric, g, stat, epoch
+                stage, s.model, s.perturbation, s.metric, g, stat, moment
             ),
         )
         for entries in group_cells(summaries).values()
@@ -109,32 +118,43 @@ def group_level_charts(stage: str, summaries: Sequence[GroupSummary]) -> dict[st
 
 
 def group_epoch_charts(history: Sequence[GroupSummary]) -> dict[str, Any]:
-    """One native W&B heatmap per (model, perturbation, metric, damaging level): groups down, epochs across,
-    each cell the change of the mean metric from that epoch's undamaged model."""
+    """One native W&B heatmap per (model, perturbation, metric, damaging level): groups down, sweeps across
+    (epochs, or steps where two sweeps share an epoch), each cell the change of the mean metric from that sweep's
+    undamaged model."""
     charts, undamaged = {}, undamaged_means(history)
+    axis = training_axis(entry.moment for entry in history)
     for (model, metric, perturbation), entries in group_cells(history).items():
         for level in sorted({e.summary.level for e in entries} - {0.0}):
             data = [
-                [e.group, f"epoch {e.epoch:03d}", change(e, undamaged)] for e in entries if e.summary.level == level
+                [e.group, moment_row(e.moment, axis), change(e, undamaged)]
+                for e in entries
+                if e.summary.level == level and e.moment is not None
             ]
             key = f"{PER_EPOCH}/groups/heatmaps/{model}/{perturbation}/{metric}/level{level:g}"
-            title = f"{model}: {metric} − undamaged, group × epoch at {_words(perturbation)} {level:g}"
-            charts[key] = grid_chart(("group", "epoch", CHANGE), data, title)
+            title = f"{model}: {metric} − undamaged, group × {axis} at {_words(perturbation)} {level:g}"
+            charts[key] = grid_chart(("group", axis, CHANGE), data, title)
     return charts
 
 
 def log_group_sweep(
-    loggers: Iterable[Logger], stage: str, summaries: Sequence[GroupSummary], figure: Path, epoch: int, step: int
+    loggers: Iterable[Logger],
+    stage: str,
+    summaries: Sequence[GroupSummary],
+    figure: Path,
+    epoch: int,
+    step: int,
+    moment: str | None = None,
 ) -> None:
     """One layer-wise sweep to every logger: W&B gets the per-group curves, AUCs, table, heatmaps and figure;
-    other loggers the AUCs with the epoch."""
+    other loggers the AUCs with the epoch. ``moment``: the name of a sweep during training, which its curve keys
+    carry."""
     scalars = group_scalars(stage, summaries)
     per_epoch = stage == "train"
 
     def send(logger: WandbLogger) -> None:
         run = logger.experiment
-        log_curves(run, *group_curve_rows(stage, summaries, epoch if per_epoch else None), scalars, per_epoch, epoch)
-        table = [list(entry.as_record().values()) for entry in summaries]
+        log_curves(run, *group_curve_rows(stage, summaries, moment), scalars, per_epoch, epoch)
+        table = [list(entry.as_record(GROUP_SUMMARY_COLUMNS).values()) for entry in summaries]
         logger.log_table(key=f"robustness/{stage}/groups/table", columns=list(GROUP_SUMMARY_COLUMNS), data=table)
         run.log(group_level_charts(stage, summaries))
         logger.log_image(key=f"robustness/{stage}/groups/figure", images=[str(figure)], step=step)
@@ -147,7 +167,7 @@ def log_group_sensitivity(loggers: Iterable[Logger], history: Sequence[GroupSumm
     native group × epoch heatmaps (``group_epoch_charts``)."""
     records = [entry.as_record() for entry in history]
     key = f"{PER_EPOCH}/groups/table"
-    log_table_and_charts(loggers, key, GROUP_SUMMARY_COLUMNS, records, lambda: group_epoch_charts(history), step)
+    log_table_and_charts(loggers, key, GROUP_SENSITIVITY_COLUMNS, records, lambda: group_epoch_charts(history), step)
 
 
 def _words(perturbation: str) -> str:

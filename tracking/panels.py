@@ -12,12 +12,14 @@ history row per damage level::
 and declares ``define_metric(<curve key>, step_metric="robustness/<stage>/<perturbation>/level",
 summary="none")`` for every key it logs. Exact names take precedence over the ``*`` glob Lightning's
 ``WandbLogger`` declares (step metric ``trainer/global_step``), so these keys plot against the level
-and stay out of the run summary. Per-epoch sweeps (stage ``train``) put the epoch into the key
-(``.../<metric>/epoch<E>/mean``): a curve per epoch, and a line plot with a regex over ``epoch.*``
+and stay out of the run summary. Sweeps during training (stage ``train``) put their moment into the key
+(``.../<metric>/epoch<E>/mean``; ``.../epoch<E>_step<S>/mean`` in a run that validates several times per epoch,
+``cognitive_reserve.sensitivity.sweep_moment``): a curve per sweep, and a line plot with a regex over ``epoch.*``
 overlays them. The 95% band is the ``ci_low``/``ci_high`` pair (W&B line plots shade only
 min/max or stddev across grouped runs, not a band logged per point). The epoch × level heatmap of a
 per-epoch view is a native custom chart on W&B's built-in grid preset (``wandb/confusion_matrix/v1``,
-which colours any number on a grid of two labels): rows are epochs, columns levels, cells the mean.
+which colours any number on a grid of two labels): rows are epochs (steps, where two sweeps share an epoch),
+columns levels, cells the mean.
 
 The run summary holds only run-level scalars that the runs table and parallel coordinates compare:
 ``robustness/<stage>/<model>/<perturbation>/<metric>/auc`` (level-averaged metric) and
@@ -37,7 +39,7 @@ from typing import Any
 from lightning.pytorch.loggers import Logger, WandbLogger
 
 from cognitive_reserve.crossover import CrossOver
-from cognitive_reserve.sensitivity import SENSITIVITY_COLUMNS, EpochSummary, panels
+from cognitive_reserve.sensitivity import SENSITIVITY_COLUMNS, EpochSummary, panels, training_axis
 from cognitive_reserve.stats import LevelSummary, area_under_curve, clean_value, curves
 from cognitive_reserve.sweep import CSV_COLUMNS, SweepRow
 from tracking.wandb import ResilientWandbLogger
@@ -57,9 +59,10 @@ def level_key(stage: str, perturbation: str) -> str:
     return f"robustness/{stage}/{perturbation}/level"
 
 
-def curve_key(stage: str, model: str, perturbation: str, metric: str, stat: str, epoch: int | None = None) -> str:
-    """Key of one per-level statistic; per-epoch sweeps add ``epoch<E>`` so each epoch is its own line."""
-    at = "" if epoch is None else f"/epoch{epoch:03d}"
+def curve_key(stage: str, model: str, perturbation: str, metric: str, stat: str, moment: str | None = None) -> str:
+    """Key of one per-level statistic; sweeps during training add their ``moment`` (``epoch<E>``, or
+    ``epoch<E>_step<S>``: ``sweep_moment``) so each sweep is its own line."""
+    at = "" if moment is None else f"/{moment}"
     return f"robustness/{stage}/{model}/{perturbation}/{metric}{at}/{stat}"
 
 
@@ -72,11 +75,11 @@ def clean_key(stage: str, model: str, metric: str) -> str:
 
 
 def curve_rows(
-    stage: str, summaries: Iterable[LevelSummary], epoch: int | None = None
+    stage: str, summaries: Iterable[LevelSummary], moment: str | None = None
 ) -> tuple[dict[str, str], list[dict[str, float]]]:
     """``({curve key: its step metric}, history rows)``: one row per (perturbation, level), all models in it."""
     points = [
-        (s, lambda stat, s=s: curve_key(stage, s.model, s.perturbation, s.metric, stat, epoch))
+        (s, lambda stat, s=s: curve_key(stage, s.model, s.perturbation, s.metric, stat, moment))
         for curve in curves(summaries).values()
         for s in curve
     ]
@@ -128,15 +131,17 @@ def log_sweep(
     epoch: int,
     step: int,
     crossovers: Sequence[CrossOver] = (),
+    moment: str | None = None,
 ) -> None:
     """One sweep to every logger: W&B gets curves, summary scalars, the raw table, the cross-over table
-    and the figure; other loggers the run-level scalars with the epoch."""
+    and the figure; other loggers the run-level scalars with the epoch. ``moment``: the name of a sweep during
+    training (``sweep_moment``), which its curve keys carry."""
     scalars = {**run_scalars(stage, summaries), **crossover_scalars(stage, crossovers)}
     per_epoch = stage == "train"
 
     def send(logger: WandbLogger) -> None:
         run = logger.experiment
-        log_curves(run, *curve_rows(stage, summaries, epoch if per_epoch else None), scalars, per_epoch, epoch)
+        log_curves(run, *curve_rows(stage, summaries, moment), scalars, per_epoch, epoch)
         logger.log_table(key=f"robustness/{stage}/table", columns=list(CSV_COLUMNS), data=_table(rows))
         if crossovers:
             table = [[getattr(c, column) for column in CROSSOVER_COLUMNS] for c in crossovers]
@@ -208,19 +213,27 @@ def log_table_and_charts(
 
 def heatmap_charts(history: Sequence[EpochSummary]) -> dict[str, Any]:
     """One W&B heatmap per (model, perturbation, metric) under ``robustness/train/per_epoch/heatmaps/...``:
-    epochs down, levels across, the mean metric in each cell (non-finite cells left empty)."""
+    sweeps down (``epoch 003``, or ``step 000100`` where two sweeps share an epoch), levels across, the mean metric
+    in each cell (non-finite cells left empty)."""
+    axis = training_axis(entry.moment for entry in history)
     charts = {}
-    for (model, metric, perturbation), by_epoch in panels(history).items():
+    for (model, metric, perturbation), by_moment in panels(history).items():
         data = [
-            [f"epoch {epoch:03d}", f"{s.level:g}", s.mean if math.isfinite(s.mean) else None]
-            for epoch, cells in by_epoch.items()
+            [moment_row(moment, axis), f"{s.level:g}", s.mean if math.isfinite(s.mean) else None]
+            for moment, cells in by_moment.items()
             for s in cells
         ]
-        title = f"{model}: mean {metric}, epoch × {perturbation.replace('_', ' ')} level"
+        title = f"{model}: mean {metric}, {axis} × {perturbation.replace('_', ' ')} level"
         charts[f"{PER_EPOCH}/heatmaps/{model}/{perturbation}/{metric}"] = grid_chart(
-            ("epoch", "level", metric), data, title
+            (axis, "level", metric), data, title
         )
     return charts
+
+
+def moment_row(moment: tuple[int, int | None], axis: str) -> str:
+    """A sweep's row label in a native heatmap, zero-padded so W&B's text order is training order."""
+    epoch, step = moment
+    return f"step {step:06d}" if axis == "step" and step is not None else f"epoch {epoch:03d}"
 
 
 def grid_chart(columns: tuple[str, str, str], data: list[list[Any]], title: str) -> Any:
