@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as scipy_stats
+from scipy import special
 
 
 @dataclass(frozen=True)
@@ -75,30 +75,45 @@ class Moments:
     seed_covariances: tuple[tuple[np.ndarray, int], ...]  # ((..., L, L) covariance of the mean, df)
     trial_terms: tuple[Term, ...]
 
-    def intervals(self, weights: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(estimate, low, high)`` of ``weights @ levels`` for each row of ``weights`` ``(W, L)``: ``(..., W)``."""
-        estimate = self.estimate @ weights.T
+    def variances(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """For each row of ``weights`` ``(W, L)``: the seed part, the positive trial part and the total of the
+        variance of ``weights @ levels``, and Satterthwaite's degrees of freedom, each ``(..., W)``."""
         seed = [(np.einsum("...ij,wi,wj->...w", cov, weights, weights), df) for cov, df in self.seed_covariances]
         squared = weights.T**2  # (L, W)
         trials = [(term.values @ squared, term) for term in self.trial_terms]
-        seed_part = sum((part for part, _ in seed), np.zeros_like(estimate))
-        trial_part = sum((part for part, term in trials if term.sign > 0), np.zeros_like(estimate))
-        total = seed_part + sum((term.sign * part for part, term in trials), np.zeros_like(estimate))
+        zero = np.zeros((*self.estimate.shape[:-1], weights.shape[0]))
+        seed_part = sum((part for part, _ in seed), zero)
+        trial_part = sum((part for part, term in trials if term.sign > 0), zero)
+        total = seed_part + sum((term.sign * part for part, term in trials), zero)
         variance = np.maximum(total, np.maximum(seed_part, trial_part))
         # Satterthwaite: each seed group is one component, each level's trial term another
-        denominator = sum((part**2 / df for part, df in seed), np.zeros_like(estimate))
+        denominator = sum((part**2 / df for part, df in seed), zero)
         for _, term in trials:
             per_level = (term.values[..., :, None] * squared) ** 2 / term.df[:, None]
             denominator = denominator + per_level.sum(axis=-2)
         with np.errstate(divide="ignore", invalid="ignore"):
             df = np.where(denominator > 0, variance**2 / denominator, np.inf)
-        quantile = scipy_stats.t.ppf(0.5 + confidence / 2, np.maximum(df, 1.0))
-        half = np.where(variance > 0, quantile * np.sqrt(variance), 0.0)
+        if seed:  # never more than the seeds give: a seed part estimated small by chance is not known to be small
+            df = np.minimum(df, sum(df_seed for _, df_seed in seed))
+        return seed_part, trial_part, total, df
+
+    def intervals(self, weights: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(estimate, low, high)`` of ``weights @ levels`` for each row of ``weights`` ``(W, L)``: ``(..., W)``;
+        the variance never below its seed part or its positive trial part (each a lower bound on average)."""
+        estimate = self.estimate @ weights.T
+        seed_part, trial_part, total, df = self.variances(weights)
+        variance = np.maximum(total, np.maximum(seed_part, trial_part))
+        half = np.where(variance > 0, t_quantile(df, confidence) * np.sqrt(variance), 0.0)
         return estimate, estimate - half, estimate + half
 
     def level_intervals(self, confidence: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(estimate, low, high)`` at every level, ``(..., L)``."""
         return self.intervals(np.eye(self.estimate.shape[-1]), confidence)
+
+
+def t_quantile(df: np.ndarray, confidence: float) -> np.ndarray:
+    """Student t's two-sided quantile (at least 1 degree of freedom)."""
+    return special.stdtrit(np.maximum(df, 1.0), 0.5 + confidence / 2)
 
 
 def contrast_moments(
@@ -124,43 +139,73 @@ def contrast_moments(
     return Moments(estimate, covariances, _shared_trials(signs, per_level, paired_trials, groups))
 
 
-def crossover_interval(
-    moments: Moments, levels: Sequence[float], confidence: float, samples: int = 64
-) -> tuple[np.ndarray, np.ndarray]:
+def crossover_interval(moments: Moments, levels: Sequence[float], confidence: float) -> tuple[np.ndarray, np.ndarray]:
     """The cross-over set by inverting the per-level test: every level x (grid levels and linear
     interpolation between them) whose interval of the advantage at x contains 0; ``(low, high)`` of its
     hull, ``(...,)`` each. ``-inf`` / ``+inf``: the set reaches the first / last level (the data cannot
     exclude a cross-over beyond the grid); both ``-inf``: the advantage excludes 0 and is positive at every
     level (B better from the start), both ``+inf``: negative at every level (no cross-over in the grid).
 
-    Covers the true cross-over at ``confidence`` whenever the per-level interval covers (at the true
-    cross-over the advantage is 0)."""
+    Between two levels the advantage is linear and each variance part quadratic in the position, so the set
+    is solved exactly there (a Fieller-type quadratic inequality), with the stretch's t quantile taken as its
+    largest at five points. Covers the true cross-over at ``confidence`` whenever the per-level interval
+    covers (at the true cross-over the advantage is 0)."""
     count = len(levels)
-    fractions = np.linspace(0.0, 1.0, samples, endpoint=False)
-    weights = np.zeros((count - 1, samples, count))
-    steps = np.arange(count - 1)
-    weights[steps, :, steps] = 1 - fractions
-    weights[steps, :, steps + 1] = fractions
-    weights = np.concatenate([weights.reshape(-1, count), np.eye(count)[-1:]])
-    positions = weights @ np.asarray(levels, dtype=float)
-    estimate, low, high = moments.intervals(weights, confidence)
-    excess = np.maximum(low, -high)  # > 0 where the interval excludes 0
-    excess = np.where(np.isnan(excess), -np.inf, excess)  # a non-finite value excludes nothing
-    plausible = excess <= 0
-    last = positions.size - 1
-    first_in = np.argmax(plausible, axis=-1)
-    last_in = last - np.argmax(plausible[..., ::-1], axis=-1)
-    any_in = plausible.any(axis=-1)
-    lower = np.where(first_in == 0, -np.inf, _boundary(positions, excess, first_in - 1, first_in))
-    upper = np.where(last_in == last, np.inf, _boundary(positions, excess, last_in, last_in + 1))
-    # where the estimate itself is 0 belongs to the set, also between two samples (a zero-width interval)
-    zeros = _zeros(positions, estimate)
-    with np.errstate(invalid="ignore"):
-        first_zero, last_zero = np.fmin.reduce(zeros, axis=-1), np.fmax.reduce(zeros, axis=-1)
-    lower = np.where(any_in, np.fmin(lower, first_zero), first_zero)
-    upper = np.where(any_in, np.fmax(upper, last_zero), last_zero)
+    probes = np.linspace(0.0, 1.0, 5)
+    weights = np.zeros((count - 1, probes.size, count))
+    stretch = np.arange(count - 1)
+    weights[stretch, :, stretch] = 1 - probes
+    weights[stretch, :, stretch + 1] = probes
+    *_, df = moments.variances(weights.reshape(-1, count))
+    quantile = t_quantile(df, confidence).reshape(*df.shape[:-1], count - 1, probes.size).max(axis=-1)
+    # each variance version at f = 0, 1/2, 1 of every stretch gives its quadratic's coefficients
+    ends = np.zeros((count - 1, 3, count))
+    ends[stretch, 0, stretch], ends[stretch, 2, stretch + 1] = 1.0, 1.0
+    ends[stretch, 1, stretch], ends[stretch, 1, stretch + 1] = 0.5, 0.5
+    seed_part, trial_part, total, _ = moments.variances(ends.reshape(-1, count))
+    estimate = moments.estimate
+    start, step = estimate[..., :-1], np.diff(estimate, axis=-1)
+    first, last = np.full(start.shape, np.nan), np.full(start.shape, np.nan)
+    for part in (seed_part, trial_part, total):
+        at = part.reshape(*part.shape[:-1], count - 1, 3)
+        v0, v_half, v1 = at[..., 0], at[..., 1], at[..., 2]
+        v_square = 2 * v0 + 2 * v1 - 4 * v_half  # V(f) = v0 + v_linear f + v_square f²
+        v_linear = v1 - v0 - v_square
+        q2 = quantile**2
+        low, high = _quadratic_hull(step**2 - q2 * v_square, 2 * start * step - q2 * v_linear, start**2 - q2 * v0)
+        first, last = np.fmin(first, low), np.fmax(last, high)
+    unknown = ~np.isfinite(start + step)  # a non-finite value excludes nothing
+    first, last = np.where(unknown, 0.0, first), np.where(unknown, 1.0, last)
+    spans = np.diff(np.asarray(levels, dtype=float))
+    inside = ~np.isnan(first)
+    first_stretch = np.argmax(inside, axis=-1)
+    last_stretch = count - 2 - np.argmax(inside[..., ::-1], axis=-1)
+    lower_f = np.take_along_axis(first, first_stretch[..., None], axis=-1)[..., 0]
+    upper_f = np.take_along_axis(last, last_stretch[..., None], axis=-1)[..., 0]
+    lower = np.asarray(levels)[first_stretch] + lower_f * spans[first_stretch]
+    upper = np.asarray(levels)[last_stretch] + upper_f * spans[last_stretch]
+    lower = np.where((first_stretch == 0) & (lower_f == 0), -np.inf, lower)
+    upper = np.where((last_stretch == count - 2) & (upper_f == 1), np.inf, upper)
     beyond = np.where(estimate[..., 0] > 0, -np.inf, np.inf)  # nothing plausible: one sign everywhere
-    return np.where(np.isnan(lower), beyond, lower), np.where(np.isnan(upper), beyond, upper)
+    found = inside.any(axis=-1)
+    return np.where(found, lower, beyond), np.where(found, upper, beyond)
+
+
+def _quadratic_hull(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Smallest and largest f in [0, 1] with ``a f² + b f + c ≤ 0`` (NaN where there is none): the set's ends
+    are among 0, 1 and the roots, so test those."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        root = np.sqrt(b**2 - 4 * a * c)
+        quadratic = np.abs(a) > 1e-12 * (np.abs(b) + np.abs(c))
+        roots = np.where(quadratic[..., None], np.stack([(-b - root) / (2 * a), (-b + root) / (2 * a)], -1),
+                         np.stack([-c / b, -c / b], -1))  # fmt: skip
+    candidates = np.concatenate([np.zeros_like(roots[..., :1]), roots, np.ones_like(roots[..., :1])], axis=-1)
+    candidates = np.where((candidates >= 0) & (candidates <= 1), candidates, np.nan)
+    value = a[..., None] * candidates**2 + b[..., None] * candidates + c[..., None]
+    scale = np.abs(a) + np.abs(b) + np.abs(c)
+    held = np.where(value <= 1e-9 * scale[..., None], candidates, np.nan)
+    with np.errstate(invalid="ignore"):
+        return np.fmin.reduce(held, axis=-1), np.fmax.reduce(held, axis=-1)
 
 
 def method_name(seeds_a: int, seeds_b: int | None, paired_seeds: bool, paired_trials: bool) -> str:
@@ -264,28 +309,6 @@ def _shared_trials(
     terms = [Term(shared, shared_df)]
     terms += [Term(values, df, -1.0) for values, df in zip(residuals, residual_df, strict=True)]
     return tuple(terms)
-
-
-def _boundary(positions: np.ndarray, excess: np.ndarray, inside_or_not: np.ndarray, other: np.ndarray) -> np.ndarray:
-    """Where ``excess`` crosses 0 between samples ``inside_or_not`` and ``other`` (linear interpolation)."""
-    last = positions.size - 1
-    i, j = np.clip(inside_or_not, 0, last), np.clip(other, 0, last)
-    g_i = np.take_along_axis(excess, i[..., None], axis=-1)[..., 0]
-    g_j = np.take_along_axis(excess, j[..., None], axis=-1)[..., 0]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        share = np.where(g_i != g_j, g_i / (g_i - g_j), 0.0)
-    share = np.clip(np.nan_to_num(share, nan=0.0), 0.0, 1.0)
-    return positions[i] + share * (positions[j] - positions[i])
-
-
-def _zeros(positions: np.ndarray, estimate: np.ndarray) -> np.ndarray:
-    """``(..., P − 1)``: where ``estimate`` crosses or touches 0 between neighbouring samples, NaN elsewhere."""
-    before, after = estimate[..., :-1], estimate[..., 1:]
-    crosses = (before == 0) | (np.sign(before) * np.sign(after) < 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        share = np.where(before != after, before / (before - after), 0.0)
-    found = positions[:-1] + np.clip(share, 0.0, 1.0) * (positions[1:] - positions[:-1])
-    return np.where(crosses, found, np.nan)
 
 
 def bound_text(value: float, levels: Sequence[float]) -> str:

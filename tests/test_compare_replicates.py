@@ -90,7 +90,7 @@ def test_differences_are_welch_or_paired_t_over_the_seed_means():
 
 def test_shared_trials_give_the_two_way_random_effects_variance():
     """Every table drew the same masks: the variance of the mean is that of a crossed seeds × trials design,
-    (MS_seeds + MS_trials − MS_residual) / (n·S), with Satterthwaite's degrees of freedom."""
+    (MS_seeds + MS_trials − MS_residual) / (n·S), with Satterthwaite's degrees of freedom, at most the seeds'."""
     rng = np.random.default_rng(3)
     shared = [0.3 * rng.standard_normal(TRIALS) for _ in LEVELS]  # the mask's effect, alike for every seed
     tables = replicates(rng, "mono", mono, seeds=5, seed_sd=0.05, trial_sd=0.05, shared=shared)
@@ -103,7 +103,7 @@ def test_shared_trials_give_the_two_way_random_effects_variance():
     ms_residual = (residual**2).sum() / ((seeds - 1) * (n - 1))
     parts = np.array([ms_seeds, ms_trials, -ms_residual]) / (n * seeds)
     variance = parts.sum()
-    df = variance**2 / (parts**2 / np.array([seeds - 1, n - 1, (seeds - 1) * (n - 1)])).sum()
+    df = min(variance**2 / (parts**2 / np.array([seeds - 1, n - 1, (seeds - 1) * (n - 1)])).sum(), seeds - 1)
     half = stats.t.ppf(0.975, df) * math.sqrt(variance)
     assert (point.ci_low, point.ci_high) == pytest.approx((y.mean() - half, y.mean() + half), rel=1e-12)
     # the spread of the seed means alone misses the shared masks: its interval is far narrower
