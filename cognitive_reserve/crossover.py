@@ -34,6 +34,7 @@ from cognitive_reserve.contrasts import (
     method_name,
 )
 from cognitive_reserve.errors import ConfigError
+from cognitive_reserve.metric_ranges import metric_range
 from cognitive_reserve.metrics import Direction, metric_direction
 from cognitive_reserve.sweep import SweepRow
 
@@ -222,14 +223,15 @@ def seed_mean_curve(
     tables: Sequence[Iterable[SweepRow]], perturbation: str, metric: str, confidence: float = 0.95
 ) -> list[SeedMeanPoint]:
     """One side's curve: per level the mean over tables (training seeds) of the trial mean, with its t
-    interval over seeds (over trials for one table)."""
+    interval over seeds (over trials for one table), clipped to the metric's range as the sweep summary's."""
     side, _ = _side_tables(tables, perturbation, metric, "")
     levels = _shared_levels(perturbation, {"tables": side})
     cells = [SideLevel.of(_values(side, level)) for level in levels]
     paired = [_paired(side, level) for level in levels]
     estimate, low, high = contrast_moments([(1.0, cells)], paired).level_intervals(confidence)
+    lowest, highest = metric_range(metric)
     return [
-        SeedMeanPoint(level, float(estimate[i]), float(low[i]), float(high[i]), len(side))
+        SeedMeanPoint(level, float(estimate[i]), max(float(low[i]), lowest), min(float(high[i]), highest), len(side))
         for i, level in enumerate(levels)
     ]
 

@@ -134,7 +134,8 @@ def plot_comparison(
     band = "t over training seeds" if results[0].replicated else "over trials only"
     handles = {label: handle for ax in axes for handle, label in zip(*ax.get_legend_handles_labels(), strict=True)}
     handles[f"band: {confidence:.0%} CI of the mean ({band})"] = Patch(color="black", alpha=0.2)
-    fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncols=2, fontsize="small")
+    columns = 2 if len(results) > 1 else 1
+    fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncols=columns, fontsize="small")
     return save_figure(fig, path, f"{metric_label(results[0].metric)} under damage to the weights")
 
 
@@ -146,7 +147,8 @@ def crossover_text(result: CrossOver) -> str:
         said = f"no cross-over: {result.model_b}\nbetter from the first level"
     else:
         said = f"no cross-over: {result.model_b}\nnever better up to {result.levels[-1]:g}"
-    return f"{said}\n{result.confidence:.0%}: {result.interval_text()}".replace(" (consistent", "\n(consistent")
+    interval = result.interval_text() if result.identified else "not identified"
+    return f"{said}\n{result.confidence:.0%}: {interval}"
 
 
 def main(argv: list[str] | None = None) -> None:
