@@ -16,8 +16,9 @@ sweeps' default: same masks, same noise), a mask that hurts every model alike is
 seeds, and the spread of the seed means misses it. Then the seeds × trials table of each side is a
 crossed design and the variance is that of a two-way random-effects mean: the seed part (spread of the
 seed means over S), plus the shared-trial part (spread of the per-trial values, averaged over seeds,
-over n), minus the residual mean square over n·S that both count; degrees of freedom by Satterthwaite.
-With no shared effect the added terms cancel on average; the estimate never falls below either part.
+over n), minus the residual mean square over n·S that both count; degrees of freedom by Satterthwaite,
+never more than the seeds' own (a seed part that came out small by chance is not known to be small). With
+no shared effect the added terms cancel on average; the estimate never falls below either part.
 
 **Over trials** (one table per side): the interval covers the trials only — a paired t over trial
 differences when both tables drew the same trials, else Welch over the two tables' trials.
@@ -208,15 +209,11 @@ def _quadratic_hull(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> tuple[np.nda
         return np.fmin.reduce(held, axis=-1), np.fmax.reduce(held, axis=-1)
 
 
-def method_name(seeds_a: int, seeds_b: int | None, paired_seeds: bool, paired_trials: bool) -> str:
-    """How the interval was computed, e.g. ``Welch t over 3 + 3 training seeds, shared trials``."""
-    if seeds_a == 1 and seeds_b in (None, 1):
-        if seeds_b is None:
-            return "t over trials"
+def method_name(seeds_a: int, seeds_b: int, paired_seeds: bool, paired_trials: bool) -> str:
+    """How the interval of B − A was computed, e.g. ``Welch t over 3 + 3 training seeds, shared trials``."""
+    if seeds_a == seeds_b == 1:
         return "paired t over trials" if paired_trials else "Welch t over trials"
     shared = ", shared trials" if paired_trials else ""
-    if seeds_b is None:
-        return f"t over {seeds_a} training seeds{shared}"
     if paired_seeds:
         return f"paired t over {seeds_a} training seeds{shared}"
     return f"Welch t over {seeds_a} + {seeds_b} training seeds{shared}"
