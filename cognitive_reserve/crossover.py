@@ -7,17 +7,13 @@ metrics such as perplexity, bits per byte, MSE) or ``B − A`` (higher-is-better
 accuracy, F1, MCC). The cross-over is the first level where the advantage turns positive after
 having been ≤ 0, located by linear interpolation between the two grid levels around the sign change.
 
-The interval is a percentile bootstrap. With several tables per side it is *two-level*: every
-replicate resamples each side's training seeds (tables) with replacement — one draw shared by all
-levels, since a seed is a whole curve — then, at each level, the trials within each resampled
-table, so it covers the variance between training runs as well as the perturbation's. When every
-table of both sides used the same seed for the same (level, trial) — same-shape models share
-perturbation masks — the trials are *paired*: one resampled trial index takes every table's value
-at that trial (both sides, every seed); otherwise the trials of each resampled table are drawn
-afresh. With one table per side this is the plain bootstrap over trials (paired or not). Replicates
-without a cross-over in the grid count as +inf (B never overtakes) or −inf (B better from the first
-level), so the interval can be open on either side. A percentile bootstrap over few seeds is too
-narrow (about 92% coverage for a nominal 95% with 10 seeds per side, less with fewer).
+Intervals are Student t (``cognitive_reserve.contrasts``): over training seeds with several tables per
+side (the seed means, S − 1 degrees of freedom, Welch for a difference, or paired when the i-th tables
+of both sides share a training seed), over trials with one table per side (they then say nothing about
+another training run). The cross-over interval inverts the per-level test: it holds every level where
+the advantage's interval contains 0, so it covers the true cross-over as often as the per-level interval
+covers the advantage. When that set reaches an end of the grid the interval is open there (``±inf``:
+the data cannot exclude a cross-over beyond it); open at both ends, the cross-over is *not identified*.
 """
 
 from __future__ import annotations
@@ -30,7 +26,15 @@ from typing import Literal
 
 import numpy as np
 
+from cognitive_reserve.contrasts import (
+    SideLevel,
+    bound_text,
+    contrast_moments,
+    crossover_interval,
+    method_name,
+)
 from cognitive_reserve.errors import ConfigError
+from cognitive_reserve.metric_ranges import metric_range
 from cognitive_reserve.metrics import Direction, metric_direction
 from cognitive_reserve.sweep import SweepRow
 
@@ -42,12 +46,13 @@ TrialTable = dict[float, dict[int, tuple[int, float]]]
 
 @dataclass(frozen=True)
 class CrossOver:
-    """Where B overtakes A for one (perturbation, metric), with a bootstrap interval.
+    """Where B overtakes A for one (perturbation, metric), with its interval.
 
-    ``status``: ``crossing`` (``level`` is set), ``none`` (B never becomes better in the grid) or
-    ``b_better_from_start`` (B is already better at the first level). ``ci_low``/``ci_high`` may be
-    ±inf (the interval reaches past the grid); ``fraction_crossing`` is the share of bootstrap
-    replicates with a cross-over inside the grid. ``n_seeds_a``/``n_seeds_b``: training replicates
+    ``status``: ``crossing`` (``level`` is set: the means cross), ``none`` (B's mean never better in the
+    grid) or ``b_better_from_start`` (B's mean already better at the first level). ``ci_low``/``ci_high``:
+    the levels where the advantage's interval contains 0; ``-inf``/``+inf`` where that set reaches the
+    grid's first/last level; both ``+inf``: A better at every level (both ``-inf``: B), beyond chance.
+    ``method``: how the per-level intervals were computed; ``n_seeds_a``/``n_seeds_b``: training replicates
     (tables) per side; above 1 the interval covers training-seed variance too.
     """
 
@@ -60,9 +65,10 @@ class CrossOver:
     level: float | None
     ci_low: float
     ci_high: float
-    fraction_crossing: float
-    paired: bool
-    n_boot: int
+    method: str
+    paired_trials: bool
+    paired_seeds: bool
+    confidence: float
     levels: tuple[float, ...]
     advantage: tuple[float, ...]
     n_seeds_a: int = 1
@@ -70,39 +76,74 @@ class CrossOver:
 
     @property
     def replicated(self) -> bool:
-        """Whether either side has several training seeds (a two-level bootstrap)."""
-        return self.n_seeds_a > 1 or self.n_seeds_b > 1
+        """Whether the interval covers training seeds (several tables per side)."""
+        return self.n_seeds_a > 1
+
+    @property
+    def identified(self) -> bool:
+        """Whether the data bound the cross-over: not open at both ends of the grid."""
+        return not (self.ci_low == -math.inf and self.ci_high == math.inf)
+
+    def interval_text(self) -> str:
+        """``[0.18, 0.25]``, ``[0.18, > 0.4]``, or in words where the interval is no range of the grid."""
+        low, high = self.ci_low, self.ci_high
+        if low == high == math.inf:
+            return f"{self.model_a} better at every level"
+        if low == high == -math.inf:
+            return f"{self.model_b} better at every level"
+        if not self.identified:
+            return "not identified (consistent with a cross-over anywhere in the grid or beyond it)"
+        return f"[{bound_text(low, self.levels)}, {bound_text(high, self.levels)}]"
 
     def describe(self) -> str:
-        """One line for people, e.g. ``random_deletion / bits_per_byte_en: B overtakes A at 0.213 [0.18, 0.25]``."""
+        """One line for people, e.g. ``random_deletion / bits_per_byte_en: B overtakes A at 0.213 [0.18, 0.25]
+        (95% Welch t over 3 + 3 training seeds)``."""
         head = f"{self.perturbation} / {self.metric}: "
-        seeds = f"; {self.n_seeds_a} + {self.n_seeds_b} training seeds" if self.replicated else ""
+        method = f"{self.confidence:.0%} {self.method}"
+        interval = self.interval_text()
+        if self.status == "crossing" and self.identified:
+            return head + f"{self.model_b} overtakes {self.model_a} at {self.level:.4g} {interval} ({method})"
+        if self.status == "crossing":
+            return head + (
+                f"{self.model_b}'s mean overtakes {self.model_a}'s at {self.level:.4g}, but the cross-over is "
+                f"{interval} ({method})"
+            )
         if self.status == "none":
-            return head + (
-                f"none in the grid ({self.model_b} never better than {self.model_a} up to {self.levels[-1]:g}{seeds})"
-            )
-        if self.status == "b_better_from_start":
-            return head + (
-                f"{self.model_b} already better than {self.model_a} at {self.levels[0]:g} (no cross-over{seeds})"
-            )
-        method = f"{'paired' if self.paired else 'unpaired'} bootstrap, {self.n_boot} replicates"
-        if self.replicated:
-            method = f"two-level {method} over {self.n_seeds_a} + {self.n_seeds_b} training seeds"
-        return head + (
-            f"{self.model_b} overtakes {self.model_a} at {self.level:.4g} "
-            f"[{_bound(self.ci_low, self.levels)}, {_bound(self.ci_high, self.levels)}] ({method})"
-        )
+            said = f"none in the grid ({self.model_b} never better than {self.model_a} up to {self.levels[-1]:g})"
+        else:
+            said = f"no cross-over ({self.model_b} already better than {self.model_a} at {self.levels[0]:g})"
+        return head + f"{said}; interval: {interval} ({method})"
 
 
 @dataclass(frozen=True)
 class SeedMeanPoint:
-    """One level of a side's curve: mean over training seeds and its two-level bootstrap interval."""
+    """One level of a side's curve: the mean over training seeds and its t interval."""
 
     level: float
     mean: float
     ci_low: float
     ci_high: float
     n_seeds: int
+
+
+@dataclass(frozen=True)
+class LevelDifference:
+    """``B − A`` at one level: the seed means of both sides, their difference and its t interval."""
+
+    level: float
+    mean_a: float
+    mean_b: float
+    difference: float
+    ci_low: float
+    ci_high: float
+    method: str
+    n_seeds_a: int
+    n_seeds_b: int
+
+    @property
+    def excludes_zero(self) -> bool:
+        """Whether the interval lies entirely on one side of 0."""
+        return self.ci_low > 0 or self.ci_high < 0
 
 
 def known_direction(metric: str) -> Direction:
@@ -131,12 +172,10 @@ def find_crossover(
     perturbation: str,
     metric: str,
     direction: Direction | None = None,
-    n_boot: int = 2000,
     confidence: float = 0.95,
-    seed: int = 0,
 ) -> CrossOver:
-    """Cross-over of B over A for one perturbation and metric, one table per side (see the module docstring)."""
-    return find_replicated_crossover([rows_a], [rows_b], perturbation, metric, direction, n_boot, confidence, seed)
+    """Cross-over of B over A for one perturbation and metric, one table per side (an interval over trials)."""
+    return find_replicated_crossover([rows_a], [rows_b], perturbation, metric, direction, confidence)
 
 
 def find_replicated_crossover(
@@ -145,92 +184,56 @@ def find_replicated_crossover(
     perturbation: str,
     metric: str,
     direction: Direction | None = None,
-    n_boot: int = 2000,
     confidence: float = 0.95,
-    seed: int = 0,
+    paired_seeds: bool = False,
 ) -> CrossOver:
-    """Cross-over of B over A with one table per training seed on each side (see the module docstring)."""
+    """Cross-over of B over A with one table per training seed on each side (see the module docstring);
+    ``paired_seeds``: the i-th tables of A and B were trained with the same seed."""
     direction = direction or known_direction(metric)
     if direction not in ("lower", "higher"):
         raise ConfigError("direction", direction, "must be 'lower' or 'higher'")
-    side_a, model_a = _side_tables(tables_a, perturbation, metric, "A")
-    side_b, model_b = _side_tables(tables_b, perturbation, metric, "B")
-    levels = _shared_levels(perturbation, {"A": side_a, "B": side_b})
     sign = 1.0 if direction == "lower" else -1.0
-    paired = all(_seeds(table[level]) == _seeds(side_a[0][level]) for table in side_a + side_b for level in levels)
-    rng = np.random.default_rng(seed)
-    chosen_a, chosen_b = _seed_draw(rng, len(side_a), n_boot), _seed_draw(rng, len(side_b), n_boot)
-    point, replicates = [], []
-    for level in levels:
-        a, b = _values(side_a, level), _values(side_b, level)
-        point.append(sign * (_seed_mean(a) - _seed_mean(b)))
-        if paired:
-            replicates.append(sign * _paired_difference(rng, a, b, chosen_a, chosen_b))
-        else:
-            replicates.append(sign * (_resampled_means(rng, a, chosen_a) - _resampled_means(rng, b, chosen_b)))
-    status, level = crossover_level(levels, point)
-    boot = np.array([_as_position(*crossover_level(levels, column)) for column in np.stack(replicates, axis=1)])
-    low, high = percentile_interval(boot, confidence)
+    pair = _Pair.of(tables_a, tables_b, perturbation, metric, paired_seeds)
+    moments = contrast_moments([(sign, pair.a), (-sign, pair.b)], pair.paired_trials, paired_seeds)
+    advantage = [float(v) for v in moments.estimate]
+    status, level = crossover_level(pair.levels, advantage)
+    low, high = crossover_interval(moments, pair.levels, confidence)
     return CrossOver(
         perturbation=perturbation,
         metric=metric,
-        model_a=model_a,
-        model_b=model_b,
+        model_a=pair.model_a,
+        model_b=pair.model_b,
         direction=direction,
         status=status,
         level=level,
-        ci_low=low,
-        ci_high=high,
-        fraction_crossing=float(np.isfinite(boot).mean()),
-        paired=paired,
-        n_boot=n_boot,
-        levels=tuple(levels),
-        advantage=tuple(float(v) for v in point),
-        n_seeds_a=len(side_a),
-        n_seeds_b=len(side_b),
+        ci_low=float(low),
+        ci_high=float(high),
+        method=pair.method,
+        paired_trials=all(pair.paired_trials),
+        paired_seeds=paired_seeds,
+        confidence=confidence,
+        levels=tuple(pair.levels),
+        advantage=tuple(advantage),
+        n_seeds_a=len(tables_a),
+        n_seeds_b=len(tables_b),
     )
 
 
 def seed_mean_curve(
-    tables: Sequence[Iterable[SweepRow]],
-    perturbation: str,
-    metric: str,
-    n_boot: int = 2000,
-    confidence: float = 0.95,
-    seed: int = 0,
+    tables: Sequence[Iterable[SweepRow]], perturbation: str, metric: str, confidence: float = 0.95
 ) -> list[SeedMeanPoint]:
-    """One side's curve: per level the mean over tables (training seeds) of the trial mean, with the
-    two-level bootstrap interval (seeds resampled, then trials within each resampled seed)."""
+    """One side's curve: per level the mean over tables (training seeds) of the trial mean, with its t
+    interval over seeds (over trials for one table), clipped to the metric's range as the sweep summary's."""
     side, _ = _side_tables(tables, perturbation, metric, "")
     levels = _shared_levels(perturbation, {"tables": side})
-    rng = np.random.default_rng(seed)
-    chosen = _seed_draw(rng, len(side), n_boot)
-    points = []
-    for level in levels:
-        values = _values(side, level)
-        low, high = percentile_interval(_resampled_means(rng, values, chosen), confidence)
-        points.append(SeedMeanPoint(level, _seed_mean(values), low, high, len(values)))
-    return points
-
-
-@dataclass(frozen=True)
-class LevelDifference:
-    """``B − A`` at one level: the seed means of both sides, their difference and its bootstrap interval."""
-
-    level: float
-    mean_a: float
-    mean_b: float
-    difference: float
-    ci_low: float
-    ci_high: float
-    paired: bool
-    n_seeds_a: int
-    n_seeds_b: int
-
-    @property
-    def excludes_zero(self) -> bool:
-        """Whether the interval lies entirely on one side of 0."""
-        return self.ci_low > 0 or self.ci_high < 0
+    cells = [SideLevel.of(_values(side, level)) for level in levels]
+    paired = [_paired(side, level) for level in levels]
+    estimate, low, high = contrast_moments([(1.0, cells)], paired).level_intervals(confidence)
+    lowest, highest = metric_range(metric)
+    return [
+        SeedMeanPoint(level, float(estimate[i]), max(float(low[i]), lowest), min(float(high[i]), highest), len(side))
+        for i, level in enumerate(levels)
+    ]
 
 
 def level_differences(
@@ -238,40 +241,60 @@ def level_differences(
     tables_b: Sequence[Iterable[SweepRow]],
     perturbation: str,
     metric: str,
-    n_boot: int = 2000,
     confidence: float = 0.95,
-    seed: int = 0,
+    paired_seeds: bool = False,
 ) -> list[LevelDifference]:
-    """``B − A`` of the seed-mean metric at every level, with the cross-over's bootstrap: two-level over
-    training seeds (tables) and trials, trials paired when every table used the same seeds."""
-    side_a, _ = _side_tables(tables_a, perturbation, metric, "A")
-    side_b, _ = _side_tables(tables_b, perturbation, metric, "B")
-    levels = _shared_levels(perturbation, {"A": side_a, "B": side_b})
-    paired = all(_seeds(table[level]) == _seeds(side_a[0][level]) for table in side_a + side_b for level in levels)
-    rng = np.random.default_rng(seed)
-    chosen_a, chosen_b = _seed_draw(rng, len(side_a), n_boot), _seed_draw(rng, len(side_b), n_boot)
-    differences = []
-    for level in levels:
-        a, b = _values(side_a, level), _values(side_b, level)
-        if paired:
-            replicates = -_paired_difference(rng, a, b, chosen_a, chosen_b)
-        else:
-            replicates = _resampled_means(rng, b, chosen_b) - _resampled_means(rng, a, chosen_a)
-        low, high = percentile_interval(replicates, confidence)
-        mean_a, mean_b = _seed_mean(a), _seed_mean(b)
-        differences.append(
-            LevelDifference(level, mean_a, mean_b, mean_b - mean_a, low, high, paired, len(side_a), len(side_b))
-        )
-    return differences
+    """``B − A`` of the seed-mean metric at every level, with the cross-over's t interval (over training
+    seeds with several tables per side, over trials with one)."""
+    pair = _Pair.of(tables_a, tables_b, perturbation, metric, paired_seeds)
+    moments = contrast_moments([(-1.0, pair.a), (1.0, pair.b)], pair.paired_trials, paired_seeds)
+    difference, low, high = moments.level_intervals(confidence)
+    found = []
+    for i, (level, a, b) in enumerate(zip(pair.levels, pair.a, pair.b, strict=True)):
+        interval = {"difference": float(difference[i]), "ci_low": float(low[i]), "ci_high": float(high[i])}
+        means = {"mean_a": float(a.means.mean()), "mean_b": float(b.means.mean())}
+        seeds = {"n_seeds_a": len(tables_a), "n_seeds_b": len(tables_b)}
+        found.append(LevelDifference(level, **means, **interval, method=pair.method, **seeds))
+    return found
 
 
-def percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
-    """Order-statistic percentile interval (no interpolation, so ±inf replicates are handled)."""
-    ordered = np.sort(values)
-    tail = (1 - confidence) / 2
-    low = ordered[math.floor(tail * len(ordered))]
-    high = ordered[max(math.ceil((1 - tail) * len(ordered)) - 1, 0)]
-    return float(low), float(high)
+@dataclass(frozen=True)
+class _Pair:
+    """Both sides of a comparison at every shared level, and how their trials and seeds pair up."""
+
+    levels: list[float]
+    a: list[SideLevel]
+    b: list[SideLevel]
+    paired_trials: list[bool]
+    model_a: str
+    model_b: str
+    method: str
+
+    @staticmethod
+    def of(
+        tables_a: Sequence[Iterable[SweepRow]],
+        tables_b: Sequence[Iterable[SweepRow]],
+        perturbation: str,
+        metric: str,
+        paired_seeds: bool,
+    ) -> _Pair:
+        side_a, model_a = _side_tables(tables_a, perturbation, metric, "A")
+        side_b, model_b = _side_tables(tables_b, perturbation, metric, "B")
+        counts = (len(side_a), len(side_b))
+        if 1 in counts and counts != (1, 1):
+            raise ConfigError(
+                "tables", f"{counts[0]} + {counts[1]}",
+                "an interval over training seeds needs at least 2 tables (seeds) on each side; one on each "
+                "compares trials only",
+            )  # fmt: skip
+        if paired_seeds and counts[0] != counts[1]:
+            raise ConfigError("paired_seeds", f"{counts[0]} + {counts[1]}", "needs as many tables on A as on B")
+        levels = _shared_levels(perturbation, {"A": side_a, "B": side_b})
+        paired = [_paired([*side_a, *side_b], level) for level in levels]
+        method = method_name(counts[0], counts[1], paired_seeds, all(paired))
+        cells_a = [SideLevel.of(_values(side_a, level)) for level in levels]
+        cells_b = [SideLevel.of(_values(side_b, level)) for level in levels]
+        return _Pair(levels, cells_a, cells_b, paired, model_a, model_b, method)
 
 
 def _side_tables(
@@ -322,59 +345,10 @@ def _values(side: Sequence[TrialTable], level: float) -> list[np.ndarray]:
     return [np.array([value for _, (_, value) in sorted(table[level].items())]) for table in side]
 
 
-def _seed_mean(values: Sequence[np.ndarray]) -> float:
-    """Mean over tables of the mean over trials (exactly the trial mean for one table)."""
-    means = [table.mean() for table in values]
-    return means[0] if len(means) == 1 else float(np.mean(means))
-
-
-def _seed_draw(rng: np.random.Generator, count: int, n_boot: int) -> np.ndarray:
-    """``(n_boot, count)`` resampled table indices; no draw for a single table (it is always chosen).
-
-    Drawn once per replicate for every level: a training seed is a whole curve (its offset is shared by
-    all levels), while trials are different masks at every level and are resampled per level."""
-    if count == 1:
-        return np.zeros((n_boot, 1), dtype=np.intp)
-    return rng.integers(0, count, size=(n_boot, count))
-
-
-def _resampled_means(rng: np.random.Generator, values: Sequence[np.ndarray], chosen: np.ndarray) -> np.ndarray:
-    """``(n_boot,)`` side means over the ``chosen`` tables, the trials of every chosen table resampled."""
-    n_boot, slots = chosen.shape
-    means = np.stack([trials[rng.integers(0, len(trials), size=(n_boot, slots, len(trials)))].mean(axis=2)
-                      for trials in values])  # fmt: skip
-    return np.take_along_axis(means, chosen[None], axis=0)[0].mean(axis=1)
-
-
-def _paired_difference(
-    rng: np.random.Generator,
-    a: Sequence[np.ndarray],
-    b: Sequence[np.ndarray],
-    chosen_a: np.ndarray,
-    chosen_b: np.ndarray,
-) -> np.ndarray:
-    """``(n_boot,)`` mean over resampled trials of (A − B), each side averaged over its chosen tables."""
-    per_trial_a = np.stack(a)[chosen_a].mean(axis=1)  # (n_boot, trials)
-    per_trial_b = np.stack(b)[chosen_b].mean(axis=1)
-    n_boot, trials = per_trial_a.shape
-    idx = rng.integers(0, trials, size=(n_boot, trials))
-    rows = np.arange(n_boot)[:, None]
-    return (per_trial_a[rows, idx] - per_trial_b[rows, idx]).mean(axis=1)
-
-
 def _seeds(trials: dict[int, tuple[int, float]]) -> dict[int, int]:
     return {trial: seed for trial, (seed, _) in trials.items()}
 
 
-def _as_position(status: Status, level: float | None) -> float:
-    if status == "crossing":
-        return float(level)
-    return -math.inf if status == "b_better_from_start" else math.inf
-
-
-def _bound(value: float, levels: Sequence[float]) -> str:
-    if value == math.inf:
-        return f"> {levels[-1]:g}"
-    if value == -math.inf:
-        return f"< {levels[0]:g}"
-    return f"{value:.4g}"
+def _paired(tables: Sequence[TrialTable], level: float) -> bool:
+    """Whether every table drew the same trials (same seeds) at ``level``."""
+    return all(_seeds(table[level]) == _seeds(tables[0][level]) for table in tables)

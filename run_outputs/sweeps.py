@@ -32,8 +32,6 @@ from cognitive_reserve.stats import LevelSummary, summarize
 from cognitive_reserve.sweep import SweepRow
 
 SENSITIVITY_STEM = "sensitivity_train"
-#: Bootstrap replicates of the in-run cross-over (a headline; ``run_reports.compare`` gives the full one).
-HEADLINE_BOOTSTRAP = 500
 
 
 @dataclass(frozen=True)
@@ -95,7 +93,7 @@ def plot_sensitivity(history: Sequence[EpochSummary], out_dir: Path) -> Sensitiv
     )  # fmt: skip
 
 
-def first_last_crossovers(rows: Sequence[SweepRow], n_boot: int = HEADLINE_BOOTSTRAP) -> list[CrossOver]:
+def first_last_crossovers(rows: Sequence[SweepRow]) -> list[CrossOver]:
     """Per perturbation and metric (of known direction), where the sweep's last model overtakes its
     first one; nothing for a sweep of one model, or where the two swept different grids."""
     models = list(dict.fromkeys(row.model for row in rows))
@@ -109,7 +107,7 @@ def first_last_crossovers(rows: Sequence[SweepRow], n_boot: int = HEADLINE_BOOTS
         cells = [r for r in rows if r.perturbation == perturbation and r.metric == metric]
         rows_a, rows_b = [r for r in cells if r.model == first], [r for r in cells if r.model == last]
         try:
-            found.append(find_crossover(rows_a, rows_b, perturbation, metric, n_boot=n_boot))
+            found.append(find_crossover(rows_a, rows_b, perturbation, metric))
         except ConfigError:  # different grids: no single cross-over to state
             continue
     return found

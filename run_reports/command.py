@@ -34,19 +34,20 @@ def add_wandb_options(parser: argparse.ArgumentParser, run_name: str) -> None:
     parser.add_argument("--no-wandb", action="store_true", help="write the files only")
 
 
-def add_bootstrap_options(parser: argparse.ArgumentParser) -> None:
-    """``--model-a``/``--model-b`` (which model of a table holding several) and the bootstrap's ``--n-boot``,
-    ``--confidence`` and ``--seed``: the options every A-vs-B comparison command shares."""
+def add_comparison_options(parser: argparse.ArgumentParser) -> None:
+    """``--model-a``/``--model-b`` (which model of a table holding several), ``--confidence`` and
+    ``--paired-seeds``: the options every A-vs-B comparison command shares."""
     parser.add_argument("--model-a", help="model name to take from A's tables when they hold several")
     parser.add_argument("--model-b", help="model name to take from B's tables when they hold several")
-    parser.add_argument("--n-boot", type=int, default=2000, help="bootstrap replicates")
     parser.add_argument("--confidence", type=float, default=0.95, help="confidence of the intervals")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    parser.add_argument(
+        "--paired-seeds",
+        action="store_true",
+        help="the i-th CSV of A and of B come from the same training seed: differences are paired over seeds",
+    )
 
 
-def check_bootstrap_options(args: argparse.Namespace) -> None:
-    """One-line errors for the options of ``add_bootstrap_options``."""
-    if args.n_boot < 1:
-        raise ConfigError("n_boot", args.n_boot, "must be >= 1")
+def check_comparison_options(args: argparse.Namespace) -> None:
+    """One-line errors for the options of ``add_comparison_options``."""
     if not 0 < args.confidence < 1:
         raise ConfigError("confidence", args.confidence, "must lie in (0, 1)")

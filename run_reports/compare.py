@@ -9,13 +9,15 @@ and metric) and prints one line per cross-over. Model B is the one expected to o
 bilingual model). By default the metrics compared are those both tables share, restricted to
 ``bits_per_byte_*`` when there are any (per-token perplexity is not comparable between tokenizers).
 
-**Training replicates.** ``--a``/``--b`` take several CSVs per side: the sweeps of one config trained
-under several ``seed_everything`` values. A side's curve is then the mean over its training seeds of
-the trial means, and both its band and the cross-over interval come from a two-level bootstrap
-(training seeds resampled, then trials within each; trials paired when every table used the same
-perturbation seeds, see ``cognitive_reserve.crossover``): they cover training-seed and trial variance.
-``crossover.csv`` then has two more columns, ``n_seeds_a`` and ``n_seeds_b``. With one CSV per side
-everything is as before: bands are Student-t intervals over trials, the interval covers trials only.
+**Training replicates.** ``--a``/``--b`` take several CSVs per side (at least 2 each): the sweeps of one
+config trained under several ``seed_everything`` values. A side's curve is then the mean over its
+training seeds of the trial means; its band is a Student-t interval over the seed means (S − 1 degrees of
+freedom), and the cross-over interval inverts the per-level Welch t test of the difference — or the
+paired t with ``--paired-seeds``, when the i-th CSV of A and of B were trained with the same seed (see
+``cognitive_reserve.crossover`` and ``cognitive_reserve.contrasts``): they cover training-seed and trial
+variance. With one CSV per side the band is the sweep summary's interval over trials and the cross-over
+interval inverts a t test over trials: they cover the trials only. A cross-over interval that reaches
+both ends of the grid is reported as not identified.
 
 **One table, several models.** A table holding several models (the linear experiment's sweep: one model per T)
 needs ``--model-a``/``--model-b`` to pick the model of each side; one table may then stand on both sides
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -42,14 +45,13 @@ from cognitive_reserve.plots import LEVEL_LABELS, draw_mean_ci, metric_label, sa
 from cognitive_reserve.rows import all_targets
 from cognitive_reserve.stats import LevelSummary, summarize
 from cognitive_reserve.sweep import SweepRow
-from run_reports.command import add_bootstrap_options, check_bootstrap_options, one_line_errors
+from run_reports.command import add_comparison_options, check_comparison_options, one_line_errors
 
-#: Columns of ``crossover.csv``; with training replicates on either side, ``REPLICATE_COLUMNS``.
+#: Columns of ``crossover.csv``.
 CROSSOVER_COLUMNS = (
     "perturbation", "metric", "model_a", "model_b", "direction", "status", "level", "ci_low", "ci_high",
-    "fraction_crossing", "paired", "n_boot",
+    "identified", "method", "paired_trials", "paired_seeds", "n_seeds_a", "n_seeds_b", "confidence",
 )  # fmt: skip
-REPLICATE_COLUMNS = (*CROSSOVER_COLUMNS, "n_seeds_a", "n_seeds_b")
 
 #: One side of the comparison: one list of sweep rows per training seed.
 Side = Sequence[Sequence[SweepRow]]
@@ -61,13 +63,13 @@ def compare(
     out_dir: str | Path,
     metrics: Sequence[str] | None = None,
     direction: str | None = None,
-    n_boot: int = 2000,
     confidence: float = 0.95,
-    seed: int = 0,
+    paired_seeds: bool = False,
 ) -> list[CrossOver]:
     """Cross-overs for every shared perturbation × chosen metric, plus figures and ``crossover.csv``.
 
-    Each side is the rows of one sweep table, or a list of such tables (one per training seed).
+    Each side is the rows of one sweep table, or a list of such tables (one per training seed);
+    ``paired_seeds``: the i-th tables of both sides share a training seed.
     """
     side_a, side_b = _as_side(rows_a), _as_side(rows_b)
     all_a, all_b = [r for t in side_a for r in t], [r for t in side_b for r in t]
@@ -77,15 +79,15 @@ def compare(
     if not perturbations:
         raise ConfigError("tables", "A/B", "share no perturbation")
     results = [
-        find_replicated_crossover(side_a, side_b, perturbation, metric, direction, n_boot, confidence, seed)  # type: ignore[arg-type]
+        find_replicated_crossover(side_a, side_b, perturbation, metric, direction, confidence, paired_seeds)  # type: ignore[arg-type]
         for metric in metrics
         for perturbation in perturbations
     ]
-    columns = REPLICATE_COLUMNS if len(side_a) > 1 or len(side_b) > 1 else CROSSOVER_COLUMNS
-    write_records(out_dir / "crossover.csv", columns, ({c: getattr(r, c) for c in columns} for r in results))
+    records = ({c: getattr(r, c) for c in CROSSOVER_COLUMNS} for r in results)
+    write_records(out_dir / "crossover.csv", CROSSOVER_COLUMNS, records)
     for metric in metrics:
         chosen = [r for r in results if r.metric == metric]
-        plot_comparison(side_a, side_b, chosen, out_dir / f"compare_{metric}.png", n_boot, confidence, seed)
+        plot_comparison(side_a, side_b, chosen, out_dir / f"compare_{metric}.png")
     return results
 
 
@@ -103,50 +105,56 @@ def plot_comparison(
     side_b: Sequence[SweepRow] | Side,
     results: Sequence[CrossOver],
     path: Path,
-    n_boot: int = 2000,
-    confidence: float = 0.95,
-    seed: int = 0,
 ) -> Path:
     """One panel per perturbation: both models' curves with their intervals, cross-over line and interval.
 
-    Each side is one table's rows (Student-t bands over trials) or one table per training seed (two-level bands).
+    Each side is one table's rows (the summary's bands over trials) or one table per training seed (t bands
+    over the seed means); the confidence is the results'.
     """
     side_a, side_b = _as_side(side_a), _as_side(side_b)
+    confidence = results[0].confidence
     fig = Figure(figsize=(4.4 * len(results), 4.0), layout="constrained")
     axes = fig.subplots(1, len(results), squeeze=False)[0]
     for ax, result in zip(axes, results, strict=True):
         for side, model, color in ((side_a, result.model_a, "tab:blue"), (side_b, result.model_b, "tab:orange")):
             if len(side) == 1:
                 cell = (result.perturbation, result.metric)
-                points = sorted((s for s in summarize(side[0]) if (s.perturbation, s.metric) == cell), key=_level)
+                points = sorted(
+                    (s for s in summarize(side[0], confidence) if (s.perturbation, s.metric) == cell), key=_level
+                )
                 draw_mean_ci(ax, points, color=color, label=points[0].model)
             else:
-                points = seed_mean_curve(side, result.perturbation, result.metric, n_boot, confidence, seed)
+                points = seed_mean_curve(side, result.perturbation, result.metric, confidence)
                 draw_mean_ci(ax, points, color=color, label=f"{model} (mean of {len(side)} seeds)")
-        if result.status == "crossing":
+        if math.isfinite(result.ci_low) or math.isfinite(result.ci_high):  # a range of the grid
             low = max(result.ci_low, result.levels[0])
             high = min(result.ci_high, result.levels[-1])
-            ax.axvspan(low, high, color="grey", alpha=0.15, label=f"cross-over and its {confidence:.0%} interval")
-            ax.axvline(result.level, color="black", linestyle="--", linewidth=1)
+            ax.axvspan(low, high, color="grey", alpha=0.15, label=f"{confidence:.0%} interval of the cross-over")
+        if result.status == "crossing":
+            ax.axvline(result.level, color="black", linestyle="--", linewidth=1, label="where the means cross")
         ax.text(0.03, 0.97, crossover_text(result), transform=ax.transAxes, va="top", fontsize="x-small")
         ax.set_xlabel(LEVEL_LABELS.get(result.perturbation, result.perturbation))
         ax.set_ylabel(metric_label(result.metric))
         ax.set_title(result.perturbation.replace("_", " "))
         ax.grid(alpha=0.3)
-    band = "two-level bootstrap over training seeds and trials" if results[0].replicated else "Student t over trials"
+    band = "t over training seeds" if results[0].replicated else "over trials only"
     handles = {label: handle for ax in axes for handle, label in zip(*ax.get_legend_handles_labels(), strict=True)}
     handles[f"band: {confidence:.0%} CI of the mean ({band})"] = Patch(color="black", alpha=0.2)
-    fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncols=2, fontsize="small")
+    columns = 2 if len(results) > 1 else 1
+    fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncols=columns, fontsize="small")
     return save_figure(fig, path, f"{metric_label(results[0].metric)} under damage to the weights")
 
 
 def crossover_text(result: CrossOver) -> str:
-    """What a panel says about its cross-over (status ``none``: B never better anywhere in the grid)."""
+    """What a panel says about its cross-over, in words (status ``none``: B never better anywhere in the grid)."""
     if result.status == "crossing":
-        return f"{result.model_b} better from {result.level:.3g}\n[{result.ci_low:.3g}, {result.ci_high:.3g}]"
-    if result.status == "b_better_from_start":
-        return f"no cross-over: {result.model_b}\nbetter from the first level"
-    return f"no cross-over: {result.model_b}\nnever better up to {result.levels[-1]:g}"
+        said = f"means cross at {result.level:.3g}"
+    elif result.status == "b_better_from_start":
+        said = f"no cross-over: {result.model_b}\nbetter from the first level"
+    else:
+        said = f"no cross-over: {result.model_b}\nnever better up to {result.levels[-1]:g}"
+    interval = result.interval_text() if result.identified else "not identified"
+    return f"{said}\n{result.confidence:.0%}: {interval}"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -165,17 +173,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True, help="directory for crossover.csv and compare_<metric>.png")
     parser.add_argument("--metric", action="append", help="metric to compare (repeatable; default: see above)")
     parser.add_argument("--direction", choices=("lower", "higher"), help="override: is a lower or higher metric better")
-    add_bootstrap_options(parser)
+    add_comparison_options(parser)
     args = parser.parse_args(argv)
     with one_line_errors():
         paths_a, paths_b = _side_paths(args)
         check_distinct_tables(paths_a, paths_b, args.model_a, args.model_b)
         side_a = [load_sweep(field, path, args.model_a) for field, path in paths_a]
         side_b = [load_sweep(field, path, args.model_b) for field, path in paths_b]
-        check_bootstrap_options(args)
-        results = compare(
-            side_a, side_b, args.out, args.metric, args.direction, args.n_boot, args.confidence, args.seed
-        )
+        check_comparison_options(args)
+        results = compare(side_a, side_b, args.out, args.metric, args.direction, args.confidence, args.paired_seeds)
     for result in results:
         print(result.describe())
     print(f"wrote {Path(args.out) / 'crossover.csv'} and compare_<metric>.png")

@@ -4,7 +4,7 @@
 
 Each side is one or more sweep CSVs of a layer-wise sweep (``PerturbationSweep`` with ``groups``), one per
 training seed, all with the same groups and grid. For every group (and all targets together), perturbation,
-metric and level, two differences, each with its interval from ``run_reports.compare``'s bootstrap
+metric and level, two differences, each with the t interval of ``run_reports.compare``
 (``cognitive_reserve.crossover.level_differences``):
 
 - ``damage``: B's damage − A's damage, a model's damage being its metric minus its undamaged metric (level 0
@@ -12,10 +12,11 @@ metric and level, two differences, each with its interval from ``run_reports.com
   models cancels out; this is what the figure and printout show (``--measure damage``, the default).
 - ``raw``: B − A of the metric itself (``--measure raw``), the clean gap included.
 
-The interval is two-level (training seeds resampled, then trials within each) with several CSVs per side, so
-it covers training-seed and trial variance; with one CSV per side it covers trials only (and has zero width
-where a level has one trial, e.g. magnitude pruning). Trials are paired where every table used the same
-perturbation seeds.
+With several CSVs per side (at least 2 each) the interval is Student t over the training seeds' means (Welch,
+or paired with ``--paired-seeds`` when the i-th CSVs of A and B share a training seed), so it covers
+training-seed and trial variance; with one CSV per side it covers trials only (and has zero width where a
+level has one trial, e.g. magnitude pruning). Each interval is for one cell on its own: nothing corrects for
+the many groups and levels looked at together.
 
 Writes ``<out>/layers.csv`` (one row per group, perturbation, metric and level, both differences with their
 intervals and ``excludes_zero``) and ``<out>/layers_<metric>.png`` (one panel per perturbation: the difference
@@ -44,13 +45,13 @@ from cognitive_reserve.layerwise import ALL_TARGETS
 from cognitive_reserve.metrics import metric_direction
 from cognitive_reserve.plots import LEVEL_LABELS, save_figure
 from cognitive_reserve.sweep import SweepRow
-from run_reports.command import add_bootstrap_options, check_bootstrap_options, one_line_errors
+from run_reports.command import add_comparison_options, check_comparison_options, one_line_errors
 from run_reports.compare import default_metrics, load_sweep
 
 COLUMNS = (
     "group", "perturbation", "metric", "level", "model_a", "model_b", "mean_a", "mean_b", "difference",
     "ci_low", "ci_high", "excludes_zero", "damage_a", "damage_b", "damage_difference", "damage_ci_low",
-    "damage_ci_high", "damage_excludes_zero", "paired", "n_seeds_a", "n_seeds_b", "n_boot", "confidence",
+    "damage_ci_high", "damage_excludes_zero", "method", "n_seeds_a", "n_seeds_b", "confidence",
 )  # fmt: skip
 MEASURES = ("damage", "raw")
 
@@ -74,7 +75,7 @@ class GroupDifference:
     def measured(self, measure: str) -> LevelDifference:
         return self.damage if measure == "damage" else self.raw
 
-    def record(self, n_boot: int, confidence: float) -> dict[str, object]:
+    def record(self, confidence: float) -> dict[str, object]:
         d, h = self.raw, self.damage
         return {
             "group": self.group, "perturbation": self.perturbation, "metric": self.metric, "level": d.level,
@@ -82,8 +83,7 @@ class GroupDifference:
             "difference": d.difference, "ci_low": d.ci_low, "ci_high": d.ci_high, "excludes_zero": d.excludes_zero,
             "damage_a": h.mean_a, "damage_b": h.mean_b, "damage_difference": h.difference,
             "damage_ci_low": h.ci_low, "damage_ci_high": h.ci_high, "damage_excludes_zero": h.excludes_zero,
-            "paired": d.paired, "n_seeds_a": d.n_seeds_a, "n_seeds_b": d.n_seeds_b, "n_boot": n_boot,
-            "confidence": confidence,
+            "method": d.method, "n_seeds_a": d.n_seeds_a, "n_seeds_b": d.n_seeds_b, "confidence": confidence,
         }  # fmt: skip
 
 
@@ -91,12 +91,11 @@ def compare_groups(
     side_a: Side,
     side_b: Side,
     metrics: Sequence[str] | None = None,
-    n_boot: int = 2000,
     confidence: float = 0.95,
-    seed: int = 0,
+    paired_seeds: bool = False,
 ) -> list[GroupDifference]:
-    """``B − A`` for every group both sides share (``""``: all targets), perturbation, chosen metric and level;
-    the same bootstrap draws for the raw metric and the damage."""
+    """``B − A`` for every group both sides share (``""``: all targets), perturbation, chosen metric and level,
+    of the raw metric and of the damage."""
     all_a, all_b = [r for t in side_a for r in t], [r for t in side_b for r in t]
     metrics = list(metrics) if metrics else default_metrics(all_a, all_b)
     groups = shared_groups(side_a, side_b)
@@ -109,7 +108,7 @@ def compare_groups(
             for group in groups:
                 tables_a = [[r for r in table if r.group == group] for table in side_a]
                 tables_b = [[r for r in table if r.group == group] for table in side_b]
-                options = (perturbation, metric, n_boot, confidence, seed)
+                options = (perturbation, metric, confidence, paired_seeds)
                 raw = level_differences(tables_a, tables_b, *options)
                 damage = level_differences(_damage(tables_a, "A"), _damage(tables_b, "B"), *options)
                 model_a, model_b = _model(tables_a), _model(tables_b)
@@ -194,11 +193,7 @@ def plot_differences(
         ax.grid(alpha=0.3, axis="y")
     first = chosen[0].raw
     seeds = f"{first.n_seeds_a} + {first.n_seeds_b} training seeds"
-    covers = "training seeds and trials" if max(first.n_seeds_a, first.n_seeds_b) > 1 else "trials only"
-    title = (
-        f"{chosen[0].model_b} − {chosen[0].model_a} ({seeds}); {confidence:.0%} intervals over {covers}; "
-        "filled: excludes 0"
-    )
+    title = f"{chosen[0].model_b} − {chosen[0].model_a} ({seeds}); {confidence:.0%} {first.method}; filled: excludes 0"
     return save_figure(fig, path, title)
 
 
@@ -229,19 +224,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--level", type=float, help="the level of the figure and printout (default: the highest)")
     parser.add_argument("--metric", action="append", help="metric to compare (repeatable; default: see above)")
     parser.add_argument("--measure", choices=MEASURES, default="damage", help="what the figure and printout compare")
-    add_bootstrap_options(parser)
+    add_comparison_options(parser)
     args = parser.parse_args(argv)
     with one_line_errors():
-        check_bootstrap_options(args)
+        check_comparison_options(args)
         twice = sorted({path for path in args.a + args.b if (args.a + args.b).count(path) > 1})
         if twice:
             raise ConfigError("a/b", twice, "given twice (one CSV per training seed)")
         side_a = [load_sweep("a", path, args.model_a, groups=True) for path in args.a]
         side_b = [load_sweep("b", path, args.model_b, groups=True) for path in args.b]
-        results = compare_groups(side_a, side_b, args.metric, args.n_boot, args.confidence, args.seed)
+        results = compare_groups(side_a, side_b, args.metric, args.confidence, args.paired_seeds)
         chosen = at_level(results, args.level)
     out = Path(args.out)
-    write_records(out / "layers.csv", COLUMNS, (r.record(args.n_boot, args.confidence) for r in results))
+    write_records(out / "layers.csv", COLUMNS, (r.record(args.confidence) for r in results))
     for metric in dict.fromkeys(r.metric for r in chosen):
         plot_differences(chosen, metric, out / f"layers_{metric}.png", args.confidence, args.measure)
     for line in describe(chosen, args.measure):

@@ -4,9 +4,9 @@
 
 reads the run's last ``robustness/sweep_fit_epoch*.csv``. Per T > T_min: the measured cross-over of the
 T-task model over the T_min-task model (``cognitive_reserve.crossover.find_crossover`` on the Monte Carlo
-trials, bootstrap 95% interval over trials) and the closed-form one: the sweep's ``expected`` column is
-exactly ``a + b·σ²`` (eq. 7), so the curves cross at ``σ = √((a_T − a_1) / (b_1 − b_T))``, also
-beyond the swept grid (where the measured one reads ``none``).
+trials, its 95% interval over trials from inverting the per-level t test) and the closed-form one: the
+sweep's ``expected`` column is exactly ``a + b·σ²`` (eq. 7), so the curves cross at
+``σ = √((a_T − a_1) / (b_1 − b_T))``, also beyond the swept grid (where the measured one reads ``none``).
 Writes ``robustness/crossover_vs_T1.csv`` and prints it.
 """
 

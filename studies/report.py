@@ -5,29 +5,31 @@ replicates): ``run_reports.compare`` on arm A's and arm B's sweep CSVs — the s
 runs, so the numbers are those of ``python -m run_reports.compare --a ... --b ...`` with the CSVs in the
 study's point order (``report`` prints that command) — written to ``OUT/<group>/crossover.csv`` and
 ``compare_<metric>.png``; Table 1 of the group's points (``table1.md``/``.csv``) when they logged weight
-norms. Then, over all groups, ``OUT/report.csv``: per group, perturbation and metric the cross-over level
-and its interval, and the **clean-metric gap** B − A at the first level (mean over seeds, with a
-percentile bootstrap interval over training seeds); with a scale axis ``OUT/scale_<metric>.png`` draws
-both against it. Points with a robustness slope (linear models) add ``OUT/slopes.csv``/``.png`` (R(T) of
+norms. Where every point of A has a point of B with the same values on the pooled axes (a crossed grid:
+the same training seeds), the comparison is paired over seeds (``--paired-seeds``). Then, over all
+groups, ``OUT/report.csv``: per group, perturbation and metric the cross-over level and its interval,
+and the **clean-metric gap** B − A at the first level (mean over seeds, with the same t interval as the
+per-level differences of ``run_reports.compare``); with a scale axis ``OUT/scale_<metric>.png`` draws both
+against it. Points with a robustness slope (linear models) add ``OUT/slopes.csv``/``.png`` (R(T) of
 every point, ``run_reports.slope_comparison``). One W&B run in the study's group logs all of it.
 """
 
 from __future__ import annotations
 
 import csv
+import math
 import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from matplotlib.figure import Figure
 
-from cognitive_reserve.crossover import CrossOver, percentile_interval
+from cognitive_reserve.crossover import CrossOver, LevelDifference, level_differences
 from cognitive_reserve.errors import ConfigError
 from cognitive_reserve.io import read_sweep_csv, write_records
-from cognitive_reserve.plots import LEVEL_LABELS, save_figure
+from cognitive_reserve.plots import LEVEL_LABELS, metric_label, save_figure
 from cognitive_reserve.sweep import SweepRow
 from run_reports import compare as compare_command
 from run_reports import slope_comparison
@@ -37,21 +39,26 @@ from studies.spec import Comparison, Study
 #: What the ``WeightNorms`` monitor writes in a run directory (``run_reports.table1`` reads it).
 NORMS_FILE = Path("monitors") / "weight_norms.csv"
 REPORT_COLUMNS = (
-    "group", "x", "perturbation", "metric", "grid_low", "grid_high", "status", "level", "ci_low", "ci_high",
-    "fraction_crossing",
-    "n_seeds_a", "n_seeds_b", "clean_a", "clean_b", "clean_gap", "clean_gap_low", "clean_gap_high",
+    "group", "x", "x_label", "perturbation", "metric", "grid_low", "grid_high", "status", "level", "ci_low", "ci_high",
+    "identified", "method", "n_seeds_a", "n_seeds_b", "clean_a", "clean_b", "clean_gap", "clean_gap_low",
+    "clean_gap_high",
 )  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Group:
-    """The points of one group: its labels on the ``group_by`` axes, where its outputs go, A's and B's CSVs."""
+    """The points of one group: its labels on the ``group_by`` axes, where its outputs go, A's and B's CSVs
+    (``paired_seeds``: the i-th CSVs of both share their values on the pooled axes, e.g. a training seed).
+
+    ``x``/``x_label``: where the group sits on the scale axis and its label there."""
 
     name: str
     x: float | None
+    x_label: str | None
     directory: Path
     csvs_a: list[Path]
     csvs_b: list[Path]
+    paired_seeds: bool
     points: list[Point]
     missing: list[str]
 
@@ -73,18 +80,22 @@ def study_groups(study: Study, root: Path, out: Path) -> list[Group]:
     groups = []
     for key, points in grouped.items():
         name = ",".join(f"{short[axis]}={label}" for axis, label in zip(group_by, key, strict=True)) or "all"
-        csvs: dict[str, list[Path]] = {compare.a: [], compare.b: []} if compare else {}
+        found: dict[str, dict[tuple[str, ...], Path]] = {compare.a: {}, compare.b: {}} if compare else {}
         missing = []
         for point in points:
-            if point.arm in csvs:
+            if point.arm in found:
                 path = sweep_csv(point, study.sweep_glob)
                 if path is None:
                     missing.append(point.label)
                 else:
-                    csvs[point.arm].append(path)
-        x = points[0].level(compare.scale).x if compare and compare.scale else None
-        a, b = (csvs[compare.a], csvs[compare.b]) if compare else ([], [])
-        groups.append(Group(name, x, out / safe_name(name), a, b, points, missing))
+                    found[point.arm][tuple(level.label for axis, level in point.levels if axis not in group_by)] = path
+        scale = points[0].level(compare.scale) if compare and compare.scale else None
+        a, b = (found[compare.a], found[compare.b]) if compare else ({}, {})
+        paired = len(a) > 1 and list(a) == list(b)
+        groups.append(Group(
+            name, scale.x if scale else None, scale.label if scale else None, out / safe_name(name), list(a.values()),
+            list(b.values()), paired, points, missing,
+        ))  # fmt: skip
     return groups
 
 
@@ -116,33 +127,18 @@ def by_hand_command(group: Group, compare: Comparison) -> str:
     ):
         if value is not None:
             argv += [option, value]
-    argv += ["--n-boot", str(compare.n_boot), "--confidence", str(compare.confidence), "--seed", str(compare.seed)]
+    argv += ["--confidence", str(compare.confidence), *(["--paired-seeds"] if group.paired_seeds else [])]
     return shlex.join([*argv, "--out", str(group.directory)])
 
 
 def clean_gap(
-    tables_a: Sequence[Sequence[SweepRow]],
-    tables_b: Sequence[Sequence[SweepRow]],
-    result: CrossOver,
-    compare: Comparison,
-) -> tuple[float, float, float, float, float]:
-    """Mean clean metric (first level) of A and of B over seeds, the gap B − A and its bootstrap interval over
-    training seeds (a point when both sides have one seed)."""
-    first = result.levels[0]
-
-    cell = (result.perturbation, result.metric, first)
-
-    def per_seed(tables: Sequence[Sequence[SweepRow]]) -> np.ndarray:
-        return np.array([np.mean([r.value for r in t if (r.perturbation, r.metric, r.level) == cell]) for t in tables])
-
-    a, b = per_seed(tables_a), per_seed(tables_b)
-    rng = np.random.default_rng(compare.seed)
-    draws = [
-        b[rng.integers(0, len(b), len(b))].mean() - a[rng.integers(0, len(a), len(a))].mean()
-        for _ in range(compare.n_boot)
-    ]
-    low, high = percentile_interval(np.array(draws), compare.confidence)
-    return float(a.mean()), float(b.mean()), float(b.mean() - a.mean()), low, high
+    tables_a: Sequence[Sequence[SweepRow]], tables_b: Sequence[Sequence[SweepRow]], result: CrossOver, group: Group
+) -> LevelDifference:
+    """B − A of the clean metric (the first level of the result's grid), means over seeds, with the t interval
+    of ``run_reports.compare``'s per-level differences (over training seeds; a point for one seed per side)."""
+    return level_differences(
+        tables_a, tables_b, result.perturbation, result.metric, result.confidence, group.paired_seeds
+    )[0]
 
 
 def report(
@@ -192,18 +188,17 @@ def _compare_group(
     side_a = load_side(group.csvs_a, compare.model_a, "study.compare.model_a")
     side_b = load_side(group.csvs_b, compare.model_b, "study.compare.model_b")
     results = compare_command.compare(
-        side_a, side_b, group.directory, compare.metrics, compare.direction, compare.n_boot, compare.confidence,
-        compare.seed,
-    )  # fmt: skip
+        side_a, side_b, group.directory, compare.metrics, compare.direction, compare.confidence, group.paired_seeds
+    )
     say(f"{group.name}: the numbers of {by_hand_command(group, compare)}")
     records = []
     for result in results:
-        clean = clean_gap(side_a, side_b, result, compare)
+        clean = clean_gap(side_a, side_b, result, group)
         records.append(_record(group, result, clean))
         say(f"  {result.describe()}")
         say(
-            f"  {result.perturbation} / {result.metric}: clean {compare.b} − {compare.a} = {clean[2]:+.4g} "
-            f"[{clean[3]:+.4g}, {clean[4]:+.4g}] (over {len(side_a)} + {len(side_b)} training seeds)"
+            f"  {result.perturbation} / {result.metric}: clean {compare.b} − {compare.a} = {clean.difference:+.4g} "
+            f"[{clean.ci_low:+.4g}, {clean.ci_high:+.4g}] ({result.confidence:.0%} {clean.method})"
         )
     for metric in dict.fromkeys(r.metric for r in results):
         figures[f"study/compare/{group.name}/{metric}"] = group.directory / f"compare_{metric}.png"
@@ -215,17 +210,22 @@ def _read_records(path: Path) -> list[dict[str, object]]:
         return list(csv.DictReader(file))
 
 
-def _record(group: Group, result: CrossOver, clean: tuple[float, float, float, float, float]) -> dict[str, Any]:
-    fields = ("perturbation", "metric", "status", "level", "ci_low", "ci_high", "fraction_crossing")
+def _record(group: Group, result: CrossOver, clean: LevelDifference) -> dict[str, Any]:
+    fields = ("perturbation", "metric", "status", "level", "ci_low", "ci_high", "identified", "method")
     return {
         "group": group.name,
         "x": group.x,
+        "x_label": group.x_label,
         **{name: getattr(result, name) for name in fields},
         "grid_low": result.levels[0],
         "grid_high": result.levels[-1],
         "n_seeds_a": result.n_seeds_a,
         "n_seeds_b": result.n_seeds_b,
-        **dict(zip(("clean_a", "clean_b", "clean_gap", "clean_gap_low", "clean_gap_high"), clean, strict=True)),
+        "clean_a": clean.mean_a,
+        "clean_b": clean.mean_b,
+        "clean_gap": clean.difference,
+        "clean_gap_low": clean.ci_low,
+        "clean_gap_high": clean.ci_high,
     }
 
 
@@ -263,58 +263,101 @@ def _slopes(study: Study, root: Path, out: Path, say: Callable[[str], None]) -> 
 
 
 def plot_scale(records: Sequence[dict[str, Any]], metric: str, study: Study, path: Path) -> Path:
-    """Per perturbation: the cross-over level (interval as error bar, open ends clipped to the grid) and the
-    clean gap B − A (interval over training seeds) against the scale axis."""
+    """``scale_figure`` written to ``path``."""
+    return save_figure(scale_figure(records, metric, study), path)
+
+
+def scale_figure(records: Sequence[dict[str, Any]], metric: str, study: Study) -> Figure:
+    """Against the scale axis: the clean gap B − A with its interval (one panel), then per perturbation the
+    cross-over's interval (a bar; a dot where the means cross; an arrow where it reaches an end of the grid),
+    and in words where there is none or it is not identified."""
     compare = study.compare
-    assert compare is not None
+    assert compare is not None and compare.scale is not None
     mine = [r for r in records if r["metric"] == metric]
     perturbations = list(dict.fromkeys(r["perturbation"] for r in mine))
     groups = list(dict.fromkeys(r["group"] for r in mine))
-    numeric = all(r["x"] is not None for r in mine)
-    position = {g: next(r["x"] for r in mine if r["group"] == g) if numeric else i for i, g in enumerate(groups)}
-    fig = Figure(figsize=(4.2 * len(perturbations), 6.4), layout="constrained")
-    axes = fig.subplots(2, len(perturbations), squeeze=False, sharex=True)
-    for col, perturbation in enumerate(perturbations):
-        rows = [r for r in mine if r["perturbation"] == perturbation]
-        levels = (min(r["grid_low"] for r in rows), max(r["grid_high"] for r in rows))
-        top, bottom = axes[0][col], axes[1][col]
-        for r in rows:
-            x = position[r["group"]]
-            if r["status"] == "crossing":
-                low, high = max(r["ci_low"], levels[0]), min(r["ci_high"], levels[1])
-                top.errorbar(
-                    [x], [r["level"]], yerr=[[r["level"] - low], [high - r["level"]]], fmt="o", color="black", capsize=3
-                )
-            else:
-                edge = levels[1] if r["status"] == "none" else levels[0]
-                marker = "^" if r["status"] == "none" else "v"
-                top.plot([x], [edge], marker=marker, color="grey", linestyle="none")
-            gap = r["clean_gap"]
-            bottom.errorbar(
-                [x], [gap], yerr=[[gap - r["clean_gap_low"]], [r["clean_gap_high"] - gap]], fmt="s", color="tab:orange",
-                capsize=3,
-            )  # fmt: skip
-        top.set_title(perturbation.replace("_", " "))
-        top.set_ylabel(f"cross-over ({LEVEL_LABELS.get(perturbation, perturbation)})")
-        top.set_ylim(levels[0], levels[1] * 1.05 if levels[1] else 1)
-        top.grid(alpha=0.3)
-        bottom.axhline(0, color="black", linewidth=0.8)
-        bottom.set_ylabel(f"clean {metric}: {compare.b} − {compare.a}")
-        bottom.set_xlabel(compare.scale)
-        bottom.grid(alpha=0.3)
-        if numeric and min(position.values()) > 0 and max(position.values()) >= 4 * min(position.values()):
-            bottom.set_xscale("log", base=2)
-            bottom.set_xticks(list(position.values()), [str(g) for g in position])
+    first = {g: next(r for r in mine if r["group"] == g) for g in groups}
+    numeric = all(r["x"] is not None for r in first.values())
+    position = {g: first[g]["x"] if numeric else i for i, g in enumerate(groups)}
+    fig = Figure(figsize=(3.4 * (1 + len(perturbations)), 4.2), layout="constrained")
+    axes = fig.subplots(1, 1 + len(perturbations), squeeze=False)[0]
+    _clean_gap_panel(axes[0], [first[g] for g in groups], position, metric, compare)
+    for ax, perturbation in zip(axes[1:], perturbations, strict=True):
+        _crossover_panel(ax, [r for r in mine if r["perturbation"] == perturbation], position, compare.b)
+        ax.set_title(f"cross-over: {perturbation.replace('_', ' ')}", fontsize="medium")
+        ax.set_ylabel(LEVEL_LABELS.get(perturbation, perturbation))
+    low, high = min(position.values()), max(position.values())
+    logarithmic = numeric and low > 0 and high >= 4 * low
+    for ax in axes:
+        if logarithmic:
+            ax.set_xscale("log")
+            ax.minorticks_off()
+            ax.set_xlim(low / 1.5, high * 1.5)
         else:
-            bottom.set_xticks(list(position.values()), groups)
+            step = (high - low) / max(len(groups) - 1, 1) or 1.0
+            ax.set_xlim(low - step / 2, high + step / 2)
+        ax.set_xticks(list(position.values()), [first[g]["x_label"] or g for g in groups])
+        ax.set_xlabel(compare.scale_label or axis_names(list(study.grid))[compare.scale])
+        ax.grid(alpha=0.3)
+    method = next(iter(first.values()))["method"]
     lines = [
-        f"{study.name}: where {compare.b} overtakes {compare.a} ({metric})",
-        f"▲ no cross-over in the grid, ▼ {compare.b} better from the first level; intervals: cross-over two-level "
-        "bootstrap (seeds and trials), clean gap over seeds",
+        f"{study.name}: where {compare.b} overtakes {compare.a} ({metric_label(metric)})",
+        f"bars: {compare.confidence:.0%} intervals ({method}); ● where the means cross; "
+        "▲/▼ the interval reaches the end of the grid",
         *([study.caption] if study.caption else []),
     ]
     fig.suptitle("\n".join(lines), fontsize="medium")
-    return save_figure(fig, path)
+    return fig
+
+
+def _clean_gap_panel(
+    ax: Any, rows: Sequence[dict[str, Any]], position: dict[str, float], metric: str, compare: Comparison
+) -> None:
+    """The undamaged gap B − A of every group, with its interval over training seeds."""
+    for r in rows:
+        gap = r["clean_gap"]
+        ax.errorbar(
+            [position[r["group"]]], [gap], yerr=[[gap - r["clean_gap_low"]], [r["clean_gap_high"] - gap]], fmt="s",
+            color="tab:orange", capsize=3,
+        )  # fmt: skip
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_title("undamaged: clean gap", fontsize="medium")
+    ax.set_ylabel(f"{compare.b} − {compare.a}: {metric_label(metric)}")
+
+
+def _crossover_panel(ax: Any, rows: Sequence[dict[str, Any]], position: dict[str, float], model_b: str) -> None:
+    """Each group's cross-over interval on the perturbation's grid, or why there is none, in words."""
+    low_end, high_end = min(r["grid_low"] for r in rows), max(r["grid_high"] for r in rows)
+    margin = 0.05 * (high_end - low_end or 1.0)
+    for r in rows:
+        x, low, high = position[r["group"]], r["ci_low"], r["ci_high"]
+        words = _in_words(r, model_b)
+        if words:
+            ax.text(x, (low_end + high_end) / 2, words, rotation=90, ha="center", va="center", fontsize="small",
+                    color="dimgrey", backgroundcolor="white")  # fmt: skip
+            if words == "not identified":  # anywhere in the grid, or beyond it
+                ax.plot([x, x], [low_end, high_end], color="grey", linestyle=":", linewidth=1.5)
+            continue
+        bottom, top = max(low, low_end), min(high, high_end)
+        ax.plot([x, x], [bottom, top], color="black", linewidth=2, solid_capstyle="butt")
+        for end, reached, marker in ((bottom, math.isinf(low), "v"), (top, math.isinf(high), "^")):
+            ax.plot([x], [end], marker=marker if reached else "_", color="black", markersize=8, linestyle="none")
+        if r["status"] == "crossing":
+            ax.plot([x], [r["level"]], "o", color="tab:red", markersize=5)
+    ax.set_ylim(low_end - margin, high_end + margin)
+
+
+def _in_words(record: dict[str, Any], model_b: str) -> str:
+    """What a cross-over panel says instead of an interval: no cross-over in the grid (A better at every
+    level, or B), or not identified (the interval spans the grid)."""
+    low, high = record["ci_low"], record["ci_high"]
+    if low == high == math.inf:
+        return f"none: {model_b} never better"
+    if low == high == -math.inf:
+        return f"none: {model_b} better throughout"
+    if math.isinf(low) and math.isinf(high):
+        return "not identified"
+    return ""
 
 
 def _log(

@@ -140,10 +140,14 @@ class Comparison:
         scale: Annotated[
             str | None,
             Field(
-                "the grid axis of model size: the report draws the cross-over level and the clean-metric gap "
-                "against it",
+                "the grid axis the report draws the cross-over level and the clean-metric gap against (model "
+                "size, examples per task, a learning rate, ...): each group at its value's `x` (a number's "
+                "value, a bundle's `x`; in grid order when not numbers)",
                 valid="null or one of `group_by`",
             ),
+        ] = None,
+        scale_label: Annotated[
+            str | None, Field("the label of that axis in the figure (null: the axis' name)")
         ] = None,
         metrics: Annotated[
             tuple[str, ...] | None,
@@ -165,9 +169,7 @@ class Comparison:
         direction: Annotated[
             Literal["lower", "higher"] | None, Field("whether a lower or higher metric is better (null: from its name)")
         ] = None,
-        n_boot: Annotated[int, Field("bootstrap replicates", ge=1)] = 2000,
         confidence: Annotated[float, Field("confidence of the intervals", gt=0, lt=1)] = 0.95,
-        seed: Annotated[int, Field("seed of the bootstrap")] = 0,
         where: str = "study.compare",
     ) -> None:
         fields = check_fields(Comparison, locals(), prefix=where)
@@ -175,14 +177,13 @@ class Comparison:
         self.b: str = fields["b"]
         self.group_by: tuple[str, ...] = fields["group_by"] or ()
         self.scale: str | None = fields["scale"]
+        self.scale_label: str | None = fields["scale_label"]
         self.metrics: tuple[str, ...] | None = fields["metrics"]
         self.sweep: str | None = fields["sweep"]
         self.model_a: str | None = fields["model_a"]
         self.model_b: str | None = fields["model_b"]
         self.direction: str | None = fields["direction"]
-        self.n_boot: int = fields["n_boot"]
         self.confidence: float = fields["confidence"]
-        self.seed: int = fields["seed"]
 
 
 def check_slurm_options(field: str, value: Any) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""run_reports.compare over training replicates: the two-level bootstrap against theory and a known cross-over,
-one CSV per side unchanged (bytes of the old command), and the --a/--b command line."""
+"""run_reports.compare over training replicates: the seed-level t intervals against their textbook formulas
+(scipy's t tests, the two-way random-effects mean), the cross-over interval as the inverted level test,
+"not identified" when the data cannot bound it, and the --a/--b command line."""
 
 from __future__ import annotations
 
@@ -9,18 +10,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import stats
 
-from cognitive_reserve.crossover import find_replicated_crossover, seed_mean_curve
+from cognitive_reserve.contrasts import SideLevel, contrast_moments
+from cognitive_reserve.crossover import find_replicated_crossover, level_differences, seed_mean_curve
 from cognitive_reserve.errors import ConfigError
 from cognitive_reserve.io import SweepCsvWriter
 from cognitive_reserve.seeding import trial_seed
 from cognitive_reserve.sweep import SweepRow
-from run_reports.compare import REPLICATE_COLUMNS, main
+from run_reports.compare import CROSSOVER_COLUMNS, main
 
 LEVELS = [0.0, 0.1, 0.2, 0.3, 0.4]
 TRIALS = 20
-FIXTURE = Path(__file__).parent / "fixtures" / "compare_one_table"
 METRIC = "bits_per_byte_en"
+DELETION = "random_deletion"
 
 
 def mono(level: float) -> float:
@@ -31,7 +34,7 @@ def bi(level: float) -> float:
     return 1.3 + 2.0 * level  # the expected curves cross at 0.15
 
 
-def seed_table(model, curve, offset, trial_noise, base_seed=0, perturbation="random_deletion"):
+def seed_table(model, curve, offset, trial_noise, base_seed=0, perturbation=DELETION):
     """One training seed's sweep: curve + the seed's offset + trial noise (an array per level, or a scale)."""
     rows = []
     for index, level in enumerate(LEVELS):
@@ -44,98 +47,128 @@ def seed_table(model, curve, offset, trial_noise, base_seed=0, perturbation="ran
     return rows
 
 
-def replicates(rng, model, curve, seeds, seed_sd, trial_sd, base_seed=0):
-    """``seeds`` tables with normal seed offsets (sd ``seed_sd``) and independent trial noise (sd ``trial_sd``)."""
-    return [
-        seed_table(model, curve, seed_sd * rng.standard_normal(),
-                   [trial_sd * rng.standard_normal(TRIALS) for _ in LEVELS], base_seed)
-        for _ in range(seeds)
-    ]  # fmt: skip
+def replicates(rng, model, curve, seeds, seed_sd, trial_sd, shared=None, independent_trials=False):
+    """``seeds`` tables with normal seed offsets (sd ``seed_sd``) and trial noise (sd ``trial_sd``) plus an
+    optional noise shared by every table at the same trial (the same mask). ``independent_trials``: every
+    table draws its own trials (other perturbation seeds)."""
+    tables = []
+    for index in range(seeds):
+        noise = [trial_sd * rng.standard_normal(TRIALS) + (0 if shared is None else shared[i]) for i in range(5)]
+        base = 100 + index if independent_trials else 0
+        tables.append(seed_table(model, curve, seed_sd * rng.standard_normal(), noise, base))
+    return tables
 
 
-def plug_in_sd(tables, level):
-    """Theory: the two-level bootstrap's sd of the mean over S seeds is sqrt((Var_s(m_s) + mean_s(v_s / n)) / S),
-    with plug-in (divide-by-n) variances of the seed means m_s and of the trials within each seed."""
-    values = [np.array([r.value for r in rows if r.level == level]) for rows in tables]
-    means = np.array([v.mean() for v in values])
-    within = np.array([v.var() / len(v) for v in values])
-    return math.sqrt((means.var() + within.mean()) / len(values))
+def cell(tables, level):
+    """``(seeds, trials)`` of the tables' values at ``level``."""
+    return np.array([[r.value for r in rows if r.level == level] for rows in tables])
 
 
-@pytest.mark.parametrize("seed_sd", [0.0, 0.3])
-def test_curve_interval_width_follows_the_two_level_variance(seed_sd):
+def test_curve_band_is_student_t_over_the_seed_means():
     rng = np.random.default_rng(1)
-    tables = replicates(rng, "mono", mono, seeds=8, seed_sd=seed_sd, trial_sd=0.2)
-    curve = seed_mean_curve(tables, "random_deletion", METRIC, n_boot=4000)
-    for point in curve[1:]:
-        expected_width = 2 * 1.959964 * plug_in_sd(tables, point.level)
-        assert point.ci_high - point.ci_low == pytest.approx(expected_width, rel=0.1), point
-        seed_means = [np.mean([r.value for r in rows if r.level == point.level]) for rows in tables]
-        assert point.mean == pytest.approx(np.mean(seed_means), abs=1e-12) and point.n_seeds == 8
+    tables = replicates(rng, "mono", mono, seeds=4, seed_sd=0.3, trial_sd=0.2, independent_trials=True)
+    for point in seed_mean_curve(tables, DELETION, METRIC)[1:]:
+        means = cell(tables, point.level).mean(axis=1)
+        low, high = stats.t.interval(0.95, df=3, loc=means.mean(), scale=stats.sem(means))
+        assert (point.mean, point.ci_low, point.ci_high) == pytest.approx((means.mean(), low, high), rel=1e-12)
 
 
-def test_seed_variance_widens_the_interval_and_one_seed_covers_trials_only():
+def test_differences_are_welch_or_paired_t_over_the_seed_means():
     rng = np.random.default_rng(2)
-    calm = replicates(rng, "mono", mono, seeds=6, seed_sd=0.0, trial_sd=0.1)
-    spread = replicates(rng, "mono", mono, seeds=6, seed_sd=0.5, trial_sd=0.1)
-    width = {
-        name: np.mean([p.ci_high - p.ci_low for p in seed_mean_curve(t, "random_deletion", METRIC, n_boot=2000)[1:]])
-        for name, t in (("calm", calm), ("spread", spread), ("one seed", spread[:1]))
-    }
-    # seed sd 0.5 vs a trial-mean sd of 0.1/sqrt(20): the seeds dominate, the interval is many times wider
-    assert width["spread"] > 5 * width["calm"]
-    # one table: only the trial variance is left, whatever the seeds' spread
-    assert width["one seed"] == pytest.approx(2 * 1.96 * 0.1 / math.sqrt(TRIALS), rel=0.35)
+    side_a = replicates(rng, "mono", mono, seeds=3, seed_sd=0.2, trial_sd=0.1, independent_trials=True)
+    side_b = replicates(rng, "bi", bi, seeds=3, seed_sd=0.05, trial_sd=0.1, independent_trials=True)
+    for paired in (False, True):
+        found = level_differences(side_a, side_b, DELETION, METRIC, paired_seeds=paired)
+        for difference in found[1:]:
+            a, b = cell(side_a, difference.level).mean(axis=1), cell(side_b, difference.level).mean(axis=1)
+            test = stats.ttest_rel(b, a) if paired else stats.ttest_ind(b, a, equal_var=False)
+            expected = test.confidence_interval(0.95)
+            assert (difference.ci_low, difference.ci_high) == pytest.approx(tuple(expected), rel=1e-9)
+            assert difference.difference == pytest.approx(b.mean() - a.mean())
+        assert found[1].method == ("paired t over 3" if paired else "Welch t over 3 + 3") + " training seeds"
 
 
-def test_paired_trials_across_seeds_cancel_shared_noise():
+def test_shared_trials_give_the_two_way_random_effects_variance():
+    """Every table drew the same masks: the variance of the mean is that of a crossed seeds × trials design,
+    (MS_seeds + MS_trials − MS_residual) / (n·S), with Satterthwaite's degrees of freedom, at most the seeds'."""
     rng = np.random.default_rng(3)
-    shared = [0.2 * rng.standard_normal(TRIALS) for _ in LEVELS]  # same masks: same noise at the same trial
-    side_a = [seed_table("mono", mono, 0.0, shared) for _ in range(3)]
-    side_b = [seed_table("bi", bi, 0.0, shared) for _ in range(4)]
-    result = find_replicated_crossover(side_a, side_b, "random_deletion", METRIC, n_boot=500)
-    assert result.paired and (result.n_seeds_a, result.n_seeds_b) == (3, 4)
-    assert result.level == pytest.approx(0.15) and result.ci_low == pytest.approx(0.15) == result.ci_high
-    assert "two-level paired bootstrap, 500 replicates over 3 + 4 training seeds" in result.describe()
+    shared = [0.3 * rng.standard_normal(TRIALS) for _ in LEVELS]  # the mask's effect, alike for every seed
+    tables = replicates(rng, "mono", mono, seeds=5, seed_sd=0.05, trial_sd=0.05, shared=shared)
+    point = seed_mean_curve(tables, DELETION, METRIC)[2]
+    y = cell(tables, point.level)
+    seeds, n = y.shape
+    ms_seeds = n * y.mean(axis=1).var(ddof=1)
+    ms_trials = seeds * y.mean(axis=0).var(ddof=1)
+    residual = y - y.mean(axis=1, keepdims=True) - y.mean(axis=0, keepdims=True) + y.mean()
+    ms_residual = (residual**2).sum() / ((seeds - 1) * (n - 1))
+    parts = np.array([ms_seeds, ms_trials, -ms_residual]) / (n * seeds)
+    variance = parts.sum()
+    df = min(variance**2 / (parts**2 / np.array([seeds - 1, n - 1, (seeds - 1) * (n - 1)])).sum(), seeds - 1)
+    half = stats.t.ppf(0.975, df) * math.sqrt(variance)
+    assert (point.ci_low, point.ci_high) == pytest.approx((y.mean() - half, y.mean() + half), rel=1e-12)
+    # the spread of the seed means alone misses the shared masks: its interval is far narrower
+    assert half > 2 * stats.t.ppf(0.975, seeds - 1) * stats.sem(y.mean(axis=1))
+    assert seed_mean_curve(tables, DELETION, METRIC)[1].n_seeds == 5
 
-    unpaired_b = [seed_table("bi", bi, 0.0, shared, base_seed=1) for _ in range(4)]
-    unpaired = find_replicated_crossover(side_a, unpaired_b, "random_deletion", METRIC, n_boot=500)
-    assert not unpaired.paired and unpaired.ci_low < 0.15 < unpaired.ci_high
 
-
-def test_two_level_interval_covers_a_known_crossover_where_trials_only_do_not():
-    """150 simulated studies, 10 training seeds per side, seed offsets sd 0.1, trial noise sd 0.05: the true
-    cross-over of the expected curves is 0.15. Theory for a percentile bootstrap of a mean of 10: about 92%."""
+def test_one_table_per_side_is_a_t_test_over_trials():
     rng = np.random.default_rng(4)
-    covered = {"two-level": 0, "one seed per side": 0}
-    studies = 150
-    for _ in range(studies):
-        side_a = replicates(rng, "mono", mono, seeds=10, seed_sd=0.1, trial_sd=0.05)
-        side_b = replicates(rng, "bi", bi, seeds=10, seed_sd=0.1, trial_sd=0.05)
-        for name, a, b in (("two-level", side_a, side_b), ("one seed per side", side_a[:1], side_b[:1])):
-            result = find_replicated_crossover(a, b, "random_deletion", METRIC, n_boot=400)
-            covered[name] += result.ci_low <= 0.15 <= result.ci_high
-    print(
-        f"coverage of the true cross-over over {studies} studies: "
-        + ", ".join(f"{k} {v / studies:.0%}" for k, v in covered.items())
-    )
-    assert covered["two-level"] / studies >= 0.85
-    assert covered["one seed per side"] / studies <= 0.4  # trials alone: far too narrow for seed variance
+    noise = [0.05 * rng.standard_normal(TRIALS) for _ in LEVELS]
+    a = seed_table("mono", mono, 0.0, noise)
+    b_paired = seed_table("bi", bi, 0.0, [0.05 * rng.standard_normal(TRIALS) for _ in LEVELS])
+    b_unpaired = seed_table("bi", bi, 0.0, [0.05 * rng.standard_normal(TRIALS) for _ in LEVELS], base_seed=1)
+    for b, paired in ((b_paired, True), (b_unpaired, False)):
+        difference = level_differences([a], [b], DELETION, METRIC)[3]
+        x, y = cell([a], 0.3)[0], cell([b], 0.3)[0]
+        test = stats.ttest_rel(y, x) if paired else stats.ttest_ind(y, x, equal_var=False)
+        assert (difference.ci_low, difference.ci_high) == pytest.approx(tuple(test.confidence_interval()), rel=1e-9)
+        assert difference.method == ("paired t over trials" if paired else "Welch t over trials")
+
+
+def test_the_crossover_interval_is_where_the_level_test_does_not_reject():
+    rng = np.random.default_rng(5)
+    side_a = replicates(rng, "mono", mono, seeds=4, seed_sd=0.03, trial_sd=0.05)
+    side_b = replicates(rng, "bi", bi, seeds=4, seed_sd=0.03, trial_sd=0.05)
+    result = find_replicated_crossover(side_a, side_b, DELETION, METRIC)
+    assert result.status == "crossing" and result.identified and result.ci_low < result.level < result.ci_high
+    assert result.describe().startswith(f"{DELETION} / {METRIC}: bi overtakes mono at ")
+    assert "(95% Welch t over 4 + 4 training seeds, shared trials)" in result.describe()
+    # at each bound the advantage's interval just touches 0, and contains it in between
+    per_level = [[SideLevel.of(list(cell(side, level))) for level in LEVELS] for side in (side_a, side_b)]
+    moments = contrast_moments([(1.0, per_level[0]), (-1.0, per_level[1])], [True] * len(LEVELS))
+    for x, inside in ((result.ci_low, 0.0), (result.ci_high, 0.0), (result.level, -1.0)):
+        step = int(x // 0.1)
+        share = (x - LEVELS[step]) / 0.1
+        weights = np.zeros((1, len(LEVELS)))
+        weights[0, step], weights[0, step + 1] = 1 - share, share
+        _, low, high = moments.intervals(weights, 0.95)
+        assert max(low[0], -high[0]) == pytest.approx(inside, abs=2e-3) if inside == 0 else low[0] < 0 < high[0]
+
+
+def test_a_crossover_the_seeds_cannot_bound_is_not_identified():
+    rng = np.random.default_rng(6)
+    side_a = replicates(rng, "mono", mono, seeds=2, seed_sd=1.0, trial_sd=0.05)
+    side_b = replicates(rng, "bi", bi, seeds=2, seed_sd=1.0, trial_sd=0.05)
+    result = find_replicated_crossover(side_a, side_b, DELETION, METRIC)
+    assert (result.ci_low, result.ci_high) == (-math.inf, math.inf) and not result.identified
+    assert "not identified" in result.describe()
+
+
+def test_a_side_of_one_seed_against_several_or_unequal_pairs_is_an_error():
+    rng = np.random.default_rng(7)
+    three, one = replicates(rng, "mono", mono, 3, 0.1, 0.1), replicates(rng, "bi", bi, 1, 0.1, 0.1)
+    with pytest.raises(ConfigError, match="tables='3 \\+ 1': an interval over training seeds needs at least 2"):
+        find_replicated_crossover(three, one, DELETION, METRIC)
+    with pytest.raises(ConfigError, match="paired_seeds='3 \\+ 2': needs as many tables on A as on B"):
+        level_differences(three, three[:2], DELETION, METRIC, paired_seeds=True)
 
 
 def test_tables_of_one_side_must_sweep_one_grid():
-    rng = np.random.default_rng(5)
+    rng = np.random.default_rng(8)
     side_a = replicates(rng, "mono", mono, seeds=2, seed_sd=0.1, trial_sd=0.1)
     side_a[1] = [r for r in side_a[1] if r.level != 0.4]
     with pytest.raises(ConfigError, match="different grids"):
-        find_replicated_crossover(side_a, replicates(rng, "bi", bi, 2, 0.1, 0.1), "random_deletion", METRIC)
-
-
-def test_one_csv_per_side_writes_the_bytes_of_the_old_command(tmp_path, capsys):
-    main([str(FIXTURE / "a.csv"), str(FIXTURE / "b.csv"), "--out", str(tmp_path), "--n-boot", "500"])
-    assert (tmp_path / "crossover.csv").read_bytes() == (FIXTURE / "expected_crossover.csv").read_bytes()
-    printed = capsys.readouterr().out.splitlines()
-    assert printed[:2] == (FIXTURE / "expected_stdout.txt").read_text().splitlines()
+        find_replicated_crossover(side_a, replicates(rng, "bi", bi, 2, 0.1, 0.1), DELETION, METRIC)
 
 
 def write_tables(directory: Path, name: str, tables) -> list[str]:
@@ -149,15 +182,18 @@ def write_tables(directory: Path, name: str, tables) -> list[str]:
 
 
 def test_command_with_several_csvs_per_side(tmp_path, capsys):
-    rng = np.random.default_rng(6)
-    paths_a = write_tables(tmp_path, "mono", replicates(rng, "gpt2-mono", mono, 3, 0.05, 0.05))
-    paths_b = write_tables(tmp_path, "bi", replicates(rng, "gpt2-bi", bi, 2, 0.05, 0.05))
-    main(["--a", *paths_a, "--b", *paths_b, "--out", str(tmp_path / "out"), "--n-boot", "300"])
-    assert "gpt2-bi overtakes gpt2-mono at" in capsys.readouterr().out
-    with (tmp_path / "out" / "crossover.csv").open() as file:
-        (row,) = list(csv.DictReader(file))
-    assert tuple(row) == REPLICATE_COLUMNS and (row["n_seeds_a"], row["n_seeds_b"]) == ("3", "2")
-    assert row["paired"] == "True" and float(row["ci_low"]) < 0.15 < float(row["ci_high"])
+    rng = np.random.default_rng(9)
+    paths_a = write_tables(tmp_path, "mono", replicates(rng, "gpt2-mono", mono, 3, 0.02, 0.05))
+    paths_b = write_tables(tmp_path, "bi", replicates(rng, "gpt2-bi", bi, 3, 0.02, 0.05))
+    for flags in ([], ["--paired-seeds"]):
+        main(["--a", *paths_a, "--b", *paths_b, "--out", str(tmp_path / "out"), *flags])
+        assert "gpt2-bi overtakes gpt2-mono at" in capsys.readouterr().out
+        with (tmp_path / "out" / "crossover.csv").open() as file:
+            (row,) = list(csv.DictReader(file))
+        assert tuple(row) == CROSSOVER_COLUMNS and (row["n_seeds_a"], row["n_seeds_b"]) == ("3", "3")
+        assert row["paired_trials"] == "True" and row["paired_seeds"] == str(bool(flags))
+        assert row["identified"] == "True" and float(row["ci_low"]) < 0.15 < float(row["ci_high"])
+        assert row["method"].startswith("paired t over 3" if flags else "Welch t over 3 + 3")
     assert (tmp_path / "out" / f"compare_{METRIC}.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -169,12 +205,14 @@ def test_command_with_several_csvs_per_side(tmp_path, capsys):
         (["--a", "A.csv", "--b", "A.csv"], "error: a/b=['A.csv']: given twice"),
         (["A.csv"], "error: table_b=None: two sweep CSVs (A B) or --a ... --b ..."),
         (["--a", "A.csv", "--b", "missing.csv"], "error: b='missing.csv': no such file"),
+        (["--a", "A.csv", "--b", "B1.csv", "B2.csv"], "error: tables='1 + 2': an interval over training seeds"),
     ],
 )
 def test_bad_sides_are_one_line_errors(extra, expected, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    write_tables(tmp_path, "A", [seed_table("a", mono, 0.0, 0.0)])
-    Path("A_seed0.csv").rename("A.csv")
+    for name in ("A", "B1", "B2"):
+        write_tables(tmp_path, name, [seed_table(name, mono, 0.0, 0.0)])
+        Path(f"{name}_seed0.csv").rename(f"{name}.csv")
     with pytest.raises(SystemExit) as info:
         main([*extra, "--out", "out"])
     assert info.value.code == 2

@@ -1,4 +1,4 @@
-"""Cross-over of two sweep tables: known crossing, none, paired bootstrap interval, and the compare command."""
+"""Cross-over of two sweep tables: known crossing, none, the interval over trials, and the compare command."""
 
 from __future__ import annotations
 
@@ -61,20 +61,21 @@ def test_crossover_level_interpolates_the_sign_change():
 
 def test_known_crossover_found_with_a_paired_interval():
     result = find_crossover(table("mono", mono), table("bi", bi), "random_deletion", "bits_per_byte_en")
-    assert result.status == "crossing" and result.direction == "lower" and result.paired
+    assert result.status == "crossing" and result.direction == "lower" and result.paired_trials
     assert result.level == pytest.approx(0.15)  # exact: the curves are linear between grid levels
     assert result.ci_low == result.ci_high == pytest.approx(0.15)  # no trial noise, no width
+    assert result.method == "paired t over trials" and not result.replicated
 
     shared_noise = find_crossover(
         table("mono", mono, noise=0.05, seed=1), table("bi", bi, noise=0.05, seed=1), "random_deletion",
-        "bits_per_byte_en", n_boot=500,
+        "bits_per_byte_en",
     )  # fmt: skip
     # paired trials share their noise: it cancels in the difference, the interval stays tight
     assert shared_noise.ci_low == pytest.approx(0.15) and shared_noise.ci_high == pytest.approx(0.15)
 
     independent = find_crossover(
         table("mono", mono, noise=0.05, seed=1), table("bi", bi, noise=0.05, seed=2), "random_deletion",
-        "bits_per_byte_en", n_boot=500,
+        "bits_per_byte_en",
     )  # fmt: skip
     assert independent.status == "crossing"
     assert independent.ci_low < 0.15 < independent.ci_high < 0.2
@@ -83,9 +84,12 @@ def test_known_crossover_found_with_a_paired_interval():
 def test_no_crossover_is_reported_as_none_in_the_grid():
     result = find_crossover(table("mono", mono), table("bi", lambda level: 2.0 + 5.0 * level), "random_deletion",
                             "bits_per_byte_en")  # fmt: skip
-    assert result.status == "none" and result.level is None
-    assert result.ci_low == result.ci_high == math.inf and result.fraction_crossing == 0.0
-    assert "none in the grid" in result.describe()
+    assert result.status == "none" and result.level is None and result.identified
+    assert result.ci_low == result.ci_high == math.inf
+    assert result.describe() == (
+        "random_deletion / bits_per_byte_en: none in the grid (bi never better than mono up to 0.4); "
+        "interval: mono better at every level (95% paired t over trials)"
+    )
 
 
 def test_higher_is_better_metrics_and_override():
@@ -123,7 +127,7 @@ def test_compare_command_writes_figure_and_table(tmp_path, capsys):
     rows_b += table("bi", lambda level: 9.0, metric="perplexity_en")
     a, b = write_csv(tmp_path / "a.csv", rows_a), write_csv(tmp_path / "b.csv", rows_b)
 
-    compare_main([str(a), str(b), "--out", str(tmp_path / "out"), "--n-boot", "200"])
+    compare_main([str(a), str(b), "--out", str(tmp_path / "out")])
 
     printed = capsys.readouterr().out
     assert "random_deletion / bits_per_byte_en: bi overtakes mono at 0.15" in printed

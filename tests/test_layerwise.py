@@ -363,7 +363,7 @@ def test_the_layers_command_compares_groups_and_refuses_plain_sweeps_in_one_line
     grids = [SweepGrid("random_deletion", [0.0, 0.3], trials=3)]
     trained = {name: value.clone() for name, value in gpt2.state_dict().items()}
     paths = []
-    for name, shift in (("a0", 0.0), ("a1", 1e-3), ("b0", 2e-3)):
+    for name, shift in (("a0", 0.0), ("a1", 1e-3), ("b0", 2e-3), ("b1", 1e-3)):
         with torch.no_grad():
             gpt2.model.transformer.h[0].attn.c_proj.weight += shift  # another "training seed"
         with SweepCsvWriter(tmp_path / f"{name}.csv") as writer:
@@ -371,17 +371,18 @@ def test_the_layers_command_compares_groups_and_refuses_plain_sweeps_in_one_line
         paths.append(str(tmp_path / f"{name}.csv"))
     gpt2.load_state_dict(trained)
     copies = [shutil.copy(path, tmp_path / f"copy{i}.csv") for i, path in enumerate(paths[:2])]
-    main([*paths[:2], "--b", *map(str, copies), "--out", str(tmp_path / "same"), "--n-boot", "200"])
+    main([*paths[:2], "--b", *map(str, copies), "--out", str(tmp_path / "same")])
     same = list(csv.DictReader((tmp_path / "same" / "layers.csv").open()))
     assert {row["group"] for row in same} == {"", "h.0", "h.1"}
     assert all(float(row["damage_difference"]) == 0 for row in same)  # the same tables on both sides
-    main([paths[0], paths[1], "--b", paths[2], "--out", str(tmp_path / "out"), "--level", "0.3", "--n-boot", "200"])
+    main([paths[0], paths[1], "--b", paths[2], paths[3], "--out", str(tmp_path / "out"), "--level", "0.3"])
     printed = capsys.readouterr().out
     assert printed.startswith("random_deletion 0.3 / meanmetric: B − A (damage) excludes 0 for ")
     rows = list(csv.DictReader((tmp_path / "out" / "layers.csv").open()))
     for row in rows:
         assert float(row["difference"]) == pytest.approx(float(row["mean_b"]) - float(row["mean_a"]))
-        assert (row["n_seeds_a"], row["n_seeds_b"], row["paired"]) == ("2", "1", "True")
+        assert (row["n_seeds_a"], row["n_seeds_b"]) == ("2", "2")
+        assert row["method"] == "Welch t over 2 + 2 training seeds, shared trials"  # every sweep drew the same masks
     assert all(float(row["damage_difference"]) == 0 for row in rows if row["level"] == "0.0")
     assert (tmp_path / "out" / "layers_meanmetric.png").stat().st_size > 0
     plain = tmp_path / "plain.csv"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import math
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from cognitive_reserve.fields import update_reference
 from config_reference import resolve
@@ -23,6 +25,7 @@ from run_reports import compare as compare_command
 from studies.__main__ import run
 from studies.lock import PointLock, lock_holder, owner
 from studies.points import point_commands, study_points
+from studies.report import scale_figure
 from studies.spec import load_study
 from studies.state import LOCK_FILE, write_state
 from studies.status import study_status
@@ -57,7 +60,8 @@ def test_the_shipped_studies_are_the_five_of_the_docs():
         ({"arms": {"a": {}}}, "study.arms.a.config=None: required"),
         ({"steps": ["test"]}, "study.steps=['test']: must be [fit] or [fit, test]"),
         ({"compare": {"a": "a", "b": "c"}}, "study.compare.b='c': not an arm (arms: a, b)"),
-        ({"compare": {"a": "a", "b": "b", "n_boot": 0}}, "study.compare.n_boot=0: must be an integer >= 1"),
+        ({"compare": {"a": "a", "b": "b", "confidence": 1.5}}, "study.compare.confidence=1.5: must be < 1"),
+        ({"compare": {"a": "a", "b": "b", "n_boot": 300}}, "study.compare.n_boot=300: not a field (fields: a, b, "),
         ({"compare": {"a": "a", "b": "b", "group_by": ["k"]}}, "study.compare.group_by='k': not a grid axis"),
         ({"executor": {"gpus_per_node": -1}}, "study.executor.gpus_per_node=-1: must be an integer >= 0"),
         ({"executor": {"slurm": {"slurm_bogus": 1}}}, "study.executor.slurm.slurm_bogus=1: not a submitit SLURM"),
@@ -184,21 +188,30 @@ def test_status_reads_each_point_from_its_directory(tmp_path):
     assert rows["b/seed_everything=1"].state == "running" and rows["b/seed_everything=1"].job_id == "14"
 
 
-def synthetic_study(tmp_path: Path) -> tuple[Path, dict]:
-    """A scaling study of 2 widths × 3 seeds whose points hold synthetic sweep CSVs: B is worse than A when
-    clean (by 0.05 k) but degrades half as fast, so it overtakes A at 0.05 k."""
+def synthetic_study(tmp_path: Path, axis: str = "model.init_args.k", values=(1, 4), **compare) -> tuple[Path, dict]:
+    """A study of 2 values of ``axis`` × 3 seeds whose points hold synthetic sweep CSVs: B is worse than A when
+    clean (by 0.05 × the value's place, 1 and 4) but degrades half as fast, so it overtakes A at 0.05 and 0.2."""
     study = {
         **BASE,
-        "grid": {"model.init_args.k": [1, 4], "seed_everything": [0, 1, 2]},
+        "grid": {axis: list(values), "seed_everything": [0, 1, 2]},
         "steps": ["fit"],
-        "compare": {"a": "a", "b": "b", "group_by": ["model.init_args.k"], "scale": "model.init_args.k", "n_boot": 300},
+        "compare": {"a": "a", "b": "b", "group_by": [axis], "scale": axis, **compare},
     }
     path = write_study(tmp_path / "synthetic.yaml", study)
     for point in study_points(load_study(path), tmp_path / "root"):
-        k, seed = (int(level.label) for _, level in point.levels)
+        value, seed = (level.label for _, level in point.levels)
+        k = (1, 4)[[str(v) for v in values].index(value)]
         shift, slope = (0.0, 2.0) if point.arm == "a" else (0.05 * k, 1.0)
-        write_sweep(point.directory / "robustness" / "sweep_fit_epoch000.csv", point.arm, shift, slope, seed)
+        write_sweep(point.directory / "robustness" / "sweep_fit_epoch000.csv", point.arm, shift, slope, int(seed))
     return path, study
+
+
+def report_records(path: Path) -> list[dict]:
+    """``report.csv`` read back with its numbers as numbers (what ``scale_figure`` draws from)."""
+    with path.open() as file:
+        records = list(csv.DictReader(file))
+    text = ("group", "x_label", "perturbation", "metric", "status", "method", "identified")
+    return [{k: (v if k in text else float(v) if v else None) for k, v in r.items()} for r in records]
 
 
 def test_report_gives_the_numbers_of_run_reports_compare_by_hand(tmp_path, capsys):
@@ -211,15 +224,84 @@ def test_report_gives_the_numbers_of_run_reports_compare_by_hand(tmp_path, capsy
         point = "root/synthetic/{}/k={},seed_everything={}/robustness/sweep_fit_epoch000.csv"
         csvs = {arm: [str(tmp_path / point.format(arm, k, s)) for s in range(3)] for arm in "ab"}
         by_hand = tmp_path / f"by_hand_{k}"
-        compare_command.main(["--a", *csvs["a"], "--b", *csvs["b"], "--n-boot", "300", "--out", str(by_hand)])
+        compare_command.main(["--a", *csvs["a"], "--b", *csvs["b"], "--paired-seeds", "--out", str(by_hand)])
         assert (tmp_path / f"out/k={k}/crossover.csv").read_text() == (by_hand / "crossover.csv").read_text()
         assert f"python -m run_reports.compare --a {' '.join(csvs['a'])}" in out
-    with (tmp_path / "out/report.csv").open() as file:
-        records = list(csv.DictReader(file))
+    assert out.count("--confidence 0.95 --paired-seeds --out") == 2  # a crossed grid: the seeds pair up
+    records = report_records(tmp_path / "out/report.csv")
     assert [r["group"] for r in records] == ["k=1", "k=4"] and [r["status"] for r in records] == ["crossing"] * 2
-    assert [float(r["level"]) for r in records] == pytest.approx([0.05, 0.2], abs=0.01)
-    assert [float(r["clean_gap"]) for r in records] == pytest.approx([0.05, 0.2])
+    assert [r["level"] for r in records] == pytest.approx([0.05, 0.2], abs=0.01)
+    assert [r["clean_gap"] for r in records] == pytest.approx([0.05, 0.2])
+    assert [(r["x"], r["x_label"]) for r in records] == [(1.0, "1"), (4.0, "4")]
+    assert {r["method"] for r in records} == {"paired t over 3 training seeds, shared trials"}
     assert (tmp_path / "out/scale_bits_per_byte_en.png").stat().st_size > 0
+
+
+def test_any_grid_axis_can_be_the_scale_with_its_label(tmp_path):
+    """A non-numeric axis (a solver) drawn in grid order, labelled with ``scale_label`` and its values."""
+    path, _ = synthetic_study(tmp_path, "model.init_args.solver", ("svd", "sgd"), scale_label="solver of the fit")
+    study = load_study(path)
+    assert (
+        run(["report", str(path), "--root", str(tmp_path / "root"), "--out", str(tmp_path / "out"), "--no-wandb"]) == 0
+    )
+    records = report_records(tmp_path / "out/report.csv")
+    assert [(r["group"], r["x"], r["x_label"]) for r in records] == [
+        ("solver=svd", None, "svd"),
+        ("solver=sgd", None, "sgd"),
+    ]
+    fig = scale_figure(records, "bits_per_byte_en", study)
+    for ax in fig.axes:
+        assert ax.get_xlabel() == "solver of the fit"
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["svd", "sgd"]
+        assert list(ax.get_xticks()) == [0, 1]
+
+
+def crafted_records() -> list[dict]:
+    """Three widths, two perturbations: a bounded cross-over, one open above, none, and one not identified."""
+    base = {
+        "metric": "bits_per_byte_en",
+        "grid_low": 0.0,
+        "grid_high": 0.4,
+        "method": "Welch t over 3 + 3 training seeds",
+    }
+    cases = {
+        32: [("crossing", 0.2, 0.15, 0.25), ("none", None, math.inf, math.inf)],
+        64: [("crossing", 0.3, 0.2, math.inf), ("none", None, 0.3, math.inf)],
+        128: [("crossing", 0.1, -math.inf, math.inf), ("b_better_from_start", None, -math.inf, -math.inf)],
+    }
+    records = []
+    for width, rows in cases.items():
+        for perturbation, (status, level, low, high) in zip(("random_deletion", "gaussian_noise"), rows, strict=True):
+            records.append({
+                **base, "group": f"n_embd={width}", "x": float(width), "x_label": str(width),
+                "perturbation": perturbation, "status": status, "level": level, "ci_low": low, "ci_high": high,
+                "clean_gap": 0.2, "clean_gap_low": 0.1, "clean_gap_high": 0.3,
+            })  # fmt: skip
+    return records
+
+
+def test_scale_figure_has_one_clean_gap_panel_readable_labels_and_says_none_in_words(tmp_path):
+    axis = "model.init_args.gpt2_config.n_embd"
+    path, _ = synthetic_study(tmp_path, axis, (32, 64))
+    study = load_study(path)
+    fig = scale_figure(crafted_records(), "bits_per_byte_en", study)
+    clean, deletion, noise = fig.axes  # one clean-gap panel, one panel per perturbation
+    assert clean.get_title() == "undamaged: clean gap" and deletion.get_title() == "cross-over: random deletion"
+    assert {ax.get_xlabel() for ax in fig.axes} == {"n_embd"}  # the axis' name, not its dotted key
+    assert [t.get_text() for t in deletion.get_xticklabels()] == ["32", "64", "128"]
+    words = {ax.get_title(): sorted(t.get_text() for t in ax.texts) for ax in (deletion, noise)}
+    assert words == {
+        "cross-over: random deletion": ["not identified"],
+        "cross-over: gaussian noise": ["none: b better throughout", "none: b never better"],
+    }
+    # nothing is drawn at the top of the grid for "none": the grid's top is an arrow only where an interval is open
+    assert deletion.get_ylim() == pytest.approx((-0.02, 0.42))
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    for left, right in itertools.pairwise(fig.axes):
+        label = right.yaxis.label.get_window_extent(renderer)
+        assert label.x0 >= left.get_tightbbox(renderer).x1, f"{right.get_ylabel()!r} overlaps the panel on its left"
 
 
 def test_report_of_a_study_without_comparison_shows_every_points_slope(tmp_path, capsys):

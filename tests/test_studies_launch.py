@@ -45,7 +45,7 @@ def study_file(directory: Path, config: Path, arms: tuple[str, ...] = ("a", "b",
     }
     if {"a", "b"} <= set(arms):
         study["compare"] = {"a": "a", "b": "b", "metrics": ["mse_task_vector"], "model_a": "linear_sgd_k4_T5",
-                            "model_b": "linear_sgd_k2_T5", "n_boot": 200}  # fmt: skip
+                            "model_b": "linear_sgd_k2_T5"}  # fmt: skip
     return write_study(directory / f"tiny_{len(arms)}.yaml", study)
 
 
