@@ -152,6 +152,11 @@ def crossover_interval(moments: Moments, levels: Sequence[float], confidence: fl
     largest at five points. Covers the true cross-over at ``confidence`` whenever the per-level interval
     covers (at the true cross-over the advantage is 0)."""
     count = len(levels)
+    beyond = np.where(moments.estimate[..., 0] > 0, -np.inf, np.inf)  # nothing plausible: one sign everywhere
+    if count < 2:  # no stretch to solve in: the one level either excludes 0 or leaves the cross-over open
+        _, low, high = moments.level_intervals(confidence)
+        open_ = (low[..., 0] <= 0) & (high[..., 0] >= 0)
+        return np.where(open_, -np.inf, beyond), np.where(open_, np.inf, beyond)
     probes = np.linspace(0.0, 1.0, 5)
     weights = np.zeros((count - 1, probes.size, count))
     stretch = np.arange(count - 1)
@@ -187,7 +192,6 @@ def crossover_interval(moments: Moments, levels: Sequence[float], confidence: fl
     upper = np.asarray(levels)[last_stretch] + upper_f * spans[last_stretch]
     lower = np.where((first_stretch == 0) & (lower_f == 0), -np.inf, lower)
     upper = np.where((last_stretch == count - 2) & (upper_f == 1), np.inf, upper)
-    beyond = np.where(estimate[..., 0] > 0, -np.inf, np.inf)  # nothing plausible: one sign everywhere
     found = inside.any(axis=-1)
     return np.where(found, lower, beyond), np.where(found, upper, beyond)
 

@@ -154,6 +154,18 @@ def test_a_crossover_the_seeds_cannot_bound_is_not_identified():
     assert "not identified" in result.describe()
 
 
+@pytest.mark.parametrize(("gap", "bounds"), [(0.0, (-math.inf, math.inf)), (-1.0, (math.inf, math.inf))])
+def test_a_grid_of_one_level_bounds_nothing_or_excludes_a_crossover(gap, bounds):
+    """One swept level (say magnitude pruning at 0.5 only): the cross-over is open when the level's interval
+    holds 0, and absent from the grid when it excludes 0."""
+    rng = np.random.default_rng(8)
+    side_a = replicates(rng, "mono", lambda level: 1.0, seeds=3, seed_sd=0.01, trial_sd=0.05)
+    side_b = replicates(rng, "bi", lambda level: 1.0 - gap, seeds=3, seed_sd=0.01, trial_sd=0.05)
+    one_level = [[r for r in rows if r.level == 0.2] for rows in (*side_a, *side_b)]
+    result = find_replicated_crossover(one_level[:3], one_level[3:], DELETION, METRIC)
+    assert (result.ci_low, result.ci_high) == bounds
+
+
 def test_a_side_of_one_seed_against_several_or_unequal_pairs_is_an_error():
     rng = np.random.default_rng(7)
     three, one = replicates(rng, "mono", mono, 3, 0.1, 0.1), replicates(rng, "bi", bi, 1, 0.1, 0.1)

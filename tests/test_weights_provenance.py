@@ -19,6 +19,7 @@ from lightning_modules.gpt2_glue import GPT2GlueClassifier
 from lightning_modules.gpt2_lm import GPT2LanguageModel
 from tests.helpers.blobs import BlobClassifier, Blobs
 from tests.helpers.cli import ROOT
+from tests.helpers.configs import DIGITS_SGD, config_args
 from tests.helpers.glue_fixtures import save_lm_checkpoint
 from tests.helpers.gpt2_fixtures import TINY_GPT2
 
@@ -27,7 +28,6 @@ QUIET = {
     "accelerator": "cpu",
 }  # fmt: skip
 DIGITS = str(ROOT / "configs" / "linear" / "digits.yaml")
-DIGITS_SGD = str(ROOT / "configs" / "linear" / "digits_sgd.yaml")
 TINY_LM = str(ROOT / "configs" / "gpt2" / "tiny_monolingual.yaml")
 TINY_GLUE = str(ROOT / "configs" / "glue" / "tiny.yaml")
 
@@ -218,7 +218,7 @@ def test_the_untrained_model_is_measured_only_on_request_and_said_to_be(tmp_path
         "vectors are zeros and every damage level scores 0; fit first, or give --ckpt_path PATH"
     ]
     root = tmp_path / "sgd"
-    main(["test", "--config", DIGITS_SGD, "--data.init_args.task_grid=[1, 4]", f"--trainer.default_root_dir={root}",
+    main(["test", *config_args(DIGITS_SGD), "--data.init_args.task_grid=[1, 4]", f"--trainer.default_root_dir={root}",
           "--ckpt_path", "initial"])  # fmt: skip
     assert capfd.readouterr().err.count("weights: initial weights, seed 0 (untrained)\n") == 1
     (run,) = find_runs(root / "wandb")
