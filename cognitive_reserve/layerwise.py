@@ -54,9 +54,8 @@ class GroupSummary:
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> GroupSummary:
-        fields = {name: record[name] for name in SUMMARY_COLUMNS}
         epoch = record.get("epoch")
-        return cls(record["group"], LevelSummary(**fields), None if epoch in (None, "") else int(epoch))
+        return cls(record["group"], LevelSummary.from_record(record), None if epoch in (None, "") else int(epoch))
 
 
 def summarize_groups(rows: Iterable[SweepRow], epoch: int | None = None) -> list[GroupSummary]:

@@ -39,8 +39,7 @@ class EpochSummary:
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> EpochSummary:
-        fields = {name: record[name] for name in SUMMARY_COLUMNS}
-        return cls(int(record["epoch"]), LevelSummary(**fields))
+        return cls(int(record["epoch"]), LevelSummary.from_record(record))
 
 
 Panel = tuple[str, str, str]  # (model, metric, perturbation)

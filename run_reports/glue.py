@@ -256,6 +256,8 @@ def _format_cell(cell: LevelSummary | None) -> str:
         return "–"
     if not math.isfinite(cell.mean):
         return f"{cell.mean} ({cell.n_nonfinite} non-finite)"
+    if math.isnan(cell.ci_low):
+        return f"{cell.mean:.3f} (no 95% CI: {cell.flag}, {cell.n} trials)"
     return f"{cell.mean:.3f} [{cell.ci_low:.3f}, {cell.ci_high:.3f}]"
 
 

@@ -214,7 +214,8 @@ def test_allocation_pilots_then_follows_the_two_variances():
     quiet = planned_units("auto", rule, records([1.0, 1.0, 1.0], 0.005, 8), 100)
     assert 2 < quiet < noisy <= 100
     # a target no plan reaches: all the data
-    assert planned_units("auto", AdaptiveTrials(ci_half_width=1e-6), records([1.0, 2.0, 3.0], 0.1, 8), 100) == 100
+    tight = AdaptiveTrials(ci_half_width=1e-6, min=3)
+    assert planned_units("auto", tight, records([1.0, 2.0, 3.0], 0.1, 8), 100) == 100
     # a fixed trial count: subset noise at most a tenth of the between-trial variance
     fixed = planned_units("auto", 20, records([1.0, 2.0, 3.0], 0.1, 8), 100)
     k = 0.1 / (1 / 8 - 1 / 100)
@@ -223,7 +224,7 @@ def test_allocation_pilots_then_follows_the_two_variances():
 
 
 def test_nan_values_do_not_break_the_allocation():
-    rule = AdaptiveTrials(ci_half_width=0.1)
+    rule = AdaptiveTrials(ci_half_width=0.1, min=3)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert planned_units("auto", rule, records([math.nan, math.nan, 1.0], 0.0, 8), 100) == 100
