@@ -2,7 +2,7 @@
 
     python bench/coverage.py [--replicates 2000] [--studies 300]   # measure; prints ``name: value`` lines
     python bench/record.py coverage                                   # the same, kept in bench/results/coverage.txt
-    python bench/coverage.py --table [--check]                        # write (check) the docs table from it
+    python bench/coverage_table.py                                    # the tables of docs/intervals.md from it
 
 Three parts, every interval made by the toolkit's own code (``cognitive_reserve.intervals``):
 
@@ -21,18 +21,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
-from pathlib import Path
 
 import numpy as np
-from common import ROOT, figure
+from common import figure
 from scipy import stats
 
 from cognitive_reserve import SweepGrid, run_sweep, summarize
-from cognitive_reserve.adaptive import DEFAULT_MIN, AdaptiveTrials, narrow_enough
+from cognitive_reserve.adaptive import DEFAULT_MIN, AdaptiveTrials
 from cognitive_reserve.intervals import HONEST_FLAGS, intervals
 from cognitive_reserve.metric_ranges import metric_range
-from tests.helpers.coverage_cases import Case, cases
+from tests.helpers.coverage_cases import Case, adaptive_stops, cases
 from tests.helpers.unit_regression import ITEMS, Regression
 
 COUNTS = (3, 5, 10, 20, 50)
@@ -43,9 +41,6 @@ MAX_TRIALS = 50
 ADAPTIVE_MINS = (DEFAULT_MIN, 10)
 FRACTION_LEVELS = [0.1, 0.3, 1.0]
 FRACTION_RULES = {"10": 10, "adaptive": {"ci_half_width": 0.3, "relative": True, "max": MAX_TRIALS}}
-RESULTS = ROOT / "bench" / "results" / "coverage.txt"
-PAGE = ROOT / "docs" / "intervals.md"
-BEGIN, END = "<!-- coverage:begin -->", "<!-- coverage:end -->"
 
 
 def student_t(values: np.ndarray, bounds: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
@@ -85,33 +80,21 @@ def adaptive_target(case: Case, generator: np.random.Generator) -> float:
 
 
 def adaptive(case: Case, replicates: int, generator: np.random.Generator) -> None:
-    """The rule as ``AdaptiveTrials`` applies it, on many levels at once: trial t of a level is fixed in advance
-    (its seed), the level stops at the first count whose interval is honest and narrow enough, or at ``max``."""
+    """The rule as ``AdaptiveTrials`` applies it (``adaptive_stops``), with the default ``min`` and a smaller one."""
     target = adaptive_target(case, generator)
     bounds = metric_range(case.metric)
     values = case.draw((replicates, MAX_TRIALS), generator)
     figure(f"adaptive_{case.name}_target", target, ".3g")
     for least in ADAPTIVE_MINS:
         rule = AdaptiveTrials(ci_half_width=target, relative=True, min=least, max=MAX_TRIALS)
-        low, high, stop = np.full(replicates, np.nan), np.full(replicates, np.nan), np.zeros(replicates, int)
-        honest = np.zeros(replicates, bool)
-        active = np.arange(replicates)
-        for n in range(rule.min, rule.max + 1):
-            trials = values[active, :n]
-            found = intervals(trials, bounds, generator)
-            kept = np.isin(found.flag, HONEST_FLAGS)
-            scale = np.abs(trials.mean(axis=1))
-            done = narrow_enough(found.low, found.high, kept, rule.ci_half_width * scale) | (n == rule.max)
-            rows = active[done]
-            low[rows], high[rows], stop[rows], honest[rows] = found.low[done], found.high[done], n, kept[done]
-            active = active[~done]
-        reported, covered, above = shares(case.truth, low, high, honest)
+        stops = adaptive_stops(values, bounds, rule, generator)
+        reported, covered, above = shares(case.truth, stops.low, stops.high, stops.honest)
         name = f"adaptive_{case.name}_min{least}"
         figure(f"{name}_reported", reported, ".3f")
         figure(f"{name}_coverage", covered, ".3f")
         figure(f"{name}_above", above, ".3f")
-        figure(f"{name}_trials", stop.mean(), ".1f")
-        figure(f"{name}_at_max", np.mean(stop == rule.max), ".3f")
+        figure(f"{name}_trials", stops.trials.mean(), ".1f")
+        figure(f"{name}_at_max", np.mean(stops.trials == rule.max), ".3f")
     old_covered, old_trials = adaptive_before(case.truth, values, target, bounds)
     figure(f"adaptive_{case.name}_before_coverage", old_covered, ".3f")
     figure(f"adaptive_{case.name}_before_trials", old_trials, ".1f")
@@ -147,8 +130,8 @@ def subsampled(studies: int) -> None:
                     high.append(s.ci_high)
                     honest.append(s.flag in HONEST_FLAGS)
                     counts.append(s.n)
-                trials = {(r.level, r.trial): r for r in rows}.values()
-                examples += [r.eval_examples or ITEMS * len(model.x) for r in trials]
+                scored = {(r.level, r.trial): r for r in rows}.values()
+                examples += [r.eval_examples or ITEMS * len(model.x) for r in scored]
             truth, lows, highs, kept = np.array(truths), np.array(low), np.array(high), np.array(honest)
             name = f"fraction_{rule_name}_{fraction}"
             figure(f"{name}_reported", kept.mean(), ".3f")
@@ -163,6 +146,7 @@ def measure(replicates: int, studies: int) -> None:
     figure("studies", studies, "d")
     for index, case in enumerate(cases()):
         generator = np.random.default_rng(index)
+        figure(f"{case.name}_what", case.what)
         figure(f"{case.name}_truth", case.truth, ".6g")
         fixed_counts(case, replicates, generator)
         adaptive(case, replicates, generator)
@@ -173,24 +157,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replicates", type=int, default=2000, help="levels per case and trial count")
     parser.add_argument("--studies", type=int, default=300, help="sweeps per eval_fraction mode (3 levels each)")
-    parser.add_argument("--table", action="store_true", help="write the docs table from bench/results/coverage.txt")
-    parser.add_argument("--check", action="store_true", help="with --table: exit 1 when the docs table is stale")
     args = parser.parse_args()
-    if not args.table:
-        measure(args.replicates, args.studies)
-        return
-    from coverage_table import render
-
-    text = PAGE.read_text("utf-8")
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    updated = f"{head}{BEGIN}\n{render(RESULTS)}{END}{tail}"
-    if args.check:
-        if updated != text:
-            sys.exit(f"{PAGE.relative_to(ROOT)} is stale: run python bench/coverage.py --table")
-        return
-    PAGE.write_text(updated, "utf-8")
-    print(f"wrote {Path(PAGE).relative_to(ROOT)}")
+    measure(args.replicates, args.studies)
 
 
 if __name__ == "__main__":

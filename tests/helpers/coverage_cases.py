@@ -32,6 +32,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from cognitive_reserve.adaptive import AdaptiveTrials, narrow_enough
+from cognitive_reserve.intervals import HONEST_FLAGS, intervals
 from cognitive_reserve.perturbations import GaussianNoise, RandomDeletion
 from cognitive_reserve.theory import TaskMoments, expected_mse, svd_solution
 
@@ -168,6 +170,38 @@ class Digits:
             target_sq=mean(y**2 for _, _, y in clean),
         )
         return expected_mse(perturbation, torch.from_numpy(self.w), torch.from_numpy(self.gamma), moments)
+
+
+@dataclass(frozen=True)
+class Stops:
+    """Where the levels of an adaptive rule stopped: the interval there, whether it is honest, and the count."""
+
+    low: np.ndarray
+    high: np.ndarray
+    honest: np.ndarray
+    trials: np.ndarray
+
+
+def adaptive_stops(
+    values: np.ndarray, bounds: tuple[float, float], rule: AdaptiveTrials, generator: np.random.Generator
+) -> Stops:
+    """``rule`` (relative) applied to many levels at once, as ``AdaptiveTrials.settled`` applies it to one: trial
+    t of a level is ``values[:, t]`` (fixed in advance, like its seed); a level stops at the first count from
+    ``rule.min`` whose interval is honest and narrow enough, or at ``rule.max``."""
+    levels = len(values)
+    stops = Stops(np.full(levels, np.nan), np.full(levels, np.nan), np.zeros(levels, bool), np.zeros(levels, int))
+    active = np.arange(levels)
+    for n in range(rule.min, rule.max + 1):
+        trials = values[active, :n]
+        found = intervals(trials, bounds, generator)
+        honest = np.isin(found.flag, HONEST_FLAGS)
+        half_width = rule.ci_half_width * np.abs(trials.mean(axis=1))
+        done = narrow_enough(found.low, found.high, honest, half_width) | (n == rule.max)
+        rows = active[done]
+        stops.low[rows], stops.high[rows], stops.honest[rows] = found.low[done], found.high[done], honest[done]
+        stops.trials[rows] = n
+        active = active[~done]
+    return stops
 
 
 @functools.cache
