@@ -7,9 +7,10 @@
 Three parts, every interval made by the toolkit's own code (``cognitive_reserve.intervals``):
 
 - fixed counts: for each toy case of ``tests/helpers/coverage_cases.py`` (closed-form or Monte Carlo truths)
-  and 3, 5, 10 and 20 trials, ``--replicates`` levels of seeded trials; per case and count the share of
+  and 3, 5, 10, 20 and 50 trials, ``--replicates`` levels of seeded trials; per case and count the share of
   levels with an interval (not flagged), the share of those covering the truth and with the truth above them,
-  and what the Student-t interval the toolkit printed before would have covered;
+  what the bootstrap-t would have covered where a flag withholds it, and what the Student-t interval the
+  toolkit printed before would have covered;
 - the adaptive rule (``AdaptiveTrials`` with its defaults, ``max`` 50), at a relative target that a 12-trial
   interval reaches on average, against the rule before (``min`` 3, Student t);
 - ``eval_fraction``: ``--studies`` sweeps (``run_sweep``) of the subsampled toy of
@@ -28,7 +29,7 @@ from scipy import stats
 
 from cognitive_reserve import SweepGrid, run_sweep, summarize
 from cognitive_reserve.adaptive import DEFAULT_MIN, AdaptiveTrials
-from cognitive_reserve.intervals import HONEST_FLAGS, intervals
+from cognitive_reserve.intervals import FEW_TRIALS, HONEST_FLAGS, TIES, bootstrap_t, intervals
 from cognitive_reserve.metric_ranges import metric_range
 from tests.helpers.coverage_cases import Case, adaptive_stops, cases
 from tests.helpers.unit_regression import ITEMS, Regression
@@ -67,6 +68,11 @@ def fixed_counts(case: Case, replicates: int, generator: np.random.Generator) ->
         found = intervals(values, bounds, generator)
         reported, covered, above = shares(case.truth, found.low, found.high, np.isin(found.flag, HONEST_FLAGS))
         before = shares(case.truth, *student_t(values, bounds), np.ones(replicates, bool))[1]
+        withheld = np.isin(found.flag, (FEW_TRIALS, TIES))
+        if withheld.any():  # what the bootstrap-t would have covered where the flags withhold it
+            low, high = bootstrap_t(values[withheld], generator)
+            low, high = np.maximum(low, bounds[0]), np.minimum(high, bounds[1])
+            figure(f"{case.name}_{n}_withheld_coverage", shares(case.truth, low, high, np.ones(len(low), bool))[1])
         figure(f"{case.name}_{n}_reported", reported, ".3f")
         figure(f"{case.name}_{n}_coverage", covered, ".3f")
         figure(f"{case.name}_{n}_above", above, ".3f")

@@ -53,10 +53,12 @@ def fixed_table(figures: dict[str, str]) -> list[str]:
         for n in COUNTS:
             reported = float(figures[f"{case}_{n}_reported"])
             covered = percent(figures[f"{case}_{n}_coverage"])
+            withheld = figures.get(f"{case}_{n}_withheld_coverage")
+            aside = f"; withheld: {percent(withheld)}" if withheld else ""
             if reported == 0:
-                cells.append("no interval")
+                cells.append(f"none{aside}")
             elif reported < 0.995:
-                cells.append(f"{covered} ({100 * reported:.0f} % have one)")
+                cells.append(f"{covered} ({100 * reported:.0f} % have one{aside})")
             else:
                 cells.append(f"**{covered}**")
         lines.append(f"| `{case}`: {figures[f'{case}_what']} | " + " | ".join(cells) + " |")
@@ -118,8 +120,9 @@ def render(path: Path = RESULTS) -> str:
         f"{figures['replicates']} levels per case and count; {figures['studies']} sweeps per `eval_fraction` row "
         "(3 levels each). Bold: every level had an interval.",
         "",
-        "**Fixed trial counts: share of the reported intervals that cover the truth** (the toolkit's interval; a "
-        "level without one is flagged instead, see above)",
+        "**Fixed trial counts: share of the reported intervals that cover the truth** (in parentheses where not "
+        "every level has one: the share that has, and how often the bootstrap-t would have covered where the flag "
+        "withholds it; `none`: no level has one)",
         "",
         *fixed_table(figures),
         "",

@@ -63,17 +63,22 @@ def test_reported_intervals_cover_the_known_truth_at_least_93_percent_where_95_i
     assert coverage(toy.truth, found.low[reported], found.high[reported]) >= 0.93
 
 
-def test_the_default_adaptive_rule_covers_at_its_stop():
-    """Levels of the digits noise case stop at the first honest interval within a target that a 20-trial interval
-    reaches on average (the coverage bench also measures the other cases)."""
+def test_the_default_adaptive_rule_loses_little_coverage_against_a_fixed_count():
+    """Digits noise levels stop at the first honest interval within a target that a 20-trial interval reaches on
+    average. Stopping on a narrow interval favours trials that happen to agree; with the default ``min`` the
+    interval at the stop covers within 2 points of the fixed 20-trial interval of the same trials (the manual
+    promises no more for the rule: ``docs/intervals.md``)."""
     toy = case("digits_noise")
     generator = np.random.default_rng(1)
     spread = np.std(toy.draw((20_000,), generator))
     rule = AdaptiveTrials(ci_half_width=2.09 * spread / math.sqrt(20) / abs(toy.truth), relative=True, max=30)
     assert rule.min == DEFAULT_MIN
-    stops = adaptive_stops(toy.draw((REPLICATES, rule.max), generator), metric_range(toy.metric), rule, generator)
+    values = toy.draw((REPLICATES, rule.max), generator)
+    stops = adaptive_stops(values, metric_range(toy.metric), rule, generator)
+    fixed = intervals(values[:, :20], metric_range(toy.metric), generator)
     assert stops.honest.all() and 20 < stops.trials.mean() < 30
-    assert coverage(toy.truth, stops.low, stops.high) >= 0.93
+    adaptive_coverage = coverage(toy.truth, stops.low, stops.high)
+    assert adaptive_coverage >= 0.92 and adaptive_coverage >= coverage(toy.truth, fixed.low, fixed.high) - 0.02
 
 
 def test_below_the_honest_counts_a_level_is_flagged_and_has_no_interval():
