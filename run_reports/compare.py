@@ -15,7 +15,7 @@ the trial means, and both its band and the cross-over interval come from a two-l
 (training seeds resampled, then trials within each; trials paired when every table used the same
 perturbation seeds, see ``cognitive_reserve.crossover``): they cover training-seed and trial variance.
 ``crossover.csv`` then has two more columns, ``n_seeds_a`` and ``n_seeds_b``. With one CSV per side
-everything is as before: bands are Student-t intervals over trials, the interval covers trials only.
+bands are the per-level intervals over trials (``cognitive_reserve.intervals``), the interval covers trials only.
 
 Bad input prints ``error: field=value: reason`` and exits with status 2.
 """
@@ -103,7 +103,7 @@ def plot_comparison(
 ) -> Path:
     """One panel per perturbation: both models' curves with their intervals, cross-over line and interval.
 
-    Each side is one table's rows (Student-t bands over trials) or one table per training seed (two-level bands).
+    Each side is one table's rows (per-level bands over trials) or one table per training seed (two-level bands).
     """
     side_a, side_b = _as_side(side_a), _as_side(side_b)
     fig = Figure(figsize=(4.4 * len(results), 4.0), layout="constrained")
@@ -127,7 +127,7 @@ def plot_comparison(
         ax.set_ylabel(metric_label(result.metric))
         ax.set_title(result.perturbation.replace("_", " "))
         ax.grid(alpha=0.3)
-    band = "two-level bootstrap over training seeds and trials" if results[0].replicated else "Student t over trials"
+    band = "two-level bootstrap over training seeds and trials" if results[0].replicated else "bootstrap-t over trials"
     handles = {label: handle for ax in axes for handle, label in zip(*ax.get_legend_handles_labels(), strict=True)}
     handles[f"band: {confidence:.0%} CI of the mean ({band})"] = Patch(color="black", alpha=0.2)
     fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncols=2, fontsize="small")
