@@ -42,12 +42,14 @@ def cases(figures: dict[str, str]) -> list[str]:
     return [key.removesuffix("_what") for key in figures if key.endswith("_what")]
 
 
+def markdown(header: list[str], rows: list[list[str]]) -> list[str]:
+    """A Markdown table, one line per row."""
+    return [f"| {' | '.join(header)} |", "|" + "---|" * len(header), *(f"| {' | '.join(row)} |" for row in rows)]
+
+
 def fixed_table(figures: dict[str, str]) -> list[str]:
     """Per case, coverage of the reported intervals at each count (with the share reported when not all are)."""
-    lines = [
-        "| case | " + " | ".join(f"{n} trials" for n in COUNTS) + " |",
-        "|---|" + "---|" * len(COUNTS),
-    ]
+    rows = []
     for case in cases(figures):
         cells = []
         for n in COUNTS:
@@ -61,54 +63,40 @@ def fixed_table(figures: dict[str, str]) -> list[str]:
                 cells.append(f"{covered} ({100 * reported:.0f} % have one{aside})")
             else:
                 cells.append(f"**{covered}**")
-        lines.append(f"| `{case}`: {figures[f'{case}_what']} | " + " | ".join(cells) + " |")
-    return lines
+        rows.append([f"`{case}`: {figures[f'{case}_what']}", *cells])
+    return markdown(["case", *(f"{n} trials" for n in COUNTS)], rows)
 
 
 def before_table(figures: dict[str, str]) -> list[str]:
     """What the Student-t interval printed before covered on the same levels."""
-    lines = [
-        "| case | " + " | ".join(f"{n} trials" for n in COUNTS) + " |",
-        "|---|" + "---|" * len(COUNTS),
-    ]
-    for case in cases(figures):
-        cells = [percent(figures[f"{case}_{n}_student_t"]) for n in COUNTS]
-        lines.append(f"| `{case}` | " + " | ".join(cells) + " |")
-    return lines
+    rows = [[f"`{case}`", *(percent(figures[f"{case}_{n}_student_t"]) for n in COUNTS)] for case in cases(figures)]
+    return markdown(["case", *(f"{n} trials" for n in COUNTS)], rows)
 
 
 def adaptive_table(figures: dict[str, str]) -> list[str]:
-    lines = [
-        "| case | target (relative half-width) | default rule (`min` 20): covering · trials | `min` 10 | "
-        "before (`min` 3, Student t) |",
-        "|---|---|---|---|---|",
-    ]
+    rows = []
     for case in cases(figures):
         prefix = f"adaptive_{case}"
         cells = [
-            f"{percent(figures[f'{prefix}_min{least}_coverage'])} · {figures[f'{prefix}_min{least}_trials']}"
-            for least in (20, 10)
+            f"{percent(figures[f'{prefix}_{rule}_coverage'])} · {figures[f'{prefix}_{rule}_trials']}"
+            for rule in ("min20", "min10", "before")
         ]
-        before = f"{percent(figures[f'{prefix}_before_coverage'])} · {figures[f'{prefix}_before_trials']}"
-        lines.append(f"| `{case}` | {figures[f'{prefix}_target']} | " + " | ".join(cells) + f" | {before} |")
-    return lines
+        rows.append([f"`{case}`", figures[f"{prefix}_target"], *cells])
+    header = ["case", "target (relative half-width)", "default rule (`min` 20): covering · trials", "`min` 10",
+              "before (`min` 3, Student t)"]  # fmt: skip
+    return markdown(header, rows)
 
 
 def fraction_table(figures: dict[str, str]) -> list[str]:
-    lines = [
-        "| trials | `eval_fraction` | covering the truth | truth above the interval | trials per level | "
-        "examples per trial |",
-        "|---|---|---|---|---|---|",
-    ]
+    rows = []
     for rule, label in FRACTION_RULES.items():
         for fraction in FRACTIONS:
             name = f"fraction_{rule}_{fraction}"
-            lines.append(
-                f"| {label} | {fraction} | {percent(figures[f'{name}_coverage'])} | "
-                f"{percent(figures[f'{name}_above'])} | {figures[f'{name}_trials']} | "
-                f"{figures[f'{name}_examples_per_trial']} |"
-            )
-    return lines
+            shares = [percent(figures[f"{name}_{stat}"]) for stat in ("coverage", "above")]
+            rows.append([label, fraction, *shares, figures[f"{name}_trials"], figures[f"{name}_examples_per_trial"]])
+    header = ["trials", "`eval_fraction`", "covering the truth", "truth above the interval", "trials per level",
+              "examples per trial"]  # fmt: skip
+    return markdown(header, rows)
 
 
 def render(path: Path = RESULTS) -> str:

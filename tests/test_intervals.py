@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -33,6 +35,7 @@ from cognitive_reserve.stats import LATER_SUMMARY_COLUMNS, SUMMARY_COLUMNS, Leve
 from cognitive_reserve.sweep import SweepRow
 from run_outputs.sweeps import write_sweep_files
 from run_reports.glue import build_tables, table_markdown
+from tests.helpers.cli import ROOT
 from tests.helpers.coverage_cases import adaptive_stops, cases
 
 #: Levels per case and count: ±2 standard errors of a 95 % coverage are then under 1.5 points.
@@ -197,3 +200,9 @@ def test_the_worst_value_is_the_end_of_the_range_the_interval_is_clipped_to():
     # precision and recall were unknown to the worst-value rule: a NaN precision (no positive prediction) was
     # recorded as NaN (direction unknown) or -inf (declared higher); now as 0, the floor of its range
     assert worst_value("precision", "higher") == 0.0
+
+
+def test_the_coverage_tables_of_the_manual_are_the_recorded_ones():
+    """``python bench/coverage_table.py`` writes ``docs/intervals.md``'s tables from ``bench/results/coverage.txt``."""
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "coverage_table.py"), "--check"], capture_output=True)
+    assert done.returncode == 0, done.stdout + done.stderr
