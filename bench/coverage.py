@@ -29,7 +29,7 @@ from scipy import stats
 
 from cognitive_reserve import SweepGrid, run_sweep, summarize
 from cognitive_reserve.adaptive import DEFAULT_MIN, AdaptiveTrials
-from cognitive_reserve.intervals import FEW_TRIALS, HONEST_FLAGS, TIES, bootstrap_t, intervals
+from cognitive_reserve.intervals import FEW_TRIALS, HONEST_FLAGS, bootstrap_t, intervals
 from cognitive_reserve.metric_ranges import metric_range
 from tests.helpers.coverage_cases import Case, adaptive_stops, cases
 from tests.helpers.unit_regression import ITEMS, Regression
@@ -68,7 +68,7 @@ def fixed_counts(case: Case, replicates: int, generator: np.random.Generator) ->
         found = intervals(values, bounds, generator)
         reported, covered, above = shares(case.truth, found.low, found.high, np.isin(found.flag, HONEST_FLAGS))
         before = shares(case.truth, *student_t(values, bounds), np.ones(replicates, bool))[1]
-        withheld = np.isin(found.flag, (FEW_TRIALS, TIES))
+        withheld = found.flag == FEW_TRIALS
         if withheld.any():  # what the bootstrap-t would have covered where the flags withhold it
             low, high = bootstrap_t(values[withheld], generator)
             low, high = np.maximum(low, bounds[0]), np.minimum(high, bounds[1])

@@ -6,10 +6,10 @@ config as ``trials: {ci_half_width: X, relative: false, min: 20, max: 50}``:
 - A level first gets ``min`` trials, then one more at a time, and stops at the first count whose
   95% interval of the mean (``cognitive_reserve.intervals``, the one its summary reports) is honest and has
   a half-width ≤ ``ci_half_width`` (``relative: true``: ≤ ``ci_half_width`` × |mean|, e.g. 0.01 for 1 %),
-  or at ``max``. Honest means not flagged: at least 10 trials, 20 when more than half of them share one
-  value, so a level never stops before 10 trials whatever ``min`` says. ``min`` is ``DEFAULT_MIN`` unless
-  given: stopping at the first narrow interval favours runs of trials that happen to agree, and the coverage
-  bench (``docs/intervals.md``) measures how much the interval at the stop then loses for each ``min``.
+  or at ``max``. Honest means not flagged, so a level never stops before 10 trials whatever ``min`` says.
+  ``min`` is ``DEFAULT_MIN`` unless given: stopping at the first narrow interval favours runs of trials that
+  happen to agree, and the coverage bench (``docs/intervals.md``) measures how much the interval at the stop
+  then loses for each ``min``.
   Every metric the model reports must reach the target, or only ``metric`` when given. A non-finite value
   never reaches it, nor does a relative target a metric whose mean is 0, nor an unbounded interval.
 - Comparison (``reference: <a sweep CSV of the other model, same grid and seed>``): the interval is the

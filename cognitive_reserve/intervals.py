@@ -9,14 +9,13 @@ checked against known truths by ``bench/coverage.py`` (table in ``docs/intervals
 - ``bootstrap-t``: the studentized bootstrap, ``REPLICATES`` resamples of the trials, clipped to the
   metric's range. A resample whose trials are all equal has no standard error; when its mean differs from
   the level's, its t is ±∞, so a level whose trials are mostly one value gets an unbounded side: the data
-  cannot bound it there. Honest from ``HONEST_TRIALS`` trials, or ``TIED_TRIALS`` when more than half of
-  them share one value (ties).
+  cannot bound it there. Honest from ``HONEST_TRIALS`` trials.
 - ``clopper-pearson`` (flag ``all_equal``): every trial gave the same value ``v``. With 95 % confidence at
   most ``q = 1 − 0.05^(1/n)`` of all trials differ from ``v`` (Clopper–Pearson for 0 of n, "rule of three");
   the mean then lies within ``v − q·(v − lowest)`` and ``v + q·(highest − v)`` of the metric's range.
 - ``exact``: the one trial of a deterministic level (level 0, magnitude pruning) is the value itself.
-- ``none``: no interval (NaN ends), flagged ``few_trials`` (fewer than ``HONEST_TRIALS``), ``ties`` (fewer
-  than ``TIED_TRIALS`` with ties), or ``nonfinite`` (a trial gave ±inf: the interval is the mean itself).
+- ``none``: no interval (NaN ends), flagged ``few_trials`` (fewer than ``HONEST_TRIALS``), or ``nonfinite`` (a
+  trial gave ±inf: the interval is the mean itself).
 
 Resampling is seeded from the level's own trial seeds and the metric (``interval_seed``), which the sweep
 derives from its base seed and the cell: the same trials give the same interval, bit for bit, in every run.
@@ -41,11 +40,9 @@ CONFIDENCE = 0.95
 REPLICATES = 999
 #: The fewest trials of a level with an honest interval (``docs/intervals.md``: the coverage table).
 HONEST_TRIALS = 10
-#: The fewest trials when more than half of them share one value.
-TIED_TRIALS = 20
 
 BOOTSTRAP_T, CLOPPER_PEARSON, EXACT, NO_INTERVAL = "bootstrap-t", "clopper-pearson", "exact", "none"
-FEW_TRIALS, TIES, ALL_EQUAL, NONFINITE = "few_trials", "ties", "all_equal", "nonfinite"
+FEW_TRIALS, ALL_EQUAL, NONFINITE = "few_trials", "all_equal", "nonfinite"
 #: Flags whose interval is honest (it covers at the nominal rate, or more).
 HONEST_FLAGS = ("", ALL_EQUAL)
 #: Bootstrap work per chunk of levels (resamples × trials), to bound the memory of ``intervals``.
@@ -123,7 +120,6 @@ def intervals(
     ties = tied_counts(x)
     finite = np.isfinite(x).all(axis=1)
     flag = np.full(levels, "", dtype=object)
-    flag[(n < TIED_TRIALS) & (2 * ties > n)] = TIES
     flag[n < HONEST_TRIALS] = FEW_TRIALS
     flag[(ties == n) & (n > 1)] = ALL_EQUAL
     flag[~finite] = NONFINITE

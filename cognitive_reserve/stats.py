@@ -3,7 +3,7 @@
 The interval is ``cognitive_reserve.intervals.level_interval`` over the level's trials: a studentized
 bootstrap clipped to the metric's range (``metric_range``), seeded by the trials' own seeds; a row says how
 it was made (``method``) and, where the trials cannot give an honest 95 % interval, why (``flag``: no
-interval below 10 trials, or 20 with ties; a Clopper–Pearson bound when every trial gave the same value).
+interval below 10 trials; a Clopper–Pearson bound when every trial gave the same value).
 ``mean_ci`` is the plain Student-t interval, for means over draws that are not a sweep's trials.
 """
 
@@ -25,8 +25,6 @@ from cognitive_reserve.intervals import (
     CONFIDENCE,
     FEW_TRIALS,
     HONEST_TRIALS,
-    TIED_TRIALS,
-    TIES,
     interval_seed,
     level_interval,
 )
@@ -147,7 +145,6 @@ def more_trials_needed(summaries: Iterable[LevelSummary]) -> str | None:
     names the reasons only, not the counts, so a per-epoch sweep in the same state does not repeat it."""
     reasons = {
         FEW_TRIALS: f"fewer than {HONEST_TRIALS} trials: no interval",
-        TIES: f"fewer than {TIED_TRIALS} trials, more than half of them at one value: no interval",
         ALL_EQUAL: "the same value in every trial: a Clopper–Pearson bound, as wide as the trial count allows",
     }
     found = [reason for flag, reason in reasons.items() if any(s.flag == flag for s in summaries)]

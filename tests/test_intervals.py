@@ -23,8 +23,6 @@ from cognitive_reserve.intervals import (
     FEW_TRIALS,
     HONEST_FLAGS,
     HONEST_TRIALS,
-    TIED_TRIALS,
-    TIES,
     intervals,
     level_interval,
 )
@@ -40,11 +38,12 @@ from tests.helpers.coverage_cases import adaptive_stops, cases
 
 #: Levels per case and count: ±2 standard errors of a 95 % coverage are then under 1.5 points.
 REPLICATES = 900
-#: Where ``docs/intervals.md`` promises 95 %: (case, trial count). Not promised: the rare-event cases
-#: (``mse_deletion_uneven``, ``digits_deletion``), whose misses no interval over so few trials can avoid.
+#: Where ``docs/intervals.md`` promises 95 %: (case, trial count). Not promised: the χ²₁-like squared error at 10
+#: trials (92–93 %: its long tail is rarely in 10 trials) and the rare-event cases (``mse_deletion_uneven``,
+#: ``digits_deletion``), whose misses no interval over so few trials can avoid.
 PROMISED = [
-    ("mse_noise", 10), ("mse_noise", 20), ("digits_noise", 10), ("digits_noise", 20), ("mse_deletion", 20),
-    ("accuracy_near_1", 20), ("accuracy_near_0", 20),
+    ("digits_noise", 10), ("mse_deletion", 10), ("accuracy_near_1", 10), ("mse_noise", 20), ("digits_noise", 20),
+    ("mse_deletion", 20), ("accuracy_near_1", 20), ("accuracy_near_0", 20),
 ]  # fmt: skip
 
 
@@ -61,9 +60,8 @@ def test_reported_intervals_cover_the_known_truth_at_least_93_percent_where_95_i
     toy = case(name)
     generator = np.random.default_rng(trials)
     found = intervals(toy.draw((REPLICATES, trials), generator), metric_range(toy.metric), generator)
-    reported = np.isin(found.flag, HONEST_FLAGS)
-    assert reported.mean() >= 0.95  # at these counts (nearly) every level gets its interval
-    assert coverage(toy.truth, found.low[reported], found.high[reported]) >= 0.93
+    assert np.isin(found.flag, HONEST_FLAGS).all()  # from 10 trials every level gets its interval
+    assert coverage(toy.truth, found.low, found.high) >= 0.93
 
 
 def test_the_default_adaptive_rule_loses_little_coverage_against_a_fixed_count():
@@ -84,17 +82,13 @@ def test_the_default_adaptive_rule_loses_little_coverage_against_a_fixed_count()
     assert adaptive_coverage >= 0.92 and adaptive_coverage >= coverage(toy.truth, fixed.low, fixed.high) - 0.02
 
 
-def test_below_the_honest_counts_a_level_is_flagged_and_has_no_interval():
+def test_below_10_trials_a_level_is_flagged_and_has_no_interval():
     generator = np.random.default_rng(0)
-    spread = generator.gamma(1.0, size=(3, 19))
-    assert set(intervals(spread[:, : HONEST_TRIALS - 1]).flag) == {FEW_TRIALS}
-    assert set(intervals(spread[:, :HONEST_TRIALS]).flag) == {""}
-    tied = np.concatenate([np.zeros((3, 10)), spread[:, :9]], axis=1)  # 10 of 19 trials at 0
-    found = intervals(tied, (0.0, math.inf))
-    assert set(found.flag) == {TIES} and set(found.method) == {"none"} and np.isnan(found.low).all()
-    assert set(found.n_tied) == {10}
-    found = intervals(np.concatenate([tied, spread[:, :1]], axis=1), (0.0, math.inf))  # 20 trials: honest
-    assert set(found.flag) == {""} and set(found.method) == {BOOTSTRAP_T} and TIED_TRIALS == 20
+    spread = generator.gamma(1.0, size=(3, 10))
+    found = intervals(spread[:, : HONEST_TRIALS - 1])
+    assert set(found.flag) == {FEW_TRIALS} and set(found.method) == {"none"} and np.isnan(found.high).all()
+    found = intervals(spread)
+    assert set(found.flag) == {""} and set(found.method) == {BOOTSTRAP_T} and np.isfinite(found.high).all()
 
 
 @pytest.mark.parametrize("n", [3, 10, 20])
