@@ -77,10 +77,8 @@ class Intervals:
     n_tied: np.ndarray
 
     def __getitem__(self, row: int) -> Interval:
-        return Interval(
-            float(self.low[row]), float(self.high[row]), str(self.method[row]), str(self.flag[row]),
-            int(self.n_tied[row]),
-        )  # fmt: skip
+        low, high, method, flag = self.low[row], self.high[row], self.method[row], self.flag[row]
+        return Interval(float(low), float(high), str(method), str(flag), int(self.n_tied[row]))
 
 
 def interval_seed(metric: str, trial_seeds: Sequence[int]) -> int:
