@@ -246,11 +246,13 @@ def notes(rec: Recordings) -> list[str]:
                 f"**Adaptive trials {verdict} the 3× target on the {weights} tiny GPT-2** "
                 f"({r['evaluations_ratio']:.2f}×). The target is the widest level's relative half-width in the fixed "
                 f"sweep ({r.text('target_relative_half_width')}, ±{100 * r['target_relative_half_width']:.0f} % of its "
-                f"mean): the most demanding level got {r.text('adaptive_trials_max')} of the fixed sweep's 20 trials "
-                f"while the median level stopped at "
-                f"{r.text('adaptive_trials_median')}: the saving depends on how unequal the levels' spreads are; it "
-                f"was not tuned. A study should set the width it needs (e.g. `relative: true, ci_half_width: 0.02`) "
-                f"instead."
+                f"mean); random levels got {r.text('adaptive_trials_min')}–{r.text('adaptive_trials_max')} trials "
+                f"(median {r.text('adaptive_trials_median')}) against the fixed sweep's 20. The rule stops no level "
+                "before its `min`, by default 20, because levels that stopped at 3 trials had intervals covering "
+                "40–89 % of known truths ([honest intervals](intervals.md#adaptive-trials-what-the-rule-guarantees-"
+                "and-what-not)): against a fixed 20-trial sweep it saves nothing, and spends more trials (up to `max`) "
+                "only where a level's interval is still wider than the target. The 3× target was set for the rule "
+                "that stopped at 3."
             )
     return out
 

@@ -10,7 +10,8 @@ a longer synthetic test split (the sample corpus generator, test seed) cut to ``
 
 1. fixed: every trial scores all the blocks; the widest relative 95 % CI half-width over its random levels
    and metrics becomes the target;
-2. subsampled: ``trials: {ci_half_width: <target>, relative: true, min: 3, max: 50}, eval_fraction: auto``;
+2. subsampled: ``trials: {ci_half_width: <target>, relative: true, max: 50}, eval_fraction: auto`` (the rule's
+   default ``min``);
 3. (unless ``--no-adaptive-full``) the same adaptive rule on all the data, to separate the two savings;
 4. per level (stricter): one ``auto`` grid per random level whose rule targets the level's widest metric in
    the fixed sweep (``metric: <it>``) at the relative half-width the fixed sweep reached for it there, so each
@@ -47,11 +48,12 @@ from common import PAPER_GPT2_CONFIG, Bench, config_grid, figure, setup, tiny_gp
 
 from callbacks.perturbation_sweep import parse_grids
 from cognitive_reserve import SweepGrid, SweepRow, SweepSubject, run_sweep, summarize
+from cognitive_reserve.intervals import BOOTSTRAP_T
 
 #: KB of generated test text per language: comfortably more than 512 blocks of 64 tokens each.
 TEST_KILOBYTES = 200
 #: The adaptive rule of the subsampled sweeps (its ``ci_half_width`` is set from the fixed sweep).
-RULE = {"relative": True, "min": 3, "max": 50}
+RULE = {"relative": True, "max": 50}
 
 
 def train(bench: Bench, steps: int, device: str) -> None:
@@ -136,10 +138,10 @@ def main() -> None:
 
 
 def relative_half_widths(rows: list[SweepRow]) -> dict[tuple[str, float], dict[str, float]]:
-    """95 % CI half-width ÷ |mean| per (perturbation, level) with more than one trial, per metric."""
+    """95 % CI half-width ÷ |mean| per (perturbation, level) with an honest interval of spread, per metric."""
     widths: dict[tuple[str, float], dict[str, float]] = defaultdict(dict)
     for s in summarize(rows):
-        if s.n > 1:
+        if s.method == BOOTSTRAP_T:
             widths[(s.perturbation, s.level)][s.metric] = (s.ci_high - s.ci_low) / 2 / abs(s.mean)
     return widths
 

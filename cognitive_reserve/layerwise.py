@@ -67,9 +67,8 @@ class GroupSummary:
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> GroupSummary:
-        fields = {name: record[name] for name in SUMMARY_COLUMNS}
         epoch, step = (None if record.get(key) in (None, "") else int(record[key]) for key in ("epoch", "step"))
-        return cls(record["group"], LevelSummary(**fields), epoch, step)
+        return cls(record["group"], LevelSummary.from_record(record), epoch, step)
 
 
 def summarize_groups(rows: Iterable[SweepRow], epoch: int | None = None, step: int | None = None) -> list[GroupSummary]:

@@ -6,33 +6,24 @@ bounded score — so means, intervals and plots show the failure instead of drop
 
 The direction comes from the metric itself where it declares one: the model layer reads
 torchmetrics' ``higher_is_better`` and passes it here (the core does not import torchmetrics). A bare
-name — a CSV's ``metric`` column, or a value from a plain ``evaluate()`` — is judged by its name.
+name — a CSV's ``metric`` column, or a value from a plain ``evaluate()`` — is judged by its name. The
+range and the direction a name implies are one entry of ``cognitive_reserve.metric_ranges.METRIC_KINDS``,
+which also clips the intervals of a metric's mean.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Literal
 
-Direction = Literal["lower", "higher"]
+from cognitive_reserve.metric_ranges import Direction, metric_kind, metric_range
 
-#: Name fragments of metrics where lower is better (their worst value is +inf).
-LOWER_IS_BETTER = ("perplexity", "bits_per_byte", "bpb", "loss", "mse", "nll", "error")
-#: Name fragments of scores where higher is better, with their worst value.
-HIGHER_IS_BETTER = {
-    "accuracy": 0.0, "acc": 0.0, "f1": 0.0, "auc": 0.0,
-    "mcc": -1.0, "matthews": -1.0, "pearson": -1.0, "spearman": -1.0, "r2": -math.inf,
-}  # fmt: skip
+__all__ = ["Direction", "as_recorded", "direction_of", "metric_direction", "worst_value"]
 
 
 def metric_direction(metric: str) -> Direction | None:
     """``lower`` or ``higher`` is better, from the metric's name; None when the name does not say."""
-    name = metric.lower()
-    if any(fragment in name for fragment in LOWER_IS_BETTER):
-        return "lower"
-    if any(fragment in name for fragment in HIGHER_IS_BETTER):
-        return "higher"
-    return None
+    kind = metric_kind(metric)
+    return None if kind is None else kind.better
 
 
 def direction_of(higher_is_better: bool | None) -> Direction | None:
@@ -41,15 +32,16 @@ def direction_of(higher_is_better: bool | None) -> Direction | None:
 
 
 def worst_value(metric: str, direction: Direction | None = None) -> float:
-    """The worst possible value of ``metric``: +inf where lower is better; where higher is better, the floor
-    of a score its name names (0 for accuracy, -1 for a correlation), else -inf; NaN when the direction is
-    unknown. ``direction``: the one the metric declares; None: judged by the name."""
+    """The worst possible value of ``metric``: the end of its range (``metric_range``) in the worse direction —
+    +inf for a loss, 0 for an accuracy, precision or recall, -1 for a correlation, ±inf for a name the table
+    does not know —; NaN when the direction is unknown. ``direction``: the one the metric declares; None: judged
+    by the name."""
     direction = direction or metric_direction(metric)
+    lowest, highest = metric_range(metric)
     if direction == "lower":
-        return math.inf
+        return highest
     if direction == "higher":
-        name = metric.lower()
-        return min((worst for fragment, worst in HIGHER_IS_BETTER.items() if fragment in name), default=-math.inf)
+        return lowest
     return math.nan
 
 

@@ -56,6 +56,7 @@ STYLE_NONFINITE = "a trial gave a non-finite value"
 CHANGE_FLOOR = 0.05
 #: A change image whose largest change exceeds this many times its median one is coloured on a symmetric log scale.
 HEAVY_TAIL = 100
+STYLE_NO_INTERVAL = "hollow: no honest 95% CI (too few trials, or unbounded)"
 
 
 def metric_label(metric: str) -> str:
@@ -71,8 +72,8 @@ def metric_label(metric: str) -> str:
 
 
 def band_label(trials: int) -> str:
-    """What a sweep's band is: the 95% CI of the mean over its trials."""
-    return f"95% CI of the mean over {trials} trials (Student t, within the metric's range)"
+    """What a sweep's band is: the 95% CI of the mean over its trials (``cognitive_reserve.intervals``)."""
+    return f"95% CI of the mean over up to {trials} trials (bootstrap-t, within the metric's range)"
 
 
 def plot_sweep(summaries: Iterable[LevelSummary], path: str | Path, title: str = "") -> Path:
@@ -123,6 +124,10 @@ def style_handles(summaries: Sequence[LevelSummary]) -> list[Artist]:
         handles.insert(1, Line2D([], [], color="black", linestyle="--", label=STYLE_CLOSED_FORM))
     if any(not math.isfinite(s.mean) for s in summaries):
         handles.append(Line2D([], [], color="black", marker="x", linestyle="", label=STYLE_NONFINITE))
+    if any(math.isfinite(s.mean) and not _bounded(s) for s in summaries):
+        handles.append(
+            Line2D([], [], color="black", marker="o", fillstyle="none", linestyle="", label=STYLE_NO_INTERVAL)
+        )
     return handles
 
 
@@ -130,12 +135,24 @@ def draw_mean_ci(ax: Axes, points: Iterable[MeanCiPoint], *, color: object, labe
     """One curve of means (dots joined by a line) with its confidence band; non-finite means are left out.
 
     ``points`` are anything with ``level``, ``mean``, ``ci_low`` and ``ci_high`` (a ``LevelSummary``, a
-    seed-mean point, ...), in level order. Every command that draws mean ± CI curves uses this.
+    seed-mean point, ...), in level order. Every command that draws mean ± CI curves uses this. A level without
+    a finite interval (flagged: NaN ends; or a side the trials cannot bound) breaks the band there and gets a
+    hollow marker.
     """
     finite = [p for p in points if math.isfinite(p.mean)]
     levels = [p.level for p in finite]
     ax.plot(levels, [p.mean for p in finite], color=color, label=label, marker=marker, markersize=3)
-    ax.fill_between(levels, [p.ci_low for p in finite], [p.ci_high for p in finite], color=color, alpha=0.2)
+    bounded = [_bounded(p) for p in finite]
+    low = [p.ci_low if ok else math.nan for p, ok in zip(finite, bounded, strict=True)]
+    high = [p.ci_high if ok else math.nan for p, ok in zip(finite, bounded, strict=True)]
+    ax.fill_between(levels, low, high, color=color, alpha=0.2)
+    open_levels = [p for p, ok in zip(finite, bounded, strict=True) if not ok]
+    if open_levels:
+        ax.plot([p.level for p in open_levels], [p.mean for p in open_levels], "o", color=color, fillstyle="none")
+
+
+def _bounded(point: MeanCiPoint) -> bool:
+    return math.isfinite(point.ci_low) and math.isfinite(point.ci_high)
 
 
 def _draw_curve(ax: Axes, points: list[LevelSummary], style: dict[str, object], label: str) -> None:

@@ -62,9 +62,8 @@ class EpochSummary:
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> EpochSummary:
-        fields = {name: record[name] for name in SUMMARY_COLUMNS}
         step = record.get("step")
-        return cls(int(record["epoch"]), LevelSummary(**fields), None if step in (None, "") else int(step))
+        return cls(int(record["epoch"]), LevelSummary.from_record(record), None if step in (None, "") else int(step))
 
 
 Panel = tuple[str, str, str]  # (model, metric, perturbation)

@@ -1,8 +1,10 @@
 """Mean and 95% confidence interval per level, from the tidy rows of a sweep.
 
-The interval is Student t over the trials, clipped to the metric's range (``metric_range``): the mean of
-a bounded metric lies in its range, so clipping removes only values it cannot take and the coverage of
-the Student-t interval is unchanged (an accuracy band never reaches 1.4 when 3 trials are far apart).
+The interval is ``cognitive_reserve.intervals.level_interval`` over the level's trials: a studentized
+bootstrap clipped to the metric's range (``metric_range``), seeded by the trials' own seeds; a row says how
+it was made (``method``) and, where the trials cannot give an honest 95 % interval, why (``flag``: no
+interval below 10 trials; a Clopper–Pearson bound when every trial gave the same value).
+``mean_ci`` is the plain Student-t interval, for means over draws that are not a sweep's trials.
 """
 
 from __future__ import annotations
@@ -10,16 +12,25 @@ from __future__ import annotations
 import itertools
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import stats as scipy_stats
 
+from cognitive_reserve.errors import ConfigError
+from cognitive_reserve.intervals import (
+    ALL_EQUAL,
+    CONFIDENCE,
+    FEW_TRIALS,
+    HONEST_TRIALS,
+    interval_seed,
+    level_interval,
+)
 from cognitive_reserve.metric_ranges import UNBOUNDED, metric_range
+from cognitive_reserve.perturbations import make_perturbation
 from cognitive_reserve.rows import SweepRow
-
-CONFIDENCE = 0.95
 
 
 @dataclass(frozen=True)
@@ -27,7 +38,8 @@ class LevelSummary:
     """Statistics of one (model, perturbation, level, metric) cell over its trials.
 
     Non-finite trial values (a diverged loss, say) are counted in ``n_nonfinite`` and make the
-    mean non-finite: they are marked, never dropped.
+    mean non-finite: they are marked, never dropped. ``ci_low``/``ci_high`` are NaN where the level has no
+    honest interval (``flag``); ``method``, ``flag`` and ``n_tied`` are those of ``intervals.Interval``.
     """
 
     model: str
@@ -42,9 +54,21 @@ class LevelSummary:
     ci_low: float
     ci_high: float
     expected: float | None
+    method: str = ""
+    flag: str = ""
+    n_tied: int = 1
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> LevelSummary:
+        """A summary from its plain values (``dataclasses.asdict``), also one kept before a column of
+        ``LATER_SUMMARY_COLUMNS`` existed (a checkpoint's history): that column then reads as its default."""
+        return cls(**{name: record.get(name, LATER_SUMMARY_COLUMNS.get(name)) for name in SUMMARY_COLUMNS})
 
 
 SUMMARY_COLUMNS = tuple(LevelSummary.__dataclass_fields__)
+#: Columns appended after the first release, with the value a summary kept before them reads as (the intervals
+#: were Student t then; 0: the ties were not counted).
+LATER_SUMMARY_COLUMNS = {"method": "student-t", "flag": "", "n_tied": 0}
 
 
 def mean_ci(
@@ -64,14 +88,21 @@ def mean_ci(
 
 def summarize(rows: Iterable[SweepRow], confidence: float = CONFIDENCE) -> list[LevelSummary]:
     """One ``LevelSummary`` per (model, num_tasks, perturbation, level, metric), in first-seen order; the
-    interval of each is clipped to its metric's range."""
+    interval of each is ``level_interval`` of its trials, in trial order, within its metric's range."""
     groups: dict[tuple, list[SweepRow]] = defaultdict(list)
     for row in rows:
         groups[(row.model, row.num_tasks, row.perturbation, row.level, row.metric)].append(row)
     summaries = []
     for (model, num_tasks, perturbation, level, metric), group in groups.items():
+        group = sorted(group, key=lambda row: row.trial)
         values = [row.value for row in group]
-        mean, std, low, high = mean_ci(values, confidence, metric_range(metric))
+        interval = level_interval(
+            values,
+            metric_range(metric),
+            interval_seed(metric, [row.seed for row in group]),
+            deterministic=_deterministic(perturbation, level),
+            confidence=confidence,
+        )
         summaries.append(
             LevelSummary(
                 model=model,
@@ -81,14 +112,48 @@ def summarize(rows: Iterable[SweepRow], confidence: float = CONFIDENCE) -> list[
                 metric=metric,
                 n=len(values),
                 n_nonfinite=sum(not math.isfinite(v) for v in values),
-                mean=mean,
-                std=std,
-                ci_low=low,
-                ci_high=high,
+                mean=float(np.mean(values)),
+                std=_std(values),
+                ci_low=interval.low,
+                ci_high=interval.high,
                 expected=group[0].expected,
+                method=interval.method,
+                flag=interval.flag,
+                n_tied=interval.n_tied,
             )
         )
     return summaries
+
+
+def _std(values: Sequence[float]) -> float:
+    """The sample standard deviation: 0 for one value, NaN when a value is not finite."""
+    if len(values) < 2:
+        return 0.0
+    return float(np.std(values, ddof=1)) if all(map(math.isfinite, values)) else math.nan
+
+
+def _deterministic(perturbation: str, level: float) -> bool:
+    """Whether a level of ``perturbation`` has no randomness (a name the registry lacks counts as such)."""
+    try:
+        return make_perturbation(perturbation, level).deterministic
+    except ConfigError:
+        return True
+
+
+def more_trials_needed(summaries: Iterable[LevelSummary]) -> str | None:
+    """The one warning of a sweep whose levels need more trials for an honest interval (None: none does). It
+    names the reasons only, not the counts, so a per-epoch sweep in the same state does not repeat it."""
+    reasons = {
+        FEW_TRIALS: f"fewer than {HONEST_TRIALS} trials: no interval",
+        ALL_EQUAL: "the same value in every trial: a Clopper–Pearson bound, as wide as the trial count allows",
+    }
+    found = [reason for flag, reason in reasons.items() if any(s.flag == flag for s in summaries)]
+    if not found:
+        return None
+    return (
+        f"levels of this sweep need more trials for an honest 95% interval ({'; '.join(found)}); "
+        "their flag column of the summary CSV says which (docs/intervals.md)"
+    )
 
 
 Curve = tuple[str, str, str]  # (model, perturbation, metric)

@@ -42,7 +42,7 @@ class SweepGrid:
     """One perturbation family swept over ``levels`` with ``trials`` seeded draws per level.
 
     ``trials`` is a count, or an adaptive rule (``cognitive_reserve.adaptive``): an ``AdaptiveTrials`` or its
-    config mapping ``{ci_half_width: X, relative: false, min: 3, max: 50}``. ``eval_fraction``: 1.0 (every
+    config mapping ``{ci_half_width: X, relative: false, min: 20, max: 50}``. ``eval_fraction``: 1.0 (every
     trial scores all the data), a number in (0, 1) or ``auto`` (``cognitive_reserve.subsampling``).
     """
 

@@ -4,7 +4,8 @@
 ``default_root_dir``, its W&B run directory with the ``wandb sync`` line (or its URL), then the
 headline numbers: the last validation metrics of a ``fit``, R(T) from the smallest to the largest T
 (``robustness_slope.csv``), and for each final sweep where its last model overtakes its first (several
-models) or its clean metric and AUC per perturbation (one model).
+models) or its clean metric and AUC per perturbation (one model), and how many of its levels have no honest
+95% interval (the ``flag`` column of its summary).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from cognitive_reserve.intervals import HONEST_FLAGS
 from cognitive_reserve.io import read_sweep_csv
 from cognitive_reserve.rows import all_targets
 from cognitive_reserve.stats import area_under_curve, clean_value, curves, summarize
@@ -98,19 +100,23 @@ def _sweep_headlines(path: Path) -> list[str]:
     """A sweep of several models: where the last overtakes the first. Of one model: its clean metric and
     level-averaged metric (AUC) per perturbation."""
     rows = all_targets(read_sweep_csv(path))
+    summaries = summarize(rows)
+    flagged = sum(s.flag not in HONEST_FLAGS for s in summaries)
+    no_interval = f"{path.stem}: {flagged} of {len(summaries)} levels × metrics have no honest 95% interval"
+    intervals = [no_interval] if flagged else []
     crossovers = first_last_crossovers(rows)
     if crossovers:
-        return [f"{path.stem}: {crossover.describe()}" for crossover in crossovers]
+        return [f"{path.stem}: {crossover.describe()}" for crossover in crossovers] + intervals
     clean: dict[tuple[str, str], float | None] = {}
     areas: dict[tuple[str, str], list[str]] = {}
-    for (model, perturbation, metric), points in curves(summarize(rows)).items():
+    for (model, perturbation, metric), points in curves(summaries).items():
         clean.setdefault((model, metric), clean_value(points))
         areas.setdefault((model, metric), []).append(f"{perturbation} {area_under_curve(points):.4g}")
     return [
         f"{path.stem}: {model} {metric}: clean {_number(clean[(model, metric)])}; "
         f"level-averaged (AUC) {', '.join(parts)}"
         for (model, metric), parts in areas.items()
-    ]
+    ] + intervals
 
 
 def _number(value: float | None) -> str:

@@ -2,7 +2,8 @@
 
 ``PerturbationSweep`` decides when a sweep runs; this module decides what it leaves on disk:
 
-- ``write_sweep_files``: ``<stem>_summary.csv`` (mean, 95% CI, closed form per level) and ``<stem>.png``.
+- ``write_sweep_files``: ``<stem>_summary.csv`` (mean, 95% CI and how it was made, closed form per level) and
+  ``<stem>.png``.
 - ``write_sensitivity_table``: ``sensitivity_train.csv``, every sweep during training so far.
 - ``plot_sensitivity``: ``sensitivity_train.png`` (a curve per sweep) and ``sensitivity_train_heatmap.png``
   (each sweep's change from its undamaged model, over training).
@@ -12,6 +13,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +30,7 @@ from cognitive_reserve.sensitivity import (
     training_axis,
     write_sensitivity_csv,
 )
-from cognitive_reserve.stats import LevelSummary, summarize
+from cognitive_reserve.stats import LevelSummary, more_trials_needed, summarize
 from cognitive_reserve.sweep import SweepRow
 
 SENSITIVITY_STEM = "sensitivity_train"
@@ -50,8 +52,12 @@ class SensitivityFigures:
 
 
 def write_sweep_files(rows: Sequence[SweepRow], out_dir: Path, stem: str) -> SweepFiles:
-    """Summarise ``rows`` into ``<stem>_summary.csv`` and draw ``<stem>.png`` under ``out_dir``."""
+    """Summarise ``rows`` into ``<stem>_summary.csv`` and draw ``<stem>.png`` under ``out_dir``; warn (once per
+    sweep, ``more_trials_needed``) where levels have no honest interval."""
     summaries = summarize(rows)
+    message = more_trials_needed(summaries)
+    if message:
+        warnings.warn(message, stacklevel=2)
     summary_csv = write_summary_csv(out_dir / f"{stem}_summary.csv", summaries)
     figure = plot_sweep(summaries, out_dir / f"{stem}.png", title=sweep_title(stem, summaries))
     return SweepFiles(summaries, summary_csv, figure)

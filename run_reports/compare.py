@@ -15,9 +15,9 @@ training seeds of the trial means; its band is a Student-t interval over the see
 freedom), and the cross-over interval inverts the per-level Welch t test of the difference — or the
 paired t with ``--paired-seeds``, when the i-th CSV of A and of B were trained with the same seed (see
 ``cognitive_reserve.crossover`` and ``cognitive_reserve.contrasts``): they cover training-seed and trial
-variance. With one CSV per side the band is the sweep summary's interval over trials and the cross-over
-interval inverts a t test over trials: they cover the trials only. A cross-over interval that reaches
-both ends of the grid is reported as not identified.
+variance. With one CSV per side the band is the sweep summary's per-level interval over trials
+(``cognitive_reserve.intervals``) and the cross-over interval inverts a t test over trials: they cover the
+trials only. A cross-over interval that reaches both ends of the grid is reported as not identified.
 
 **One table, several models.** A table holding several models (the linear experiment's sweep: one model per T)
 needs ``--model-a``/``--model-b`` to pick the model of each side; one table may then stand on both sides
@@ -108,8 +108,8 @@ def plot_comparison(
 ) -> Path:
     """One panel per perturbation: both models' curves with their intervals, cross-over line and interval.
 
-    Each side is one table's rows (the summary's bands over trials) or one table per training seed (t bands
-    over the seed means); the confidence is the results'.
+    Each side is one table's rows (the summary's per-level bands over trials) or one table per training seed (t
+    bands over the seed means); the confidence is the results'.
     """
     side_a, side_b = _as_side(side_a), _as_side(side_b)
     confidence = results[0].confidence
@@ -137,7 +137,7 @@ def plot_comparison(
         ax.set_ylabel(metric_label(result.metric))
         ax.set_title(result.perturbation.replace("_", " "))
         ax.grid(alpha=0.3)
-    band = "t over training seeds" if results[0].replicated else "over trials only"
+    band = "t over training seeds" if results[0].replicated else "bootstrap-t over trials"
     handles = {label: handle for ax in axes for handle, label in zip(*ax.get_legend_handles_labels(), strict=True)}
     handles[f"band: {confidence:.0%} CI of the mean ({band})"] = Patch(color="black", alpha=0.2)
     columns = 2 if len(results) > 1 else 1

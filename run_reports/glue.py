@@ -5,8 +5,8 @@
 Every CSV row's ``model`` is ``<name>-<pretraining>-<task>`` (``GPT2GlueClassifier`` names its
 sweeps ``gpt2-mono-sst2``, ``gpt2-bi-sst2``, ...). For each perturbation in the CSVs it writes a
 table — rows = level, columns = task × pretraining, cells = mean [95% CI] over the trials of the
-task's metric (Matthews correlation for CoLA, accuracy elsewhere; Student t clipped to the metric's
-range, see ``cognitive_reserve.stats``) — as
+task's metric (Matthews correlation for CoLA, accuracy elsewhere; the bootstrap-t of
+``cognitive_reserve.intervals``, clipped to the metric's range; a cell without one says why) — as
 ``glue_<perturbation>.md`` and ``.csv`` (mean, ci_low, ci_high, n per column), plus
 ``glue_figure.png`` (one panel per perturbation × task, one curve per pretraining with its CI
 band), and logs tables and figure to a W&B run (offline by itself without credentials).
@@ -175,8 +175,8 @@ def table_markdown(table: GlueTable) -> str:
     if len(trials) > 1:
         counted += f" ({trials[0]} where it is deterministic)"
     caption = (
-        f"**{TITLES.get(table.perturbation, table.perturbation)}.** Mean [95% CI over the trials: Student t, "
-        f"clipped to the metric's range] over {counted}; {by_metric}."
+        f"**{TITLES.get(table.perturbation, table.perturbation)}.** Mean [95% CI over the trials: bootstrap-t, "
+        f"clipped to the metric's range; none below 10 trials] over {counted}; {by_metric}."
     )
     header = ["level"] + [c.header for c in table.columns]
     rows = [
@@ -256,6 +256,8 @@ def _format_cell(cell: LevelSummary | None) -> str:
         return "–"
     if not math.isfinite(cell.mean):
         return f"{cell.mean} ({cell.n_nonfinite} non-finite)"
+    if math.isnan(cell.ci_low):
+        return f"{cell.mean:.3f} (no 95% CI: {cell.flag}, {cell.n} trials)"
     return f"{cell.mean:.3f} [{cell.ci_low:.3f}, {cell.ci_high:.3f}]"
 
 

@@ -146,9 +146,7 @@ class Comparison:
                 valid="null or one of `group_by`",
             ),
         ] = None,
-        scale_label: Annotated[
-            str | None, Field("the label of that axis in the figure (null: the axis' name)")
-        ] = None,
+        scale_label: Annotated[str | None, Field("the label of that axis in the figure (null: the axis' name)")] = None,
         metrics: Annotated[
             tuple[str, ...] | None,
             Field(

@@ -12,9 +12,9 @@ from cognitive_reserve.errors import ConfigError
 def test_perturbation_sweep_config_accepts_an_adaptive_rule():
     (grid,) = parse_grids(
         "PerturbationSweep.perturbations",
-        {"gaussian_noise": {"levels": [0.1], "trials": {"ci_half_width": 0.5, "max": 9}}},
+        {"gaussian_noise": {"levels": [0.1], "trials": {"ci_half_width": 0.5, "max": 30}}},
     )
-    assert grid.trials == AdaptiveTrials(ci_half_width=0.5, relative=False, min=3, max=9)
+    assert grid.trials == AdaptiveTrials(ci_half_width=0.5, relative=False, min=20, max=30)  # min: the default
 
 
 def test_perturbation_sweep_config_errors_name_the_rule_field():

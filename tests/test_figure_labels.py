@@ -26,11 +26,11 @@ def test_metric_keys_get_human_names(key, label):
     assert metric_label(key) == label
 
 
-def rows(models: int = 2, expected: float | None = 0.5, broken: bool = False) -> list[SweepRow]:
+def rows(models: int = 2, expected: float | None = 0.5, broken: bool = False, trials: int = 10) -> list[SweepRow]:
     return [
         SweepRow(f"m{m}", m, "random_deletion", level, t, t, "mse_label",
                  math.nan if broken and level else 0.1 * m + level + 0.01 * t, expected=expected, stage="fit", epoch=0)
-        for m in range(1, models + 1) for level in (0.0, 0.5) for t in range(3)
+        for m in range(1, models + 1) for level in (0.0, 0.5) for t in range(trials)
     ]  # fmt: skip
 
 
@@ -39,8 +39,10 @@ def test_style_legend_names_solid_dashed_and_the_band_with_its_trial_count():
     assert labels == [
         "measured: mean over trials",
         "closed form (expected value)",
-        "95% CI of the mean over 3 trials (Student t, within the metric's range)",
+        "95% CI of the mean over up to 10 trials (bootstrap-t, within the metric's range)",
     ]
+    few = [h.get_label() for h in style_handles(summarize(rows(trials=3)))]
+    assert few[-1] == "hollow: no honest 95% CI (too few trials, or unbounded)"
     assert "closed form (expected value)" not in [h.get_label() for h in style_handles(summarize(rows(expected=None)))]
     assert "a trial gave a non-finite value" in [h.get_label() for h in style_handles(summarize(rows(broken=True)))]
 

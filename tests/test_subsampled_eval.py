@@ -42,39 +42,43 @@ def test_subsets_are_seeded_per_trial_and_nested():
 
 
 #: Relative half-width every level of the studies below reaches in about 20 full-data trials or fewer.
-TARGET = {"ci_half_width": 0.3, "relative": True, "min": 3, "max": 50}
+TARGET = {"ci_half_width": 0.3, "relative": True, "max": 50}
+#: Studies (sweeps) of the coverage tests: 3 levels each, so ±2 standard errors of a 95 % coverage are under 1.5
+#: points.
+STUDIES = 300
 
 
-def coverage(fraction, trials, studies: int = 60) -> tuple[float, list[int | None]]:
-    """Share of the 95 % intervals (2 levels × ``studies`` base seeds) covering the expected full-data MSE
+def coverage(fraction, trials, studies: int = STUDIES) -> tuple[float, list[int | None]]:
+    """Share of the reported 95 % intervals (3 levels × ``studies`` base seeds) covering the expected full-data MSE
     under Gaussian noise on w, and every trial's ``eval_examples``."""
     model = Regression()
-    grid = SweepGrid("gaussian_noise", [0.1, 1.0], trials, eval_fraction=fraction)
+    grid = SweepGrid("gaussian_noise", [0.1, 0.3, 1.0], trials, eval_fraction=fraction)
     covered, total, examples = 0, 0, []
     for study in range(studies):
         rows = run_sweep(model.subject(), [grid], seed=study)
         for summary in summarize(rows):
+            assert summary.flag == ""
             covered += summary.ci_low <= model.truth(summary.level) <= summary.ci_high
             total += 1
         examples += [r.eval_examples for r in {(r.level, r.trial): r for r in rows}.values()]
     return covered / total, examples
 
 
-@pytest.mark.slow  # 60 sweeps per mode
+@pytest.mark.slow  # 300 sweeps per mode
 @pytest.mark.parametrize("fraction", ["auto", 0.2])
-def test_95_percent_intervals_of_subsampled_trials_cover_the_known_truth_in_at_least_90_percent_of_studies(fraction):
+def test_95_percent_intervals_of_subsampled_trials_cover_the_known_truth_in_at_least_93_percent_of_studies(fraction):
     share, examples = coverage(fraction, 10)
-    assert share >= 0.9
+    assert share >= 0.93
     assert sum(examples) < 0.5 * len(examples) * ITEMS * 60  # the trials scored far less than all the data
 
 
-@pytest.mark.slow  # 120 sweeps
+@pytest.mark.slow  # 600 sweeps
 def test_adaptive_subsampled_intervals_cover_as_often_as_adaptive_full_data_ones():
-    """The adaptive rule's first-crossing stop undercovers a little on this skewed metric with all the data
-    too (``docs/subsampled_eval.md`` has the long-run numbers); subsampling must not make it worse by much."""
+    """The adaptive rule's stop on a narrow interval costs a little coverage with all the data too
+    (``docs/intervals.md`` has the long-run numbers); subsampling must not make it worse."""
     subsampled, examples = coverage("auto", TARGET)
     full, _ = coverage(1.0, TARGET)
-    assert subsampled >= full - 0.05 and subsampled >= 0.85
+    assert subsampled >= full - 0.02 and subsampled >= 0.92
     assert sum(examples) < 0.5 * len(examples) * ITEMS * 60
 
 
@@ -214,7 +218,8 @@ def test_allocation_pilots_then_follows_the_two_variances():
     quiet = plan("auto", rule, records([1.0, 1.0, 1.0], 0.005, 8), 100).units
     assert 2 < quiet < noisy <= 100
     # a target no plan reaches: all the data
-    assert plan("auto", AdaptiveTrials(ci_half_width=1e-6), records([1.0, 2.0, 3.0], 0.1, 8), 100).units == 100
+    tight = AdaptiveTrials(ci_half_width=1e-6, min=3)
+    assert plan("auto", tight, records([1.0, 2.0, 3.0], 0.1, 8), 100).units == 100
     # a fixed trial count: subset noise at most a tenth of the between-trial variance
     fixed = plan("auto", 20, records([1.0, 2.0, 3.0], 0.1, 8), 100).units
     k = 0.1 / (1 / 8 - 1 / 100)
@@ -223,7 +228,7 @@ def test_allocation_pilots_then_follows_the_two_variances():
 
 
 def test_nan_values_do_not_break_the_allocation():
-    rule = AdaptiveTrials(ci_half_width=0.1)
+    rule = AdaptiveTrials(ci_half_width=0.1, min=3)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert plan("auto", rule, records([math.nan, math.nan, 1.0], 0.0, 8), 100).units == 100

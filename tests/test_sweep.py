@@ -22,6 +22,7 @@ from cognitive_reserve import (
     summarize,
     trial_seed,
 )
+from cognitive_reserve.intervals import HONEST_FLAGS, HONEST_TRIALS, interval_seed, level_interval
 
 
 def subject(model: nn.Module, evaluate=None) -> SweepSubject:
@@ -217,14 +218,16 @@ def test_trial_batch_needs_a_subject_that_scores_stacks():
 NOISE = [0.0, 0.02, 0.1, 0.5, 2.0]
 
 
-def first_settled_count(values: list[float], width: float, least: int, relative: bool = False) -> int:
-    """The sequential rule, written out with scipy: the first n >= least whose 95% t half-width <= width."""
-    for n in range(least, len(values) + 1):
-        sample = np.asarray(values[:n])
-        half = stats.t.ppf(0.975, n - 1) * sample.std(ddof=1) / math.sqrt(n)
-        if half <= width * (abs(sample.mean()) if relative else 1.0):
+def first_settled_count(rows, width: float, least: int, relative: bool = False) -> int:
+    """The sequential rule, written out with ``summarize``: the first n >= least whose summary interval of the
+    first n trials is honest, bounded and has a half-width <= width (× |mean| when relative)."""
+    rows = sorted(rows, key=lambda row: row.trial)
+    for n in range(least, len(rows) + 1):
+        (s,) = summarize(rows[:n])
+        half = (s.ci_high - s.ci_low) / 2
+        if s.flag in HONEST_FLAGS and math.isfinite(half) and half <= width * (abs(s.mean) if relative else 1.0):
             return n
-    return len(values)
+    return len(rows)
 
 
 def by_level(rows, metric: str = "out") -> dict[float, list[float]]:
@@ -242,8 +245,10 @@ def test_adaptive_levels_stop_at_the_first_count_whose_interval_is_narrow_enough
     rule = {"ci_half_width": width, "relative": relative, "min": 3, "max": 25, "metric": "out"}
     adaptive = run_sweep(stackable(net), [SweepGrid("gaussian_noise", NOISE, trials=rule)], seed=4)
     counts = {level: len(values) for level, values in by_level(adaptive).items()}
-    expected = {level: first_settled_count(v, width, 3, relative) for level, v in by_level(fixed).items()}
+    out = [r for r in fixed if r.metric == "out"]
+    expected = {level: first_settled_count([r for r in out if r.level == level], width, 3, relative) for level in NOISE}
     assert counts == expected and len(set(counts.values())) >= 3  # levels get different numbers of trials
+    assert min(n for level, n in counts.items() if level > 0) >= HONEST_TRIALS  # min 3 stops no earlier than 10
     kept = {(r.level, r.trial) for r in adaptive}
     assert adaptive == [r for r in fixed if (r.level, r.trial) in kept]  # a prefix of the fixed trials, same seeds
 
@@ -285,10 +290,14 @@ def test_adaptive_comparison_stops_when_the_paired_difference_is_settled(tmp_pat
     compared = run_sweep(stackable(net), [SweepGrid("gaussian_noise", NOISE[1:], trials=rule)], seed=4)
     fixed = by_level(run_sweep(stackable(net), [SweepGrid("gaussian_noise", NOISE[1:], trials=20)], seed=4))
     counts = {level: len(values) for level, values in by_level(compared).items()}
+    seeds = {r.level: [] for r in reference}
+    for r in reference:
+        if r.metric == "out":
+            seeds[r.level].append(r.seed)
     for level, values in by_level(reference).items():
         differences = np.subtract(fixed[level], values)
         n = next(
-            (n for n in range(3, 21) if _settled(differences[:n], 1e-4)), 20
+            (n for n in range(3, 21) if _settled(differences[:n], seeds[level][:n], 1e-4)), 20
         )  # narrow enough, or 0 excluded; at most the reference's 20 trials
         assert counts[level] == n, level
     assert len(set(counts.values())) >= 2
@@ -296,11 +305,11 @@ def test_adaptive_comparison_stops_when_the_paired_difference_is_settled(tmp_pat
         run_sweep(stackable(net), [SweepGrid("gaussian_noise", NOISE[1:], trials=rule)], seed=5)
 
 
-def _settled(differences: np.ndarray, width: float) -> bool:
-    n = len(differences)
-    half = stats.t.ppf(0.975, n - 1) * differences.std(ddof=1) / math.sqrt(n)
-    mean = differences.mean()
-    return half <= width or mean - half > 0 or mean + half < 0
+def _settled(differences: np.ndarray, seeds: list[int], width: float) -> bool:
+    """The interval of the paired differences (seeded as the rule seeds it) is honest and narrow, or excludes 0."""
+    interval = level_interval(differences, seed=interval_seed("out - reference", seeds))
+    low, high = interval.low, interval.high
+    return interval.honest and ((high - low) / 2 <= width or low > 0 or high < 0)
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,8 @@ and stay out of the run summary. Sweeps during training (stage ``train``) put th
 (``.../<metric>/epoch<E>/mean``; ``.../epoch<E>_step<S>/mean`` in a run that validates several times per epoch,
 ``cognitive_reserve.sensitivity.sweep_moment``): a curve per sweep, and a line plot with a regex over ``epoch.*``
 overlays them. The 95% band is the ``ci_low``/``ci_high`` pair (W&B line plots shade only
-min/max or stddev across grouped runs, not a band logged per point). The epoch × level heatmap of a
+min/max or stddev across grouped runs, not a band logged per point); a level without an honest interval
+(``flag`` of the summary) logs no band there. The epoch × level heatmap of a
 per-epoch view is a native custom chart on W&B's built-in grid preset (``wandb/confusion_matrix/v1``,
 which colours any number on a grid of two labels): rows are epochs (steps, where two sweeps share an epoch),
 columns levels, cells the mean.
@@ -25,8 +26,9 @@ The run summary holds only run-level scalars that the runs table and parallel co
 ``robustness/<stage>/<model>/<perturbation>/<metric>/auc`` (level-averaged metric) and
 ``robustness/<stage>/<model>/<metric>/clean`` (undamaged metric), and for a sweep of several models
 ``robustness/<stage>/<perturbation>/<metric>/crossover`` (where the last model overtakes the first,
-also the table ``robustness/<stage>/crossover``); per-level numbers stay in the
-table ``robustness/<stage>/table`` and the CSVs. Per-epoch sweeps log their AUC against ``epoch``.
+also the table ``robustness/<stage>/crossover``); per-level numbers stay in the tables ``robustness/<stage>/table``
+(the trials) and ``robustness/<stage>/summary`` (the summary CSV: mean, interval, its method and flag) and the
+CSVs. Per-epoch sweeps log their AUC against ``epoch``.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from lightning.pytorch.loggers import Logger, WandbLogger
 
 from cognitive_reserve.crossover import CrossOver
 from cognitive_reserve.sensitivity import SENSITIVITY_COLUMNS, EpochSummary, panels, training_axis
-from cognitive_reserve.stats import LevelSummary, area_under_curve, clean_value, curves
+from cognitive_reserve.stats import SUMMARY_COLUMNS, LevelSummary, area_under_curve, clean_value, curves
 from cognitive_reserve.sweep import CSV_COLUMNS, SweepRow
 from tracking.wandb import ResilientWandbLogger
 
@@ -52,6 +54,8 @@ CROSSOVER_COLUMNS = ("perturbation", "metric", "model_a", "model_b", "status", "
 GRID_PRESET = "wandb/confusion_matrix/v1"
 #: The per-level statistics logged as curves.
 CURVE_STATS = ("mean", "ci_low", "ci_high", "expected")
+#: The statistics that are the ends of a level's 95% interval (``cognitive_reserve.intervals``).
+INTERVAL_ENDS = ("ci_low", "ci_high")
 
 
 def level_key(stage: str, perturbation: str) -> str:
@@ -90,7 +94,9 @@ def level_rows(
     stage: str, points: Iterable[tuple[LevelSummary, Callable[[str], str]]], stats: Sequence[str]
 ) -> tuple[dict[str, str], list[dict[str, float]]]:
     """``({key: its step metric}, history rows)`` of curve points, each a summary and the key of each of its
-    ``stats`` (those that are None are left out): one row per (perturbation, level), in that order."""
+    ``stats`` (those that are None are left out, and so is an interval end that is not finite: a level with no
+    honest interval, or a side its trials cannot bound; the table says why): one row per (perturbation, level),
+    in that order."""
     step_metrics: dict[str, str] = {}
     rows: dict[tuple[str, float], dict[str, float]] = {}
     for s, key_of in points:
@@ -98,7 +104,7 @@ def level_rows(
         row = rows.setdefault((s.perturbation, s.level), {x: s.level})
         for stat in stats:
             value = getattr(s, stat)
-            if value is not None:
+            if value is not None and (stat not in INTERVAL_ENDS or math.isfinite(value)):
                 row[key_of(stat)] = value
                 step_metrics[key_of(stat)] = x
     return step_metrics, [row for _, row in sorted(rows.items(), key=lambda item: item[0])]
@@ -133,9 +139,9 @@ def log_sweep(
     crossovers: Sequence[CrossOver] = (),
     moment: str | None = None,
 ) -> None:
-    """One sweep to every logger: W&B gets curves, summary scalars, the raw table, the cross-over table
-    and the figure; other loggers the run-level scalars with the epoch. ``moment``: the name of a sweep during
-    training (``sweep_moment``), which its curve keys carry."""
+    """One sweep to every logger: W&B gets curves, summary scalars, the raw and summary tables, the cross-over
+    table and the figure; other loggers the run-level scalars with the epoch. ``moment``: the name of a sweep
+    during training (``sweep_moment``), which its curve keys carry."""
     scalars = {**run_scalars(stage, summaries), **crossover_scalars(stage, crossovers)}
     per_epoch = stage == "train"
 
@@ -143,6 +149,8 @@ def log_sweep(
         run = logger.experiment
         log_curves(run, *curve_rows(stage, summaries, moment), scalars, per_epoch, epoch)
         logger.log_table(key=f"robustness/{stage}/table", columns=list(CSV_COLUMNS), data=_table(rows))
+        summary = [[getattr(s, column) for column in SUMMARY_COLUMNS] for s in summaries]
+        logger.log_table(key=f"robustness/{stage}/summary", columns=list(SUMMARY_COLUMNS), data=summary)
         if crossovers:
             table = [[getattr(c, column) for column in CROSSOVER_COLUMNS] for c in crossovers]
             logger.log_table(key=f"robustness/{stage}/crossover", columns=list(CROSSOVER_COLUMNS), data=table)
