@@ -32,6 +32,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from callbacks import RunProgressBar
+from callbacks.signal_checkpoint import SignalCheckpoint
 from cognitive_reserve.errors import ConfigError, first_line
 from run_cli.fit_directory import check_fit_directory
 from run_cli.noise import HeldMessages, quiet_expected_checkpoint_warnings, quiet_known_noise
@@ -175,14 +176,17 @@ class CognitiveReserveCLI(LightningCLI):
             logging.getLogger(SEED_LOGGER).info(self._seed_message)
 
     def instantiate_trainer(self, **kwargs: Any) -> Any:
-        """The trainer, with ``RunProgressBar`` (steps of ``max_steps``, epochs counted from 1) unless the
-        config brings its own progress bar or turns it off."""
+        """The trainer, with ``SignalCheckpoint`` (a signal saves where the fit is and stops it, status 75) and
+        ``RunProgressBar`` (steps of ``max_steps``, epochs counted from 1) unless the config brings its own
+        progress bar or turns it off."""
         config = self._get(self.config_init, "trainer", default={})
         callbacks = config.get("callbacks") or []
-        callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+        callbacks = [*(callbacks if isinstance(callbacks, list) else [callbacks]), SignalCheckpoint()]
         own_bar = any(isinstance(callback, ProgressBar) for callback in callbacks)
-        if config.get("enable_progress_bar") is not False and not own_bar and "callbacks" not in kwargs:
-            kwargs["callbacks"] = [*callbacks, RunProgressBar()]
+        if config.get("enable_progress_bar") is not False and not own_bar:
+            callbacks.append(RunProgressBar())
+        if "callbacks" not in kwargs:
+            kwargs["callbacks"] = callbacks
         try:
             return super().instantiate_trainer(**kwargs)
         except (ValueError, TypeError, MisconfigurationException) as err:

@@ -75,7 +75,8 @@ class StepMonitor(L.Callback):
         if trainer.is_global_zero:
             self._history = HistoryCsv(Path(trainer.default_root_dir) / "monitors" / f"{self.prefix}.csv")
             self._history.truncate_after(self._last_step)
-        self.record(trainer)
+        if self._last_step < 0:  # the weights before training; a resumed fit measures on its usual steps only
+            self.record(trainer)
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int

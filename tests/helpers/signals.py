@@ -1,0 +1,36 @@
+"""Callbacks that put a real signal or a real pause into a real run (named by ``class_path`` in a config)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.callbacks import Callback
+
+
+class SignalAtStep(Callback):
+    """Sends ``signal`` to this process when a training batch starts at global step ``step``, once per run
+    directory (a marker file remembers it, so the resumed fit is not stopped again)."""
+
+    def __init__(self, step: int, signal: str = "SIGTERM") -> None:
+        self.step = step
+        self.signal = signal
+
+    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        marker = Path(trainer.default_root_dir) / f"signalled-{self.signal}-{self.step}"
+        if trainer.global_step == self.step and trainer.is_global_zero and not marker.exists():
+            marker.touch()
+            os.kill(os.getpid(), getattr(signal, self.signal))
+
+
+class PacedSteps(Callback):
+    """Sleeps ``seconds`` after every training batch: a run that takes long in wall time and little CPU."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def on_train_batch_end(self, *args: Any, **kwargs: Any) -> None:
+        time.sleep(self.seconds)
