@@ -421,8 +421,8 @@ class Study:
         ] = None,
         where: str = "study",
     ) -> None:
-        executor = ExecutorSettings(where=f"{where}.executor")
-        set_fields(self, check_fields(Study, locals(), prefix=where), grid={}, overrides={}, executor=executor)
+        fields = check_fields(Study, locals(), prefix=where)
+        set_fields(self, fields, grid={}, overrides={}, executor=ExecutorSettings(where=f"{where}.executor"))
 
     def _check_comparison(self, where: str) -> None:
         compare = self.compare
