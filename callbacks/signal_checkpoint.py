@@ -5,8 +5,9 @@ or the warning signal a scheduler sends before a time limit (``SIGUSR2``, submit
 SLURM), the fit finishes the batch it is in, saves ``last.ckpt`` (atomically, where ``--ckpt_path last``
 finds it) and stops with exit status ``EXIT_STOPPED`` (75), saying where in one line: no step is lost. Every
 process of a DDP run stops at the same batch (the ranks agree at each batch's end). When a validation is due
-after that batch, it runs first and the checkpoint is saved at the next batch's end (a checkpoint taken
-before a due validation would make Lightning skip that validation, and its sweep, on resume).
+after that batch, it runs first (with its sweeps) and the checkpoint is saved at its end, where Lightning's own
+``ModelCheckpoint`` saves (a checkpoint taken before a due validation would make Lightning skip that
+validation, and its sweep, on resume).
 
 What makes the continuation exact: every checkpoint also holds the random number generators' states
 (Python, NumPy, torch CPU and CUDA), put back when the resumed fit starts training, and the training
@@ -55,6 +56,8 @@ class SignalCheckpoint(Callback):
         self.received: str | None = None
         self._previous: dict[int, Any] = {}
         self._rng_to_restore: dict[str, Any] | None = None
+        self._received_step: int | None = None
+        self._after_validation = False
 
     # ---- signals ----------------------------------------------------------------------------------------
 
@@ -69,7 +72,8 @@ class SignalCheckpoint(Callback):
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         for number, handler in self._previous.items():
-            signal.signal(number, handler)
+            if signal.getsignal(number) == self._on_signal:  # Lightning may have put back its own first
+                signal.signal(number, handler)
         self._previous = {}
 
     def _stop_now(self, trainer: pl.Trainer) -> bool:
@@ -92,19 +96,27 @@ class SignalCheckpoint(Callback):
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        if self._validation_due_now(trainer) or not self._stop_now(trainer):
+        if self._received_step is None and self.received is not None:
+            self._received_step = trainer.global_step
+        if not self._stop_now(trainer):
             return
+        if validation_follows(trainer):
+            self._after_validation = True  # it runs first (with its sweeps); the fit stops at its end
+        else:
+            self._save_and_stop(trainer)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._after_validation and trainer.state.fn == TrainerFn.FITTING:
+            self._save_and_stop(trainer)
+
+    def _save_and_stop(self, trainer: pl.Trainer) -> None:
         path = last_checkpoint_path(trainer)
         if path is not None:
             save_atomically(trainer, path)
         where = f"saved {path}; --ckpt_path last continues it" if path else "no checkpoint: checkpointing is off"
-        self._say(trainer, f"stopped by {self.received or 'a signal'} at step {trainer.global_step}: {where}")
+        received = f" (received at step {self._received_step})" if self._received_step is not None else ""
+        self._say(trainer, f"stopped by {self.received or 'a signal'}{received} at step {trainer.global_step}: {where}")
         raise StoppedBySignal
-
-    def _validation_due_now(self, trainer: pl.Trainer) -> bool:
-        """Whether a validation runs after this batch (the stop then waits for the next batch's end)."""
-        loop = trainer.fit_loop
-        return bool(loop.epoch_loop._should_check_val_fx(loop._data_fetcher))
 
     # ---- test / validate (outside fit) --------------------------------------------------------------------
 
@@ -139,6 +151,12 @@ class SignalCheckpoint(Callback):
     def _say(trainer: pl.Trainer, message: str) -> None:
         if trainer.is_global_zero:
             print(message, file=sys.stderr, flush=True)
+
+
+def validation_follows(trainer: pl.Trainer) -> bool:
+    """Whether the fit validates after the batch that just ended (Lightning's own rule for it)."""
+    loop = trainer.fit_loop
+    return bool(loop.epoch_loop._should_check_val_fx(loop._data_fetcher))
 
 
 def last_checkpoint_path(trainer: pl.Trainer) -> Path | None:

@@ -129,8 +129,6 @@ def make_executor(study: Study, root: Path, chosen: str, max_parallel: int, afte
             slurm_signal_delay_s=settings.signal_delay_s,
             **{**settings.slurm, "slurm_additional_parameters": extra or None},
         )  # fmt: skip
-    else:
-        parameters["local_signal_delay_s"] = settings.signal_delay_s
     executor.update_parameters(**{k: v for k, v in parameters.items() if v is not None})
     return executor
 

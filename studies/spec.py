@@ -220,7 +220,7 @@ class ExecutorSettings:
             int,
             Field(
                 "seconds before the time limit at which a job is told to stop: it saves where its fit is and is "
-                "requeued (SLURM `--signal`; SLURM may send it up to a minute early)",
+                "requeued (SLURM `--signal`, which SLURM may send up to a minute early; local jobs: 30 s)",
                 ge=1,
                 valid="integer ≥ 1, below the time limit (`timeout_min` × 60)",
             ),
@@ -423,6 +423,7 @@ class Study:
     ) -> None:
         fields = check_fields(Study, locals(), prefix=where)
         set_fields(self, fields, grid={}, overrides={}, executor=ExecutorSettings(where=f"{where}.executor"))
+        self._check_comparison(where)
 
     def _check_comparison(self, where: str) -> None:
         compare = self.compare

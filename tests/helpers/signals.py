@@ -27,10 +27,21 @@ class SignalAtStep(Callback):
 
 
 class PacedSteps(Callback):
-    """Sleeps ``seconds`` after every training batch: a run that takes long in wall time and little CPU."""
+    """Sleeps ``seconds`` after every training batch (a run that takes long in wall time and little CPU), and
+    writes the global step it reached to ``<default_root_dir>/steps-done`` (a test can wait for it)."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
 
-    def on_train_batch_end(self, *args: Any, **kwargs: Any) -> None:
+    def on_train_batch_end(self, trainer: Any, *args: Any, **kwargs: Any) -> None:
+        if trainer.is_global_zero:
+            (Path(trainer.default_root_dir) / "steps-done").write_text(str(trainer.global_step))
         time.sleep(self.seconds)
+
+
+def steps_done(root: Path) -> int:
+    """The step a ``PacedSteps`` run under ``root`` reached (-1 before its first)."""
+    try:
+        return int((root / "steps-done").read_text() or -1)
+    except (FileNotFoundError, ValueError):
+        return -1
