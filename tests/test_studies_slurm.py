@@ -138,8 +138,9 @@ def ddp_scenario(work: Path) -> dict[str, Any]:
     })  # fmt: skip
     root = work / "root"
     launched = launch(study, root)
-    single = work / "single"
-    reference = run_cli("fit", "--config", str(config), f"--trainer.default_root_dir={single}", "--trainer.logger", "false")
+    single = work / "one"
+    no_wandb = "--trainer.logger=false"
+    reference = run_cli("fit", "--config", str(config), no_wandb, f"--trainer.default_root_dir={single}")
     wait_for(lambda: ended(root, "ddp", "two/base"), "the DDP point")
     return {"root": root, "launched": launched, "single": single, "reference": reference}
 
