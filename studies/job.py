@@ -106,6 +106,7 @@ class PointJob:
             state="running", job_id=job_id(), host=os.uname().nodename, pid=os.getpid(), error=None,
             attempts=state.get("attempts", 0) + 1, steps_done=done_steps, timings=timings, slurm_state=None,
         )  # fmt: skip
+        state.setdefault("history", []).append({"job": job_id(), "started": started})
         for step, argv in todo:
             state.update(step=step, step_pid=None)
             write_state(self.directory, state)
@@ -119,11 +120,13 @@ class PointJob:
                 state.update(state="interrupted" if stopped else "failed", returncode=returncode, error=error)
                 if stopped:
                     state["slurm_state"] = _slurm_state()
+                state["history"][-1].update(ended=time.time(), result=state["state"])
                 write_state(self.directory, state)
                 return Outcome(self.label, str(state["state"]), f"{step}: {error}", state["wall_s"])
             done_steps.append(step)
         timings["job_ended"] = time.time()
         state.update(state="done", step=None, step_pid=None, returncode=0)
+        state["history"][-1].update(ended=timings["job_ended"], result="done")
         write_state(self.directory, state)
         return Outcome(self.label, "done", note, state["wall_s"])
 
@@ -143,6 +146,7 @@ class PointJob:
         for submitit to requeue; None (no requeue) once ``max_requeues`` is reached."""
         from submitit.helpers import DelayedSubmission
 
+        signalled = time.time()
         received = _RUNNING.get("stop") or "the warning signal"
         _RUNNING["stop"] = received
         process = _RUNNING.get("process")
@@ -160,6 +164,8 @@ class PointJob:
             self._give_up(state)
             return None
         state.update(state="requeued", error=f"{said or 'stopped by ' + received}; requeued", step_pid=None)
+        if state.get("history"):
+            state["history"][-1].update(signal=signalled, ended=time.time(), result="requeued")
         write_state(self.directory, state)
         return DelayedSubmission(self)
 
@@ -282,13 +288,16 @@ def _wait(process: subprocess.Popen) -> int:
 
 
 def error_line(log_path: Path, offset: int) -> str:
-    """The last ``error: ...`` line a step printed (``run.py``'s one-line errors), else its last line."""
+    """The last ``error: ...`` line a step printed (``run.py``'s one-line errors), else its last ``stopped by ...``
+    line (a signal stopped it), else its last line."""
     with log_path.open(encoding="utf-8", errors="replace") as log:
         log.seek(offset)
         lines = [line.strip() for line in log if line.strip()]
-    errors = [line for line in lines if line.startswith("error:")]
-    chosen = errors[-1] if errors else (lines[-1] if lines else "")
-    return chosen[:500]
+    for prefix in ("error:", "stopped by "):
+        said = [line for line in lines if line.startswith(prefix)]
+        if said:
+            return said[-1][:500]
+    return lines[-1][:500] if lines else ""
 
 
 def job_id() -> str:

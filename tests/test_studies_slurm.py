@@ -57,11 +57,12 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.slurm,
     pytest.mark.skipif(not cluster_answers(), reason="no SLURM cluster answers here (.ci/slurm-up.sh starts one)"),
+    pytest.mark.timeout(900),  # the fixture waits for every scenario (about 3 minutes on an idle 2-core machine)
 ]
 
 #: The tiny GPT-2 point of the timeout and requeue scenarios: 2 batches an epoch, a validation (and its
 #: sweep) every 10 steps, a pause after every step (long in wall time, light on the CPU).
-GPT2_STEPS, GPT2_VALIDATE_EVERY, GPT2_PACE_S = 160, 10, 0.3
+GPT2_STEPS, GPT2_VALIDATE_EVERY, GPT2_PACE_S = 100, 10, 0.3
 SCENARIO_TIMEOUT_S = 480.0
 
 
@@ -132,16 +133,15 @@ def array_scenario(work: Path) -> dict[str, Any]:
 def ddp_scenario(work: Path) -> dict[str, Any]:
     config = ddp_config(work)
     overrides = {"trainer.strategy": "ddp", "trainer.devices": 2, "trainer.accelerator": "cpu", "trainer.logger": False}
-    study = write_study(work / "ddp.yaml", {
+    study = write_study(work / "two_tasks.yaml", {
         "name": "ddp", "arms": {"two": {"config": str(config), "overrides": overrides}}, "steps": ["fit"],
         "executor": {"tasks_per_node": 2, "timeout_min": 10, "mem_gb": 2},
     })  # fmt: skip
     root = work / "root"
     launched = launch(study, root)
-    single = work / "one"
-    no_wandb = "--trainer.logger=false"
-    reference = run_cli("fit", "--config", str(config), no_wandb, f"--trainer.default_root_dir={single}")
     wait_for(lambda: ended(root, "ddp", "two/base"), "the DDP point")
+    single, no_wandb = work / "one", "--trainer.logger=false"
+    reference = run_cli("fit", "--config", str(config), no_wandb, f"--trainer.default_root_dir={single}")
     return {"root": root, "launched": launched, "single": single, "reference": reference}
 
 
@@ -164,6 +164,8 @@ def gpt2_scenarios(work: Path) -> dict[str, Any]:
     job = job_of(root, "requeue", "mono/base")
     requeued = time.time()
     subprocess.run(["scontrol", "requeue", job], check=True, capture_output=True)
+    for study in ("timeout", "requeue"):
+        wait_for(lambda study=study: ended(root, study, "mono/base"), f"the {study} point")
     straight = work / "straight"
     plain = tiny_gpt2_config(work, corpus, GPT2_STEPS, GPT2_VALIDATE_EVERY, name="plain")
     reference = [
@@ -171,8 +173,6 @@ def gpt2_scenarios(work: Path) -> dict[str, Any]:
         run_cli("test", "--config", str(plain), f"--trainer.default_root_dir={straight}",
                 f"--ckpt_path={straight / 'checkpoints' / 'last.ckpt'}"),
     ]  # fmt: skip
-    for study in ("timeout", "requeue"):
-        wait_for(lambda study=study: ended(root, study, "mono/base"), f"the {study} point")
     return {"root": root, "launched": launched, "straight": straight, "reference": reference, "requeued": requeued}
 
 
