@@ -3,9 +3,9 @@
 The job writes the file (atomically) under the point's lock: ``state`` (``running``, ``done``, ``failed``,
 ``interrupted``, ``requeued``), the steps finished, the step running and its ``run.py`` pid, the job id, the
 wall time of its steps over every attempt, the last attempt's ``timings`` (job start, each step's start and
-end, job end: seconds since the epoch), its ``requeues`` (and SLURM's restart count per job id), what SLURM
-said of the job when a signal stopped it (``slurm_state``), and for a failure its return code and error
-line. A point is
+end, job end: seconds since the epoch), its ``requeues`` (and SLURM's restart count per job id), every
+attempt's ``history`` (job, start, end, how it ended, when a requeue's signal came), what SLURM said of the
+job when a signal stopped it (``slurm_state``), and for a failure its return code and error line. A point is
 
 - **done** when its state is ``done`` and its outputs exist,
 - **running** when a live process holds its lock,
