@@ -109,6 +109,8 @@ class PointJob:
         state.setdefault("history", []).append({"job": job_id(), "started": started})
         for step, argv in todo:
             state.update(step=step, step_pid=None)
+            if _RUNNING.get("stop") is not None:  # stopped between two steps: the next one waits for the next job
+                return self._stopped_between_steps(state, step)
             write_state(self.directory, state)
             step_started = time.time()
             timings[f"{step}_started"] = step_started
@@ -130,6 +132,13 @@ class PointJob:
         write_state(self.directory, state)
         return Outcome(self.label, "done", note, state["wall_s"])
 
+    def _stopped_between_steps(self, state: dict[str, Any], step: str) -> Outcome:
+        error = f"stopped by {_RUNNING['stop']} before {step}; launch again to continue it"
+        state.update(state="interrupted", error=error, slurm_state=_slurm_state())
+        state["history"][-1].update(ended=time.time(), result="interrupted")
+        write_state(self.directory, state)
+        return Outcome(self.label, "interrupted", f"{step}: {error}", state.get("wall_s", 0.0))
+
     def _give_up(self, state: dict[str, Any]) -> Outcome:
         """Past ``max_requeues``: the point stops as failed, in one line."""
         state.update(
@@ -147,7 +156,7 @@ class PointJob:
         from submitit.helpers import DelayedSubmission
 
         signalled = time.time()
-        received = _RUNNING.get("stop") or "the warning signal"
+        received = _RUNNING.get("stop") or "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2")
         _RUNNING["stop"] = received
         process = _RUNNING.get("process")
         if process is not None:
