@@ -146,7 +146,8 @@ def ddp_scenario(work: Path) -> dict[str, Any]:
 
 
 def gpt2_scenarios(work: Path) -> dict[str, Any]:
-    """The timeout and requeue points (one config), and the reference: the same point run straight through."""
+    """The timeout and requeue points (one config), and the reference: the same point run straight through.
+    ``ended[study]`` is True, or why the point did not end."""
     corpus = tiny_corpus(work / "corpus", kilobytes=16)
     paced = tiny_gpt2_config(work, corpus, GPT2_STEPS, GPT2_VALIDATE_EVERY, pace_s=GPT2_PACE_S, name="paced")
     arms = {"mono": {"config": str(paced)}}
@@ -161,11 +162,7 @@ def gpt2_scenarios(work: Path) -> dict[str, Any]:
     launched = {"timeout": launch(timeout, root), "requeue": launch(requeue, root)}
     point = root / "requeue" / "mono" / "base"
     wait_for(lambda: steps_done(point) >= 20, "the requeue point's first 20 steps")
-    job = job_of(root, "requeue", "mono/base")
-    requeued = time.time()
-    subprocess.run(["scontrol", "requeue", job], check=True, capture_output=True)
-    for study in ("timeout", "requeue"):
-        wait_for(lambda study=study: ended(root, study, "mono/base"), f"the {study} point")
+    subprocess.run(["scontrol", "requeue", job_of(root, "requeue", "mono/base")], check=True, capture_output=True)
     straight = work / "straight"
     plain = tiny_gpt2_config(work, corpus, GPT2_STEPS, GPT2_VALIDATE_EVERY, name="plain")
     reference = [
@@ -173,7 +170,13 @@ def gpt2_scenarios(work: Path) -> dict[str, Any]:
         run_cli("test", "--config", str(plain), f"--trainer.default_root_dir={straight}",
                 f"--ckpt_path={straight / 'checkpoints' / 'last.ckpt'}"),
     ]  # fmt: skip
-    return {"root": root, "launched": launched, "straight": straight, "reference": reference, "requeued": requeued}
+    ended_as: dict[str, Any] = {}
+    for study in ("timeout", "requeue"):
+        try:
+            ended_as[study] = wait_for(lambda study=study: ended(root, study, "mono/base"), f"the {study} point")
+        except TimeoutError as err:
+            ended_as[study] = str(err)
+    return {"root": root, "launched": launched, "straight": straight, "reference": reference, "ended": ended_as}
 
 
 def stopped_then_relaunched(work: Path, name: str, stop: Callable[[Path, str], None]) -> dict[str, Any]:
@@ -283,6 +286,7 @@ def test_a_ddp_point_runs_as_two_srun_tasks_with_the_single_process_sweep(scenar
 def test_a_point_longer_than_its_time_limit_is_requeued_until_it_ends_as_if_never_stopped(scenarios):
     gpt2 = result(scenarios, "gpt2")
     assert all(run.returncode == 0 for run in gpt2["reference"]), gpt2["reference"][-1].stderr[-2000:]
+    assert gpt2["ended"]["timeout"] is True, gpt2["ended"]["timeout"]
     point = gpt2["root"] / "timeout" / "mono" / "base"
     state, log = read_state(point), (point / "study" / "fit.log").read_text()
     assert state["state"] == "done", (state, log[-3000:])
@@ -292,6 +296,7 @@ def test_a_point_longer_than_its_time_limit_is_requeued_until_it_ends_as_if_neve
 
 def test_scontrol_requeue_mid_fit_continues_from_where_it_stopped(scenarios):
     gpt2 = result(scenarios, "gpt2")
+    assert gpt2["ended"]["requeue"] is True, gpt2["ended"]["requeue"]
     point = gpt2["root"] / "requeue" / "mono" / "base"
     state, log = read_state(point), (point / "study" / "fit.log").read_text()
     assert state["state"] == "done" and state["requeues"] == 1, (state, log[-3000:])
