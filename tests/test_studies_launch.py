@@ -98,7 +98,8 @@ def test_a_failing_point_is_reported_with_its_error_line_and_the_others_finish(l
     assert status.returncode == 1, status.stderr
     rows = {line.split()[0] + "/" + line.split()[1]: line for line in status.stdout.splitlines()[1:-1]}
     assert rows["bad/seed_everything=0"].split()[2] == "failed"
-    assert rows["bad/seed_everything=0"].endswith("fit: error: model.k=-1: must be an integer >= 1")
+    log = point_dir(launched["root"], "bad/seed_everything=0") / "study" / "fit.log"
+    assert rows["bad/seed_everything=0"].endswith(f"fit: error: model.k=-1: must be an integer >= 1 (log: {log})")
     assert rows["a/seed_everything=0"].split()[2] == rows["b/seed_everything=0"].split()[2] == "done"
     assert status.stdout.splitlines()[-1].endswith("2 done, 1 failed")
 
