@@ -10,6 +10,7 @@ import csv
 import itertools
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -120,6 +121,12 @@ def test_bad_launch_flags_are_one_line_too(tmp_path, capsys, flags, error):
     assert not (tmp_path / "root").exists()
 
 
+def test_a_dry_run_names_the_executor_it_was_asked_for(tmp_path, capsys):
+    path = write_study(tmp_path / "ok.yaml", BASE)
+    assert run(["launch", str(path), "--dry-run", "--executor", "local", "--root", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.splitlines()[1] == "executor: local (--executor local)"
+
+
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda path: path.stem)
 def test_every_shipped_study_dry_runs(tmp_path, capsys, path):
     assert run(["launch", str(path), "--dry-run", "--root", str(tmp_path)]) == 0
@@ -129,6 +136,9 @@ def test_every_shipped_study_dry_runs(tmp_path, capsys, path):
     grid_size = len(list(itertools.product(*study.grid.values())))
     assert len(points) == len(study.arms) * grid_size == len({p.directory for p in points})
     assert f"{len(points)} points" in out.splitlines()[0]
+    sbatch = shutil.which("sbatch") if shutil.which("srun") else None
+    picked = f"slurm (auto: sbatch on PATH ({sbatch}))" if sbatch else "local (auto: no sbatch on PATH)"
+    assert out.splitlines()[1] == f"executor: {picked}"  # what `auto` would pick, and why
     commands = [line for line in out.splitlines() if line.startswith("python run.py ")]
     assert len(commands) == len(points) * len(study.steps)
     for point in points:
