@@ -223,15 +223,17 @@ def scenarios(tmp_path_factory) -> dict[str, Any]:
     }
     results: dict[str, Any] = {}
 
-    def run(name: str, scenario: Callable[[Path], dict[str, Any]]) -> None:
+    def run(name: str, scenario: Callable[[Path], dict[str, Any]], work: Path) -> None:
         started = time.monotonic()
         try:
-            results[name] = scenario(tmp_path_factory.mktemp(name))
+            results[name] = scenario(work)
         except Exception as err:  # reported by the scenario's own tests
             results[name] = err
         print(f"slurm scenario {name}: {time.monotonic() - started:.0f} s", flush=True)
 
-    threads = [threading.Thread(target=run, args=item) for item in plan.items()]
+    # the folders first: pytest's numbered folders are not made safely from several threads at once
+    works = {name: tmp_path_factory.mktemp(name) for name in plan}
+    threads = [threading.Thread(target=run, args=(name, scenario, works[name])) for name, scenario in plan.items()]
     for thread in threads:
         thread.start()
     for thread in threads:
