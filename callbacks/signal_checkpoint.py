@@ -16,7 +16,9 @@ requeue itself belongs to whoever runs the job (the studies' submitit jobs): Lig
 auto-requeue is turned off, so there is one owner.
 
 In ``test``/``validate`` a signal stops the run at the next batch's end with the same status (no checkpoint:
-nothing trained); a sweep already running when the signal comes goes on (an interrupted sweep resumes).
+nothing trained). A sweep running when SIGTERM comes stops at once, its weights restored
+(``cognitive_reserve.interrupts``; its finished trials are kept and it resumes), and a fit then continues from
+its previous checkpoint; a sweep running when the warning signal comes goes on, and the fit stops after it.
 """
 
 from __future__ import annotations
