@@ -127,8 +127,9 @@ def make_executor(study: Study, root: Path, chosen: str, max_parallel: int, afte
             nodes=settings.nodes, tasks_per_node=settings.tasks_per_node, cpus_per_task=resources.cpus_per_task,
             mem_gb=resources.mem_gb, slurm_partition=settings.partition, slurm_array_parallelism=max_parallel,
             slurm_signal_delay_s=settings.signal_delay_s,
-            **{**settings.slurm, "slurm_additional_parameters": extra or None},
         )  # fmt: skip
+        parameters.update(settings.slurm)  # the study's own submitit options win
+        parameters["slurm_additional_parameters"] = extra or None
     executor.update_parameters(**{k: v for k, v in parameters.items() if v is not None})
     return executor
 
