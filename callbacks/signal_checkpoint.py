@@ -6,8 +6,11 @@ SLURM), the fit finishes the batch it is in, saves ``last.ckpt`` (atomically, wh
 finds it) and stops with exit status ``EXIT_STOPPED`` (75), saying where in one line: no step is lost. Every
 process of a DDP run stops at the same batch (the ranks agree at each batch's end). When a validation is due
 after that batch, it runs first (with its sweeps) and the checkpoint is saved at its end, where Lightning's own
-``ModelCheckpoint`` saves (a checkpoint taken before a due validation would make Lightning skip that
-validation, and its sweep, on resume).
+``ModelCheckpoint`` saves; after an epoch's last batch, the fit stops after the next batch. (Lightning 2.6
+resumes neither exactly: from a checkpoint taken before a due validation it skips that validation, and its
+sweep; from one taken at an epoch's last batch it trains the same steps but counts one epoch short, and the
+test sweep of that checkpoint would be named after the wrong epoch. An epoch of one batch without validation
+stops at once, with that miscount.)
 
 What makes the continuation exact: every checkpoint also holds the random number generators' states
 (Python, NumPy, torch CPU and CUDA), put back when the resumed fit starts training, and the training
@@ -102,9 +105,10 @@ class SignalCheckpoint(Callback):
             self._received_step = trainer.global_step
         if not self._stop_now(trainer):
             return
+        last_of_epoch = batch_idx + 1 >= trainer.num_training_batches > 1  # (of an epoch of several)
         if validation_follows(trainer):
             self._after_validation = True  # it runs first (with its sweeps); the fit stops at its end
-        else:
+        elif not last_of_epoch:  # after an epoch's last batch the fit stops after the next one
             self._save_and_stop(trainer)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

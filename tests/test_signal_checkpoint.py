@@ -34,19 +34,20 @@ def test_a_fit_stopped_twice_continues_to_the_outputs_of_a_fit_never_stopped(tmp
     handlers = {number: signal.getsignal(number) for number in STOP_SIGNALS}
     corpus = tiny_corpus(tmp_path / "corpus", kilobytes=16)
     straight_config = tiny_gpt2_config(tmp_path, corpus, STEPS, VALIDATE_EVERY, name="straight")
-    # SIGTERM during step 3 (mid-epoch); SIGUSR2 during step 6, which a validation follows: the fit stops at its end
-    signals = (signal_at(2, "SIGTERM"), signal_at(5, "SIGUSR2"))
+    # SIGTERM during step 3 (mid-epoch); SIGUSR2 during step 6, which a validation follows: the fit stops at its
+    # end; SIGTERM during step 8, the last batch of an epoch: the fit stops after the next batch
+    signals = (signal_at(2, "SIGTERM"), signal_at(5, "SIGUSR2"), signal_at(7, "SIGTERM"))
     stopped_config = tiny_gpt2_config(tmp_path, corpus, STEPS, VALIDATE_EVERY, callbacks=signals, name="stopped")
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"
     main(["fit", "--config", str(straight_config), f"--trainer.default_root_dir={straight}"])
     said = []
-    for expected_step in (3, 6):
+    for expected_step in (3, 6, 9):
         with pytest.raises(SystemExit) as stop:
             main(["fit", "--config", str(stopped_config), f"--trainer.default_root_dir={stopped}", "--ckpt_path=last"])
         assert stop.value.code == EXIT_STOPPED
         said.append(capsys.readouterr().err)
         assert f"at step {expected_step}: saved {stopped / 'checkpoints' / 'last.ckpt'}" in said[-1], said[-1]
-    assert "stopped by SIGTERM" in said[0] and "stopped by SIGUSR2" in said[1]
+    assert "stopped by SIGTERM" in said[0] and "stopped by SIGUSR2" in said[1] and "stopped by SIGTERM" in said[2]
     main(["fit", "--config", str(stopped_config), f"--trainer.default_root_dir={stopped}", "--ckpt_path=last"])
 
     assert outputs(stopped) == outputs(straight) and len(outputs(straight)) >= 6
@@ -54,6 +55,7 @@ def test_a_fit_stopped_twice_continues_to_the_outputs_of_a_fit_never_stopped(tmp
     whole = torch.load(straight / "checkpoints" / "last.ckpt", weights_only=True)
     resumed = torch.load(stopped / "checkpoints" / "last.ckpt", weights_only=True)
     assert resumed["global_step"] == whole["global_step"] == STEPS
+    assert resumed["loops"]["fit_loop"]["epoch_progress"] == whole["loops"]["fit_loop"]["epoch_progress"]
     assert all(torch.equal(resumed["state_dict"][k], v) for k, v in whole["state_dict"].items())
     moments = [state["optimizer_states"][0]["state"].values() for state in (whole, resumed)]
     for a, b in zip(*moments, strict=True):

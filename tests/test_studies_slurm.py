@@ -165,10 +165,11 @@ def gpt2_scenarios(work: Path) -> dict[str, Any]:
     subprocess.run(["scontrol", "requeue", job_of(root, "requeue", "mono/base")], check=True, capture_output=True)
     straight = work / "straight"
     plain = tiny_gpt2_config(work, corpus, GPT2_STEPS, GPT2_VALIDATE_EVERY, name="plain")
+    one_thread = {"OMP_NUM_THREADS": "1"}  # as the jobs (their CPUs per task): the same float sums, bit for bit
     reference = [
-        run_cli("fit", "--config", str(plain), f"--trainer.default_root_dir={straight}"),
+        run_cli("fit", "--config", str(plain), f"--trainer.default_root_dir={straight}", env=one_thread),
         run_cli("test", "--config", str(plain), f"--trainer.default_root_dir={straight}",
-                f"--ckpt_path={straight / 'checkpoints' / 'last.ckpt'}"),
+                f"--ckpt_path={straight / 'checkpoints' / 'last.ckpt'}", env=one_thread),
     ]  # fmt: skip
     ended_as: dict[str, Any] = {}
     for study in ("timeout", "requeue"):
