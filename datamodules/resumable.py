@@ -35,7 +35,7 @@ class ResumableDataLoader(DataLoader):
 
     def _batches(self, resume: dict[str, Any] | None) -> Iterator[Any]:
         skip = resume["batches"] if resume and resume.get("rng") is not None else 0
-        if 0 < skip < len(self):
+        if 0 < skip < len(self):  # (a finished epoch: the next one starts afresh)
             with torch.random.fork_rng(devices=[]):
                 torch.set_rng_state(resume["rng"])
                 self._epoch_rng, iterator = torch.get_rng_state(), super().__iter__()
