@@ -35,6 +35,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from callbacks import FiniteTraining, RunProgressBar, TrainingDiverged
+from callbacks.signal_checkpoint import SignalCheckpoint
 from cognitive_reserve.checkpoints import check_finite_weights, load_checkpoint
 from cognitive_reserve.errors import ConfigError
 from cognitive_reserve.provenance import WeightsProvenance, global_seed, weights_provenance
@@ -212,10 +213,11 @@ class CognitiveReserveCLI(LightningCLI):
             check_measured_weights(self.subcommand, self._weights, self._initial_weights, self._checkpoints)
 
     def instantiate_trainer(self, **kwargs: Any) -> Any:
-        """The trainer, with ``FiniteTraining`` (a non-finite loss stops the fit) and ``RunProgressBar`` (steps of
-        ``max_steps``, epochs counted from 1) unless the config brings its own or turns the progress bar off.
-        The model exists by now: a measuring stage's weights are checked first, then the model checks its data
-        (``check_data``, where it has one), before the trainer prints anything."""
+        """The trainer, with ``FiniteTraining`` (a non-finite loss stops the fit), ``SignalCheckpoint`` (a signal
+        saves where the fit is and stops it, status 75) and ``RunProgressBar`` (steps of ``max_steps``, epochs
+        counted from 1) unless the config brings its own or turns the progress bar off. The model exists by now: a
+        measuring stage's weights are checked first, then the model checks its data (``check_data``, where it has
+        one), before the trainer prints anything."""
         self._check_measured_weights()
         check_data = getattr(self.model, "check_data", None)
         if callable(check_data) and self.datamodule is not None:
@@ -225,10 +227,11 @@ class CognitiveReserveCLI(LightningCLI):
         callbacks = config.get("callbacks") or []
         callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
         added = [] if any(isinstance(callback, FiniteTraining) for callback in callbacks) else [FiniteTraining()]
+        added.append(SignalCheckpoint())
         own_bar = any(isinstance(callback, ProgressBar) for callback in callbacks)
         if config.get("enable_progress_bar") is not False and not own_bar:
             added.append(RunProgressBar())
-        if added and "callbacks" not in kwargs:
+        if "callbacks" not in kwargs:
             kwargs["callbacks"] = [*callbacks, *added]
         try:
             return super().instantiate_trainer(**kwargs)

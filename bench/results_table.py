@@ -83,6 +83,17 @@ def subsampled(r: Recording) -> str:
     )
 
 
+def slurm_requeue(r: Recording) -> str:
+    return (
+        f"launch {r['launch_per_point_s']:.2f} s per point, queued → job running {r['submit_to_job_s_median']:.1f} s "
+        f"(median); signal → training again **{r['signal_to_training_s_median']:.0f} s** (median of "
+        f"{r.text('requeues')} requeues: the stop and requeue {r['signal_to_job_end_s_median']:.1f} s, SLURM's requeue "
+        f"delay and start {r['job_end_to_restart_s_median']:.0f} s, `run.py` start and restore "
+        f"{r['restart_to_training_s_median']:.0f} s); steps trained again after a requeue: "
+        f"**{r.text('steps_retrained_max')}**"
+    )
+
+
 ROWS: list[Row] = [
     (
         "sweep ÷ (trials × clean pass), tiny GPT-2, {gpt2_tiny_trials} trials × {gpt2_tiny_eval_blocks} test blocks",
@@ -201,6 +212,11 @@ ROWS: list[Row] = [
         "study_overhead", "≤ 2 s per point, or ≤ 5 % of a tiny point",
         lambda r: f"**{r['overhead_per_point_s']:.2f} s** per point next to a {r['point_run_s']:.1f} s point "
         f"({100 * r['overhead_share']:.1f} %); target met: {r.text('target_met')}",
+    ),
+    (
+        "studies on SLURM (the single-node cluster of `.ci/slurm-up.sh`): `launch` of {points} digits points; a tiny "
+        "GPT-2 point of {gpt2_steps} steps with a 1-minute time limit, from SLURM's warning signal to training again",
+        "slurm_requeue", "report", slurm_requeue,
     ),
 ]  # fmt: skip
 

@@ -75,7 +75,8 @@ class StepMonitor(L.Callback):
         if trainer.is_global_zero:
             self._history = HistoryCsv(Path(trainer.default_root_dir) / "monitors" / f"{self.prefix}.csv")
             self._history.truncate_after(self._last_step)
-        self.record(trainer)
+        if self._last_step < 0 or not _continues_this_run(trainer):  # the weights the fit starts from; a fit
+            self.record(trainer)  # that continues its own run measures on its usual steps, as if never stopped
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -117,3 +118,10 @@ class StepMonitor(L.Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._last_step = int(state_dict["last_step"])
+
+
+def _continues_this_run(trainer: L.Trainer) -> bool:
+    """Whether the fit continues a checkpoint of its own run directory (not a branch from another run's)."""
+    if not trainer.ckpt_path:
+        return False
+    return Path(trainer.ckpt_path).resolve().is_relative_to(Path(trainer.default_root_dir).resolve())

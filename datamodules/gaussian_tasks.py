@@ -18,6 +18,7 @@ from cognitive_reserve.errors import ConfigError, check_int
 from cognitive_reserve.fields import Field, check_fields, declared
 from cognitive_reserve.theory import SlopeDraws, gaussian_slope_draws, gaussian_task_vectors
 from datamodules.label_pairs import TaskItems, pad_with_inert_items
+from datamodules.resumable import ResumableDataLoader
 
 #: Seed offsets of the train / val / test inputs (the draw's own seed gives ``C``).
 SPLIT_SEEDS = {"train": 1, "val": 2, "test": 3}
@@ -114,7 +115,7 @@ class GaussianTasksDataModule(L.LightningDataModule):
         }
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.datasets["train"], batch_size=self.batch_size, shuffle=True)
+        return ResumableDataLoader(self.datasets["train"], batch_size=self.batch_size, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.datasets["val"], batch_size=self.batch_size)

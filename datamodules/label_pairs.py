@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from cognitive_reserve.errors import ConfigError, check_int
 from cognitive_reserve.fields import Field, check_fields, declared
+from datamodules.resumable import ResumableDataLoader
 
 
 @dataclass(frozen=True)
@@ -184,9 +185,8 @@ class LabelPairTasksDataModule(L.LightningDataModule):
         return [f"{a} vs {b}" for a, b in self.pairs]
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            self.datasets[split], batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers
-        )
+        loader = ResumableDataLoader if shuffle else DataLoader  # training: a resumed fit continues its epoch
+        return loader(self.datasets[split], batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers)
 
     def _feature_transform(self, mean: torch.Tensor, std: torch.Tensor):
         def prepare(features: torch.Tensor) -> torch.Tensor:

@@ -17,6 +17,7 @@ from transformers import PreTrainedTokenizerBase
 
 from cognitive_reserve.errors import ConfigError
 from cognitive_reserve.fields import Field
+from datamodules.resumable import ResumableDataLoader
 from datamodules.tokenization import TokenizerSource, tokenizer_source
 
 #: The ``eval_batch_size`` field of the tokenized data modules.
@@ -83,7 +84,8 @@ class TokenizedDataModule(L.LightningDataModule):
         return self._loader(self.test_split, self.eval_batch_size, shuffle=False)
 
     def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
-        return DataLoader(
+        loader = ResumableDataLoader if shuffle else DataLoader  # training: a resumed fit continues its epoch
+        return loader(
             self.dataset(split), batch_size=batch_size, shuffle=shuffle, collate_fn=self.collate_fn(),
             num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
         )  # fmt: skip

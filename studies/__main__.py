@@ -30,7 +30,10 @@ def parser() -> argparse.ArgumentParser:
         return sub
 
     launch = command("launch", "run every point that is missing (SLURM where available, else local processes)")
-    launch.add_argument("--executor", choices=("auto", "local", "slurm"), default="auto", help="default: auto")
+    launch.add_argument(
+        "--executor", choices=("auto", "local", "slurm"), default="auto",
+        help="auto (the default): SLURM where sbatch is on PATH, else local processes",
+    )  # fmt: skip
     launch.add_argument("--max-parallel", type=int, help="points running at once (default: the study's executor)")
     launch.add_argument("--dry-run", action="store_true", help="print the points and their commands, run nothing")
     launch.add_argument("--retry-failed", action="store_true", help="run failed points again too")
@@ -66,7 +69,7 @@ def run(argv: list[str] | None = None) -> int:
             study.executor = executor_with_flags(study.executor, args)
 
             if args.dry_run:
-                dry_run(study, args.root)
+                dry_run(study, args.root, args.executor)
                 return 0
             return launch(study, args.root, args.executor, args.max_parallel, args.retry_failed, args.study)
         if args.command == "status":

@@ -246,11 +246,6 @@ def point_commands(study: Study, point: Point) -> list[tuple[str, list[str]]]:
     return [(step, step_command(study, point, step)) for step in study.steps]
 
 
-def group_key(study: Study, point: Point, axes: Sequence[str]) -> tuple[str, ...]:
-    """The point's labels on ``axes`` (its group in the report)."""
-    return tuple(point.level(axis).label for axis in axes)
-
-
 def safe_name(text: str) -> str:
     """``text`` as one path component."""
     return re.sub(r"[^A-Za-z0-9_.+=,-]", "_", text) or "all"

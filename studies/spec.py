@@ -8,6 +8,7 @@ the ``__init__`` signatures below, the checks come from them, and ``docs/studies
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -46,11 +47,33 @@ def build(cls: type, where: str, mapping: Any) -> Any:
     known = {d.name: d for d in declarations(cls)}
     for key, value in mapping.items():
         if key not in known:
-            raise ConfigError(f"{where}.{key}", value, f"not a field (fields: {', '.join(known)})")
+            near = difflib.get_close_matches(str(key), list(known), n=1, cutoff=0.6)
+            hint = f"did you mean {near[0]}? " if near else ""
+            raise ConfigError(f"{where}.{key}", brief(value), f"not a field ({hint}fields: {', '.join(known)})")
     for name, declaration in known.items():
         if declaration.required and name not in mapping:
             raise ConfigError(f"{where}.{name}", None, "required")
     return cls(**mapping, where=where)
+
+
+def brief(value: Any, width: int = 60) -> Any:
+    """``value`` itself when its text is short, else its text cut to ``width`` characters (for an error line)."""
+    text = repr(value)
+    return value if len(text) <= width else Shortened(text[: width - 1] + "…")
+
+
+class Shortened(str):
+    """Text that an error line shows as it is (not quoted)."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def set_fields(target: object, fields: Mapping[str, Any], **if_null: Any) -> None:
+    """Every checked field as an attribute of ``target``, its type the one its declaration gives; ``if_null``:
+    what a null becomes (``overrides={}``)."""
+    for name, value in fields.items():
+        setattr(target, name, if_null.get(name) if value is None else value)
 
 
 def check_name(field: str, value: Any) -> str:
@@ -109,9 +132,7 @@ class Arm:
         ] = None,
         where: str = "study.arms",
     ) -> None:
-        fields = check_fields(Arm, locals(), prefix=where)
-        self.config: tuple[str, ...] = fields["config"]
-        self.overrides: dict[str, Any] = fields["overrides"] or {}
+        set_fields(self, check_fields(Arm, locals(), prefix=where), overrides={})
 
 
 def check_list_of_names(field: str, value: Any) -> tuple[str, ...]:
@@ -170,18 +191,7 @@ class Comparison:
         confidence: Annotated[float, Field("confidence of the intervals", gt=0, lt=1)] = 0.95,
         where: str = "study.compare",
     ) -> None:
-        fields = check_fields(Comparison, locals(), prefix=where)
-        self.a: str = fields["a"]
-        self.b: str = fields["b"]
-        self.group_by: tuple[str, ...] = fields["group_by"] or ()
-        self.scale: str | None = fields["scale"]
-        self.scale_label: str | None = fields["scale_label"]
-        self.metrics: tuple[str, ...] | None = fields["metrics"]
-        self.sweep: str | None = fields["sweep"]
-        self.model_a: str | None = fields["model_a"]
-        self.model_b: str | None = fields["model_b"]
-        self.direction: str | None = fields["direction"]
-        self.confidence: float = fields["confidence"]
+        set_fields(self, check_fields(Comparison, locals(), prefix=where), group_by=())
 
 
 def check_slurm_options(field: str, value: Any) -> dict[str, Any]:
@@ -206,6 +216,23 @@ class ExecutorSettings:
         timeout_min: Annotated[
             int, Field("time limit of one point's job in minutes (SLURM `--time`; a local job is stopped)", ge=1)
         ] = 1440,
+        signal_delay_s: Annotated[
+            int,
+            Field(
+                "seconds before the time limit at which a job is told to stop: it saves where its fit is and is "
+                "requeued (SLURM `--signal`, which SLURM may send up to a minute early; local jobs: 30 s)",
+                ge=1,
+                valid="integer ≥ 1, below the time limit (`timeout_min` × 60)",
+            ),
+        ] = 120,
+        max_requeues: Annotated[
+            int,
+            Field(
+                "requeues of one point (time limits, preemptions) before it stops as failed: a point that can "
+                "never finish does not run forever",
+                ge=0,
+            ),
+        ] = 10,
         max_parallel: Annotated[
             int, Field("points running at once (SLURM: the job array's parallelism); `--max-parallel` wins", ge=1)
         ] = 1,
@@ -220,8 +247,18 @@ class ExecutorSettings:
                 ge=1,
             ),
         ] = 1,
-        cpus_per_task: Annotated[int | None, Field("CPU cores per task (SLURM)", ge=1)] = None,
-        mem_gb: Annotated[float | None, Field("memory per node in GB (SLURM)", gt=0)] = None,
+        cpus_per_task: Annotated[
+            int | None,
+            Field("CPUs per task (SLURM; null: 1 without GPUs, 4 with; the job's torch threads follow it)", ge=1),
+        ] = None,
+        mem_gb: Annotated[
+            float | None,
+            Field(
+                "memory per node in GB (SLURM; null: the arms' model family's default, `studies.resources`): "
+                "a job that asks for none gets the whole node and runs alone",
+                gt=0,
+            ),
+        ] = None,
         collective_timeout_min: Annotated[
             float,
             Field(
@@ -239,17 +276,10 @@ class ExecutorSettings:
         ] = None,
         where: str = "study.executor",
     ) -> None:
-        fields = check_fields(ExecutorSettings, locals(), prefix=where)
-        self.timeout_min: int = fields["timeout_min"]
-        self.max_parallel: int = fields["max_parallel"]
-        self.partition: str | None = fields["partition"]
-        self.nodes: int = fields["nodes"]
-        self.gpus_per_node: int = fields["gpus_per_node"]
-        self.tasks_per_node: int = fields["tasks_per_node"]
-        self.cpus_per_task: int | None = fields["cpus_per_task"]
-        self.mem_gb: float | None = fields["mem_gb"]
-        self.collective_timeout_min: float = fields["collective_timeout_min"]
-        self.slurm: dict[str, Any] = fields["slurm"] or {}
+        set_fields(self, check_fields(ExecutorSettings, locals(), prefix=where), slurm={})
+        if self.signal_delay_s >= self.timeout_min * 60:
+            reason = f"must be below the time limit ({where}.timeout_min={self.timeout_min}: {self.timeout_min * 60} s)"
+            raise ConfigError(f"{where}.signal_delay_s", self.signal_delay_s, reason)
 
 
 def check_arms(field: str, value: Any) -> dict[str, Arm]:
@@ -392,14 +422,7 @@ class Study:
         where: str = "study",
     ) -> None:
         fields = check_fields(Study, locals(), prefix=where)
-        self.name: str = fields["name"]
-        self.arms: dict[str, Arm] = fields["arms"]
-        self.grid: dict[str, tuple[Level, ...]] = fields["grid"] or {}
-        self.steps: tuple[str, ...] = fields["steps"]
-        self.overrides: dict[str, Any] = fields["overrides"] or {}
-        self.compare: Comparison | None = fields["compare"]
-        self.executor: ExecutorSettings = fields["executor"] or ExecutorSettings(where=f"{where}.executor")
-        self.caption: str | None = fields["caption"]
+        set_fields(self, fields, grid={}, overrides={}, executor=ExecutorSettings(where=f"{where}.executor"))
         self._check_comparison(where)
 
     def _check_comparison(self, where: str) -> None:
@@ -434,7 +457,10 @@ def load_study(path: str | Path) -> Study:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
-        raise ConfigError("study", str(path), f"not valid YAML ({first_line(err)})") from None
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(err, "problem", None) or first_line(err)
+        raise ConfigError("study", str(path), f"not valid YAML: {problem}{where}") from None
     if not isinstance(data, Mapping):
         raise ConfigError("study", str(path), "must be a mapping of study fields")
     return build(Study, "study", {"name": path.stem, **data})

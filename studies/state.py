@@ -1,15 +1,17 @@
 """What a point's job records in ``<point>/study/state.json``, and the point's status read back from it.
 
 The job writes the file (atomically) under the point's lock: ``state`` (``running``, ``done``, ``failed``,
-``interrupted``), the steps finished, the step running and its ``run.py`` pid, the job id, the wall time
-of its steps over every attempt, the last attempt's ``timings`` (job start, each step's start and end, job
-end: seconds since the epoch), and for a failure its return code and error line. A point is
+``interrupted``, ``requeued``), the steps finished, the step running and its ``run.py`` pid, the job id, the
+wall time of its steps over every attempt, the last attempt's ``timings`` (job start, each step's start and
+end, job end: seconds since the epoch), its ``requeues`` (and SLURM's restart count per job id), every
+attempt's ``history`` (job, start, end, how it ended, when a requeue's signal came), what SLURM said of the
+job when a signal stopped it (``slurm_state``), and for a failure its return code and error line. A point is
 
 - **done** when its state is ``done`` and its outputs exist,
 - **running** when a live process holds its lock,
 - **failed** when a step exited with an error (retried by ``launch --retry-failed``),
-- **pending** otherwise: never started, or interrupted (a killed job, a lost node: a relaunch continues
-  its fit from ``last.ckpt``).
+- **pending** otherwise: never started, or interrupted or requeued (a killed job, a lost node, a time limit:
+  its fit continues from ``last.ckpt``). ``studies.status`` refines this word with what SLURM says.
 
 Standard library only: the job imports it.
 """
@@ -25,6 +27,8 @@ from typing import Any
 
 from studies.lock import describe, lock_holder
 
+#: ``run.py``'s exit status after a signal stopped it where it was (``callbacks.signal_checkpoint.EXIT_STOPPED``).
+EXIT_STOPPED = 75
 BOOKKEEPING = "study"
 STATE_FILE = f"{BOOKKEEPING}/state.json"
 LOCK_FILE = f"{BOOKKEEPING}/lock"
@@ -84,7 +88,7 @@ def point_status(directory: str | Path, outputs: tuple[str, ...]) -> PointStatus
         return PointStatus("pending", wall, job, f"outputs missing: {', '.join(missing)}")
     if recorded == "failed":
         return PointStatus("failed", wall, job, f"{state.get('step')}: {state.get('error', '')}")
-    if recorded in ("running", "interrupted"):
+    if recorded in ("running", "interrupted", "requeued"):
         why = state.get("error") or "its job ended without a word (killed, timed out or node lost)"
         return PointStatus("pending", wall, job, f"interrupted in {state.get('step')}: {why}; launch continues it")
     return PointStatus("pending", None, None, "")

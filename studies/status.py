@@ -1,14 +1,48 @@
-"""``status``: one row per point — state, wall time, job id, and what explains it (a failure's error line)."""
+"""``status``: one row per point — state, wall time, requeues, job id, and what explains it.
+
+A point's own files say ``done``, ``running`` (its lock is held), ``failed`` (a step's error; the row names
+its log) or not finished. For a point not finished, what its last SLURM job says refines the word (SLURM's
+``squeue`` for the jobs it holds; ``sacct`` where accounting is on, else ``scontrol show job`` for jobs that
+ended lately; else what the job recorded itself when it stopped):
+
+- ``queued``: its job waits to start; ``requeued``: its job was requeued (a time limit, a preemption) and
+  waits to start again, it continues from its checkpoint;
+- ``cancelled`` (``scancel``), ``timeout`` (the time limit, not requeued), ``lost`` (its job ended without a
+  word: killed, out of memory, its node lost), ``interrupted`` (stopped by a signal): the next ``launch``
+  continues each of them from its ``last.ckpt``;
+- ``pending``: never started.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from studies import cluster
 from studies.points import study_points
 from studies.spec import Study
-from studies.state import PointStatus, point_status
+from studies.state import BOOKKEEPING, point_status, read_state
+
+#: SLURM's final states, as the row names them (anything else: ``lost``).
+ENDED_AS = {"CANCELLED": "cancelled", "TIMEOUT": "timeout", "DEADLINE": "timeout", "PREEMPTED": "interrupted"}
+#: Where launch continues a point from.
+CONTINUES = "launch continues it"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One point in ``status``."""
+
+    arm: str
+    point: str
+    state: str
+    wall_s: float | None
+    requeues: int
+    job_id: str | None
+    note: str
 
 
 def last_job_ids(ledger: Path) -> dict[str, str]:
@@ -25,30 +59,65 @@ def last_job_ids(ledger: Path) -> dict[str, str]:
     return ids
 
 
-def study_status(study: Study, root: Path) -> list[tuple[str, str, PointStatus]]:
-    """``(arm, point, status)`` of every point."""
+def study_status(study: Study, root: Path) -> list[Row]:
+    """Every point's row (SLURM asked once, about the jobs of points not finished)."""
     outputs = (study.sweep_glob,) if study.compare is not None else ()
     submitted = last_job_ids(root / study.name / "launches.jsonl")
+    points = study_points(study, root)
+    own = {point.label: point_status(point.directory, outputs) for point in points}
+    unfinished = [submitted[label] for label, s in own.items() if s.state != "done" and label in submitted]
+    jobs = cluster.job_states(unfinished, name=f"study-{study.name}")
     rows = []
-    for point in study_points(study, root):
-        status = point_status(point.directory, outputs)
-        if status.job_id is None and point.label in submitted and status.state == "pending":
-            status = PointStatus(status.state, status.wall_s, submitted[point.label], status.note or "submitted")
-        rows.append((point.arm, point.name, status))
+    for point in points:
+        status, recorded = own[point.label], read_state(point.directory)
+        job = recorded.get("job_id") if status.state in ("done", "failed") else submitted.get(point.label)
+        job = job or status.job_id or submitted.get(point.label)
+        state, note = _refine(status.state, status.note, recorded, jobs.get(str(job)))
+        if state == "failed":
+            note = f"{note} (log: {point.directory / BOOKKEEPING / str(recorded.get('step') or 'fit')}.log)"
+        rows.append(Row(point.arm, point.name, state, status.wall_s, recorded.get("requeues", 0), job, note))
     return rows
+
+
+def _refine(state: str, note: str, recorded: dict[str, Any], job: cluster.JobInfo | None) -> tuple[str, str]:
+    """The row's state and note: the point's own word, refined by what its job says (``job``, else recorded)."""
+    if state in ("done", "running", "failed"):
+        return state, note
+    said = recorded.get("error") or ""
+    if job is not None and job.live:
+        if job.state in ("RUNNING", "COMPLETING", "CONFIGURING"):
+            return "running", f"job {job.state.lower()}, its step not started yet"
+        waiting = f"waits to start ({job.reason})" if job.reason else "waits to start"
+        if (job.restarts or 0) > 0 or recorded.get("state") == "requeued" or job.state.startswith("REQUEUE"):
+            return "requeued", f"{said + '; ' if said else ''}{waiting}; continues from its checkpoint"
+        return "queued", waiting
+    final = job.state if job is not None else recorded.get("slurm_state")
+    if recorded.get("state") == "requeued" and job is None:
+        return "requeued", f"{said}; {CONTINUES} if SLURM does not"
+    if final in ENDED_AS:
+        return ENDED_AS[final], f"job {final}{': ' + said if said else ''}; {CONTINUES}"
+    if recorded.get("state") == "interrupted":
+        return "interrupted", note
+    if recorded.get("state") in ("running", "requeued"):
+        ended = f"job {final}" if final else "its job"
+        return (
+            "lost",
+            f"{ended} ended without a word in {recorded.get('step')} (killed, out of memory or node lost); {CONTINUES}",
+        )
+    return state, note
 
 
 def show_status(study: Study, root: Path, say: Callable[[str], None] = print) -> int:
     """Print the table and a count per state; exit status 1 when a point failed."""
     rows = study_status(study, root)
-    header = ("arm", "point", "state", "wall", "job", "note")
-    cells = [(arm, name, s.state, _wall(s.wall_s), s.job_id or "-", s.note) for arm, name, s in rows]
+    header = ("arm", "point", "state", "wall", "requeues", "job", "note")
+    cells = [(r.arm, r.point, r.state, _wall(r.wall_s), str(r.requeues), r.job_id or "-", r.note) for r in rows]
     widths = [max(len(str(row[i])) for row in [header, *cells]) for i in range(len(header) - 1)]
     for row in [header, *cells]:
         say("  ".join(f"{cell:<{w}}" for cell, w in zip(row, widths, strict=False)) + f"  {row[-1]}".rstrip())
     counts: dict[str, int] = {}
-    for _, _, status in rows:
-        counts[status.state] = counts.get(status.state, 0) + 1
+    for row in rows:
+        counts[row.state] = counts.get(row.state, 0) + 1
     say(f"study {study.name} under {root / study.name}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
     return 1 if counts.get("failed") else 0
 

@@ -9,47 +9,18 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
-import yaml
 
 from cognitive_reserve import read_sweep_csv
 from cognitive_reserve.history import HistoryCsv
 from datamodules.digits import DigitsTasksDataModule
 from run import main
 from tests.helpers.cli import run_cli
-from tests.helpers.configs import DIGITS_MONITORED, merged
+from tests.helpers.ddp_probe import TASK_GRID, ddp_config
 from tests.helpers.wandb_offline import find_runs
 
 pytestmark = pytest.mark.slow  # end to end: every test runs the CLI or a real process
 
-TASK_GRID = [1, 6]  # 365 training items: an odd count, so the distributed sampler would repeat one
 DDP = ["--trainer.strategy=ddp", "--trainer.devices=2", "--trainer.accelerator=cpu"]
-
-
-def ddp_config(tmp_path: Path) -> Path:
-    """digits_monitored.yaml (with its base layers), closed-form solver (deterministic), two epochs, a sweep after
-    each, a shard probe."""
-    config = merged(*DIGITS_MONITORED)
-    config["trainer"]["max_epochs"] = 2
-    config["model"]["init_args"]["solver"] = "svd"
-    config["data"]["init_args"]["task_grid"] = TASK_GRID
-    for callback in config["trainer"]["callbacks"]:
-        args = callback.setdefault("init_args", {})
-        if callback["class_path"].endswith("PerturbationSweep"):
-            args["every_n_epochs"] = 1
-            args["perturbations"] = {
-                "gaussian_noise": {"levels": [0.0, 0.1], "trials": 3},
-                "random_deletion": {
-                    "levels": [0.2, 0.5],
-                    "trials": {"ci_half_width": 0.02, "relative": True, "max": 6},
-                },
-                "magnitude_pruning": {"levels": [0.5]},
-            }
-        if callback["class_path"].endswith(("SpectralMonitor", "WeightNorms")):
-            args["every_n_steps"] = 1
-    config["trainer"]["callbacks"].append({"class_path": "tests.helpers.ddp_probe.ShardProbe"})
-    path = tmp_path / "ddp.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
 
 
 @pytest.fixture(scope="module")

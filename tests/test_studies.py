@@ -11,10 +11,12 @@ import itertools
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -37,11 +39,21 @@ DIGITS = "configs/linear/digits.yaml"
 BASE = {"arms": {"a": {"config": DIGITS}, "b": {"config": DIGITS, "overrides": {"model.init_args.k": 2}}}}
 
 
-def test_the_shipped_studies_are_the_five_of_the_docs():
-    assert [path.stem for path in SHIPPED] == [
-        "digits_examples_per_task", "gpt2_scaling", "gpt2_tiny_replicates", "gpt2_tiny_scaling",
-        "mnist_examples_per_task",
-    ]  # fmt: skip
+def documented_point_counts() -> dict[str, int]:
+    """The docs' table of shipped studies: ``{file: points}``, the points read from ``3 widths × 3 seeds × mono/bi``
+    (a number per axis, the arms named with slashes)."""
+    table = (ROOT / "docs" / "studies.md").read_text("utf-8").split("## Shipped studies")[1].split("\n\n")[1]
+    counts = {}
+    for row in table.splitlines()[2:]:
+        name, points = (cell.strip() for cell in row.strip("|").split("|")[:2])
+        factors = [len(part.split("/")) if "/" in part else int(part.split()[0]) for part in points.split("×")]
+        counts[name.strip("`")] = int(np.prod(factors))
+    return counts
+
+
+def test_the_docs_table_lists_every_shipped_study_with_its_number_of_points():
+    counts = {path.name: len(study_points(load_study(path), Path("runs/studies"))) for path in SHIPPED}
+    assert documented_point_counts() == counts
 
 
 @pytest.mark.parametrize(
@@ -53,8 +65,11 @@ def test_the_shipped_studies_are_the_five_of_the_docs():
         ({"grid": {"data.init_args.root": ["a/b"]}}, "study.grid.data.init_args.root='a/b': cannot name a directory"),
         (
             {"grdi": {}},
-            "study.grdi={}: not a field (fields: name, arms, grid, steps, overrides, compare, executor, caption)",
+            "study.grdi={}: not a field (did you mean grid? fields: name, arms, grid, steps, overrides, compare, "
+            "executor, caption)",
         ),
+        ({"executor": {"timeout_min": 1, "signal_delay_s": 60}}, "study.executor.signal_delay_s=60: must be below"),
+        ({"executor": {"max_requeues": -1}}, "study.executor.max_requeues=-1: must be an integer >= 0"),
         ({"arms": {}}, "study.arms={}: must map at least one arm name"),
         ({"arms": {"a": {"config": "nope.yaml"}}}, "study.arms.a.config='nope.yaml': no such config file"),
         ({"arms": {"a": {}}}, "study.arms.a.config=None: required"),
@@ -76,6 +91,25 @@ def test_bad_study_stops_with_one_line_before_anything_is_launched(tmp_path, cap
     assert not (tmp_path / "root").exists()
 
 
+def test_a_misspelt_field_is_named_with_a_suggestion_and_a_short_value(tmp_path, capsys):
+    arms = {name: {"config": DIGITS, "overrides": {"model.init_args.k": k}} for name, k in (("one", 1), ("two", 2))}
+    path = write_study(tmp_path / "misspelt.yaml", {"arm": arms})
+    assert run(["launch", str(path), "--root", str(tmp_path / "root")]) == 2
+    err = capsys.readouterr().err
+    shown = "{'one': {'config': 'configs/linear/digits.yaml', 'overrides…"  # the value, cut short
+    assert err.startswith(f"error: study.arm={shown}: not a field (")
+    assert "did you mean arms?" in err and err.count("\n") == 1 and len(err) < 250, err
+
+
+def test_a_study_file_that_is_not_yaml_names_the_line_and_column(tmp_path, capsys):
+    path = tmp_path / "broken.yaml"
+    path.write_text("arms:\n  a:\n    config: [configs/linear/digits.yaml\ngrid: {}\n")
+    assert run(["status", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: study='{path}': not valid YAML: ") and "(line 4, column 5)" in err, err
+    assert err.count("\n") == 1
+
+
 @pytest.mark.parametrize(
     ("flags", "error"),
     [
@@ -91,6 +125,12 @@ def test_bad_launch_flags_are_one_line_too(tmp_path, capsys, flags, error):
     assert not (tmp_path / "root").exists()
 
 
+def test_a_dry_run_names_the_executor_it_was_asked_for(tmp_path, capsys):
+    path = write_study(tmp_path / "ok.yaml", BASE)
+    assert run(["launch", str(path), "--dry-run", "--executor", "local", "--root", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.splitlines()[1] == "executor: local (--executor local)"
+
+
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda path: path.stem)
 def test_every_shipped_study_dry_runs(tmp_path, capsys, path):
     assert run(["launch", str(path), "--dry-run", "--root", str(tmp_path)]) == 0
@@ -100,6 +140,9 @@ def test_every_shipped_study_dry_runs(tmp_path, capsys, path):
     grid_size = len(list(itertools.product(*study.grid.values())))
     assert len(points) == len(study.arms) * grid_size == len({p.directory for p in points})
     assert f"{len(points)} points" in out.splitlines()[0]
+    sbatch = shutil.which("sbatch") if shutil.which("srun") else None
+    picked = f"slurm (auto: sbatch on PATH ({sbatch}))" if sbatch else "local (auto: no sbatch on PATH)"
+    assert out.splitlines()[1] == f"executor: {picked}"  # what `auto` would pick, and why
     commands = [line for line in out.splitlines() if line.startswith("python run.py ")]
     assert len(commands) == len(points) * len(study.steps)
     for point in points:
@@ -165,27 +208,40 @@ def test_a_second_owner_is_refused_and_a_stale_lock_taken_over(tmp_path):
 
 
 def test_status_reads_each_point_from_its_directory(tmp_path):
-    study = load_study(
-        write_study(tmp_path / "s.yaml", {**BASE, "grid": {"seed_everything": [0, 1]}, "steps": ["fit"]})
-    )
+    """Without a cluster to ask, each row comes from what the point's job recorded (and its lock)."""
+    study = load_study(write_study(tmp_path / "s.yaml", {**BASE, "grid": {"seed_everything": [0, 1, 2, 3]}}))
     points = {p.label: p for p in study_points(study, tmp_path)}
-    write_state(points["a/seed_everything=0"].directory, {"state": "done", "wall_s": 75.0, "job_id": "11"})
-    write_state(
-        points["b/seed_everything=0"].directory,
-        {"state": "failed", "step": "fit", "error": "error: model.k=-1: must be an integer >= 1", "job_id": "12"},
-    )
-    write_state(points["a/seed_everything=1"].directory, {"state": "running", "step": "fit", "job_id": "13"})
+    recorded = {
+        "a/seed_everything=0": {"state": "done", "wall_s": 75.0, "job_id": "11"},
+        "b/seed_everything=0": {"state": "failed", "step": "fit", "error": "error: model.k=-1: must be an integer >= 1"},  # noqa: E501
+        "a/seed_everything=1": {"state": "running", "step": "test", "job_id": "13"},  # its job died without a word
+        "a/seed_everything=2": {"state": "interrupted", "step": "fit", "slurm_state": "CANCELLED", "requeues": 2,
+                                "error": "stopped by SIGTERM at step 40: saved ...; launch again to continue it"},
+        "b/seed_everything=2": {"state": "requeued", "step": "fit", "requeues": 3, "error": "stopped by SIGUSR2"},
+        "a/seed_everything=3": {"state": "failed", "step": "fit", "requeues": 4,
+                                "error": "stopped after 4 requeues (executor.max_requeues=4): raise timeout_min"},
+    }  # fmt: skip
+    for label, state in recorded.items():
+        write_state(points[label].directory, state)
     lock = PointLock(points["b/seed_everything=1"].directory / LOCK_FILE)
     assert lock.acquire(owner("14"))
     try:
-        rows = {f"{arm}/{name}": status for arm, name, status in study_status(study, tmp_path)}
+        rows = {f"{row.arm}/{row.point}": row for row in study_status(study, tmp_path)}
     finally:
         lock.release()
-    assert rows["a/seed_everything=0"].state == "done" and rows["a/seed_everything=0"].wall_s == 75.0
-    assert rows["b/seed_everything=0"].state == "failed"
-    assert rows["b/seed_everything=0"].note == "fit: error: model.k=-1: must be an integer >= 1"
-    assert rows["a/seed_everything=1"].state == "pending" and "interrupted in fit" in rows["a/seed_everything=1"].note
-    assert rows["b/seed_everything=1"].state == "running" and rows["b/seed_everything=1"].job_id == "14"
+    states = {label: (row.state, row.requeues) for label, row in rows.items()}
+    assert states == {
+        "a/seed_everything=0": ("done", 0), "b/seed_everything=0": ("failed", 0),
+        "a/seed_everything=1": ("lost", 0), "b/seed_everything=1": ("running", 0),
+        "a/seed_everything=2": ("cancelled", 2), "b/seed_everything=2": ("requeued", 3),
+        "a/seed_everything=3": ("failed", 4), "b/seed_everything=3": ("pending", 0),
+    }  # fmt: skip
+    assert rows["a/seed_everything=0"].wall_s == 75.0 and rows["b/seed_everything=1"].job_id == "14"
+    log = points["b/seed_everything=0"].directory / "study" / "fit.log"
+    assert rows["b/seed_everything=0"].note == f"fit: error: model.k=-1: must be an integer >= 1 (log: {log})"
+    assert rows["a/seed_everything=1"].note.startswith("its job ended without a word in test (killed")
+    assert rows["a/seed_everything=2"].note.startswith("job CANCELLED: stopped by SIGTERM at step 40")
+    assert "stopped after 4 requeues (executor.max_requeues=4)" in rows["a/seed_everything=3"].note
 
 
 def synthetic_study(tmp_path: Path, axis: str = "model.init_args.k", values=(1, 4), **compare) -> tuple[Path, dict]:

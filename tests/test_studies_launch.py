@@ -21,6 +21,7 @@ import pytest
 from cognitive_reserve.io import read_sweep_csv
 from studies.state import LOCK_FILE, STATE_FILE, read_state
 from tests.helpers.cli import ROOT
+from tests.helpers.signals import steps_done
 from tests.helpers.study_fixtures import fast_digits_config, run_studies, studies_command, studies_env, write_study
 from tests.helpers.wandb_offline import find_runs, read_run_until
 
@@ -69,8 +70,11 @@ def point_dir(root: Path, label: str) -> Path:
     return root / "tiny" / label
 
 
-def test_two_launches_at_once_run_every_point_once(launched):
+def test_two_launches_at_once_run_every_point_once_and_the_second_says_who_holds_the_slots(launched):
     said = "\n".join(launched["outputs"])
+    refused = [out for out in launched["outputs"] if "study tiny: not launched, another launch runs its points" in out]
+    assert len(refused) == 1 and "the study's max_parallel slots are its" in refused[0], said
+    assert refused[0].count("\n") == 1  # one line, nothing submitted
     for label in POINTS:
         state = read_state(point_dir(launched["root"], label))
         assert state["attempts"] == 1, (label, said)
@@ -94,7 +98,8 @@ def test_a_failing_point_is_reported_with_its_error_line_and_the_others_finish(l
     assert status.returncode == 1, status.stderr
     rows = {line.split()[0] + "/" + line.split()[1]: line for line in status.stdout.splitlines()[1:-1]}
     assert rows["bad/seed_everything=0"].split()[2] == "failed"
-    assert rows["bad/seed_everything=0"].endswith("fit: error: model.k=-1: must be an integer >= 1")
+    log = point_dir(launched["root"], "bad/seed_everything=0") / "study" / "fit.log"
+    assert rows["bad/seed_everything=0"].endswith(f"fit: error: model.k=-1: must be an integer >= 1 (log: {log})")
     assert rows["a/seed_everything=0"].split()[2] == rows["b/seed_everything=0"].split()[2] == "done"
     assert status.stdout.splitlines()[-1].endswith("2 done, 1 failed")
 
@@ -131,6 +136,27 @@ def test_report_logs_one_wandb_run_in_the_study_group(launched):
     (run_file,) = find_runs(out / "wandb")
     run = read_run_until(run_file, lambda run: "study/report/table/_type" in run.summary)
     assert (run.group, run.job_type) == ("tiny", "study-report") and "study/report/table/nrows" in run.summary
+
+
+def test_ctrl_c_stops_the_launch_in_one_line_and_the_next_launch_continues(launched, tmp_path):
+    """Ctrl-C in the terminal (SIGINT to the launch's whole process group): no traceback, one line, status 130;
+    the running point saved where it was and is continued by the next launch."""
+    path = study_file(tmp_path, fast_digits_config(tmp_path, pace_s=0.5), arms=("a", "b"))
+    root = tmp_path / "root"
+    args = ["launch", str(path), "--root", str(root), "--executor", "local", "--max-parallel", "1"]
+    launcher = subprocess.Popen(studies_command(*args), cwd=ROOT, env=studies_env(), text=True, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while steps_done(point_dir(root, "a/seed_everything=0")) < 3:
+        assert time.monotonic() < deadline and launcher.poll() is None, "the first point never trained"
+        time.sleep(0.1)
+    os.killpg(launcher.pid, signal.SIGINT)  # what Ctrl-C does
+    said = launcher.communicate(timeout=200)[0]
+    assert launcher.returncode == 130, said
+    assert "Traceback" not in said and "KeyboardInterrupt" not in said, said
+    assert said.splitlines()[-1] == "interrupted: 0 points done, 2 will continue on the next launch", said
+    state = read_state(point_dir(root, "a/seed_everything=0"))
+    assert state["state"] == "interrupted" and "stopped by SIGTERM" in state["error"], state
 
 
 def test_a_point_killed_mid_fit_continues_from_its_checkpoint_to_the_same_sweep(launched, tmp_path):

@@ -25,9 +25,9 @@ def write_study(path: Path, study: dict[str, Any]) -> Path:
     return path
 
 
-def fast_digits_config(directory: Path, epochs: int = 40) -> Path:
+def fast_digits_config(directory: Path, epochs: int = 40, pace_s: float = 0.0, name: str = "fast_digits") -> Path:
     """``digits_sgd.yaml`` (over ``digits.yaml``) made small: two models (T = 1, 5), ``epochs`` full-batch Adam
-    steps (a checkpoint after each), a small sweep at the end of fit."""
+    steps (a checkpoint after each), a small sweep at the end of fit; with ``pace_s``, a pause after every step."""
     config = merged(*DIGITS_SGD)
     config["trainer"]["max_epochs"] = epochs
     config["data"]["init_args"]["task_grid"] = [1, 5]
@@ -38,9 +38,16 @@ def fast_digits_config(directory: Path, epochs: int = 40) -> Path:
                 "gaussian_noise": {"levels": [0.0, 0.1, 0.2], "trials": 4},
                 "magnitude_pruning": {"levels": [0.0, 0.5]},
             }
-    path = directory / "fast_digits.yaml"
+    if pace_s:
+        config["trainer"]["callbacks"].append(paced(pace_s))
+    path = directory / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return path
+
+
+def paced(seconds: float) -> dict[str, Any]:
+    """The config entry of ``tests.helpers.signals.PacedSteps``."""
+    return {"class_path": "tests.helpers.signals.PacedSteps", "init_args": {"seconds": seconds}}
 
 
 def studies_env() -> dict[str, str]:
@@ -128,3 +135,36 @@ def resolved_run(argv: list[str]) -> tuple[str, list[str], dict[str, Any]]:
         return INTERPOLATION.sub(one, text)
 
     return step, configs, {key: yaml.safe_load(substitute(key, value)) for key, value in raw.items()}
+
+
+def tiny_gpt2_config(
+    directory: Path, corpus: dict[str, Path], max_steps: int, val_every: int, pace_s: float = 0.0,
+    callbacks: tuple[dict[str, Any], ...] = (), name: str = "tiny_gpt2",
+) -> Path:  # fmt: skip
+    """``tiny_monolingual.yaml`` made small: a 32-wide model on the generated ``corpus`` (16 training blocks: 2
+    batches an epoch), ``max_steps`` steps with a validation (and its sweep) every ``val_every``, monitors
+    every 4 steps, a small test sweep, no W&B; with ``pace_s``, a pause after every step (a long, cheap run);
+    ``callbacks`` added (``{class_path, init_args}``). Written to ``<directory>/<name>.yaml``."""
+    config = yaml.safe_load((ROOT / "configs" / "gpt2" / "tiny_monolingual.yaml").read_text())
+    trainer = config["trainer"]
+    trainer.update(max_steps=max_steps, val_check_interval=val_every, logger=False, enable_progress_bar=False)
+    for callback in trainer["callbacks"]:
+        args = callback.setdefault("init_args", {})
+        if callback["class_path"].endswith("PerturbationSweep"):
+            args["progress"] = False
+            if args.get("at_test"):
+                args["perturbations"] = {"random_deletion": {"levels": [0.0, 0.2], "trials": 2}}
+            else:
+                args.update(max_eval_samples=8, perturbations={"magnitude_pruning": {"levels": [0.0, 0.3]}})
+        if callback["class_path"].endswith(("SpectralMonitor", "WeightNorms")):
+            args["every_n_steps"] = 4
+    if pace_s:
+        trainer["callbacks"].append(paced(pace_s))
+    trainer["callbacks"] += list(callbacks)
+    config["model"]["init_args"]["gpt2_config"].update(n_embd=32)
+    data = config["data"]["init_args"]
+    data.update(train_tokens=1024, tokenizer_train_bytes=20_000)
+    data["corpora"] = {"en": {split: {"file": str(corpus[f"en.{split}"])} for split in ("train", "validation", "test")}}
+    path = directory / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return path
