@@ -26,7 +26,7 @@ from cognitive_reserve.errors import check_choice, check_number
 from cognitive_reserve.layout import MLP
 from cognitive_reserve.perturbations import Perturbation, Unit, Weights, register
 from cognitive_reserve.unit_deletion import SCOPE_DOC
-from cognitive_reserve.units import Scope, choose, neuron_layers
+from cognitive_reserve.units import Scope, choose, neuron_layers, unit_layers
 
 Mode = Literal["zero", "noise"]
 
@@ -69,7 +69,7 @@ class ActivationFault(Perturbation):
             return
         if weights.hooks is None:
             raise ValueError("activation_fault hooks the model itself: it cannot damage stacked copies")
-        layers = neuron_layers(weights.layout, weights.names, weights.tensors, dict(weights.parts))
+        layers = unit_layers(weights, neuron_layers)
         chosen = choose(layers, self.p, self.scope, "random", generator, weights.tensors)
         for layer, units in zip(layers, chosen, strict=True):
             mlp = layer.source
@@ -82,7 +82,7 @@ class ActivationFault(Perturbation):
                 weights.hooks.add(mlp.activation, _fault(index, offsets))
 
     def unreachable(self, weights: Weights) -> str | None:
-        layers = neuron_layers(weights.layout, weights.names, weights.tensors, dict(weights.parts))
+        layers = unit_layers(weights, neuron_layers)
         if not layers:
             return "the targets hold no weight of any MLP hidden unit the model's layout declares"
         if any(layer.source.activation is None for layer in layers):  # type: ignore[union-attr]

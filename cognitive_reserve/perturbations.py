@@ -91,7 +91,8 @@ class Weights:
     same storage cut into flat chunks of at most ``CHUNK_ELEMENTS`` with their originals (``split_chunks``);
     ``names``: the parameters' qualified names; ``layout``: the model's own declaration of its structure;
     ``hooks``: forward hooks removed when the trial ends (None where the model itself is not evaluated: stacked
-    copies).
+    copies). The same ``Weights`` is damaged trial after trial: ``memo`` keeps what a perturbation derives from
+    its shapes and layout (a table of units) for the next trial.
     """
 
     names: tuple[str, ...]
@@ -100,6 +101,14 @@ class Weights:
     parts: Mapping[str, Index] = field(default_factory=dict)
     layout: ModelLayout = NO_LAYOUT
     hooks: Hooks | None = None
+    _memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
+        """``compute()`` the first time ``key`` is asked for, the same object afterwards (it must depend only on
+        the names, shapes, parts and layout, never on the tensors' values)."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
 
     @classmethod
     def of(

@@ -8,16 +8,23 @@ models with the same layout lose the same units) or smallest L2 norm of their ta
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
 
 from cognitive_reserve.errors import check_choice, check_number
-from cognitive_reserve.layout import Index, ModelLayout
 from cognitive_reserve.perturbations import Perturbation, Unit, Weights, register
-from cognitive_reserve.units import Scope, Selection, UnitLayer, choose, head_layers, neuron_layers, zero_units
+from cognitive_reserve.units import (
+    LayerFinder,
+    Scope,
+    Selection,
+    choose,
+    head_layers,
+    neuron_layers,
+    unit_layers,
+    zero_units,
+)
 
 SCOPE_DOC = "count the fraction in every layer (`per_layer`), or over all layers together (`global`)"
 SELECT_DOC = "which units go: uniformly at random (seeded, paired across models), or smallest L2 norm first"
@@ -32,7 +39,7 @@ class UnitDeletion(Perturbation):
     select: Selection = field(default="random", metadata={"doc": SELECT_DOC})
     level_range: ClassVar[str] = "number in [0, 1]"
     #: The units of a trial's targets: ``head_layers`` or ``neuron_layers``.
-    layers: ClassVar[Callable[[ModelLayout, Sequence[str], Sequence[torch.Tensor], dict[str, Index]], list[UnitLayer]]]
+    layers: ClassVar[LayerFinder]
 
     def __post_init__(self) -> None:
         check_number(f"{self.name}.p", self.p, low=0, high=1)
@@ -50,12 +57,12 @@ class UnitDeletion(Perturbation):
     def damage_(self, weights: Weights, generator: torch.Generator) -> None:
         if self.p == 0:
             return
-        layers = type(self).layers(weights.layout, weights.names, weights.tensors, dict(weights.parts))
+        layers = unit_layers(weights, type(self).layers)
         chosen = choose(layers, self.p, self.scope, self.select, generator, weights.tensors)
         zero_units(layers, chosen, weights.tensors)
 
     def unreachable(self, weights: Weights) -> str | None:
-        if type(self).layers(weights.layout, weights.names, weights.tensors, dict(weights.parts)):
+        if unit_layers(weights, type(self).layers):
             return None
         return f"the targets hold no weight of any {self.unit} the model's layout declares"
 

@@ -16,13 +16,14 @@ of a tensor).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 
 from cognitive_reserve.layout import MLP, Attention, Index, ModelLayout
+from cognitive_reserve.perturbations import Weights
 
 #: Where a fraction of units is counted: in every layer, or over all layers together.
 Scope = Literal["per_layer", "global"]
@@ -102,6 +103,15 @@ def neuron_layers(
         runs += [(p.weight, p.inputs, 0, 1) for p in mlp.outputs]
         layers.append(_layer(mlp, mlp.hidden, runs, names, tensors, parts))
     return [layer for layer in layers if len(layer.units)]
+
+
+#: ``head_layers`` or ``neuron_layers``: the units of one kind that a trial's targets hold.
+LayerFinder = Callable[[ModelLayout, Sequence[str], Sequence[torch.Tensor], dict[str, Index]], list[UnitLayer]]
+
+
+def unit_layers(weights: Weights, find: LayerFinder) -> list[UnitLayer]:
+    """``find``'s layers of ``weights``, computed once per ``Weights`` (its shapes and layout never change)."""
+    return weights.memo(find, lambda: find(weights.layout, weights.names, weights.tensors, dict(weights.parts)))
 
 
 def unit_count(fraction: float, units: int) -> int:
