@@ -45,6 +45,7 @@ class ActivationFault(Perturbation):
     scope: Scope = field(default="global", metadata={"doc": SCOPE_DOC})
     name: ClassVar[str] = "activation_fault"
     unit: ClassVar[Unit] = "activation"
+    failure: ClassVar[str] = "units whose computation fails at inference (PyTorchFI neuron faults)"
     level_label: ClassVar[str] = "fraction of hidden units faulty"
     level_meaning: ClassVar[str] = "the fraction of the MLP hidden units whose outputs are faulty"
     title: ClassVar[str] = "Faulty activations of the hidden units of {targets} (fraction of units)"

@@ -39,6 +39,7 @@ class BitFlip(EntrywisePerturbation):
     bits: Bits = field(default="any", metadata={"doc": "which bits a flip may hit: any, or one field of the float"})
     name: ClassVar[str] = "bit_flip"
     unit: ClassVar[Unit] = "bit"
+    failure: ClassVar[str] = "soft errors in the memory that stores the weights (PyTorchFI weight faults)"
     level_label: ClassVar[str] = "fraction of weights with a flipped bit"
     level_meaning: ClassVar[str] = "the probability that a targeted weight gets one of its stored bits flipped"
     title: ClassVar[str] = "One bit flipped in a fraction of {targets} (fraction of weights)"

@@ -98,6 +98,13 @@ class ModelLayout:
     mlps: tuple[MLP, ...] = ()
     strip_prefix: str = ""
 
+    def projections(self) -> list[Projection]:
+        """Every projection the layout declares, once each: per attention Q/K/V and the output, per MLP its inputs
+        and outputs."""
+        found = [packed.projection for a in self.attention for packed in a.qkv] + [a.output for a in self.attention]
+        found += [p for mlp in self.mlps for p in (*mlp.inputs, *mlp.outputs)]
+        return list(dict.fromkeys(found))
+
     def block_of(self, name: str) -> Block | None:
         """The block parameter ``name`` belongs to, or None."""
         return next((block for block in self.blocks if name.startswith(block.prefix)), None)

@@ -131,14 +131,16 @@ class Perturbation(ABC):
     """A damage model with one scalar severity ``level`` (0 = no damage).
 
     A perturbation declares, once, what plots, reports, W&B panels and the config reference show of it: its
-    ``name`` (the CSV's ``perturbation``), its ``unit`` (what one draw damages), its level's axis label
-    (``level_label``), meaning (``level_meaning``) and valid values (``level_range``), and a report ``title``
-    (``{targets}`` stands for what the sweep damages). Its options are the dataclass fields after the level,
+    ``name`` (the CSV's ``perturbation``), its ``unit`` (what one draw damages), the physical ``failure`` it
+    models (in a few words; its docstring says more), its level's axis label (``level_label``), meaning
+    (``level_meaning``) and valid values (``level_range``), and a report ``title`` (``{targets}`` stands for
+    what the sweep damages). Its options are the dataclass fields after the level,
     each with ``metadata={"doc": ...}`` (and ``"valid"`` where the type is not a ``Literal``).
     """
 
     name: ClassVar[str]
     unit: ClassVar[Unit]
+    failure: ClassVar[str]
     level_label: ClassVar[str]
     level_meaning: ClassVar[str]
     level_range: ClassVar[str] = "number in [0, 1]"
@@ -206,6 +208,7 @@ class GaussianNoise(EntrywisePerturbation):
     std: float
     name: ClassVar[str] = "gaussian_noise"
     unit: ClassVar[Unit] = "entry"
+    failure: ClassVar[str] = "analog drift of the stored values"
     level_label: ClassVar[str] = "noise std σ"
     level_meaning: ClassVar[str] = "the standard deviation σ of the noise added to every targeted weight"
     level_range: ClassVar[str] = "finite number ≥ 0"
@@ -241,6 +244,7 @@ class RandomDeletion(EntrywisePerturbation):
     p: float
     name: ClassVar[str] = "random_deletion"
     unit: ClassVar[Unit] = "entry"
+    failure: ClassVar[str] = "single connections lost at random"
     level_label: ClassVar[str] = "deletion probability p"
     level_meaning: ClassVar[str] = "the probability that each targeted weight is set to zero"
     title: ClassVar[str] = "Random deletion of {targets} (probability p)"
@@ -285,6 +289,7 @@ class MagnitudePruning(EntrywisePerturbation):
     )
     name: ClassVar[str] = "magnitude_pruning"
     unit: ClassVar[Unit] = "entry"
+    failure: ClassVar[str] = "the weights a pruner removes first"
     level_label: ClassVar[str] = "pruned fraction p (smallest |w|)"
     level_meaning: ClassVar[str] = "the fraction of the targeted weights set to zero, smallest magnitudes first"
     title: ClassVar[str] = "Magnitude pruning of {targets} (fraction p)"

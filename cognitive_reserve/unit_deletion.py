@@ -76,6 +76,7 @@ class HeadDeletion(UnitDeletion):
 
     name: ClassVar[str] = "head_deletion"
     unit: ClassVar[Unit] = "head"
+    failure: ClassVar[str] = "attention heads ablated or lost with the unit that computes them"
     level_label: ClassVar[str] = "deleted fraction of attention heads"
     level_meaning: ClassVar[str] = "the fraction of the attention heads (held by the targets) deleted whole"
     title: ClassVar[str] = "Deletion of whole attention heads of {targets} (fraction of heads)"
@@ -90,6 +91,7 @@ class NeuronDeletion(UnitDeletion):
 
     name: ClassVar[str] = "neuron_deletion"
     unit: ClassVar[Unit] = "neuron"
+    failure: ClassVar[str] = "dead neurons: every connection of a hidden unit lost"
     level_label: ClassVar[str] = "deleted fraction of hidden units"
     level_meaning: ClassVar[str] = "the fraction of the MLP hidden units (held by the targets) deleted whole"
     title: ClassVar[str] = "Deletion of whole hidden units of {targets} (fraction of units)"

@@ -286,3 +286,58 @@ def test_layer_wise_groups_sweep_a_structural_perturbation_where_its_units_are(g
     assert {g for g, p in swept if p == "random_deletion"} >= {g for g, _ in swept}
     levels = {(row.group, row.perturbation, row.level) for row in rows}
     assert ("h.0.mlp.c_fc", "head_deletion", 0.0) not in levels  # no undamaged rows copied to skipped grids
+
+
+class SmallTransformerBlock(torch.nn.Module):
+    """One block of separate Q, K, V ``nn.Linear`` layers (weights (out, in)) and an MLP, declared as docs/extending.md
+    shows: not GPT-2's fused, transposed layout."""
+
+    def __init__(self, width: int = 8, heads: int = 2, hidden: int = 16) -> None:
+        super().__init__()
+        self.width, self.heads, self.hidden = width, heads, hidden
+        self.attn = torch.nn.ModuleDict({n: torch.nn.Linear(width, width) for n in ("q", "k", "v", "out")})
+        self.mlp = torch.nn.ModuleDict(
+            {"up": torch.nn.Linear(width, hidden), "act": torch.nn.GELU(), "down": torch.nn.Linear(hidden, width)}
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, length, _ = x.shape
+        q, k, v = (self.attn[n](x).view(batch, length, self.heads, -1).transpose(1, 2) for n in ("q", "k", "v"))
+        context = torch.softmax(q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5, dim=-1) @ v
+        y = x + self.attn["out"](context.transpose(1, 2).reshape(batch, length, self.width))
+        return y + self.mlp["down"](self.mlp["act"](self.mlp["up"](y)))
+
+    def layout(self):
+        from cognitive_reserve.layout import MLP, Attention, ModelLayout, Packed, Projection
+
+        q, k, v = (Projection(f"attn.{n}.weight", f"attn.{n}.bias") for n in ("q", "k", "v"))
+        out = Projection("attn.out.weight", "attn.out.bias")
+        attention = Attention(
+            self.heads, Packed(q, 0, self.width), Packed(k, 0, self.width), Packed(v, 0, self.width), out
+        )
+        up, down = Projection("mlp.up.weight", "mlp.up.bias"), Projection("mlp.down.weight", "mlp.down.bias")
+        return ModelLayout(attention=(attention,), mlps=(MLP(self.hidden, (up,), (down,), "mlp.act"),))
+
+
+def test_a_layout_of_separate_linear_layers_deletes_the_head_it_names():
+    torch.manual_seed(0)
+    block = SmallTransformerBlock().eval()
+    x = torch.randn(2, 5, 8)
+    with torch.no_grad(), perturbed(block, HeadDeletion(0.5), "attn", seed=0, layout=block.layout()):
+        structural = block(x)
+        (head,) = [h for h in range(2) if not block.attn["v"].weight[h * 4 : (h + 1) * 4].any()]
+        assert (
+            not block.attn["out"].weight[:, head * 4 : (head + 1) * 4].any()
+        )  # nn.Linear: the head's inputs are columns
+    handle = block.attn["out"].register_forward_pre_hook(
+        lambda module, inputs: (inputs[0].index_fill(-1, torch.arange(head * 4, (head + 1) * 4), 0),)
+    )
+    with torch.no_grad():
+        reference = block(x)
+    handle.remove()
+    torch.testing.assert_close(structural, reference, atol=1e-6, rtol=0)
+    with torch.no_grad(), perturbed(block, NeuronDeletion(0.5), "mlp", seed=1, layout=block.layout()):
+        deleted = block(x)
+    with torch.no_grad(), perturbed(block, ActivationFault(0.5), "mlp", seed=1, layout=block.layout()):
+        dead = block(x)
+    torch.testing.assert_close(deleted, dead, atol=1e-6, rtol=0)
