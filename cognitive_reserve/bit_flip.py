@@ -59,7 +59,10 @@ class BitFlip(EntrywisePerturbation):
             if chunk.dtype not in BIT_FIELDS:
                 raise ValueError(f"bit_flip flips bits of floating-point weights, not {chunk.dtype}")
             low, high = BIT_FIELDS[chunk.dtype][self.bits]
-            hit = (torch.rand(chunk.shape, generator=generator, device=chunk.device) < self.p).nonzero().flatten()
-            position = torch.randint(low, high, hit.shape, generator=generator, device=chunk.device)
             stored = chunk.view(_BITS_AS[chunk.element_size()])
-            stored[hit] ^= (torch.ones_like(position) << position).to(stored.dtype)
+            spared = torch.rand(chunk.shape, generator=generator, device=chunk.device) >= self.p
+            # a position for every entry (elementwise, no gather), used where the entry is hit
+            position = torch.randint(
+                low, high, chunk.shape, generator=generator, device=chunk.device, dtype=stored.dtype
+            )
+            stored ^= (torch.ones_like(position) << position).masked_fill_(spared, 0)
