@@ -8,6 +8,7 @@ number, an infinity or a NaN; the damaged model's non-finite metric is then reco
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
@@ -58,11 +59,18 @@ class BitFlip(EntrywisePerturbation):
         for _, chunk, _ in chunks:
             if chunk.dtype not in BIT_FIELDS:
                 raise ValueError(f"bit_flip flips bits of floating-point weights, not {chunk.dtype}")
-            low, high = BIT_FIELDS[chunk.dtype][self.bits]
             stored = chunk.view(_BITS_AS[chunk.element_size()])
-            spared = torch.rand(chunk.shape, generator=generator, device=chunk.device) >= self.p
-            # a position for every entry (elementwise, no gather), used where the entry is hit
-            position = torch.randint(
-                low, high, chunk.shape, generator=generator, device=chunk.device, dtype=stored.dtype
-            )
-            stored ^= (torch.ones_like(position) << position).masked_fill_(spared, 0)
+            masks = _masks(chunk.dtype, self.bits, chunk.device)  # 1 << each bit of the field, then 0
+            # one uniform draw u per entry decides both: hit when u < p, and then u / p (uniform in [0, 1)) the bit
+            draw = torch.rand(chunk.shape, generator=generator, device=chunk.device)
+            which = draw.mul_((len(masks) - 1) / self.p).clamp_(max=len(masks) - 1).to(torch.int32)
+            stored ^= masks.index_select(0, which)
+
+
+@functools.cache
+def _masks(dtype: torch.dtype, bits: str, device: torch.device) -> torch.Tensor:
+    """``1 << b`` for every bit ``b`` of the field ``bits`` of ``dtype``, then a 0 (the entries not hit)."""
+    low, high = BIT_FIELDS[dtype][bits]
+    as_int = _BITS_AS[torch.finfo(dtype).bits // 8]
+    positions = torch.arange(low, high, dtype=as_int, device=device)
+    return torch.cat([torch.ones_like(positions) << positions, torch.zeros(1, dtype=as_int, device=device)])

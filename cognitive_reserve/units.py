@@ -42,36 +42,42 @@ class Span:
     width: int
     size: int
 
-    def starts(self, units: torch.Tensor) -> torch.Tensor:
-        return self.offset + units * self.width
+    def entries(self, count: int) -> torch.Tensor:
+        """The entries of units ``0 … count-1`` along ``dim`` (count × width), -1 where clipped away."""
+        index = self.offset + torch.arange(count)[:, None] * self.width + torch.arange(self.width)
+        return index.masked_fill((index < 0) | (index >= self.size), -1)
 
-    def covers(self, count: int) -> torch.Tensor:
-        """Which of units ``0 … count-1`` have at least one entry in this run family."""
-        starts = self.starts(torch.arange(count))
-        return (starts + self.width > 0) & (starts < self.size)
 
-    def indices(self, units: torch.Tensor) -> torch.Tensor:
-        """The entries (along ``dim``) of ``units``, clipped to the tensor."""
-        index = (self.starts(units)[:, None] + torch.arange(self.width)).flatten()
-        return index[(index >= 0) & (index < self.size)]
+@dataclass(frozen=True)
+class Fill:
+    """Where each unit of a layer sits in one targeted tensor along one dimension (every span of the layer on that
+    tensor and dimension together): ``entries[u]``, padded with -1; on the tensor's device."""
+
+    tensor: int
+    dim: int
+    entries: torch.Tensor
+
+    def of(self, units: torch.Tensor) -> torch.Tensor:
+        """The entries of ``units`` (indices on the tensor's device)."""
+        chosen = self.entries[units.to(self.entries.device)]
+        return chosen[chosen >= 0]
 
     def squares(self, tensor: torch.Tensor, units: torch.Tensor) -> torch.Tensor:
-        """Sum of squares of each unit's entries (float64), one per unit of ``units``."""
+        """Sum of squares of each unit's entries (float64 on the CPU), one per unit of ``units``."""
         others = [d for d in range(tensor.ndim) if d != self.dim]
         along = torch.linalg.vector_norm(tensor, dim=others).double() ** 2 if others else tensor.double() ** 2
-        index = self.starts(units)[:, None] + torch.arange(self.width)
-        inside = (index >= 0) & (index < self.size)
-        return (along.cpu()[index.clamp(0, self.size - 1)] * inside).sum(dim=1)
+        chosen = self.entries[units.to(self.entries.device)]
+        return (along[chosen.clamp(min=0)] * (chosen >= 0)).sum(dim=1).cpu()
 
 
 @dataclass(frozen=True)
 class UnitLayer:
     """The units of one layer (``source``: its ``Attention`` or ``MLP``) that the targets hold weights of:
-    ``units`` their indices in the layer's own numbering (ascending), ``spans`` where they sit."""
+    ``units`` their indices in the layer's own numbering (ascending), ``fills`` where they sit."""
 
     source: Attention | MLP
     units: torch.Tensor
-    spans: tuple[Span, ...]
+    fills: tuple[Fill, ...]
 
 
 def head_layers(
@@ -151,16 +157,15 @@ def choose(
 
 
 def zero_units(layers: Sequence[UnitLayer], chosen: Sequence[torch.Tensor], tensors: Sequence[torch.Tensor]) -> None:
-    """Zero every targeted entry of the ``chosen`` units of each layer, in place."""
+    """Zero every targeted entry of the ``chosen`` units of each layer, in place (one ``index_fill_`` per fill)."""
     for layer, units in zip(layers, chosen, strict=True):
         if len(units):
-            for span in layer.spans:
-                tensor = tensors[span.tensor]
-                tensor.index_fill_(span.dim, span.indices(units).to(tensor.device), 0)
+            for fill in layer.fills:
+                tensors[fill.tensor].index_fill_(fill.dim, fill.of(units), 0)
 
 
 def _squared_norms(layer: UnitLayer, tensors: Sequence[torch.Tensor]) -> torch.Tensor:
-    return sum(span.squares(tensors[span.tensor], layer.units) for span in layer.spans)  # type: ignore[return-value]
+    return sum(fill.squares(tensors[fill.tensor], layer.units) for fill in layer.fills)  # type: ignore[return-value]
 
 
 def _layer(
@@ -172,18 +177,22 @@ def _layer(
     parts: dict[str, Index],
 ) -> UnitLayer:
     """The units of one layer present in the targets, from its runs ``(parameter, dim, offset, width)``."""
-    spans = []
+    entries: dict[tuple[int, int], list[torch.Tensor]] = {}
     for name, dim, offset, width in runs:
         if name is None or name not in names:
             continue
         index = names.index(name)
-        start = _part_start(parts.get(name), dim)
-        spans.append(Span(index, dim, offset - start, width, tensors[index].shape[dim]))
+        span = Span(index, dim, offset - _part_start(parts.get(name), dim), width, tensors[index].shape[dim])
+        entries.setdefault((index, dim), []).append(span.entries(count))
+    fills = tuple(
+        Fill(index, dim, torch.cat(found, dim=1).to(tensors[index].device))
+        for (index, dim), found in entries.items()
+        if any((e >= 0).any() for e in found)
+    )
     present = torch.zeros(count, dtype=torch.bool)
-    for span in spans:
-        present |= span.covers(count)
-    kept = tuple(span for span in spans if span.covers(count).any())
-    return UnitLayer(source, present.nonzero().flatten(), kept)
+    for fill in fills:
+        present |= (fill.entries >= 0).any(dim=1).cpu()
+    return UnitLayer(source, present.nonzero().flatten(), fills)
 
 
 def _part_start(index: Index | None, dim: int) -> int:
