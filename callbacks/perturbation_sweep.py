@@ -44,13 +44,13 @@ from cognitive_reserve import (
     select_targets,
 )
 from cognitive_reserve.fields import Field, check_fields, declared
-from cognitive_reserve.groups import GROUPINGS, check_grouping, run_grouped_sweep, split_targets
+from cognitive_reserve.groups import GROUPINGS, check_grouping, run_grouped_sweep, split_targets, targeting
 from cognitive_reserve.layerwise import GroupSummary
 from cognitive_reserve.resume import resumable_rows, sweep_fingerprint
 from cognitive_reserve.rows import all_targets
 from cognitive_reserve.sensitivity import EpochSummary
 from cognitive_reserve.subsampling import check_trial_batch as check_subsampled_trial_batch
-from cognitive_reserve.sweep import check_reach, check_stacking, check_trial_batch
+from cognitive_reserve.sweep import check_reach, check_stacking, check_trial_batch, reachable_grids
 from cognitive_reserve.targets import check_name_patterns
 from run_outputs.group_files import plot_group_sensitivity, write_group_files, write_group_sensitivity
 from run_outputs.sweeps import first_last_crossovers, plot_sensitivity, write_sensitivity_table, write_sweep_files
@@ -243,7 +243,7 @@ class PerturbationSweep(L.Callback):
         was_training = pl_module.training
         pl_module.eval()
         rows: list[SweepRow] = []
-        planned = [planned_trials(self.grids) * self._sweeps_of(subject) for subject in subjects]
+        planned = [self._planned(subject) for subject in subjects]
         shown = self.progress and trainer.is_global_zero
         try:
             with sweep_progress(trainer, f"Sweep {stage}: trials", sum(planned), shown) as bar:
@@ -262,11 +262,15 @@ class PerturbationSweep(L.Callback):
             self._report(trainer, rows, path.parent, path.stem, stage, epoch)
         return rows
 
-    def _sweeps_of(self, subject: SweepSubject) -> int:
-        """How many sweeps one subject gets: all targets together, plus one per group of a layer-wise sweep."""
-        if self.groups is None:
-            return 1
-        return 1 + len(split_targets(subject.module, subject.targets, self.groups, layout=subject.layout))
+    def _planned(self, subject: SweepSubject) -> int:
+        """Trials one subject gets at most: all targets together, plus, in a layer-wise sweep, each group with the
+        grids whose perturbation reaches it."""
+        total = planned_trials(self.grids)
+        if self.groups is not None:
+            for group in split_targets(subject.module, subject.targets, self.groups, layout=subject.layout):
+                with targeting(subject, group, everything=False):
+                    total += planned_trials(reachable_grids(subject, self.grids))
+        return total
 
     def _report(
         self, trainer: L.Trainer, rows: list[SweepRow], out_dir: Path, stem: str, stage: str, epoch: int

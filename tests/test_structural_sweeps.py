@@ -124,3 +124,17 @@ def test_a_structural_perturbation_without_units_in_the_targets_stops_fit_before
     assert not list(tmp_path.rglob("*.ckpt"))
     with pytest.raises(ConfigError, match=r"^PerturbationSweep.trial_batch=4: activation_fault hooks the model"):
         PerturbationSweep({"activation_fault": {"levels": [0.5]}}, trial_batch=4)
+
+
+def test_the_progress_total_counts_only_the_groups_a_perturbation_reaches():
+    from cognitive_reserve.groups import run_grouped_sweep
+
+    sweep = PerturbationSweep(
+        {"head_deletion": {"levels": [0.0, 0.5], "trials": 2}, "random_deletion": {"levels": [0.3], "trials": 2}},
+        targets=["attn", "mlp"], groups=GROUPS, progress=False,
+    )  # fmt: skip
+    (subject,) = TinyGPT2().robustness_subjects([])
+    subject.targets, subject.evaluate = ["attn", "mlp"], lambda: {"loss": 1.0}
+    rows = run_grouped_sweep(subject, sweep.grids, 0, GROUPS)
+    # all targets: 3 head + 2 random trials; attn: the same 5; mlp: the 2 random ones (no head there)
+    assert sweep._planned(subject) == len({(r.group, r.perturbation, r.level, r.trial) for r in rows}) == 12
