@@ -9,8 +9,8 @@ layer-wise group of Q columns) the runs are clipped to that block.
 
 ``UnitLayer``: the units of one attention or MLP layer that the targets hold; ``choose``: which of them a
 perturbation hits (a fraction, rounded half up, per layer or over all layers; at random or smallest norm
-first); ``zero_units``: zero the chosen ones (one ``index_fill_`` per run family and tensor: no buffer the size
-of a tensor).
+first); ``zero_units``: zero the chosen ones (one ``index_fill_`` per tensor and dimension: no buffer the size of
+a tensor).
 """
 
 from __future__ import annotations
@@ -32,26 +32,10 @@ Selection = Literal["random", "norm"]
 
 
 @dataclass(frozen=True)
-class Span:
-    """Unit ``u`` of a layer is entries ``[offset + u·width, offset + (u+1)·width)`` along ``dim`` of targeted
-    tensor number ``tensor``, clipped to ``[0, size)`` (``offset`` is in the coordinates of that tensor)."""
-
-    tensor: int
-    dim: int
-    offset: int
-    width: int
-    size: int
-
-    def entries(self, count: int) -> torch.Tensor:
-        """The entries of units ``0 … count-1`` along ``dim`` (count × width), -1 where clipped away."""
-        index = self.offset + torch.arange(count)[:, None] * self.width + torch.arange(self.width)
-        return index.masked_fill((index < 0) | (index >= self.size), -1)
-
-
-@dataclass(frozen=True)
 class Fill:
-    """Where each unit of a layer sits in one targeted tensor along one dimension (every span of the layer on that
-    tensor and dimension together): ``entries[u]``, padded with -1; on the tensor's device."""
+    """Where each unit of a layer sits in targeted tensor number ``tensor`` along dimension ``dim`` (every run of
+    the layer's units there together): the entries of unit ``u`` are ``entries[u]``, padded with -1 where a run is
+    clipped away; on the tensor's device."""
 
     tensor: int
     dim: int
@@ -182,8 +166,8 @@ def _layer(
         if name is None or name not in names:
             continue
         index = names.index(name)
-        span = Span(index, dim, offset - _part_start(parts.get(name), dim), width, tensors[index].shape[dim])
-        entries.setdefault((index, dim), []).append(span.entries(count))
+        start = offset - _part_start(parts.get(name), dim)  # in the coordinates of the targeted block
+        entries.setdefault((index, dim), []).append(_run(start, width, tensors[index].shape[dim], count))
     fills = tuple(
         Fill(index, dim, torch.cat(found, dim=1).to(tensors[index].device))
         for (index, dim), found in entries.items()
@@ -193,6 +177,13 @@ def _layer(
     for fill in fills:
         present |= (fill.entries >= 0).any(dim=1).cpu()
     return UnitLayer(source, present.nonzero().flatten(), fills)
+
+
+def _run(start: int, width: int, size: int, count: int) -> torch.Tensor:
+    """Unit ``u``'s entries ``[start + u·width, start + (u+1)·width)`` for units ``0 … count-1`` (count × width),
+    -1 outside ``[0, size)``."""
+    index = start + torch.arange(count)[:, None] * width + torch.arange(width)
+    return index.masked_fill((index < 0) | (index >= size), -1)
 
 
 def _part_start(index: Index | None, dim: int) -> int:

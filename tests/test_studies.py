@@ -34,10 +34,10 @@ DIGITS = "configs/linear/digits.yaml"
 BASE = {"arms": {"a": {"config": DIGITS}, "b": {"config": DIGITS, "overrides": {"model.init_args.k": 2}}}}
 
 
-def test_the_shipped_studies_are_the_five_of_the_docs():
+def test_the_shipped_studies_are_the_six_of_the_docs():
     assert [path.stem for path in SHIPPED] == [
         "digits_examples_per_task", "gpt2_scaling", "gpt2_tiny_replicates", "gpt2_tiny_scaling",
-        "mnist_examples_per_task",
+        "gpt2_tiny_structural", "mnist_examples_per_task",
     ]  # fmt: skip
 
 
