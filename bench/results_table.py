@@ -73,12 +73,11 @@ def structural_per_trial(r: Recording) -> str:
     )
 
 
-def structural_damage(r: Recording) -> str:
-    cases = ("random_deletion_attn", "head_deletion_attn", "bit_flip_attn")
+def structural_damage(r: Recording, figure: str) -> str:
+    """One figure of every case of ``bench/structural_cost.py`` on GPT-2-small-shaped weights: attention; MLP."""
+    attn = ("random_deletion_attn", "head_deletion_attn", "bit_flip_attn")
     mlp = ("random_deletion_mlp", "neuron_deletion_mlp", "activation_fault_mlp", "activation_fault_noise_mlp")
-    return " / ".join(r.text(f"gpt2_small_shape_{c}_damage_us") for c in cases) + "; " + " / ".join(
-        r.text(f"gpt2_small_shape_{c}_damage_us") for c in mlp
-    )
+    return "; ".join(" / ".join(r.text(f"gpt2_small_shape_{c}_{figure}") for c in cases) for cases in (attn, mlp))
 
 
 def stacked_bytes(r: Recording) -> list[float]:
@@ -233,7 +232,12 @@ ROWS: list[Row] = [
     (
         "the damage alone (damage and restore), µs per trial, GPT-2-small-shaped random weights, level 0.25: same "
         "order as above",
-        "structural_cost", "—", structural_damage,
+        "structural_cost", "—", lambda r: structural_damage(r, "damage_us"),
+    ),
+    (
+        "the same perturbations' own buffers ÷ target bytes, GPT-2-small-shaped, same order",
+        "structural_cost", "≪ 1 (a few chunks or unit tables, not a copy)",
+        lambda r: structural_damage(r, "temporaries_over_targets"),
     ),
 ]  # fmt: skip
 

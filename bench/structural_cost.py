@@ -12,6 +12,8 @@ Figures, each measured interleaved with the others (best of ``--repeats``):
 - ``<name>_vs_random_deletion``: its per-trial time ÷ random deletion's of the same targets (≤ 1: no dearer).
 - ``<name>_damage_us``: the damage alone (damage and restore, no evaluation), µs per trial, on the tiny GPT-2 and
   (``gpt2_small_shape_<name>_damage_us``) on random weights shaped like GPT-2 small (12 blocks, 768 wide).
+- ``gpt2_small_shape_<name>_temporaries_over_targets``: the peak bytes a damage and restore allocates
+  (``common.peak_allocated``) ÷ the bytes of the targeted tensors: the perturbation's own buffers.
 """
 
 from __future__ import annotations
@@ -22,12 +24,12 @@ import time
 from pathlib import Path
 
 import torch
-from common import TINY_CONFIG, best_times, figure, setup, tiny_gpt2
+from common import TINY_CONFIG, best_times, figure, peak_allocated, setup, tiny_gpt2
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from cognitive_reserve import ModelLayout, SweepGrid, SweepSubject, make_perturbation, run_sweep
 from cognitive_reserve.restore import ParameterSnapshot
-from cognitive_reserve.targets import select_targets
+from cognitive_reserve.targets import select_targets, target_bytes
 from lightning_modules.gpt2_layout import gpt2_layout
 
 LEVEL = 0.25
@@ -67,19 +69,29 @@ def per_trial(subject: SweepSubject, repeats: int, trials: int) -> None:
     figure("clean_pass_ms", 1000 * times["clean"].wall / trials)
 
 
-def damage_only(prefix: str, module: torch.nn.Module, layout: ModelLayout, repeats: int, trials: int) -> None:
-    """µs of CPU per damage-and-restore of every case (no evaluation)."""
+def damage_only(
+    prefix: str, module: torch.nn.Module, layout: ModelLayout, repeats: int, trials: int, memory: bool = False
+) -> None:
+    """µs of CPU per damage-and-restore of every case (no evaluation); with ``memory``, its buffers' peak bytes."""
     for case, (name, options, targets) in CASES.items():
-        snapshot = ParameterSnapshot(select_targets(module, targets), layout=layout, module=module)
+        params = select_targets(module, targets)
+        snapshot = ParameterSnapshot(params, layout=layout, module=module)
         perturbation = make_perturbation(name, LEVEL, **options)
+
+        def trial(seed: int = 0) -> None:
+            snapshot.perturb(perturbation, seed)  # noqa: B023
+            snapshot.restore()  # noqa: B023
+
+        trial()  # warm-up: a perturbation's tables of units are made once per snapshot
         best = float("inf")
         for _ in range(repeats):
             start = time.process_time()
             for seed in range(trials):
-                snapshot.perturb(perturbation, seed)
-                snapshot.restore()
+                trial(seed)
             best = min(best, time.process_time() - start)
         figure(f"{prefix}{case}_damage_us", 1e6 * best / trials, ".0f")
+        if memory:
+            figure(f"{prefix}{case}_temporaries_over_targets", peak_allocated(trial) / target_bytes(params), ".4f")
 
 
 def main() -> None:
@@ -99,7 +111,7 @@ def main() -> None:
         damage_only("", bench.module, subject.layout, args.repeats, args.trials)
     shape = {**TINY_CONFIG["model"]["init_args"]["gpt2_config"], "n_layer": 12, "n_head": 12, "n_embd": 768}
     small = GPT2LMHeadModel(GPT2Config(**{**shape, "n_positions": 64})).eval()
-    damage_only("gpt2_small_shape_", small, gpt2_layout(small), args.repeats, max(args.trials // 4, 2))
+    damage_only("gpt2_small_shape_", small, gpt2_layout(small), args.repeats, max(args.trials // 4, 2), memory=True)
 
 
 if __name__ == "__main__":
