@@ -17,7 +17,8 @@ deletion of the MLP weights, group ``mlp``) and each level p, from the rows of t
   entry-wise loss: both measured on that seed), same interval: > 0 when B's advantage is larger under structural
   damage than under entry-wise damage of the same fraction.
 
-Writes ``<out>/structural_<metric>.csv`` and ``.md`` and prints the table. Files only (no W&B run). A table without
+Writes ``<out>/structural_<metric>.csv``, ``.md`` (printed too) and ``.png`` (the losses against p, one panel per
+pair). Files only (no W&B run). A table without
 the pair's rows is an error: ``error: field=value: reason``, exit status 2.
 """
 
@@ -30,10 +31,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
 from scipy import stats
 
 from cognitive_reserve.errors import ConfigError
 from cognitive_reserve.io import read_sweep_csv, write_records
+from cognitive_reserve.plots import LEVEL_LABELS, draw_mean_ci, metric_label, save_figure
 from cognitive_reserve.rows import SweepRow
 from cognitive_reserve.stats import mean_ci
 from run_reports.command import one_line_errors
@@ -44,7 +47,8 @@ PAIRS = ("head_deletion:attn", "neuron_deletion:mlp")
 COLUMNS = (
     "structural", "group", "level", "n_seeds_a", "n_seeds_b",
     "loss_a", "loss_a_low", "loss_a_high", "loss_b", "loss_b_low", "loss_b_high",
-    "entrywise_loss_a", "entrywise_loss_b",
+    "entrywise_loss_a", "entrywise_loss_a_low", "entrywise_loss_a_high",
+    "entrywise_loss_b", "entrywise_loss_b_low", "entrywise_loss_b_high",
     "advantage_b", "advantage_b_low", "advantage_b_high",
     "entrywise_advantage_b", "entrywise_advantage_b_low", "entrywise_advantage_b_high",
     "difference", "difference_low", "difference_high",
@@ -112,6 +116,7 @@ def structural_table(
                 for side in "ab"
             }
             loss_a, loss_b = over_seeds(at[("a", structural)]), over_seeds(at[("b", structural)])
+            entry_a, entry_b = over_seeds(at[("a", ENTRYWISE)]), over_seeds(at[("b", ENTRYWISE)])
             advantage = welch(at[("a", structural)], at[("b", structural)])
             entrywise = welch(at[("a", ENTRYWISE)], at[("b", ENTRYWISE)])
             difference = welch(contrast["a"], contrast["b"])
@@ -120,8 +125,10 @@ def structural_table(
                 "n_seeds_a": len(side_a), "n_seeds_b": len(side_b),
                 "loss_a": loss_a.mean, "loss_a_low": loss_a.low, "loss_a_high": loss_a.high,
                 "loss_b": loss_b.mean, "loss_b_low": loss_b.low, "loss_b_high": loss_b.high,
-                "entrywise_loss_a": float(np.mean(at[("a", ENTRYWISE)])),
-                "entrywise_loss_b": float(np.mean(at[("b", ENTRYWISE)])),
+                "entrywise_loss_a": entry_a.mean, "entrywise_loss_a_low": entry_a.low,
+                "entrywise_loss_a_high": entry_a.high,
+                "entrywise_loss_b": entry_b.mean, "entrywise_loss_b_low": entry_b.low,
+                "entrywise_loss_b_high": entry_b.high,
                 "advantage_b": advantage.mean, "advantage_b_low": advantage.low, "advantage_b_high": advantage.high,
                 "entrywise_advantage_b": entrywise.mean, "entrywise_advantage_b_low": entrywise.low,
                 "entrywise_advantage_b_high": entrywise.high,
@@ -148,6 +155,35 @@ def markdown(records: Sequence[dict[str, object]], metric: str) -> list[str]:
     return markdown_table(header, body)
 
 
+def plot(records: Sequence[dict[str, object]], metric: str, path: Path, names: tuple[str, str]) -> Path:
+    """One panel per pair: each model's loss against p under the structural perturbation (solid) and under random
+    deletion of the same weights (dashed), with the Student-t 95% band over seeds."""
+    pairs = list(dict.fromkeys((str(r["structural"]), str(r["group"])) for r in records))
+    fig = Figure(figsize=(4.6 * len(pairs), 3.8), layout="constrained")
+    for ax, (structural, group) in zip(fig.subplots(1, len(pairs), squeeze=False)[0], pairs, strict=True):
+        rows = [r for r in records if (r["structural"], r["group"]) == (structural, group)]
+        for side, (name, color) in zip("ab", zip(names, ("C0", "C1"), strict=True), strict=True):
+            for prefix, style, what in (("", "-", structural), ("entrywise_", "--", f"{ENTRYWISE} ({group})")):
+                key = f"{prefix}loss_{side}"
+                points = [_Point(r["level"], r[key], r[f"{key}_low"], r[f"{key}_high"]) for r in rows]
+                draw_mean_ci(ax, points, color=color, label=f"{name}: {what}")
+                ax.lines[-1].set_linestyle(style)
+        ax.set_xlabel(f"{LEVEL_LABELS.get(structural, structural)} = deleted fraction of the weights")
+        ax.set_ylabel(f"{metric_label(metric)}: damaged − undamaged")
+        ax.set_title(f"{structural.replace('_', ' ')} vs random deletion, group {group}", fontsize="medium")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="x-small")
+    return save_figure(fig, path, "Loss over training seeds: mean and 95% Student-t interval (S − 1 df)")
+
+
+@dataclass(frozen=True)
+class _Point:
+    level: float
+    mean: float
+    ci_low: float
+    ci_high: float
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m run_reports.structural", description=__doc__.split("\n\n")[0])
     parser.add_argument("--a", nargs="+", required=True, type=Path, help="model A's sweep CSVs, one per seed")
@@ -155,6 +191,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", required=True, type=Path, help="directory of the table files")
     parser.add_argument("--metric", default="bits_per_byte_en", help="metric compared (default bits_per_byte_en)")
     parser.add_argument("--pair", action="append", help=f"structural:group (default: {' '.join(PAIRS)})")
+    parser.add_argument("--names", nargs=2, default=("A", "B"), metavar=("A", "B"), help="the models in the figure")
     args = parser.parse_args(argv)
     with one_line_errors():
         for path in [*args.a, *args.b]:
@@ -167,6 +204,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     write_records(args.out / f"structural_{args.metric}.csv", COLUMNS, records)
     table = "\n".join(markdown(records, args.metric))
     (args.out / f"structural_{args.metric}.md").write_text(table + "\n", encoding="utf-8")
+    plot(records, args.metric, args.out / f"structural_{args.metric}.png", tuple(args.names))
     print(table)
 
 

@@ -54,6 +54,7 @@ def test_advantages_and_their_intervals_follow_the_stated_computation(tmp_path, 
     contrast_a, contrast_b = [s[1] - s[2] for s in a], [s[1] - s[2] for s in b]
     assert math.isclose(float(record["difference"]), np.mean(contrast_a) - np.mean(contrast_b))
     assert "head_deletion (attn)" in capsys.readouterr().out
+    assert (tmp_path / "out" / f"structural_{METRIC}.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_a_pair_without_rows_is_a_one_line_error(tmp_path, capsys):
