@@ -59,6 +59,27 @@ def temporaries(r: Recording, model: str, naive: bool = False) -> str:
     return " / ".join(r.text(f"{model}_{family}_{kind}_over_targets") for family in families)
 
 
+def structural_per_trial(r: Recording) -> str:
+    attn = " / ".join(
+        f"{r[f'{p}_attn_per_trial_over_clean']:.3f}" for p in ("random_deletion", "head_deletion", "bit_flip")
+    )
+    mlp = " / ".join(
+        f"{r[f'{p}_mlp_per_trial_over_clean']:.3f}"
+        for p in ("random_deletion", "neuron_deletion", "activation_fault", "activation_fault_noise")
+    )
+    return (
+        f"{attn}; {mlp} (÷ random deletion: head **{r['head_deletion_attn_vs_random_deletion']:.3f}**, bit flip "
+        f"**{r['bit_flip_attn_vs_random_deletion']:.3f}**)"
+    )
+
+
+def structural_damage(r: Recording, figure: str) -> str:
+    """One figure of every case of ``bench/structural_cost.py`` on GPT-2-small-shaped weights: attention; MLP."""
+    attn = ("random_deletion_attn", "head_deletion_attn", "bit_flip_attn")
+    mlp = ("random_deletion_mlp", "neuron_deletion_mlp", "activation_fault_mlp", "activation_fault_noise_mlp")
+    return "; ".join(" / ".join(r.text(f"gpt2_small_shape_{c}_{figure}") for c in cases) for cases in (attn, mlp))
+
+
 def stacked_bytes(r: Recording) -> list[float]:
     prefix = "linear_digits_T20_stacked_"
     return [float(v) for k, v in r.figures.items() if k.startswith(prefix) and k.endswith("_extra_bytes")]
@@ -217,6 +238,22 @@ ROWS: list[Row] = [
         "studies on SLURM (the single-node cluster of `.ci/slurm-up.sh`): `launch` of {points} digits points; a tiny "
         "GPT-2 point of {gpt2_steps} steps with a 1-minute time limit, from SLURM's warning signal to training again",
         "slurm_requeue", "report", slurm_requeue,
+    ),
+    (
+        "a trial ÷ one clean pass, tiny GPT-2, {gpt2_tiny_eval_blocks} test blocks, level {level}, side by side: "
+        "attention weights (random deletion / head deletion / bit flip), MLP weights (random deletion / neuron "
+        "deletion / activation fault, zero / noise)",
+        "structural_cost", "head deletion and bit flip ≤ random deletion", structural_per_trial,
+    ),
+    (
+        "the damage alone (damage and restore), µs per trial, GPT-2-small-shaped random weights, level 0.25: same "
+        "order as above",
+        "structural_cost", "—", lambda r: structural_damage(r, "damage_us"),
+    ),
+    (
+        "the same perturbations' own buffers ÷ target bytes, GPT-2-small-shaped, same order",
+        "structural_cost", "≪ 1 (a few chunks or unit tables, not a copy)",
+        lambda r: structural_damage(r, "temporaries_over_targets"),
     ),
 ]  # fmt: skip
 

@@ -39,16 +39,24 @@ import torch
 
 from callbacks.finite_training import check_sweepable
 from callbacks.progress import sweep_progress
-from cognitive_reserve import ConfigError, SweepCsvWriter, SweepGrid, SweepRow, SweepSubject, select_targets
+from cognitive_reserve import (
+    PERTURBATIONS,
+    ConfigError,
+    SweepCsvWriter,
+    SweepGrid,
+    SweepRow,
+    SweepSubject,
+    select_targets,
+)
 from cognitive_reserve.fields import Field, check_fields, declared
-from cognitive_reserve.groups import GROUPINGS, check_grouping, run_grouped_sweep, split_targets
+from cognitive_reserve.groups import GROUPINGS, check_grouping, run_grouped_sweep, split_targets, targeting
 from cognitive_reserve.layerwise import GroupSummary
 from cognitive_reserve.provenance import global_seed, weights_provenance
 from cognitive_reserve.resume import resumable_rows, sweep_fingerprint
 from cognitive_reserve.rows import all_targets
 from cognitive_reserve.sensitivity import EpochSummary, sweep_moment
 from cognitive_reserve.subsampling import check_trial_batch as check_subsampled_trial_batch
-from cognitive_reserve.sweep import check_trial_batch
+from cognitive_reserve.sweep import check_reach, check_stacking, check_trial_batch, reachable_grids
 from cognitive_reserve.targets import check_name_patterns
 from run_outputs.group_files import plot_group_sensitivity, write_group_files, write_group_sensitivity
 from run_outputs.sweeps import first_last_crossovers, plot_sensitivity, write_sensitivity_table, write_sweep_files
@@ -86,8 +94,8 @@ class PerturbationSweep(L.Callback):
         perturbations: Annotated[
             Mapping[str, Mapping[str, Any]],
             Field(
-                "`{name: {levels: [...], trials: 20, eval_fraction: 1.0, **options}}`; options: `scope` "
-                "(`magnitude_pruning`)",
+                "`{name: {levels: [...], trials: 20, eval_fraction: 1.0, **options}}`; names: "
+                f"{', '.join(f'`{name}`' for name in PERTURBATIONS)}; their levels and options: `perturbations.*`",
                 valid="non-empty mapping `name → {levels, trials, eval_fraction, options}`, see `perturbations.*`",
                 check=parse_grids,
             ),
@@ -140,9 +148,10 @@ class PerturbationSweep(L.Callback):
         groups: Annotated[
             str | None,
             Field(
-                "layer-wise: after all targets together, damage each group of them alone: `per_block` (`h.<i>`), "
-                "`per_matrix` (each matrix with its bias; GPT-2's `c_attn` cut into q, k, v), or a regex whose "
-                "first capture group names the group (null: all targets together only)",
+                "layer-wise: after all targets together, damage each group of them alone: `per_block` (the blocks "
+                "the model's layout declares; GPT-2: `h.<i>`), `per_matrix` (each matrix with its bias; a fused "
+                "Q/K/V projection, GPT-2's `c_attn`, cut into q, k, v), or a regex whose first capture group names "
+                "the group (null: all targets together only); a structural perturbation skips groups without its units",
                 valid=f"null, {', '.join(f'`{g}`' for g in GROUPINGS)} or a regex with a capture group",
                 check=check_grouping,
                 later="matches at least one targeted parameter: at fit/test start",
@@ -153,6 +162,7 @@ class PerturbationSweep(L.Callback):
         check_subsampled_trial_batch(
             "PerturbationSweep.trial_batch", trial_batch, [g.eval_fraction for g in self.grids]
         )
+        check_stacking("PerturbationSweep.trial_batch", trial_batch, self.grids)
         self.seed = seed
         self.split = split
         self.every_n_epochs = every_n_epochs
@@ -197,8 +207,9 @@ class PerturbationSweep(L.Callback):
         self._check_targets(pl_module)
 
     def _check_targets(self, pl_module: L.LightningModule) -> None:
-        """Fail before any training when the target selector (or the grouping) matches nothing, or when
-        ``trial_batch`` asks for stacked scoring a subject cannot do."""
+        """Fail before any training when the target selector (or the grouping) matches nothing, when
+        ``trial_batch`` asks for stacked scoring a subject cannot do, or when a perturbation would damage nothing
+        of the targets (head deletion of MLP weights)."""
         for subject in pl_module.robustness_subjects([]):
             targets = self.targets if self.targets is not None else subject.targets
             try:
@@ -206,8 +217,10 @@ class PerturbationSweep(L.Callback):
             except ConfigError as err:
                 raise ConfigError("PerturbationSweep.targets", err.value, err.reason) from None
             if self.groups is not None:
-                split_targets(subject.module, targets, self.groups, "PerturbationSweep.groups")
+                split_targets(subject.module, targets, self.groups, "PerturbationSweep.groups", subject.layout)
             check_trial_batch("PerturbationSweep.trial_batch", self.trial_batch, subject)
+            subject.targets = targets
+            check_reach(subject, self.grids, "PerturbationSweep.targets")
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         due = self.every_n_epochs and (trainer.current_epoch + 1) % self.every_n_epochs == 0
@@ -247,7 +260,7 @@ class PerturbationSweep(L.Callback):
         was_training = pl_module.training
         pl_module.eval()
         rows: list[SweepRow] = []
-        planned = [planned_trials(self.grids) * self._sweeps_of(subject) for subject in subjects]
+        planned = [self._planned(subject) for subject in subjects]
         shown = self.progress and trainer.is_global_zero
         try:
             with sweep_progress(trainer, f"Sweep {stage}: trials", sum(planned), shown) as bar:
@@ -279,9 +292,15 @@ class PerturbationSweep(L.Callback):
         notes = [f"weights: {weights.describe(full=True)}"] if weights is not None else []
         return resumable_rows(path, fingerprint, notes)
 
-    def _sweeps_of(self, subject: SweepSubject) -> int:
-        """How many sweeps one subject gets: all targets together, plus one per group of a layer-wise sweep."""
-        return 1 + (len(split_targets(subject.module, subject.targets, self.groups)) if self.groups else 0)
+    def _planned(self, subject: SweepSubject) -> int:
+        """Trials one subject gets at most: all targets together, plus, in a layer-wise sweep, each group with the
+        grids whose perturbation reaches it."""
+        total = planned_trials(self.grids)
+        if self.groups is not None:
+            for group in split_targets(subject.module, subject.targets, self.groups, layout=subject.layout):
+                with targeting(subject, group, everything=False):
+                    total += planned_trials(reachable_grids(subject, self.grids))
+        return total
 
     def _report(
         self, trainer: L.Trainer, rows: list[SweepRow], path: Path, stage: str, epoch: int, moment: str | None

@@ -35,7 +35,6 @@ from lightning.pytorch.utilities import rank_zero_warn
 from callbacks.step_monitor import STRIP_PREFIX, StepMonitor, compile_pattern
 from cognitive_reserve.errors import ConfigError
 from cognitive_reserve.fields import Field, check_fields, declared
-from cognitive_reserve.matrices import DEFAULT_STRIP_PREFIX, FUSED_QKV, QKV_PARTS, output_dim
 from cognitive_reserve.spectral import (
     WeightMatrix,
     exact_basis,
@@ -44,6 +43,7 @@ from cognitive_reserve.spectral import (
     squared_frobenius,
 )
 from cognitive_reserve.targets import select_targets
+from lightning_modules.gpt2_layout import FUSED_QKV, GPT2_STRIP_PREFIX, QKV_PARTS, output_dim
 
 GPT2_FUSED_QKV = {FUSED_QKV: list(QKV_PARTS)}
 
@@ -94,7 +94,7 @@ class SpectralMonitor(StepMonitor):
                 check=compile_split,
             ),
         ] = None,
-        strip_prefix: Annotated[str, STRIP_PREFIX] = DEFAULT_STRIP_PREFIX,
+        strip_prefix: Annotated[str, STRIP_PREFIX] = GPT2_STRIP_PREFIX,
         spectrum_every_n_steps: Annotated[
             int, Field("every m steps also the exact top singular values / histogram (0 = never)", ge=0)
         ] = 0,

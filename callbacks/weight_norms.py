@@ -16,8 +16,8 @@ import torch
 from callbacks.step_monitor import STRIP_PREFIX, StepMonitor, compile_pattern
 from cognitive_reserve.errors import ConfigError
 from cognitive_reserve.fields import Field, check_fields, declared
-from cognitive_reserve.matrices import DEFAULT_STRIP_PREFIX
 from cognitive_reserve.targets import select_targets
+from lightning_modules.gpt2_layout import GPT2_STRIP_PREFIX
 
 TOTAL = "total"
 
@@ -51,7 +51,7 @@ class WeightNorms(StepMonitor):
                 check=compile_pattern,
             ),
         ] = r"\b(h|layers?|blocks?)\.\d+",
-        strip_prefix: Annotated[str, STRIP_PREFIX] = DEFAULT_STRIP_PREFIX,
+        strip_prefix: Annotated[str, STRIP_PREFIX] = GPT2_STRIP_PREFIX,
     ) -> None:
         fields = check_fields(WeightNorms, locals())
         super().__init__(every_n_steps)

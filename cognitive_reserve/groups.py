@@ -1,13 +1,14 @@
 """Layer-wise sweeps: a sweep's targets split into named groups, each damaged alone.
 
-A grouping rule (the ``groups`` of a sweep) names the part of the targets each parameter belongs to:
+A grouping rule (the ``groups`` of a sweep) names the part of the targets each parameter belongs to, as the
+model's layout (``cognitive_reserve.layout``, the subject's ``layout``) declares its structure:
 
-- ``per_block``: transformer blocks, ``h.<i>`` (GPT-2); a targeted parameter outside every block is a
-  group of its own, named like ``per_matrix`` names it.
-- ``per_matrix``: every weight matrix with its bias, by module path without the leading
-  ``model.transformer.`` (``h.0.attn.c_proj``, ``h.0.mlp.c_fc``; the linear models: ``w`` and ``gamma``).
-  GPT-2's fused ``c_attn`` is cut into its Q, K and V blocks along its output dimension, as the spectral
-  monitor cuts it: ``h.0.attn.c_attn.q``, ``.k``, ``.v`` (columns of the weight, entries of the bias).
+- ``per_block``: the blocks the layout declares (GPT-2: ``h.<i>``); a targeted parameter outside every block is
+  a group of its own, named like ``per_matrix`` names it.
+- ``per_matrix``: every weight matrix with its bias, by module path (``ModelLayout.matrix_name``: from the block's
+  name on, GPT-2's ``h.0.attn.c_proj``, ``h.0.mlp.c_fc``; the linear models: ``w`` and ``gamma``). A projection
+  that holds Q, K and V side by side (GPT-2's ``c_attn``) is cut into them along its output dimension, as the
+  spectral monitor cuts it: ``h.0.attn.c_attn.q``, ``.k``, ``.v`` (columns of the weight, entries of the bias).
 - a regular expression with a capture group: searched in each targeted parameter's qualified name, the
   first capture group names the group. Targeted parameters it does not match belong to no group (they
   are damaged in the all-targets sweep only).
@@ -16,9 +17,11 @@ A grouping rule (the ``groups`` of a sweep) names the part of the targets each p
 empty ``group``), then the same grids and seeds on each group alone (``group`` = its name): every other
 parameter, and the rest of a cut matrix, stays untouched bit for bit. A perturbation applies inside the
 group as it applies to all targets: magnitude pruning's ``scope: global`` ranks the group's weights
-together, ``per_tensor`` each of its tensors (each of Q, K, V) alone. A group keeps the subject's closed
-form only when it damages every target whole. Levels where a perturbation changes nothing (level 0) are
-measured once, in the reference sweep, and their rows reused for every group: the undamaged model scores
+together, ``per_tensor`` each of its tensors (each of Q, K, V) alone; a structural perturbation damages the
+units the group holds weights of (head deletion in a group of Q columns zeroes the deleted heads' Q columns),
+and a group that holds none of its units (head deletion in an MLP group) is not swept with it. A group keeps
+the subject's closed form only when it damages every target whole. Levels where a perturbation changes nothing
+(level 0) are measured once, in the reference sweep, and their rows reused for every group: the undamaged model scores
 the same whichever group is "damaged" by nothing.
 """
 
@@ -33,16 +36,15 @@ from typing import Any
 from torch import nn
 
 from cognitive_reserve.errors import ConfigError
-from cognitive_reserve.matrices import DEFAULT_STRIP_PREFIX, FUSED_QKV, QKV_PARTS, Index, output_dim, output_part
+from cognitive_reserve.layout import NO_LAYOUT, Index, ModelLayout, output_slice
 from cognitive_reserve.rows import SweepRow
-from cognitive_reserve.sweep import SweepGrid, SweepSubject, run_sweep
+from cognitive_reserve.sweep import SweepGrid, SweepSubject, reachable_grids, run_sweep
 from cognitive_reserve.targets import TargetGroup, TargetSpec, select_targets
 
 #: The named grouping rules (any other value is a regular expression with a capture group).
 GROUPINGS = ("per_block", "per_matrix")
-BLOCK = re.compile(r"(?:^|\.)(h\.\d+)\.")
-_PREFIX = re.compile(DEFAULT_STRIP_PREFIX)
-_FUSED = re.compile(FUSED_QKV)
+#: The names of the parts of a projection that holds Q, K and V side by side, in order.
+QKV_PARTS = ("q", "k", "v")
 
 
 def check_grouping(field: str, rule: object) -> str:
@@ -61,12 +63,16 @@ def check_grouping(field: str, rule: object) -> str:
     return rule
 
 
-def split_targets(module: nn.Module, targets: TargetSpec, rule: str, field: str = "groups") -> list[TargetGroup]:
-    """The groups of ``module``'s ``targets`` under ``rule``, in the order their first parameter is registered."""
+def split_targets(
+    module: nn.Module, targets: TargetSpec, rule: str, field: str = "groups", layout: ModelLayout = NO_LAYOUT
+) -> list[TargetGroup]:
+    """The groups of ``module``'s ``targets`` under ``rule`` (``layout``: the module's declared structure), in
+    the order their first parameter is registered."""
     check_grouping(field, rule)
     members: dict[str, dict[str, Index | None]] = {}  # group → {parameter: its block, None = whole}
+    fused = _fused_parts(module, layout)
     for name in select_targets(module, targets):
-        for group, index in _assign(module, name, rule):
+        for group, index in _assign(layout, fused, name, rule):
             members.setdefault(group, {})[name] = index
     if not members:
         names = list(select_targets(module, targets))
@@ -78,32 +84,33 @@ def split_targets(module: nn.Module, targets: TargetSpec, rule: str, field: str 
     ]
 
 
-def _assign(module: nn.Module, name: str, rule: str) -> list[tuple[str, Index | None]]:
+def _assign(
+    layout: ModelLayout, fused: dict[str, list[Index]], name: str, rule: str
+) -> list[tuple[str, Index | None]]:
     """``[(group, block of the parameter or None for all of it)]`` of one targeted parameter."""
     if rule == "per_block":
-        block = BLOCK.search(name)
-        return [(block.group(1) if block else matrix_name(name), None)]
+        block = layout.block_of(name)
+        return [(block.name if block else layout.matrix_name(name), None)]
     if rule == "per_matrix":
-        if _FUSED.search(name):
-            dim = output_dim(module, name)
-            size = module.get_parameter(name).shape[dim]
-            if size % len(QKV_PARTS) == 0:
-                return [
-                    (f"{matrix_name(name)}.{part}", output_part(dim, size, i, len(QKV_PARTS)))
-                    for i, part in enumerate(QKV_PARTS)
-                ]
-        return [(matrix_name(name), None)]
+        if name in fused:
+            matrix = layout.matrix_name(name)
+            return [(f"{matrix}.{part}", index) for part, index in zip(QKV_PARTS, fused[name], strict=True)]
+        return [(layout.matrix_name(name), None)]
     found = re.search(rule, name)
     return [(found.group(1), None)] if found and found.group(1) else []
 
 
-def matrix_name(name: str) -> str:
-    """A parameter's module path without the leading ``model.transformer.`` (from ``h.<i>`` on in a block),
-    and without ``.weight``/``.bias``: ``model.transformer.h.0.attn.c_proj.bias`` → ``h.0.attn.c_proj``."""
-    block = BLOCK.search(name)
-    short = name[block.start(1) :] if block else _PREFIX.sub("", name, count=1)
-    module_path, _, leaf = short.rpartition(".")
-    return module_path if module_path and leaf in ("weight", "bias") else short
+def _fused_parts(module: nn.Module, layout: ModelLayout) -> dict[str, list[Index]]:
+    """``{parameter: [index of Q, of K, of V]}`` of every projection that holds Q, K and V side by side."""
+    cuts: dict[str, list[Index]] = {}
+    for attention in layout.attention:
+        projection = attention.fused()
+        if projection is None:
+            continue
+        for name, dim in ((projection.weight, projection.outputs), (projection.bias, 0)):
+            if name is not None and module.get_parameter(name).ndim > dim:
+                cuts[name] = [output_slice(dim, p.start, p.start + p.width) for p in attention.qkv]
+    return cuts
 
 
 @contextmanager
@@ -137,15 +144,19 @@ def run_grouped_sweep(
     if rule is None:
         return rows
     whole = tuple(select_targets(subject.module, subject.targets))
-    untouched = [row for row in rows if row.level == 0]  # the undamaged model's rows
-    for group in split_targets(subject.module, subject.targets, rule):
+    for group in split_targets(subject.module, subject.targets, rule, layout=subject.layout):
         everything = group.names == whole and not group.parts
-        resumed = _keys(completed, group.name)
-        fresh = [_as_group(row, group.name, everything) for row in untouched if _key(row) not in resumed]
-        if fresh and on_trial is not None:
-            on_trial(fresh)
         with targeting(subject, group, everything):
-            rows += run_sweep(subject, grids, seed, on_trial=on_trial, completed=completed + fresh, **options)
+            swept = reachable_grids(subject, grids)
+            if not swept:
+                continue
+            names = {grid.perturbation for grid in swept}
+            untouched = [row for row in rows if row.level == 0 and not row.group and row.perturbation in names]
+            resumed = _keys(completed, group.name)
+            fresh = [_as_group(row, group.name, everything) for row in untouched if _key(row) not in resumed]
+            if fresh and on_trial is not None:
+                on_trial(fresh)
+            rows += run_sweep(subject, swept, seed, on_trial=on_trial, completed=completed + fresh, **options)
     return rows
 
 

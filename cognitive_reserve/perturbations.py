@@ -1,27 +1,37 @@
-"""Structural failures of weights: random deletion, magnitude pruning, additive Gaussian noise.
+"""What a perturbation is, and the entry-wise ones: random deletion, magnitude pruning, additive Gaussian noise.
 
-Each perturbation is a small frozen value object that validates itself on construction and
-applies itself *in place* to a list of tensors, drawing all randomness from the generator it
-is given. Tensors are damaged chunk by chunk (``split_chunks``; the chunking is part of the seeded
-stream). With the tensors' ``originals`` at hand (a sweep's snapshot), random draws are written
-straight into the tensors' own storage: Gaussian noise needs no temporary buffer at all, random
-deletion one boolean mask of a chunk, magnitude pruning a few chunk-sized buffers (its exact
-threshold comes from a radix selection over the magnitudes' bit patterns, not from a sorted copy
-of all weights). A caller that damages the same tensors many times splits them once and calls
+Each perturbation is a small frozen value object that validates itself on construction, declares how it is
+shown (``Perturbation``: name, unit, the level's label and meaning, a report title; plots, reports, W&B panels
+and the config reference read them from here) and damages a trial's ``Weights`` in place, drawing all
+randomness from the generator it is given. It is known by name once ``register``ed (``PERTURBATIONS``); the
+structural ones live in their own modules (``unit_deletion``: heads and neurons, ``bit_flip``,
+``activation_faults``), which read the model's ``ModelLayout``.
+
+Entry-wise perturbations (``EntrywisePerturbation``) are blind to shapes: tensors are damaged chunk by chunk
+(``split_chunks``; the chunking is part of the seeded stream). With the tensors' ``originals`` at hand (a
+sweep's snapshot), random draws are written straight into the tensors' own storage: Gaussian noise needs no
+temporary buffer at all, random deletion one boolean mask of a chunk, magnitude pruning a few chunk-sized
+buffers (its exact threshold comes from a radix selection over the magnitudes' bit patterns, not from a sorted
+copy of all weights). A caller that damages the same tensors many times splits them once and calls
 ``apply_chunks_``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import typing
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import ClassVar, Literal, NamedTuple
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import torch
+from torch import nn
+from torch.utils.hooks import RemovableHandle
 
 from cognitive_reserve.errors import ConfigError, check_choice, check_number
+from cognitive_reserve.layout import NO_LAYOUT, Index, ModelLayout
 
 #: Elements drawn per random call; bounds the temporary memory of a perturbation.
 CHUNK_ELEMENTS = 1 << 16
@@ -51,10 +61,92 @@ def split_chunks(tensors: Sequence[torch.Tensor], originals: Sequence[torch.Tens
     return chunks
 
 
+#: What one draw of a perturbation damages: single weights (``entry``), whole rows or columns of a matrix,
+#: attention heads, MLP hidden units (``neuron``), single bits of stored weights, or units' activations.
+Unit = Literal["entry", "row/column", "head", "neuron", "bit", "activation"]
+
+
+class Hooks:
+    """Forward hooks a perturbation puts on ``module`` for one trial; ``remove()`` takes every one of them off."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.module = module
+        self._handles: list[RemovableHandle] = []
+
+    def add(self, path: str, hook: Callable[[nn.Module, Any, Any], Any]) -> None:
+        """``hook(module, inputs, output)`` on the submodule at ``path`` (its return value replaces the output)."""
+        self._handles.append(self.module.get_submodule(path).register_forward_hook(hook))
+
+    def remove(self) -> None:
+        while self._handles:
+            self._handles.pop().remove()
+
+
+@dataclass(frozen=True)
+class Weights:
+    """What a perturbation damages in one trial, and where it sits in the model.
+
+    ``tensors``: the targeted tensors in target order, shaped and writable, holding the undamaged values on entry
+    (where a target is only a block of its parameter, ``parts[name]``, the tensor is that block); ``chunks``: the
+    same storage cut into flat chunks of at most ``CHUNK_ELEMENTS`` with their originals (``split_chunks``);
+    ``names``: the parameters' qualified names; ``layout``: the model's own declaration of its structure;
+    ``hooks``: forward hooks removed when the trial ends (None where the model itself is not evaluated: stacked
+    copies). The same ``Weights`` is damaged trial after trial: ``memo`` keeps what a perturbation derives from
+    its shapes and layout (a table of units) for the next trial.
+    """
+
+    names: tuple[str, ...]
+    tensors: Sequence[torch.Tensor]
+    chunks: Sequence[Chunk]
+    parts: Mapping[str, Index] = field(default_factory=dict)
+    layout: ModelLayout = NO_LAYOUT
+    hooks: Hooks | None = None
+    _memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
+        """``compute()`` the first time ``key`` is asked for, the same object afterwards (it must depend only on
+        the names, shapes, parts and layout, never on the tensors' values)."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+    @classmethod
+    def of(
+        cls,
+        params: Mapping[str, torch.Tensor],
+        parts: Mapping[str, Index] | None = None,
+        layout: ModelLayout | None = None,
+    ) -> Weights:
+        """Views of ``params`` (their ``parts``) without chunks, to read: what ``Perturbation.unreachable`` judges."""
+        parts = dict(parts or {})
+        tensors = [p.detach()[parts[name]] if name in parts else p.detach() for name, p in params.items()]
+        return cls(tuple(params), tensors, (), parts, layout or NO_LAYOUT)
+
+
+#: Every perturbation by its contract name (``register`` adds one).
+PERTURBATIONS: dict[str, type[Perturbation]] = {}
+
+
 class Perturbation(ABC):
-    """A damage model with one scalar severity ``level`` (0 = no damage)."""
+    """A damage model with one scalar severity ``level`` (0 = no damage).
+
+    A perturbation declares, once, what plots, reports, W&B panels and the config reference show of it: its
+    ``name`` (the CSV's ``perturbation``), its ``unit`` (what one draw damages), the physical ``failure`` it
+    models (in a few words; its docstring says more), its level's axis label (``level_label``), meaning
+    (``level_meaning``) and valid values (``level_range``), and a report ``title`` (``{targets}`` stands for
+    what the sweep damages). Its options are the dataclass fields after the level,
+    each with ``metadata={"doc": ...}`` (and ``"valid"`` where the type is not a ``Literal``).
+    """
 
     name: ClassVar[str]
+    unit: ClassVar[Unit]
+    failure: ClassVar[str]
+    level_label: ClassVar[str]
+    level_meaning: ClassVar[str]
+    level_range: ClassVar[str] = "number in [0, 1]"
+    title: ClassVar[str]
+    #: Whether it can damage stacked copies of the targets (``trial_batch`` > 1); False for hooks on the model.
+    stacks: ClassVar[bool] = True
 
     @property
     @abstractmethod
@@ -65,6 +157,26 @@ class Perturbation(ABC):
     def deterministic(self) -> bool:
         """True when every draw gives the same result (one trial per level is enough)."""
         return self.level == 0
+
+    @abstractmethod
+    def damage_(self, weights: Weights, generator: torch.Generator) -> None:
+        """Damage ``weights`` in place (or hook the model), drawing randomness from ``generator`` only."""
+
+    def unreachable(self, weights: Weights) -> str | None:
+        """Why this perturbation would damage nothing of ``weights`` (None: it damages something)."""
+        return None
+
+
+def register(cls: type[Perturbation]) -> type[Perturbation]:
+    """Class decorator: make ``cls`` known to sweeps, configs, CSV readers and plots by its ``name``."""
+    if cls.name in PERTURBATIONS and PERTURBATIONS[cls.name] is not cls:
+        raise ValueError(f"a perturbation named {cls.name!r} is already registered ({PERTURBATIONS[cls.name]})")
+    PERTURBATIONS[cls.name] = cls
+    return cls
+
+
+class EntrywisePerturbation(Perturbation):
+    """A perturbation of single entries, blind to shapes: it damages flat chunks (``split_chunks``)."""
 
     def apply_(
         self,
@@ -80,17 +192,27 @@ class Perturbation(ABC):
         """
         self.apply_chunks_(split_chunks(tensors, originals), generator)
 
+    def damage_(self, weights: Weights, generator: torch.Generator) -> None:
+        self.apply_chunks_(weights.chunks, generator)
+
     @abstractmethod
     def apply_chunks_(self, chunks: Sequence[Chunk], generator: torch.Generator) -> None:
         """``apply_`` on tensors already cut by ``split_chunks`` (split once, damage many times)."""
 
 
+@register
 @dataclass(frozen=True)
-class GaussianNoise(Perturbation):
-    """Add i.i.d. ``N(0, std²)`` noise to every targeted weight (paper eq. 6)."""
+class GaussianNoise(EntrywisePerturbation):
+    """Add i.i.d. ``N(0, std²)`` noise to every targeted weight (paper eq. 6): analog drift of stored values."""
 
     std: float
     name: ClassVar[str] = "gaussian_noise"
+    unit: ClassVar[Unit] = "entry"
+    failure: ClassVar[str] = "analog drift of the stored values"
+    level_label: ClassVar[str] = "noise std σ"
+    level_meaning: ClassVar[str] = "the standard deviation σ of the noise added to every targeted weight"
+    level_range: ClassVar[str] = "finite number ≥ 0"
+    title: ClassVar[str] = "Gaussian noise added to {targets} (std σ)"
 
     def __post_init__(self) -> None:
         check_number("gaussian_noise.std", self.std, low=0)
@@ -114,12 +236,18 @@ class GaussianNoise(Perturbation):
                 chunk.copy_(original.double() + chunk_noise.double() * self.std)
 
 
+@register
 @dataclass(frozen=True)
-class RandomDeletion(Perturbation):
-    """Set each targeted weight to zero independently with probability ``p``."""
+class RandomDeletion(EntrywisePerturbation):
+    """Set each targeted weight to zero independently with probability ``p``: single connections lost."""
 
     p: float
     name: ClassVar[str] = "random_deletion"
+    unit: ClassVar[Unit] = "entry"
+    failure: ClassVar[str] = "single connections lost at random"
+    level_label: ClassVar[str] = "deletion probability p"
+    level_meaning: ClassVar[str] = "the probability that each targeted weight is set to zero"
+    title: ClassVar[str] = "Random deletion of {targets} (probability p)"
 
     def __post_init__(self) -> None:
         check_number("random_deletion.p", self.p, low=0, high=1)
@@ -146,17 +274,25 @@ class RandomDeletion(Perturbation):
             chunk.masked_fill_(deleted, 0)
 
 
+@register
 @dataclass(frozen=True)
-class MagnitudePruning(Perturbation):
-    """Zero the ``round(p·n)`` smallest-magnitude weights (Han et al. 2015).
+class MagnitudePruning(EntrywisePerturbation):
+    """Zero the ``round(p·n)`` smallest-magnitude weights (Han et al. 2015): the weights a pruner removes first.
 
     ``scope="per_tensor"`` prunes that fraction of every tensor; ``scope="global"`` ranks all
     targeted weights together. Deterministic: one trial per level.
     """
 
     p: float
-    scope: Literal["per_tensor", "global"] = "per_tensor"
+    scope: Literal["per_tensor", "global"] = field(
+        default="per_tensor", metadata={"doc": "prune that fraction of every tensor, or rank all targets together"}
+    )
     name: ClassVar[str] = "magnitude_pruning"
+    unit: ClassVar[Unit] = "entry"
+    failure: ClassVar[str] = "the weights a pruner removes first"
+    level_label: ClassVar[str] = "pruned fraction p (smallest |w|)"
+    level_meaning: ClassVar[str] = "the fraction of the targeted weights set to zero, smallest magnitudes first"
+    title: ClassVar[str] = "Magnitude pruning of {targets} (fraction p)"
 
     def __post_init__(self) -> None:
         check_number("magnitude_pruning.p", self.p, low=0, high=1)
@@ -183,11 +319,6 @@ class MagnitudePruning(Perturbation):
             _zero_smallest([c.live for c in chunks], round(self.p * sum(c.live.numel() for c in chunks)))
 
 
-PERTURBATIONS: dict[str, type[Perturbation]] = {
-    cls.name: cls for cls in (GaussianNoise, RandomDeletion, MagnitudePruning)
-}
-
-
 def make_perturbation(name: str, level: float, **options: object) -> Perturbation:
     """Build a perturbation from its contract name (``gaussian_noise`` …) and level."""
     if name not in PERTURBATIONS:
@@ -197,6 +328,52 @@ def make_perturbation(name: str, level: float, **options: object) -> Perturbatio
         return cls(level, **options)  # type: ignore[call-arg]
     except TypeError as err:
         raise ConfigError(f"{name} options", options, str(err)) from None
+
+
+class _LevelLabels(Mapping[str, str]):
+    """``{name: level_label}`` of the registered perturbations, read when asked (a live view of ``PERTURBATIONS``)."""
+
+    def __getitem__(self, name: str) -> str:
+        return PERTURBATIONS[name].level_label
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(PERTURBATIONS)
+
+    def __len__(self) -> int:
+        return len(PERTURBATIONS)
+
+
+#: The x-axis label of every registered perturbation's level (plots and reports: ``LEVEL_LABELS.get(name, name)``).
+LEVEL_LABELS: Mapping[str, str] = _LevelLabels()
+
+
+def describe(name: str, targets: str) -> str:
+    """A report title for perturbation ``name`` of ``targets`` (``the attention weights``); the name if unknown."""
+    return PERTURBATIONS[name].title.format(targets=targets) if name in PERTURBATIONS else name
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of a perturbation (a dataclass field after its level), as the config reference shows it."""
+
+    name: str
+    valid: str
+    default: object
+    doc: str
+
+
+def options(cls: type[Perturbation]) -> list[Option]:
+    """The options of ``cls``: its dataclass fields after the level, with their valid values (a ``Literal``'s
+    choices, else the field's ``metadata["valid"]``), default and ``metadata["doc"]``."""
+    hints = typing.get_type_hints(cls)
+    found = []
+    for option in dataclasses.fields(cls)[1:]:  # type: ignore[arg-type]
+        choices = typing.get_args(hints[option.name]) if typing.get_origin(hints[option.name]) is Literal else ()
+        quoted = [f"`{choice}`" for choice in choices]
+        valid = " or ".join([", ".join(quoted[:-1]), quoted[-1]] if len(quoted) > 1 else quoted)
+        valid = valid or option.metadata.get("valid", "")
+        found.append(Option(option.name, valid, option.default, option.metadata.get("doc", "")))
+    return found
 
 
 def _zero_smallest(chunks: list[torch.Tensor], count: int) -> None:

@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from cognitive_reserve.perturbations import LEVEL_LABELS  # each perturbation's own label (reports import it here)
 from cognitive_reserve.stats import LevelSummary
 
 
@@ -30,13 +31,6 @@ class MeanCiPoint(Protocol):
     def ci_low(self) -> float: ...
     @property
     def ci_high(self) -> float: ...
-
-
-LEVEL_LABELS = {
-    "gaussian_noise": "noise std σ",
-    "random_deletion": "deletion probability p",
-    "magnitude_pruning": "pruned fraction p (smallest |w|)",
-}
 
 
 #: Human names of metric keys; a suffix after the name is its language or variant (``bits_per_byte_en``).

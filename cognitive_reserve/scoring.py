@@ -52,7 +52,7 @@ def open_scorer(subject: SweepSubject, trial_batch: int, autocast: torch.dtype |
     needs ``subject.evaluate_stack``; ``run_sweep`` checks)."""
     targets, parts = select_targets(subject.module, subject.targets), target_parts(subject.targets)
     if trial_batch > 1:
-        copies = DamagedCopies(targets, trial_batch, parts)
+        copies = DamagedCopies(targets, trial_batch, parts, subject.layout)
 
         def score_stacked(
             draws: Sequence[Draw], evaluators: Sequence[Evaluator] | None = None
@@ -69,7 +69,7 @@ def open_scorer(subject: SweepSubject, trial_batch: int, autocast: torch.dtype |
 
         yield score_stacked
         return
-    snapshot = ParameterSnapshot(targets, parts)
+    snapshot = ParameterSnapshot(targets, parts, subject.layout, subject.module)
 
     def score_in_place(draws: Sequence[Draw], evaluators: Sequence[Evaluator] | None = None) -> list[dict[str, float]]:
         scores = []

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from cognitive_reserve.layout import NO_LAYOUT, ModelLayout
 from cognitive_reserve.perturbations import Perturbation
 from cognitive_reserve.subsampling import UnitScoring
 from cognitive_reserve.targets import TargetSpec
@@ -25,7 +26,9 @@ class SweepSubject:
     a closed-form expectation per metric for a perturbation (or ``None`` where there is none).
     ``evaluate_stack`` (optional) scores several versions of the targets at once: it gets one stack
     ``(copies, *shape)`` per targeted tensor, in target order, and returns one ``{metric: value}`` per
-    copy, exactly what ``evaluate()`` returns with the targets set to that copy.
+    copy, exactly what ``evaluate()`` returns with the targets set to that copy. ``layout``: the model's
+    declaration of its structure (blocks, heads, hidden units), read by structural perturbations and
+    layer-wise groups.
     """
 
     name: str
@@ -37,3 +40,4 @@ class SweepSubject:
     evaluate_stack: Callable[[list[torch.Tensor]], Sequence[Mapping[str, float]]] | None = None
     #: How to score parts of the evaluation data (subsampled trials); None: the whole data only.
     units: UnitScoring | None = None
+    layout: ModelLayout = NO_LAYOUT

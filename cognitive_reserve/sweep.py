@@ -25,16 +25,19 @@ from tqdm.auto import tqdm
 
 from cognitive_reserve.adaptive import AdaptiveTrials
 from cognitive_reserve.errors import ConfigError, check_int
-from cognitive_reserve.perturbations import PERTURBATIONS, Perturbation, make_perturbation
+from cognitive_reserve.perturbations import PERTURBATIONS, Perturbation, Weights, make_perturbation
 from cognitive_reserve.rows import CSV_COLUMNS, SweepRow
 from cognitive_reserve.scoring import open_scorer, precision
 from cognitive_reserve.seeding import trial_seed
 from cognitive_reserve.subject import SweepSubject
 from cognitive_reserve.subsampling import EvalFraction, Subsampler, check_eval_fraction
 from cognitive_reserve.subsampling import check_trial_batch as check_subsampled_trial_batch
-from cognitive_reserve.targets import group_name, select_targets
+from cognitive_reserve.targets import group_name, select_targets, target_parts
 
-__all__ = ["CSV_COLUMNS", "SweepGrid", "SweepRow", "SweepSubject", "check_trial_batch", "run_sweep"]
+__all__ = [
+    "CSV_COLUMNS", "SweepGrid", "SweepRow", "SweepSubject", "check_reach", "check_stacking", "check_trial_batch",
+    "reachable_grids", "run_sweep",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -101,10 +104,14 @@ def run_sweep(
     evaluates under ``torch.autocast`` of that dtype: faster on GPUs, results no longer float32 ones.
     Where ``subject.targets`` is a ``TargetGroup`` (a layer-wise sweep, ``cognitive_reserve.groups``), its
     name fills the rows' ``group`` column, and only rows of that group are reused from ``completed``.
+    A grid whose perturbation would damage nothing of the targets (head deletion of MLP weights) is an error.
     """
+    grids = list(grids)
     levels = list(_levels(subject, grids, seed))
     check_subsampled_trial_batch("trial_batch", trial_batch, [level.eval_fraction for level in levels])
     check_trial_batch("trial_batch", trial_batch, subject)
+    check_stacking("trial_batch", trial_batch, grids)
+    check_reach(subject, grids)
     group = group_name(subject.targets)
     done = _completed_trials(completed, subject.name, group)
     device = next(iter(select_targets(subject.module, subject.targets).values())).device
@@ -164,6 +171,38 @@ def check_trial_batch(field: str, trial_batch: object, subject: SweepSubject) ->
         reason = f"model {subject.name} scores one trial at a time (no evaluate_stack); use 1"
         raise ConfigError(field, trial_batch, reason)
     return trial_batch
+
+
+def check_stacking(field: str, trial_batch: int, grids: Iterable[SweepGrid]) -> None:
+    """Refuse ``trial_batch`` > 1 when a grid's perturbation cannot damage stacked copies (it hooks the model)."""
+    for grid in grids:
+        if trial_batch > 1 and not PERTURBATIONS[grid.perturbation].stacks:
+            reason = f"{grid.perturbation} hooks the model itself and scores one trial at a time; use 1"
+            raise ConfigError(field, trial_batch, reason)
+
+
+def reachable_grids(subject: SweepSubject, grids: Iterable[SweepGrid]) -> list[SweepGrid]:
+    """The grids whose perturbation damages something of ``subject``'s targets (``Perturbation.unreachable``)."""
+    weights = _inspected(subject)
+    return [grid for grid in grids if grid.perturbations()[0].unreachable(weights) is None]
+
+
+def check_reach(subject: SweepSubject, grids: Iterable[SweepGrid], field: str = "targets") -> None:
+    """Fail in one line when a grid's perturbation would damage nothing of ``subject``'s targets."""
+    weights = _inspected(subject)
+    for grid in grids:
+        reason = grid.perturbations()[0].unreachable(weights)
+        if reason is not None:
+            raise ConfigError(field, _shown(subject.targets), f"{grid.perturbation}: {reason} (model {subject.name})")
+
+
+def _inspected(subject: SweepSubject) -> Weights:
+    """Read-only views of ``subject``'s targets with its layout: what a perturbation's reach is judged on."""
+    return Weights.of(select_targets(subject.module, subject.targets), target_parts(subject.targets), subject.layout)
+
+
+def _shown(targets: object) -> object:
+    return getattr(targets, "name", targets)
 
 
 @dataclass(frozen=True)

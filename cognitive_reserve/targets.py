@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from cognitive_reserve.errors import ConfigError
-from cognitive_reserve.matrices import Index
+from cognitive_reserve.layout import Index
 
 
 @dataclass(frozen=True)

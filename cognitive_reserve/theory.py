@@ -13,6 +13,8 @@ import torch
 from cognitive_reserve.errors import ConfigError
 from cognitive_reserve.perturbations import GaussianNoise, Perturbation, RandomDeletion
 from cognitive_reserve.stats import mean_ci
+from cognitive_reserve.unit_deletion import NeuronDeletion
+from cognitive_reserve.units import unit_count
 
 #: Singular values closer than this (relative to the largest) count as tied.
 TIE_TOLERANCE = 1e-9
@@ -132,7 +134,8 @@ class TaskMoments:
     """Per-task means over an evaluation set, everything the closed forms need (length-T tensors).
 
     ``sq_norm_x`` = E‖x‖², ``sq_x`` = E[x²] per input coordinate (T × d), ``pred_sq`` = E[ŷ²],
-    ``pred_target`` = E[ŷ·y] and ``target_sq`` = E[y²] for the unperturbed prediction ŷ.
+    ``pred_target`` = E[ŷ·y] and ``target_sq`` = E[y²] for the unperturbed prediction ŷ; ``sq_hidden`` =
+    E[h_j²] per hidden unit ``h = W x`` (T × k; None where not measured: no closed form of neuron deletion).
     """
 
     sq_norm_x: torch.Tensor
@@ -140,6 +143,7 @@ class TaskMoments:
     pred_sq: torch.Tensor
     pred_target: torch.Tensor
     target_sq: torch.Tensor
+    sq_hidden: torch.Tensor | None = None
 
     @property
     def clean_mse(self) -> torch.Tensor:
@@ -156,7 +160,11 @@ def expected_mse(
         E[MSE_i] = MSE_i(0) + σ² ‖γ_i‖² E‖x‖²
     Random deletion with probability p (mask M, E[M] = 1-p):
         E[MSE_i] = (1-p)² E[ŷ²] − 2(1-p) E[ŷy] + E[y²] + p(1-p) Σ_j γ_ij² Σ_l W_jl² E[x_l²]
-    Returns ``None`` for perturbations without a closed form (magnitude pruning).
+    Neuron deletion of m = ``unit_count(p, k)`` of the k hidden units ``h = W x``, chosen uniformly at random
+    (keep indicators s_j, q₁ = E[s_j] = (k−m)/k, q₂ = E[s_j s_l] = q₁ (k−m−1)/(k−1) for j ≠ l):
+        E[MSE_i] = q₂ E[ŷ²] − 2 q₁ E[ŷy] + E[y²] + (q₁ − q₂) Σ_j γ_ij² E[h_j²]
+    (from E[(Σ_j γ_ij s_j h_j)²] = q₂ ŷ² + (q₁ − q₂) Σ_j γ_ij² h_j² and E[Σ_j γ_ij s_j h_j] = q₁ ŷ).
+    Returns ``None`` for perturbations without a closed form (magnitude pruning, neuron deletion by norm).
     """
     gamma = gamma.to(torch.float64)
     w = w.to(torch.float64)
@@ -173,6 +181,14 @@ def expected_mse(
             + moments.target_sq
             + perturbation.p * keep * spread
         )
+    elif isinstance(perturbation, NeuronDeletion) and perturbation.select == "random" and moments.sq_hidden is not None:
+        k = w.shape[0]
+        kept = k - unit_count(perturbation.p, k)
+        single = kept / k
+        pair = single * (kept - 1) / (k - 1) if k > 1 else 0.0
+        spread = ((gamma**2).T * moments.sq_hidden).sum(dim=1)
+        per_task = pair * moments.pred_sq - 2 * single * moments.pred_target + moments.target_sq
+        per_task = per_task + (single - pair) * spread
     else:
         return None
     return float(per_task.mean())

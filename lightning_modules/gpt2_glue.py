@@ -36,9 +36,11 @@ from transformers import AutoConfig, AutoTokenizer, GPT2ForSequenceClassificatio
 
 from cognitive_reserve.errors import ConfigError, check_text, first_line
 from cognitive_reserve.fields import Field, check_fields, declared
+from cognitive_reserve.layout import ModelLayout
 from cognitive_reserve.provenance import WeightsProvenance, loaded_from
 from datamodules.glue_tasks import GlueTask, check_glue_task
 from lightning_modules.family import Family
+from lightning_modules.gpt2_layout import gpt2_layout
 from lightning_modules.gpt2_lm import ATTENTION_TARGETS, load_lm_checkpoint
 from lightning_modules.sweepable import SweepableMixin
 
@@ -202,6 +204,9 @@ class GPT2GlueClassifier(SweepableMixin, L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     # ---- robustness sweep hook ----------------------------------------------------------------
+
+    def robustness_layout(self) -> ModelLayout:
+        return gpt2_layout(self.model, prefix="model.")
 
     def robustness_metric(self) -> MetricCollection:
         return glue_metrics(self.task)

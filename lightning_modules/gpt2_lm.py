@@ -39,11 +39,13 @@ from transformers.activations import ACT2FN
 from cognitive_reserve.checkpoints import check_finite_weights, load_checkpoint
 from cognitive_reserve.errors import ConfigError, check_choice, check_number, check_text, first_line
 from cognitive_reserve.fields import Field, check_fields, declarations, declared
+from cognitive_reserve.layout import ModelLayout
 from cognitive_reserve.provenance import WeightsProvenance, loaded_from
 from cognitive_reserve.targets import check_name_patterns
 from datamodules.tokenization import check_vocab_size, tokenizer_from_json, tokenizer_to_json
 from datamodules.windows import IGNORE_INDEX
 from lightning_modules.family import Family
+from lightning_modules.gpt2_layout import gpt2_layout
 from lightning_modules.lm_metrics import LanguageModelingMetric
 from lightning_modules.lm_tokenizer import (
     TRAIN_TOKENIZER,
@@ -375,6 +377,9 @@ class GPT2LanguageModel(SweepableMixin, L.LightningModule):
         return int(steps) if math.isfinite(steps) else 0
 
     # ---- robustness sweep hook ----------------------------------------------------------------
+
+    def robustness_layout(self) -> ModelLayout:
+        return gpt2_layout(self.model, prefix="model.")
 
     def robustness_metric(self) -> LanguageModelingMetric:
         return LanguageModelingMetric(self.languages)

@@ -15,6 +15,7 @@ from functools import cached_property
 import torch
 from torch import nn
 
+from cognitive_reserve.layout import MLP, ModelLayout, Projection
 from cognitive_reserve.metrics import as_recorded, direction_of
 from cognitive_reserve.perturbations import Perturbation
 from cognitive_reserve.subject import SweepSubject
@@ -25,6 +26,11 @@ from lightning_modules.task_metrics import MultitaskMSE, TaskMomentsMetric
 
 #: One batch's evaluation items of one model: ``(x, task, the MSE's target)``.
 Items = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def linear_layout(k: int) -> ModelLayout:
+    """The k hidden units of ``x ↦ Γᵀ W x``: unit j is row j of ``W`` (k × d) and row j of ``Γ`` (k × T)."""
+    return ModelLayout(mlps=(MLP(k, (Projection("w", outputs=0),), (Projection("gamma", outputs=1),)),))
 
 
 class LinearRepresentation(nn.Module):
@@ -75,6 +81,7 @@ class LinearSweepScorer:
             num_tasks=self.num_tasks,
             expected=self.expected,
             evaluate_stack=self.evaluate_stack,
+            layout=linear_layout(self.model.w.shape[0]),
         )
         return self._subject
 
@@ -114,9 +121,10 @@ class LinearSweepScorer:
     @cached_property
     def moments(self) -> TaskMoments:
         """The data moments of the clean model: computed on first use (by ``expected``, before any damage)."""
-        accumulator = TaskMomentsMetric(self.num_tasks, self.input_dim).to(self.device)
+        w = self.model.w.detach()
+        accumulator = TaskMomentsMetric(self.num_tasks, self.input_dim, len(w)).to(self.device)
         for x, task, target in self.items:
-            accumulator.update(x, own_task(self.model(x), task), target, task)
+            accumulator.update(x, own_task(self.model(x), task), target, task, hidden=x.double() @ w.double().T)
         return TaskMoments(**accumulator.compute())
 
     def _metric(self, copies: int) -> MultitaskMSE:

@@ -24,6 +24,7 @@ from torchmetrics import Metric, MetricCollection
 from torchmetrics.utilities.data import dim_zero_sum
 
 from cognitive_reserve import SweepSubject, TargetSpec, select_targets
+from cognitive_reserve.layout import NO_LAYOUT, ModelLayout
 from cognitive_reserve.metrics import Direction, as_recorded, direction_of
 from cognitive_reserve.scoring import vmap_updates
 from cognitive_reserve.subsampling import State, UnitScoring
@@ -41,7 +42,8 @@ class SweepableMixin:
 
     Class attributes ``robustness_targets`` (default: every parameter), ``robustness_name``
     (the CSV ``model`` column; default: the class name) and ``robustness_num_tasks`` may be
-    overridden per instance.
+    overridden per instance. ``robustness_layout`` declares the model's structure (blocks, attention
+    heads, MLP hidden units: ``cognitive_reserve.layout``) for structural perturbations and layer-wise groups.
     """
 
     robustness_targets: TargetSpec = ".*"
@@ -55,6 +57,10 @@ class SweepableMixin:
     def robustness_update(self, metric: Metric | MetricCollection, batch: Any) -> None:
         """Run the model on ``batch`` and update ``metric`` (called under ``torch.no_grad``)."""
         raise NotImplementedError
+
+    def robustness_layout(self) -> ModelLayout:
+        """The model's structure in its own parameter names (default: none declared)."""
+        return NO_LAYOUT
 
     def robustness_subjects(self, batches: Sequence[Any]) -> list[SweepSubject]:
         metric = self.robustness_metric().to(self.device)  # type: ignore[attr-defined]
@@ -86,6 +92,7 @@ class SweepableMixin:
             num_tasks=self.robustness_num_tasks,
             evaluate_stack=evaluate_stack,
             units=unit_scoring(self, batches) if summed_states(metric) else None,
+            layout=self.robustness_layout(),
         )
         return [subject]
 

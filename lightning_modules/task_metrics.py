@@ -35,20 +35,31 @@ class MultitaskMSE(Metric):
 
 
 class TaskMomentsMetric(Metric):
-    """Accumulates the per-task means of ``cognitive_reserve.theory.TaskMoments`` (float64)."""
+    """Accumulates the per-task means of ``cognitive_reserve.theory.TaskMoments`` (float64); ``num_hidden`` > 0
+    also the hidden units' second moments (``update``'s ``hidden``: the representation ``W x``)."""
 
     full_state_update = False
 
-    def __init__(self, num_tasks: int, num_features: int) -> None:
+    def __init__(self, num_tasks: int, num_features: int, num_hidden: int = 0) -> None:
         super().__init__()
         for name in ("count", "sq_norm_x", "pred_sq", "pred_target", "target_sq"):
             self.add_state(name, torch.zeros(num_tasks, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("sq_x", torch.zeros(num_tasks, num_features, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("sq_hidden", torch.zeros(num_tasks, num_hidden, dtype=torch.float64), dist_reduce_fx="sum")
 
-    def update(self, x: torch.Tensor, pred: torch.Tensor, target: torch.Tensor, task: torch.Tensor) -> None:
+    def update(
+        self,
+        x: torch.Tensor,
+        pred: torch.Tensor,
+        target: torch.Tensor,
+        task: torch.Tensor,
+        hidden: torch.Tensor | None = None,
+    ) -> None:
         x, pred, target = x.double(), pred.double(), target.double()
         self.count.index_add_(0, task, torch.ones_like(pred))
         self.sq_x.index_add_(0, task, x**2)
+        if hidden is not None:
+            self.sq_hidden.index_add_(0, task, hidden.double() ** 2)
         self.sq_norm_x.index_add_(0, task, (x**2).sum(dim=1))
         self.pred_sq.index_add_(0, task, pred**2)
         self.pred_target.index_add_(0, task, pred * target)
@@ -63,4 +74,5 @@ class TaskMomentsMetric(Metric):
             "pred_sq": self.pred_sq / n,
             "pred_target": self.pred_target / n,
             "target_sq": self.target_sq / n,
+            "sq_hidden": self.sq_hidden / n[:, None] if self.sq_hidden.shape[1] else None,
         }

@@ -26,6 +26,7 @@ from matplotlib.patches import Patch
 
 from cognitive_reserve.errors import ConfigError
 from cognitive_reserve.io import read_sweep_csv, write_records
+from cognitive_reserve.perturbations import describe
 from cognitive_reserve.plots import LEVEL_LABELS, band_label, draw_mean_ci, save_figure
 from cognitive_reserve.rows import all_targets
 from cognitive_reserve.stats import LevelSummary, summarize
@@ -38,11 +39,8 @@ from tracking.wandb import WandbRunDir
 
 #: Perturbations in the paper's order; any other comes after them.
 PERTURBATION_ORDER = ("random_deletion", "gaussian_noise", "magnitude_pruning")
-TITLES = {
-    "random_deletion": "Random deletion of the attention weights (probability p)",
-    "gaussian_noise": "Gaussian noise added to the attention weights (std σ)",
-    "magnitude_pruning": "Magnitude pruning of the attention weights (fraction p)",
-}
+#: What the GLUE sweeps damage, in the perturbations' report titles (``cognitive_reserve.perturbations.describe``).
+TARGETS = "the attention weights"
 METRIC_NAMES = {"mcc": "Matthews correlation", "accuracy": "accuracy", "f1": "F1"}
 
 
@@ -175,7 +173,7 @@ def table_markdown(table: GlueTable) -> str:
     if len(trials) > 1:
         counted += f" ({trials[0]} where it is deterministic)"
     caption = (
-        f"**{TITLES.get(table.perturbation, table.perturbation)}.** Mean [95% CI over the trials: bootstrap-t, "
+        f"**{describe(table.perturbation, TARGETS)}.** Mean [95% CI over the trials: bootstrap-t, "
         f"clipped to the metric's range; none below 10 trials] over {counted}; {by_metric}."
     )
     header = ["level"] + [c.header for c in table.columns]

@@ -20,11 +20,14 @@ from tests.helpers.wandb_offline import find_runs
 pytestmark = pytest.mark.slow  # end to end: every test runs the CLI or a real process
 
 DDP = ["--trainer.strategy=ddp", "--trainer.devices=2", "--trainer.accelerator=cpu"]
-#: The layer-wise test sweep's grid here: every perturbation, few evaluations (9 groups sweep it).
+#: The layer-wise test sweep's grid here: every perturbation of the attention weights, few evaluations (9 groups
+#: sweep it; head deletion inside a group of Q, K or V columns deletes those columns of the chosen heads).
 SMALL_GRID = {
     "random_deletion": {"levels": [0.0, 0.2], "trials": 2},
     "magnitude_pruning": {"levels": [0.0, 0.4]},
     "gaussian_noise": {"levels": [0.1], "trials": 2},
+    "head_deletion": {"levels": [0.5], "trials": 2},
+    "bit_flip": {"levels": [0.01], "trials": 2},
 }
 
 
@@ -80,7 +83,7 @@ def test_ddp_test_sweep_equals_the_single_process_sweep(runs):
     _, ddp_test, single_test = runs
     expected = read_sweep_csv(only_test_sweep(single_test))
     got = read_sweep_csv(only_test_sweep(ddp_test))
-    assert {r.perturbation for r in got} == {"random_deletion", "magnitude_pruning", "gaussian_noise"}
+    assert {r.perturbation for r in got} == set(SMALL_GRID)
     groups = [f"h.{i}.attn.{m}" for i in (0, 1) for m in ("c_attn.q", "c_attn.k", "c_attn.v", "c_proj")]
     assert list(dict.fromkeys(r.group for r in got)) == ["", *groups]
     assert [(r.group, r.perturbation, r.level, r.trial, r.seed, r.metric) for r in got] == [

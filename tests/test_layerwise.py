@@ -41,6 +41,11 @@ def batches() -> list[torch.Tensor]:
     return [torch.randint(0, 64, (4, 16), generator=torch.Generator().manual_seed(1))]
 
 
+def split(gpt2: TinyGPT2, targets: str, rule: str) -> list[TargetGroup]:
+    """``split_targets`` of the tiny GPT-2 under its declared layout."""
+    return split_targets(gpt2, targets, rule, layout=gpt2.robustness_layout())
+
+
 def group_mask(module: torch.nn.Module, group: TargetGroup) -> dict[str, torch.Tensor]:
     """Per parameter of ``module``: True at the entries ``group`` damages."""
     masks = {name: torch.zeros_like(p, dtype=torch.bool) for name, p in module.named_parameters()}
@@ -50,7 +55,7 @@ def group_mask(module: torch.nn.Module, group: TargetGroup) -> dict[str, torch.T
 
 
 def test_per_matrix_cuts_c_attn_into_its_q_k_v_column_blocks(gpt2):
-    groups = {g.name: g for g in split_targets(gpt2, "attn", "per_matrix")}
+    groups = {g.name: g for g in split(gpt2, "attn", "per_matrix")}
     assert list(groups) == [f"h.{i}.attn.{m}" for i in (0, 1) for m in ("c_attn.q", "c_attn.k", "c_attn.v", "c_proj")]
     width = gpt2.model.config.n_embd
     for i, part in enumerate("qkv"):
@@ -63,17 +68,17 @@ def test_per_matrix_cuts_c_attn_into_its_q_k_v_column_blocks(gpt2):
             bias: (slice(i * width, (i + 1) * width),),
         }
     assert not groups["h.0.attn.c_proj"].parts
-    assert [g.name for g in split_targets(gpt2, "attn", "per_block")] == ["h.0", "h.1"]
-    assert [g.name for g in split_targets(gpt2, ".*", "per_block")] == ["wte", "wpe", "h.0", "h.1", "ln_f"]
-    assert "h.1.mlp.c_fc" in [g.name for g in split_targets(gpt2, ".*", "per_matrix")]
-    assert [g.name for g in split_targets(gpt2, "attn", r"\.(c_attn|c_proj)\.")] == ["c_attn", "c_proj"]
+    assert [g.name for g in split(gpt2, "attn", "per_block")] == ["h.0", "h.1"]
+    assert [g.name for g in split(gpt2, ".*", "per_block")] == ["wte", "wpe", "h.0", "h.1", "ln_f"]
+    assert "h.1.mlp.c_fc" in [g.name for g in split(gpt2, ".*", "per_matrix")]
+    assert [g.name for g in split(gpt2, "attn", r"\.(c_attn|c_proj)\.")] == ["c_attn", "c_proj"]
 
 
 @pytest.mark.parametrize("rule", GROUPINGS)
 @pytest.mark.parametrize("perturbation", [GaussianNoise(0.5), RandomDeletion(0.5), MagnitudePruning(0.5)])
 def test_damaging_a_group_changes_exactly_its_entries_and_restores_bit_for_bit(gpt2, rule, perturbation):
     before = {name: p.detach().clone() for name, p in gpt2.named_parameters()}
-    for group in split_targets(gpt2, "attn", rule):
+    for group in split(gpt2, "attn", rule):
         masks = group_mask(gpt2, group)
         snapshot = ParameterSnapshot(select_targets(gpt2, group), target_parts(group))
         snapshot.perturb(perturbation, seed=3)
@@ -93,7 +98,7 @@ def test_damaging_a_group_changes_exactly_its_entries_and_restores_bit_for_bit(g
 
 @pytest.mark.parametrize("scope", ["per_tensor", "global"])
 def test_magnitude_pruning_prunes_the_stated_fraction_within_each_group(gpt2, scope):
-    for group in split_targets(gpt2, "attn", "per_matrix"):
+    for group in split(gpt2, "attn", "per_matrix"):
         snapshot = ParameterSnapshot(select_targets(gpt2, group), target_parts(group))
         snapshot.perturb(MagnitudePruning(0.3, scope=scope), seed=0)
         blocks, originals = snapshot.tensors, snapshot.originals

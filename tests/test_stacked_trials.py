@@ -26,6 +26,8 @@ GRIDS = [
     SweepGrid("random_deletion", [0.0, 0.3], trials=3),
     SweepGrid("gaussian_noise", [0.05], trials=3),
     SweepGrid("magnitude_pruning", [0.5]),
+    SweepGrid("head_deletion", [0.5], trials=3),  # the model's layout reaches the stacked copies
+    SweepGrid("bit_flip", [0.01], trials=3, options={"bits": "mantissa"}),
 ]
 RELATIVE_TOLERANCE = 1e-5
 

@@ -11,6 +11,7 @@ import torch
 from cognitive_reserve import (
     GaussianNoise,
     MagnitudePruning,
+    NeuronDeletion,
     RandomDeletion,
     SweepGrid,
     SweepSubject,
@@ -26,7 +27,9 @@ from cognitive_reserve.theory import (
     svd_solution,
 )
 from lightning_modules.linear import LinearRepresentation
+from lightning_modules.linear_sweep import linear_layout
 from tests.helpers.stats_checks import assert_monte_carlo_matches_closed_form
+from tests.helpers.threads import one_thread  # noqa: F401 (a fixture)
 
 F64 = torch.float64
 
@@ -105,6 +108,7 @@ def synthetic_subject(num_tasks: int = 6, k: int = 2, d: int = 24, n: int = 400,
         pred_sq=(clean**2).mean(-1),
         pred_target=(clean * y).mean(-1),
         target_sq=(y**2).mean(-1),
+        sq_hidden=((x @ w.T) ** 2).mean(1),
     )
     return SweepSubject(
         name="synthetic",
@@ -113,6 +117,7 @@ def synthetic_subject(num_tasks: int = 6, k: int = 2, d: int = 24, n: int = 400,
         targets="^w$",
         num_tasks=num_tasks,
         expected=lambda p: None if (v := expected_mse(p, w, gamma, moments)) is None else {"mse": v},
+        layout=linear_layout(k),
     )
 
 
@@ -134,3 +139,28 @@ def test_closed_form_expectations_by_perturbation():
         clean = subject.evaluate()["mse"]
     assert math.isclose(subject.expected(GaussianNoise(0.0))["mse"], clean, rel_tol=1e-9)
     assert math.isclose(subject.expected(RandomDeletion(0.0))["mse"], clean, rel_tol=1e-9)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_neuron_deletion_closed_form_matches_a_1000_trial_monte_carlo_and_every_subset():
+    """Deleting m of the k hidden units of x ↦ Γᵀ W x at random: the closed form (cognitive_reserve.theory) against
+    1,000 seeded trials per level, and exactly against the average over all C(k, m) subsets."""
+    k = 6
+    subject = synthetic_subject(k=k)
+    levels = [0.0, 1 / 6, 0.5, 0.75, 1.0]  # m = 0, 1, 3, 5 (0.75·6 = 4.5 rounds half up), 6 units
+    summaries = summarize(run_sweep(subject, [SweepGrid("neuron_deletion", levels, trials=1000)], seed=0))
+    assert_monte_carlo_matches_closed_form(summaries)
+    assert summaries[2].mean > 2 * summaries[0].mean  # the test has teeth: deleting units matters
+    model = subject.module
+    clean_w = model.w.detach().clone()
+    for level in levels:
+        m = round(level * k + 1e-9) if level != 0.75 else 5
+        scores = []
+        for deleted in itertools.combinations(range(k), m):
+            with torch.no_grad():
+                model.w[list(deleted)] = 0
+                scores.append(subject.evaluate()["mse"])
+                model.w.copy_(clean_w)
+        expected = subject.expected(NeuronDeletion(level))["mse"]
+        assert math.isclose(sum(scores) / len(scores), expected, rel_tol=1e-9), level
+    assert subject.expected(NeuronDeletion(0.5, select="norm")) is None

@@ -1,7 +1,7 @@
 """A saved W&B workspace and report for one experiment, in one command (``wandb-workspaces``).
 
     python -m tracking.dashboard --entity E --project P [--group G] [--experiment linear|gpt2|glue]
-                                 [--study] [--dry-run OUT.json]
+                                 [--study] [--perturbations NAME ...] [--dry-run OUT.json]
 
 Sections: robustness curves per stage, perturbation and metric (the panels ``tracking.panels``
 feeds: x = ``robustness/<stage>/<perturbation>/level``, a regex over every model's mean and 95% CI
@@ -15,7 +15,8 @@ as the library's own internal models serialise them, without network; without it
 report are saved to W&B and their URLs printed. What a family's runs log comes from the family itself
 (``family = Family(...)`` on its LightningModule, ``lightning_modules.family``); the family is told from the
 group name (each family declares the starts of its groups: ``linear-*``, ``digits*``, ``gpt2*``, ...) unless
-``--experiment`` names it.
+``--experiment`` names it. Curve panels are made for the perturbations ``--perturbations`` names (default: the
+entry-wise ones of the paper; add e.g. ``head_deletion``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from lightning_modules import Family, families, family_of_group
 BAND = "(mean|ci_low|ci_high)"
 #: The x-axis of the monitors: Lightning's WandbLogger step metric.
 STEP = "trainer/global_step"
+#: The perturbations with panels unless ``--perturbations`` says otherwise: the entry-wise ones (the paper's).
+ENTRYWISE = tuple(name for name, cls in PERTURBATIONS.items() if cls.unit == "entry")
 
 
 def infer_experiment(group: str | None) -> Family:
@@ -60,12 +63,12 @@ def curve_panel(stage: str, perturbation: str, metric: str, epochs: bool = False
     )
 
 
-def curve_sections(experiment: Family) -> list[ws.Section]:
+def curve_sections(experiment: Family, perturbations: Sequence[str] = ENTRYWISE) -> list[ws.Section]:
     sections = []
     for stage in experiment.stages:
         if stage == "train":
             continue
-        panels = [curve_panel(stage, p, m) for m in experiment.metrics for p in PERTURBATIONS]
+        panels = [curve_panel(stage, p, m) for m in experiment.metrics for p in perturbations]
         panels.append(wr.MediaBrowser(title=f"{stage}: sweep figure", media_keys=[f"robustness/{stage}/figure"]))
         sections.append(ws.Section(name=f"Robustness curves ({stage})", panels=panels, is_open=True))
     return sections
@@ -82,9 +85,9 @@ def auc_panel(metric: str, per_group: bool = False) -> wr.LinePlot:
     )
 
 
-def sensitivity_section(experiment: Family) -> ws.Section:
+def sensitivity_section(experiment: Family, perturbations: Sequence[str] = ENTRYWISE) -> ws.Section:
     """Per-epoch sweeps: a curve per epoch, AUC against epoch, the epoch × level table and heatmap."""
-    panels: list[Any] = [curve_panel("train", p, m, epochs=True) for m in experiment.metrics for p in PERTURBATIONS]
+    panels: list[Any] = [curve_panel("train", p, m, epochs=True) for m in experiment.metrics for p in perturbations]
     panels += [auc_panel(metric) for metric in experiment.metrics]
     panels += [
         wr.WeavePanelSummaryTable(table_name="robustness/train/per_epoch/table"),
@@ -107,10 +110,10 @@ def group_curve_panel(stage: str, perturbation: str, metric: str) -> wr.LinePlot
     )
 
 
-def layers_section(experiment: Family) -> ws.Section:
+def layers_section(experiment: Family, perturbations: Sequence[str] = ENTRYWISE) -> ws.Section:
     """Layer-wise sweeps: per-group curves, each group's AUC over epochs, the group tables and figures."""
     sweeps = [stage for stage in experiment.stages if stage != "train"]
-    panels: list[Any] = [group_curve_panel(s, p, m) for s in sweeps for m in experiment.metrics for p in PERTURBATIONS]
+    panels: list[Any] = [group_curve_panel(s, p, m) for s in sweeps for m in experiment.metrics for p in perturbations]
     panels += [auc_panel(metric, per_group=True) for metric in experiment.metrics]
     panels += [wr.WeavePanelSummaryTable(table_name=f"robustness/{stage}/groups/table") for stage in sweeps]
     panels += [
@@ -145,7 +148,7 @@ def monitor_sections(experiment: Family) -> list[ws.Section]:
     ]
 
 
-def table_sections(experiment: Family) -> list[ws.Section]:
+def table_sections(experiment: Family, perturbations: Sequence[str] = ENTRYWISE) -> list[ws.Section]:
     """The cross-over table, R(T) and Table 2, where the experiment has them."""
     crossover = [wr.WeavePanelSummaryTable(table_name=f"robustness/{stage}/crossover") for stage in experiment.stages]
     sections = [ws.Section(name="Cross-over", panels=[p for p in crossover if "train" not in p.table_name])]
@@ -153,7 +156,7 @@ def table_sections(experiment: Family) -> list[ws.Section]:
         slope = wr.MediaBrowser(title="R(T) against T", media_keys=["theory/robustness_slope"])
         sections.append(ws.Section(name="Robustness slope R(T)", panels=[slope], is_open=True))
     if experiment.glue_tables:
-        tables = [wr.WeavePanelSummaryTable(table_name=f"glue/{p}/table") for p in PERTURBATIONS]
+        tables = [wr.WeavePanelSummaryTable(table_name=f"glue/{p}/table") for p in perturbations]
         tables.append(wr.MediaBrowser(title="GLUE figure", media_keys=["glue/figure"]))
         sections.append(ws.Section(name="Table 2 (GLUE)", panels=tables, is_open=True))
     return sections
@@ -177,17 +180,22 @@ def study_section(experiment: Family) -> ws.Section:
 
 
 def build_workspace(
-    entity: str, project: str, group: str | None, experiment: Family, study: bool = False
+    entity: str,
+    project: str,
+    group: str | None,
+    experiment: Family,
+    study: bool = False,
+    perturbations: Sequence[str] = ENTRYWISE,
 ) -> ws.Workspace:
-    """The saved view: every section above (the study report's first with ``study``), runs of ``group``
-    (all runs without one)."""
+    """The saved view: every section above (the study report's first with ``study``; curves of
+    ``perturbations``), runs of ``group`` (all runs without one)."""
     sections = [
         *([study_section(experiment)] if study else []),
-        *curve_sections(experiment),
-        sensitivity_section(experiment),
-        layers_section(experiment),
+        *curve_sections(experiment, perturbations),
+        sensitivity_section(experiment, perturbations),
+        layers_section(experiment, perturbations),
         *monitor_sections(experiment),
-        *table_sections(experiment),
+        *table_sections(experiment, perturbations),
     ]
     filters = [ws.Metric("Group") == group] if group else []
     return ws.Workspace(
@@ -227,10 +235,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--group", help="only the runs of this W&B group (one experiment), e.g. gpt2-tiny")
     parser.add_argument("--experiment", choices=list(families()), help="the model family; default: told from --group")
     parser.add_argument("--study", action="store_true", help="the group is a study's: show its report first")
+    parser.add_argument(
+        "--perturbations", nargs="+", choices=list(PERTURBATIONS), default=list(ENTRYWISE), metavar="NAME",
+        help=f"curve panels of these perturbations (default: {' '.join(ENTRYWISE)}; any of {', '.join(PERTURBATIONS)})",
+    )  # fmt: skip
     parser.add_argument("--dry-run", metavar="OUT.json", type=Path, help="write the specs here; no network")
     args = parser.parse_args(argv)
     experiment = families()[args.experiment] if args.experiment else infer_experiment(args.group)
-    workspace = build_workspace(args.entity, args.project, args.group, experiment, args.study)
+    workspace = build_workspace(args.entity, args.project, args.group, experiment, args.study, args.perturbations)
     report = build_report(args.entity, args.project, args.group, workspace)
     if args.dry_run:
         args.dry_run.parent.mkdir(parents=True, exist_ok=True)

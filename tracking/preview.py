@@ -4,8 +4,9 @@
 
 Reads every ``run-*.wandb`` under the run directories (``tracking.offline_run``), takes the history
 rows ``tracking.panels`` logged — ``robustness/<stage>/<model>/<perturbation>/<metric>/{mean,ci_low,ci_high}``
-against ``robustness/<stage>/<perturbation>/level`` — and draws one panel per perturbation with every
-run's models overlaid, as the W&B line plots do (here the 95% CI is shaded; W&B draws its bounds as lines).
+against ``robustness/<stage>/<perturbation>/level`` — and draws one panel per perturbation the runs logged (in
+the order of ``PERTURBATIONS``) with every run's models overlaid, as the W&B line plots do (here the 95% CI is
+shaded; W&B draws its bounds as lines).
 """
 
 from __future__ import annotations
@@ -35,11 +36,20 @@ def run_curves(run: OfflineRun, stage: str, perturbation: str, metric: str) -> d
     return found
 
 
+def logged_perturbations(runs: Sequence[OfflineRun], stage: str) -> list[str]:
+    """The perturbations whose curves of ``stage`` some run logged, in the order of ``PERTURBATIONS``."""
+    keys = {key for run in runs for key in run.logged_keys()}
+    return [p for p in PERTURBATIONS if level_key(stage, p) in keys]
+
+
 def render(runs: Sequence[OfflineRun], out: Path, stage: str, metric: str) -> Path:
-    """One panel per perturbation; a line (and CI band) per model of every run."""
-    fig = Figure(figsize=(4.2 * len(PERTURBATIONS), 3.4), layout="constrained")
-    axes = fig.subplots(1, len(PERTURBATIONS), squeeze=False)[0]
-    for ax, perturbation in zip(axes, PERTURBATIONS, strict=True):
+    """One panel per perturbation the runs logged; a line (and CI band) per model of every run."""
+    perturbations = logged_perturbations(runs, stage)
+    if not perturbations:
+        raise SystemExit(f"error: --stage={stage}: the runs logged no robustness curve of this stage")
+    fig = Figure(figsize=(4.2 * len(perturbations), 3.4), layout="constrained")
+    axes = fig.subplots(1, len(perturbations), squeeze=False)[0]
+    for ax, perturbation in zip(axes, perturbations, strict=True):
         for run in runs:
             for model, points in run_curves(run, stage, perturbation, metric).items():
                 levels, means, lows, highs = zip(*points, strict=True)

@@ -31,6 +31,11 @@ OVERLAID: dict[str, tuple[str, ...]] = {
     "gpt2/tiny_layers_bilingual": ("gpt2/tiny_bilingual.yaml", "gpt2/tiny_layers.yaml"),
     "gpt2/layers_monolingual": ("gpt2/monolingual.yaml", "gpt2/layers.yaml"),
     "gpt2/layers_bilingual": ("gpt2/bilingual.yaml", "gpt2/layers.yaml"),
+    "linear/digits_neurons": ("linear/digits.yaml", "linear/digits_neurons.yaml"),
+    "gpt2/tiny_structural_monolingual": ("gpt2/tiny_monolingual.yaml", "gpt2/tiny_structural.yaml"),
+    "gpt2/tiny_structural_bilingual": ("gpt2/tiny_bilingual.yaml", "gpt2/tiny_structural.yaml"),
+    "gpt2/structural_monolingual": ("gpt2/monolingual.yaml", "gpt2/structural.yaml"),
+    "gpt2/structural_bilingual": ("gpt2/bilingual.yaml", "gpt2/structural.yaml"),
     **{
         f"gpt2/figure5/{branch}": (f"gpt2/figure5/{base}.yaml", f"gpt2/figure5/{branch}.yaml")
         for base, prefix in (("tiny_base", "tiny_"), ("base", ""))

@@ -8,6 +8,8 @@ from torch.utils.data import DataLoader
 from torchmetrics import MeanMetric
 from transformers import GPT2Config, GPT2LMHeadModel
 
+from cognitive_reserve.layout import ModelLayout
+from lightning_modules.gpt2_layout import gpt2_layout
 from lightning_modules.sweepable import SweepableMixin
 
 VOCAB = 64
@@ -36,6 +38,9 @@ class TinyGPT2(SweepableMixin, L.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.AdamW(self.parameters(), lr=self.lr)
+
+    def robustness_layout(self) -> ModelLayout:
+        return gpt2_layout(self.model, prefix="model.")
 
     def robustness_metric(self) -> MeanMetric:
         return MeanMetric()
