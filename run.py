@@ -259,10 +259,11 @@ def vet_checkpoint(path: str | None, model_config: Any) -> None:
         parameters = inspect.signature(model_class.__init__).parameters
         if not any(p.kind is p.VAR_KEYWORD for p in parameters.values()) and not hparams <= set(parameters):
             raise ConfigError(
-                "ckpt_path", path,
+                "ckpt_path",
+                path,
                 f"is a checkpoint of another model family: {sorted(hparams - set(parameters))} "
                 f"are not parameters of {model_class.__name__}",
-            )  # fmt: skip
+            )
 
 
 def check_writable(field: str, directory: Path) -> None:

@@ -196,9 +196,10 @@ class PerturbationSweep(L.Callback):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if not hasattr(pl_module, "robustness_subjects"):
             raise ConfigError(
-                "model", type(pl_module).__name__,
+                "model",
+                type(pl_module).__name__,
                 "is not sweepable: implement robustness_subjects() or use SweepableMixin",
-            )  # fmt: skip
+            )
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._check_targets(pl_module)
@@ -267,10 +268,17 @@ class PerturbationSweep(L.Callback):
                 for index, subject in enumerate(subjects):
                     bar.set(sum(planned[:index]), f"Sweep {stage}: trials of {subject.name}")
                     rows += run_grouped_sweep(
-                        subject, self.grids, self.seed, self.groups, stage=stage, epoch=epoch, completed=completed,
-                        on_trial=_counted(writer.write if writer else None, bar.advance), autocast=self.autocast,
+                        subject,
+                        self.grids,
+                        self.seed,
+                        self.groups,
+                        stage=stage,
+                        epoch=epoch,
+                        completed=completed,
+                        on_trial=_counted(writer.write if writer else None, bar.advance),
+                        autocast=self.autocast,
                         trial_batch=self.trial_batch,
-                    )  # fmt: skip
+                    )
         finally:
             pl_module.train(was_training)
             if writer:
@@ -331,9 +339,10 @@ class PerturbationSweep(L.Callback):
         log_group_sweep(trainer.loggers, stage, files.summaries, files.figure, epoch, step, moment)
         if during:
             earlier = [
-                entry for entry in self.per_epoch_groups
+                entry
+                for entry in self.per_epoch_groups
                 if entry.epoch is not None and _before(entry.epoch, entry.step, epoch, step)
-            ]  # fmt: skip
+            ]
             self.per_epoch_groups = earlier + files.summaries
             write_group_sensitivity(self.per_epoch_groups, path.parent)
             log_group_sensitivity(trainer.loggers, self.per_epoch_groups, trainer.global_step)

@@ -239,9 +239,10 @@ def select_matrices(
         dim = output_dim(module, full_name)
         if param.shape[dim] % len(parts):
             raise ConfigError(
-                "SpectralMonitor.split", {full_name: list(parts)},
+                "SpectralMonitor.split",
+                {full_name: list(parts)},
                 f"output dimension {param.shape[dim]} does not split into {len(parts)} equal parts",
-            )  # fmt: skip
+            )
         matrices += [WeightMatrix(f"{name}.{part}", param, dim, i, len(parts)) for i, part in enumerate(parts)]
     if not matrices:
         raise ConfigError("SpectralMonitor.targets", targets, "matches no 2-D weight matrix")

@@ -88,9 +88,12 @@ class StepMonitor(L.Callback):
         if not trainer.is_global_zero or self._history is None or not self._history.path.exists():
             return
         figure = plot_history(
-            self._history.read(), self.plot_quantity, self._history.path.with_suffix(".png"),
-            ylabel=self.plot_label, title=f"{self.prefix}: {self.plot_quantity}",
-        )  # fmt: skip
+            self._history.read(),
+            self.plot_quantity,
+            self._history.path.with_suffix(".png"),
+            ylabel=self.plot_label,
+            title=f"{self.prefix}: {self.plot_quantity}",
+        )
         log_figures(trainer.loggers, {f"{self.prefix}/figure": figure}, trainer.global_step)
 
     def record(self, trainer: L.Trainer) -> None:

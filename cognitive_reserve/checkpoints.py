@@ -73,10 +73,11 @@ def check_finite_weights(checkpoint: Mapping[str, Any], field: str, path: str | 
     if bad:
         shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
         raise ConfigError(
-            field, str(path),
+            field,
+            str(path),
             f"holds non-finite weights (NaN/inf in {shown}): the checkpoint of a run that diverged; "
             "use an earlier checkpoint of that run, or retrain it with a lower learning rate",
-        )  # fmt: skip
+        )
 
 
 def _not_a_checkpoint(head: bytes, is_zip: bool) -> str | None:

@@ -127,16 +127,16 @@ def contrast_moments(
     ``paired_seeds``: the i-th tables of the two sides share a training seed (equal seed counts)."""
     signs = [sign for sign, _ in sides]
     per_level = list(zip(*(levels for _, levels in sides), strict=True))  # [(SideLevel of each side)] per level
-    estimate = np.stack([sum(s * c.means.mean(axis=-1) for s, c in zip(signs, cells, strict=True))
-                         for cells in per_level], axis=-1)  # fmt: skip
+    estimate = np.stack(
+        [sum(s * c.means.mean(axis=-1) for s, c in zip(signs, cells, strict=True)) for cells in per_level], axis=-1
+    )
     counts = {cell.seeds for cells in per_level for cell in cells}
     if counts == {1}:
         return Moments(estimate, (), _trials_only(signs, per_level, paired_trials))
     if 1 in counts:
         raise ValueError("an interval over training seeds needs at least 2 tables on every side")
     groups = _seed_groups(signs, per_level, paired_seeds)
-    covariances = tuple((_covariance_of_mean(np.stack(means, axis=-1)), means[0].shape[-1] - 1)
-                        for means, _ in groups)  # fmt: skip
+    covariances = tuple((_covariance_of_mean(np.stack(means, axis=-1)), means[0].shape[-1] - 1) for means, _ in groups)
     return Moments(estimate, covariances, _shared_trials(signs, per_level, paired_trials, groups))
 
 
@@ -202,8 +202,11 @@ def _quadratic_hull(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> tuple[np.nda
     with np.errstate(divide="ignore", invalid="ignore"):
         root = np.sqrt(b**2 - 4 * a * c)
         quadratic = np.abs(a) > 1e-12 * (np.abs(b) + np.abs(c))
-        roots = np.where(quadratic[..., None], np.stack([(-b - root) / (2 * a), (-b + root) / (2 * a)], -1),
-                         np.stack([-c / b, -c / b], -1))  # fmt: skip
+        roots = np.where(
+            quadratic[..., None],
+            np.stack([(-b - root) / (2 * a), (-b + root) / (2 * a)], -1),
+            np.stack([-c / b, -c / b], -1),
+        )
     candidates = np.concatenate([np.zeros_like(roots[..., :1]), roots, np.ones_like(roots[..., :1])], axis=-1)
     candidates = np.where((candidates >= 0) & (candidates <= 1), candidates, np.nan)
     value = a[..., None] * candidates**2 + b[..., None] * candidates + c[..., None]
@@ -232,8 +235,9 @@ def _trials_only(
     batch = per_level[0][0].means.shape[:-1]
     if len(signs) == 1:
         return (_level_term([row[0] for row in rows], batch),)
-    differences = [sum(s * r for s, r in zip(signs, row, strict=True)) if paired[level] else None
-                   for level, row in enumerate(rows)]  # fmt: skip
+    differences = [
+        sum(s * r for s, r in zip(signs, row, strict=True)) if paired[level] else None for level, row in enumerate(rows)
+    ]
     sides = [[None if paired[level] else row[side] for level, row in enumerate(rows)] for side in range(len(signs))]
     return tuple(_level_term(values, batch) for values in (differences, *sides))
 
@@ -302,8 +306,12 @@ def _shared_trials(
         shared_df[level] = n - 1
         for index, table in enumerate(unit_trials):
             seeds = table.shape[-2]  # type: ignore[union-attr]
-            residual = (table - table.mean(axis=-1, keepdims=True) - table.mean(axis=-2, keepdims=True)
-                        + table.mean(axis=(-2, -1), keepdims=True))  # type: ignore[union-attr]  # fmt: skip
+            residual = (  # type: ignore[union-attr]
+                table
+                - table.mean(axis=-1, keepdims=True)
+                - table.mean(axis=-2, keepdims=True)
+                + table.mean(axis=(-2, -1), keepdims=True)
+            )
             degrees = (seeds - 1) * (n - 1)
             residuals[index][..., level] = (residual**2).sum(axis=(-2, -1)) / degrees / (n * seeds)
             residual_df[index][level] = degrees

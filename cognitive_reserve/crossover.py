@@ -283,10 +283,11 @@ class _Pair:
         counts = (len(side_a), len(side_b))
         if 1 in counts and counts != (1, 1):
             raise ConfigError(
-                "tables", f"{counts[0]} + {counts[1]}",
+                "tables",
+                f"{counts[0]} + {counts[1]}",
                 "an interval over training seeds needs at least 2 tables (seeds) on each side; one on each "
                 "compares trials only",
-            )  # fmt: skip
+            )
         if paired_seeds and counts[0] != counts[1]:
             raise ConfigError("paired_seeds", f"{counts[0]} + {counts[1]}", "needs as many tables on A as on B")
         levels = _shared_levels(perturbation, {"A": side_a, "B": side_b})
@@ -322,9 +323,10 @@ def _trial_table(rows: Iterable[SweepRow], perturbation: str, metric: str, label
     for row in cells:
         if row.trial in table[row.level]:
             raise ConfigError(
-                field, f"{row.model}/{perturbation}/{row.level:g}/trial {row.trial}",
+                field,
+                f"{row.model}/{perturbation}/{row.level:g}/trial {row.trial}",
                 "appears twice (two runs appended to one CSV? keep one stage/epoch per file)",
-            )  # fmt: skip
+            )
         table[row.level][row.trial] = (row.seed, row.value)
     if not table:
         raise ConfigError(field, f"{perturbation}/{metric}", "has no rows for this perturbation and metric")

@@ -35,9 +35,14 @@ class MeanCiPoint(Protocol):
 
 #: Human names of metric keys; a suffix after the name is its language or variant (``bits_per_byte_en``).
 METRIC_NAMES = {
-    "bits_per_byte": "bits per byte", "perplexity": "perplexity", "mse": "MSE", "mcc": "Matthews correlation",
-    "accuracy": "accuracy", "f1": "F1", "loss": "loss",
-}  # fmt: skip
+    "bits_per_byte": "bits per byte",
+    "perplexity": "perplexity",
+    "mse": "MSE",
+    "mcc": "Matthews correlation",
+    "accuracy": "accuracy",
+    "f1": "F1",
+    "loss": "loss",
+}
 #: Colours that neighbours never share; with more models than colours the markers tell them apart.
 PALETTE = tuple(f"C{i}" for i in range(10))
 MARKERS = ("o", "s", "^", "D", "v")

@@ -98,10 +98,12 @@ class DamagedCopies:
             for live, index in zip(self._live, self._index, strict=True)
         ]
         self._work = [  # what the perturbation damages: the copy itself, or a buffer of its block
-            [stack[slot] if index is None else torch.empty_like(original)
-             for stack, index, original in zip(self.stacks, self._index, self._originals, strict=True)]
+            [
+                stack[slot] if index is None else torch.empty_like(original)
+                for stack, index, original in zip(self.stacks, self._index, self._originals, strict=True)
+            ]
             for slot in range(size)
-        ]  # fmt: skip
+        ]
         self._slots = [
             Weights(tuple(params), work, split_chunks(work, self._originals), dict(parts or {}), layout)
             for work in self._work

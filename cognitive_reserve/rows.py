@@ -13,9 +13,20 @@ from typing import Any
 
 #: Column order of every sweep CSV (a contract: other tools read these files).
 CSV_COLUMNS = (
-    "model", "num_tasks", "perturbation", "level", "trial", "seed",
-    "metric", "value", "expected", "stage", "epoch", "group", "eval_examples",
-)  # fmt: skip
+    "model",
+    "num_tasks",
+    "perturbation",
+    "level",
+    "trial",
+    "seed",
+    "metric",
+    "value",
+    "expected",
+    "stage",
+    "epoch",
+    "group",
+    "eval_examples",
+)
 #: Columns appended after the first release, with the value a file written before them reads as.
 LATER_COLUMNS = {"group": "", "eval_examples": None}
 

@@ -35,9 +35,16 @@ from cognitive_reserve.subsampling import check_trial_batch as check_subsampled_
 from cognitive_reserve.targets import group_name, select_targets, target_parts
 
 __all__ = [
-    "CSV_COLUMNS", "SweepGrid", "SweepRow", "SweepSubject", "check_reach", "check_stacking", "check_trial_batch",
-    "reachable_grids", "run_sweep",
-]  # fmt: skip
+    "CSV_COLUMNS",
+    "SweepGrid",
+    "SweepRow",
+    "SweepSubject",
+    "check_reach",
+    "check_stacking",
+    "check_trial_batch",
+    "reachable_grids",
+    "run_sweep",
+]
 
 
 @dataclass(frozen=True)
@@ -116,15 +123,18 @@ def run_sweep(
     done = _completed_trials(completed, subject.name, group)
     device = next(iter(select_targets(subject.module, subject.targets).values())).device
     sampler = Subsampler.open(
-        subject.name, subject.units,
+        subject.name,
+        subject.units,
         [(lv.index, lv.perturbation.deterministic, lv.eval_fraction, lv.trials) for lv in levels],
         lambda: precision(device, autocast),
-    )  # fmt: skip
+    )
     measured: list[list[list[SweepRow]]] = [[] for _ in levels]  # rows per level, per trial in trial order
     bar = tqdm(
-        total=sum(level.most_trials() for level in levels), desc=f"sweep {subject.name}",
-        disable=None if progress else True, leave=False,
-    )  # fmt: skip
+        total=sum(level.most_trials() for level in levels),
+        desc=f"sweep {subject.name}",
+        disable=None if progress else True,
+        leave=False,
+    )
     try:
         with open_scorer(subject, trial_batch, autocast) as score:
             while wanted := [

@@ -97,9 +97,13 @@ class Cifar10TasksDataModule(EncodedTasksDataModule):
         folder = Path(root) / FOLDER
         if not download or folder.is_dir():
             require_files(
-                "data.root", root, folder, (*TRAIN_FILES, *TEST_FILES, META_FILE), "CIFAR-10 python batches",
+                "data.root",
+                root,
+                folder,
+                (*TRAIN_FILES, *TEST_FILES, META_FILE),
+                "CIFAR-10 python batches",
                 "set data.download=true to fetch them",
-            )  # fmt: skip
+            )
             if check_md5:
                 self._check_official(folder)
 
@@ -125,10 +129,11 @@ class Cifar10TasksDataModule(EncodedTasksDataModule):
         for name, md5 in OFFICIAL_MD5.items():
             if not check_integrity(str(folder / name), md5):
                 raise ConfigError(
-                    "data.root", self.root,
+                    "data.root",
+                    self.root,
                     f"{folder / name} does not match torchvision's md5 of the official CIFAR-10 release; "
                     "set data.check_md5=false to read other files in this layout",
-                )  # fmt: skip
+                )
 
 
 def read_batch(path: Path, root: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -141,9 +146,10 @@ def read_batch(path: Path, root: str) -> tuple[torch.Tensor, torch.Tensor]:
         raise ConfigError("data.root", root, f"{path} is not a CIFAR-10 python batch: {err}") from None
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != np.prod(IMAGE_SHAPE) or len(labels) != len(data):
         raise ConfigError(
-            "data.root", root,
+            "data.root",
+            root,
             f"{path}: expected 'data' uint8 n×3072 and n 'labels', got {data.dtype} {data.shape} and {len(labels)}",
-        )  # fmt: skip
+        )
     if len(labels) and not (labels.min() >= 0 and labels.max() < Cifar10TasksDataModule.num_classes):
         raise ConfigError("data.root", root, f"{path}: labels must lie in 0..9")
     images = torch.from_numpy(data.reshape(-1, *IMAGE_SHAPE).copy())

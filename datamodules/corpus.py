@@ -52,10 +52,11 @@ def _check_utf8(field: str, file: str, handle: Any) -> None:
         except UnicodeDecodeError as err:
             offset, line = done + err.start, lines + data.count(b"\n", 0, err.start) + 1
             raise ConfigError(
-                field, file,
+                field,
+                file,
                 f"is not UTF-8: byte 0x{data[err.start]:02x} at offset {offset} (line {line}); convert it, e.g. "
                 f"iconv -f <its encoding: latin1, cp1253, ...> -t utf-8 {file} > {file}.utf8",
-            ) from None  # fmt: skip
+            ) from None
         lines += data.count(b"\n", 0, used)
         done, pending = done + used, data[used:]
         if not chunk:
@@ -118,9 +119,13 @@ class TextSource:
     def load_arguments(self, cache_dir: str | None) -> dict[str, Any]:
         """The keyword arguments of ``datasets.load_dataset`` for a ``hub`` source."""
         return {
-            "path": self.hub, "name": self.name, "split": self.split, "data_files": self.data_files,
-            "streaming": self.streaming, "cache_dir": cache_dir,
-        }  # fmt: skip
+            "path": self.hub,
+            "name": self.name,
+            "split": self.split,
+            "data_files": self.data_files,
+            "streaming": self.streaming,
+            "cache_dir": cache_dir,
+        }
 
 
 #: Fields of a ``TextSource``.
@@ -228,6 +233,7 @@ def _check_source(field_name: str, source: TextSource) -> None:
     check_fields(TextSource, asdict(source), prefix=field_name)
     if source.hub is not None and source.document_separator != "blank_line":
         raise ConfigError(
-            f"{field_name}.document_separator", source.document_separator,
+            f"{field_name}.document_separator",
+            source.document_separator,
             "applies to a `file` source only (each record of a dataset is one document)",
-        )  # fmt: skip
+        )

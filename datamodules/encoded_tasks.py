@@ -144,9 +144,15 @@ class EncodedTasksDataModule(LabelPairTasksDataModule):
             }
             try:
                 self._features[split] = cached_features(
-                    self.cache, key, self.encoder, raw.inputs, raw.labels,
-                    self.encode_batch_size, self.encode_device, self.progress,
-                )  # fmt: skip
+                    self.cache,
+                    key,
+                    self.encoder,
+                    raw.inputs,
+                    raw.labels,
+                    self.encode_batch_size,
+                    self.encode_device,
+                    self.progress,
+                )
             except ConfigError as err:  # e.g. weights that cannot be downloaded
                 raise prefixed(err) from None
         return self._features[split]

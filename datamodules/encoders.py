@@ -69,9 +69,12 @@ class TorchvisionImageEncoder(FrozenEncoder):
     """
 
     def __init__(
-        self, name: str = "resnet50", weights: str | None = "IMAGENET1K_V2", image_size: int | None = None,
+        self,
+        name: str = "resnet50",
+        weights: str | None = "IMAGENET1K_V2",
+        image_size: int | None = None,
         init_seed: int = 0,
-    ) -> None:  # fmt: skip
+    ) -> None:
         check_text("encoder", name)
         known = torchvision.models.list_models(module=torchvision.models)
         if name not in known:
@@ -150,9 +153,12 @@ class HuggingFaceTextEncoder(FrozenEncoder):
     """
 
     def __init__(
-        self, name: str = "bert-base-uncased", pooling: Pooling = "mean", max_tokens: int = 256,
+        self,
+        name: str = "bert-base-uncased",
+        pooling: Pooling = "mean",
+        max_tokens: int = 256,
         revision: str | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         check_text("encoder", name)
         from transformers import AutoConfig
 

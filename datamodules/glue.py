@@ -255,10 +255,11 @@ def check_split(raw: datasets.Dataset, task: GlueTask, field: str, source: str) 
     for row, label in enumerate(labels):
         if not _is_label(label, allowed):
             raise ConfigError(
-                field, source,
+                field,
+                source,
                 f"column 'label' has {label!r} in row {row}, outside task {task.name}'s label set "
                 f"{sorted(allowed)} ({', '.join(f'{i}={name}' for i, name in enumerate(task.label_names))})",
-            )  # fmt: skip
+            )
 
 
 def _is_label(value: object, allowed: set[int]) -> bool:

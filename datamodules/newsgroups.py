@@ -133,10 +133,11 @@ class NewsgroupsTasksDataModule(EncodedTasksDataModule):
         except OSError as err:
             if not self.download_missing:
                 raise ConfigError(
-                    "data.root", self.root,
+                    "data.root",
+                    self.root,
                     f"scikit-learn has no 20 Newsgroups copy there ({err}); set data.download=true, "
                     "or data.source=directory with a local copy",
-                ) from None  # fmt: skip
+                ) from None
             raise ConfigError("data.download", True, f"cannot download 20 Newsgroups: {err}") from None
 
     def _directory_categories(self) -> list[str]:

@@ -132,11 +132,15 @@ class TextCorpusDataModule(TokenizedDataModule):
         self.save_hyperparameters(
             {
                 "corpora": {language: asdict(corpus) for language, corpus in self.corpora.items()},
-                "language_ratio": self.ratio, "train_tokens": train_tokens, "block_size": block_size,
-                "batch_size": batch_size, "eval_batch_size": self.eval_batch_size, "eval_stride": eval_stride,
+                "language_ratio": self.ratio,
+                "train_tokens": train_tokens,
+                "block_size": block_size,
+                "batch_size": batch_size,
+                "eval_batch_size": self.eval_batch_size,
+                "eval_stride": eval_stride,
                 "tokenizer_train_bytes": tokenizer_train_bytes,
             }
-        )  # fmt: skip
+        )
 
     @property
     def languages(self) -> list[str]:
@@ -154,9 +158,10 @@ class TextCorpusDataModule(TokenizedDataModule):
         for language, count in blocks.items():
             if count == 0:
                 raise ConfigError(
-                    "data.language_ratio", self.ratio,
+                    "data.language_ratio",
+                    self.ratio,
                     f"gives language {language!r} no training block of {self.block_size} tokens: raise train_tokens",
-                )  # fmt: skip
+                )
         return blocks
 
     def tokenizer_training_text(self, announce: bool = True) -> Iterator[str]:
@@ -180,11 +185,12 @@ class TextCorpusDataModule(TokenizedDataModule):
                 ((language, value),) = sources.items()
                 field = f"data.corpora.{language}.train"
             raise ConfigError(
-                field, value,
+                field,
+                value,
                 f"too little text to train the tokenizer: its {used} bytes can teach a byte-level BPE at most {most} "
                 f"of the {vocab_size} tokens of the model's vocabulary (model.gpt2_config.vocab_size); give more "
                 "training text",
-            )  # fmt: skip
+            )
 
     def documents(self, language: str, split: str, announce: bool = True) -> Iterator[str]:
         """Non-empty documents of one language and split, in source order (after ``skip``/``take``). With
@@ -222,9 +228,10 @@ class TextCorpusDataModule(TokenizedDataModule):
                 stream = self._stream(language, split, tokenizer, eos, needed, byte_lengths)
                 if len(stream) < needed:
                     raise ConfigError(
-                        "data.train_tokens", self.train_tokens,
+                        "data.train_tokens",
+                        self.train_tokens,
                         f"needs {needed - 1} training tokens of {language!r} but its corpus has only {len(stream) - 1}",
-                    )  # fmt: skip
+                    )
                 parts.append(TokenWindows(stream, byte_lengths, self.block_size, index))
             else:
                 stream = self._stream(language, split, tokenizer, eos, None, byte_lengths)
@@ -232,9 +239,14 @@ class TextCorpusDataModule(TokenizedDataModule):
         return ConcatDataset(parts)
 
     def _stream(
-        self, language: str, split: str, tokenizer: PreTrainedTokenizerFast, eos: int,
-        limit: int | None, byte_lengths: torch.Tensor,
-    ) -> torch.Tensor:  # fmt: skip
+        self,
+        language: str,
+        split: str,
+        tokenizer: PreTrainedTokenizerFast,
+        eos: int,
+        limit: int | None,
+        byte_lengths: torch.Tensor,
+    ) -> torch.Tensor:
         """``<eos> doc <eos> doc <eos> …`` cut at ``limit`` tokens; checks the byte accounting is exact."""
         pieces, length = [np.array([eos], dtype=np.int32)], 1
         lengths = byte_lengths.numpy()
@@ -244,10 +256,11 @@ class TextCorpusDataModule(TokenizedDataModule):
                 ids = np.asarray(encoding.ids, dtype=np.int32)
                 if int(lengths[ids].sum()) != len(document.encode("utf-8")):
                     raise ConfigError(
-                        "model.tokenizer", document[:40],
+                        "model.tokenizer",
+                        document[:40],
                         "does not cover this text byte for byte (a non-byte-level tokenizer, or a document "
                         "containing a special token): bits per byte would be wrong",
-                    )  # fmt: skip
+                    )
                 pieces += [ids, np.array([eos], dtype=np.int32)]
                 length += len(ids) + 1
             if limit is not None and length >= limit:

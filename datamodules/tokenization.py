@@ -46,10 +46,11 @@ def train_byte_level_bpe(texts: Iterable[str], vocab_size: int) -> PreTrainedTok
     backend.train_from_iterator(texts, trainer)
     if backend.get_vocab_size() != vocab_size:
         raise ConfigError(
-            "model.gpt2_config.vocab_size", vocab_size,
+            "model.gpt2_config.vocab_size",
+            vocab_size,
             f"the tokenizer training text only yields {backend.get_vocab_size()} of these tokens: give more training "
             "text (the train files, data.tokenizer_train_bytes) or a smaller vocab_size",
-        )  # fmt: skip
+        )
     return wrap_backend(backend)
 
 
@@ -94,9 +95,10 @@ def check_vocab_size(tokenizer: PreTrainedTokenizerFast, vocab_size: int, field:
     """The tokenizer must have exactly one token per embedding row, else ``ConfigError(field, value)``."""
     if len(tokenizer) != vocab_size:
         raise ConfigError(
-            field, value,
+            field,
+            value,
             f"the tokenizer has {len(tokenizer)} tokens but the model has {vocab_size} token embeddings (vocab_size)",
-        )  # fmt: skip
+        )
 
 
 def token_byte_lengths(tokenizer: PreTrainedTokenizerFast) -> torch.Tensor:
@@ -115,9 +117,10 @@ def token_byte_lengths(tokenizer: PreTrainedTokenizerFast) -> torch.Tensor:
             continue
         if any(char not in to_byte for char in token):
             raise ConfigError(
-                "model.tokenizer", token,
+                "model.tokenizer",
+                token,
                 "is not a byte-level BPE token: bits per byte needs a byte-level tokenizer (like GPT-2's)",
-            )  # fmt: skip
+            )
         lengths[index] = len(token)
     return lengths
 

@@ -86,6 +86,10 @@ class TokenizedDataModule(L.LightningDataModule):
     def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
         loader = ResumableDataLoader if shuffle else DataLoader  # training: a resumed fit continues its epoch
         return loader(
-            self.dataset(split), batch_size=batch_size, shuffle=shuffle, collate_fn=self.collate_fn(),
-            num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
-        )  # fmt: skip
+            self.dataset(split),
+            batch_size=batch_size,
+            shuffle=shuffle,
+            collate_fn=self.collate_fn(),
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )

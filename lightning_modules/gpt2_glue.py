@@ -250,9 +250,10 @@ def build_classifier(init_from: str, num_labels: int) -> tuple[GPT2ForSequenceCl
         model, tokenizer = _from_pretrained(init_from, num_labels)
     if len(tokenizer) > model.config.vocab_size:
         raise ConfigError(
-            "model.init_from", init_from,
+            "model.init_from",
+            init_from,
             f"its tokenizer has {len(tokenizer)} tokens but the model only {model.config.vocab_size} embeddings",
-        )  # fmt: skip
+        )
     tokenizer.pad_token = tokenizer.eos_token
     model.config.pad_token_id = tokenizer.eos_token_id
     return model.train(), tokenizer  # from_pretrained returns eval mode; Lightning keeps submodule modes

@@ -272,9 +272,11 @@ class GPT2LanguageModel(SweepableMixin, L.LightningModule):
         }
         if mismatched:
             raise ConfigError(
-                "ckpt_path", {k: checkpoint_value for k, (checkpoint_value, _) in mismatched.items()},
-                f"checkpoint architecture differs from the model's {({k: own for k, (_, own) in mismatched.items()})}",
-            )  # fmt: skip
+                "ckpt_path",
+                {k: checkpoint_value for k, (checkpoint_value, _) in mismatched.items()},
+                "checkpoint architecture differs from the model's "
+                f"{ ({k: own for k, (_, own) in mismatched.items()}) }",
+            )
         self.tokenizer_owner.restore(tokenizer)
 
     # ---- Lightning hooks ----------------------------------------------------------------------
@@ -479,8 +481,9 @@ def check_gpt2_config(config: Any, trains_tokenizer: bool) -> dict[str, Any]:
     vocab_size = config.get("vocab_size", defaults.vocab_size)
     if trains_tokenizer and vocab_size < MIN_TRAINED_VOCAB:
         raise ConfigError(
-            "model.gpt2_config.vocab_size", vocab_size,
+            "model.gpt2_config.vocab_size",
+            vocab_size,
             f"tokenizer: train needs at least {MIN_TRAINED_VOCAB} tokens (256 bytes + end of text)",
-        )  # fmt: skip
+        )
     reals = {d.name for d in declarations(GPT2ConfigFields) if d.kind is float}
     return {key: float(value) if key in reals else value for key, value in config.items()}

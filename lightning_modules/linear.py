@@ -139,9 +139,10 @@ class LinearMultitaskRegression(L.LightningModule):
             self._build(grid, dim)
         elif (self.task_grid, self.hparams.input_dim) != (grid, dim):
             raise ConfigError(
-                "model.task_grid/input_dim", (self.task_grid, self.hparams.input_dim),
+                "model.task_grid/input_dim",
+                (self.task_grid, self.hparams.input_dim),
                 f"do not match the data (task_grid={grid}, num_features={dim})",
-            )  # fmt: skip
+            )
 
     def _build(self, task_grid: list[int], input_dim: int) -> None:
         if self.hparams.k > input_dim:

@@ -30,8 +30,13 @@ from run_cli.given_values import parse_scalar, parse_value, short
 SECTIONS = ("model", "data")
 #: Words for the plain types of a hint.
 TYPE_WORDS: dict[Any, str] = {
-    int: "an integer", float: "a number", bool: "true or false", str: "a string", type(None): "null", dict: "a mapping",
-}  # fmt: skip
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    str: "a string",
+    type(None): "null",
+    dict: "a mapping",
+}
 #: Options that take no value.
 FLAGS = ("h", "help", "print_config")
 

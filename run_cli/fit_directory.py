@@ -43,10 +43,11 @@ def check_fit_directory(root: Path, ckpt_path: str | None, start_over: bool) -> 
     if checkpoints and not continues:
         shown = ", ".join(checkpoints[:3]) + (", ..." if len(checkpoints) > 3 else "")
         raise ConfigError(
-            "trainer.default_root_dir", str(root),
+            "trainer.default_root_dir",
+            str(root),
             f"already holds a run (checkpoints/{shown}); continue it with --ckpt_path last, or train afresh with "
             f"--start_over true (moves it aside to {aside_path(root)})",
-        )  # fmt: skip
+        )
     return None
 
 

@@ -38,9 +38,10 @@ def measured_checkpoint(subcommand: str, ckpt_path: str | None, checkpoints: Pat
     if subcommand not in MEASURING:
         if ckpt_path == INITIAL:
             raise ConfigError(
-                "ckpt_path", INITIAL,
+                "ckpt_path",
+                INITIAL,
                 f"only {', '.join(MEASURING)} take it ({subcommand} starts from the model's initial weights anyway)",
-            )  # fmt: skip
+            )
         return ckpt_path, False
     last = checkpoints / "last.ckpt"
     if ckpt_path == INITIAL:
@@ -68,11 +69,12 @@ def check_measured_weights(subcommand: str, weights: WeightsProvenance, initial:
             raise ConfigError("ckpt_path", INITIAL, f"{weights.unmeasurable}; fit first, or give --ckpt_path PATH")
         return
     raise ConfigError(
-        "ckpt_path", None,
+        "ckpt_path",
+        None,
         f"{subcommand} needs trained weights, but {checkpoints / 'last.ckpt'} does not exist and the model holds "
         f"{weights.describe()}; give --ckpt_path PATH (a checkpoint of a fit), fit first into this "
         f"trainer.default_root_dir, or measure the untrained model on purpose with --ckpt_path {INITIAL}",
-    )  # fmt: skip
+    )
 
 
 def weights_line(weights: WeightsProvenance, picked_up: bool) -> str:

@@ -58,6 +58,8 @@ def plot_group_sensitivity(history: Sequence[GroupSummary], out_dir: Path) -> Pa
     """``sensitivity_train_groups.png``: each group's change of the mean metric over training, at each damaging
     level."""
     return plot_group_epochs(
-        history, out_dir / f"{GROUP_SENSITIVITY_STEM}.png", "Damage to one group at a time: change from the "
+        history,
+        out_dir / f"{GROUP_SENSITIVITY_STEM}.png",
+        "Damage to one group at a time: change from the "
         f"undamaged model, per {training_axis(entry.moment for entry in history)}",
-    )  # fmt: skip
+    )

@@ -37,9 +37,8 @@ def describe_run(
 ) -> str:
     """A short summary of the files written under ``root`` after time ``since`` and the headline numbers."""
     fresh = sorted(
-        p for folder in OUTPUT_FOLDERS for p in (root / folder).rglob("*")
-        if p.is_file() and p.stat().st_mtime >= since
-    )  # fmt: skip
+        p for folder in OUTPUT_FOLDERS for p in (root / folder).rglob("*") if p.is_file() and p.stat().st_mtime >= since
+    )
     sweeps = [p for p in fresh if p.parent.name == "robustness" and _is_sweep_csv(p)]
     per_epoch = [p for p in sweeps if p.name.startswith("sweep_train_")]
     final = [p for p in sweeps if p not in per_epoch]

@@ -29,9 +29,14 @@ def plot_slope_curves(curves: Mapping[str, SlopeCurve], path: str | Path, *, yla
     ax = fig.subplots()
     for label, curve in curves.items():
         (line,) = ax.plot(
-            curve.num_tasks, curve.values, marker="o", markersize=3, label=label,
-            color=curve.color, linestyle=curve.linestyle,
-        )  # fmt: skip
+            curve.num_tasks,
+            curve.values,
+            marker="o",
+            markersize=3,
+            label=label,
+            color=curve.color,
+            linestyle=curve.linestyle,
+        )
         if curve.band is not None:
             ax.fill_between(curve.num_tasks, *curve.band, color=line.get_color(), alpha=0.2)
     ax.set_xlabel("number of tasks T")

@@ -71,7 +71,7 @@ def sweep_title(stem: str, summaries: Sequence[LevelSummary]) -> str:
         "fit": "after fit (weights of epoch {})",
         "test": "of the tested checkpoint (epoch {})",
         "train": "during training (epoch {})",
-    }  # fmt: skip
+    }
     at = f"{int(found[2])}, step {int(found[3])}" if found and found[3] else found and int(found[2])
     stage = when.get(found[1], f"{found[1]} (epoch {{}})").format(at) if found else stem
     metrics = ", ".join(metric_label(m) for m in dict.fromkeys(s.metric for s in summaries))
@@ -93,10 +93,11 @@ def plot_sensitivity(history: Sequence[EpochSummary], out_dir: Path) -> Sensitiv
             history, out_dir / f"{SENSITIVITY_STEM}.png", f"Damage during training: mean metric per {axis}"
         ),
         heatmap=plot_sensitivity_heatmap(
-            history, out_dir / f"{SENSITIVITY_STEM}_heatmap.png",
+            history,
+            out_dir / f"{SENSITIVITY_STEM}_heatmap.png",
             f"Damage during training: change from the undamaged model, per {axis}",
         ),
-    )  # fmt: skip
+    )
 
 
 def first_last_crossovers(rows: Sequence[SweepRow]) -> list[CrossOver]:

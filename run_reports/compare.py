@@ -49,9 +49,23 @@ from run_reports.command import add_comparison_options, check_comparison_options
 
 #: Columns of ``crossover.csv``.
 CROSSOVER_COLUMNS = (
-    "perturbation", "metric", "model_a", "model_b", "direction", "status", "level", "ci_low", "ci_high",
-    "identified", "method", "paired_trials", "paired_seeds", "n_seeds_a", "n_seeds_b", "confidence",
-)  # fmt: skip
+    "perturbation",
+    "metric",
+    "model_a",
+    "model_b",
+    "direction",
+    "status",
+    "level",
+    "ci_low",
+    "ci_high",
+    "identified",
+    "method",
+    "paired_trials",
+    "paired_seeds",
+    "n_seeds_a",
+    "n_seeds_b",
+    "confidence",
+)
 
 #: One side of the comparison: one list of sweep rows per training seed.
 Side = Sequence[Sequence[SweepRow]]
@@ -226,11 +240,12 @@ def check_distinct_tables(
                     )
                 if model_a == model_b:
                     raise ConfigError(
-                        field, path,
+                        field,
+                        path,
                         f"{same} as {earlier_path} ({earlier_field}): a model compared with itself is never better "
                         "than itself; give the other model's sweep CSV, or pick two models of one table with "
                         "--model-a/--model-b",
-                    )  # fmt: skip
+                    )
             seen[(side, content)] = (field, path)
 
 
@@ -253,10 +268,11 @@ def load_sweep(field: str, path: str, model: str | None, *, groups: bool = False
     elif len(models) > 1:
         flag = f"--model-{field[-1]}"
         raise ConfigError(
-            field, path,
+            field,
+            path,
             f"holds {len(models)} models ({', '.join(models)}): pick the one to compare with {flag} (e.g. {flag} "
             f"{models[0]})",
-        )  # fmt: skip
+        )
     return rows
 
 

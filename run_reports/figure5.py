@@ -74,9 +74,10 @@ def figure5_points(
     for label, start in starts.items():
         if start <= base_first:
             raise ConfigError(
-                "BRANCH_DIR", label,
+                "BRANCH_DIR",
+                label,
                 f"starts at step {start}, not after the base (from step {base_first}): not a continuation of it",
-            )  # fmt: skip
+            )
         if set(branches[label]) != set(base):
             raise ConfigError("BRANCH_DIR", label, f"monitors {sorted(branches[label])}, the base {sorted(base)}")
     cut = max(starts.values())
@@ -95,9 +96,11 @@ def figure5_points(
 
 #: Panel titles of the matrices of a GPT-2 block (c_attn is cut into Q, K, V by the SpectralMonitor).
 MATRIX_TITLES = {
-    "c_attn.q": "query weights W_Q (c_attn)", "c_attn.k": "key weights W_K (c_attn)",
-    "c_attn.v": "value weights W_V (c_attn)", "c_proj": "output projection (c_proj)",
-}  # fmt: skip
+    "c_attn.q": "query weights W_Q (c_attn)",
+    "c_attn.k": "key weights W_K (c_attn)",
+    "c_attn.v": "value weights W_V (c_attn)",
+    "c_proj": "output projection (c_proj)",
+}
 
 
 def plot_figure5(points: Sequence[Point], path: str | Path, block: int) -> Path:

@@ -115,10 +115,11 @@ def read_glue_sweeps(paths: Sequence[str | Path]) -> list[SweepRow]:
             key = (row.model, row.perturbation, row.level, row.trial, row.metric)
             if key in seen:
                 raise ConfigError(
-                    "csv", str(path),
+                    "csv",
+                    str(path),
                     f"repeats {row.model} {row.perturbation} level {row.level:g} trial {row.trial} already read "
                     f"from {seen[key]}: give each run's sweep once",
-                )  # fmt: skip
+                )
             seen[key] = str(path)
             rows.append(row)
     if not rows:

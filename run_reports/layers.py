@@ -49,10 +49,29 @@ from run_reports.command import add_comparison_options, check_comparison_options
 from run_reports.compare import default_metrics, load_sweep
 
 COLUMNS = (
-    "group", "perturbation", "metric", "level", "model_a", "model_b", "mean_a", "mean_b", "difference",
-    "ci_low", "ci_high", "excludes_zero", "damage_a", "damage_b", "damage_difference", "damage_ci_low",
-    "damage_ci_high", "damage_excludes_zero", "method", "n_seeds_a", "n_seeds_b", "confidence",
-)  # fmt: skip
+    "group",
+    "perturbation",
+    "metric",
+    "level",
+    "model_a",
+    "model_b",
+    "mean_a",
+    "mean_b",
+    "difference",
+    "ci_low",
+    "ci_high",
+    "excludes_zero",
+    "damage_a",
+    "damage_b",
+    "damage_difference",
+    "damage_ci_low",
+    "damage_ci_high",
+    "damage_excludes_zero",
+    "method",
+    "n_seeds_a",
+    "n_seeds_b",
+    "confidence",
+)
 MEASURES = ("damage", "raw")
 
 #: One side: the rows of each of its tables (one per training seed).
@@ -78,13 +97,29 @@ class GroupDifference:
     def record(self, confidence: float) -> dict[str, object]:
         d, h = self.raw, self.damage
         return {
-            "group": self.group, "perturbation": self.perturbation, "metric": self.metric, "level": d.level,
-            "model_a": self.model_a, "model_b": self.model_b, "mean_a": d.mean_a, "mean_b": d.mean_b,
-            "difference": d.difference, "ci_low": d.ci_low, "ci_high": d.ci_high, "excludes_zero": d.excludes_zero,
-            "damage_a": h.mean_a, "damage_b": h.mean_b, "damage_difference": h.difference,
-            "damage_ci_low": h.ci_low, "damage_ci_high": h.ci_high, "damage_excludes_zero": h.excludes_zero,
-            "method": d.method, "n_seeds_a": d.n_seeds_a, "n_seeds_b": d.n_seeds_b, "confidence": confidence,
-        }  # fmt: skip
+            "group": self.group,
+            "perturbation": self.perturbation,
+            "metric": self.metric,
+            "level": d.level,
+            "model_a": self.model_a,
+            "model_b": self.model_b,
+            "mean_a": d.mean_a,
+            "mean_b": d.mean_b,
+            "difference": d.difference,
+            "ci_low": d.ci_low,
+            "ci_high": d.ci_high,
+            "excludes_zero": d.excludes_zero,
+            "damage_a": h.mean_a,
+            "damage_b": h.mean_b,
+            "damage_difference": h.difference,
+            "damage_ci_low": h.ci_low,
+            "damage_ci_high": h.ci_high,
+            "damage_excludes_zero": h.excludes_zero,
+            "method": d.method,
+            "n_seeds_a": d.n_seeds_a,
+            "n_seeds_b": d.n_seeds_b,
+            "confidence": confidence,
+        }
 
 
 def compare_groups(
@@ -178,9 +213,14 @@ def plot_differences(
             d = r.measured(measure)
             color = "tab:grey" if not r.group else "tab:purple"
             ax.errorbar(
-                x, d.difference, yerr=[[d.difference - d.ci_low], [d.ci_high - d.difference]], fmt="o", color=color,
-                markerfacecolor=color if d.excludes_zero else "white", capsize=3,
-            )  # fmt: skip
+                x,
+                d.difference,
+                yerr=[[d.difference - d.ci_low], [d.ci_high - d.difference]],
+                fmt="o",
+                color=color,
+                markerfacecolor=color if d.excludes_zero else "white",
+                capsize=3,
+            )
         ax.axhline(0, color="black", linestyle="--", linewidth=1)
         labels = [r.group or ALL_TARGETS for r in cells]
         ax.set_xticks(range(len(cells)), labels, rotation=60, ha="right", fontsize="x-small")

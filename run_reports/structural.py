@@ -120,20 +120,36 @@ def structural_table(
             advantage = welch(at[("a", structural)], at[("b", structural)])
             entrywise = welch(at[("a", ENTRYWISE)], at[("b", ENTRYWISE)])
             difference = welch(contrast["a"], contrast["b"])
-            records.append({
-                "structural": structural, "group": group, "level": level,
-                "n_seeds_a": len(side_a), "n_seeds_b": len(side_b),
-                "loss_a": loss_a.mean, "loss_a_low": loss_a.low, "loss_a_high": loss_a.high,
-                "loss_b": loss_b.mean, "loss_b_low": loss_b.low, "loss_b_high": loss_b.high,
-                "entrywise_loss_a": entry_a.mean, "entrywise_loss_a_low": entry_a.low,
-                "entrywise_loss_a_high": entry_a.high,
-                "entrywise_loss_b": entry_b.mean, "entrywise_loss_b_low": entry_b.low,
-                "entrywise_loss_b_high": entry_b.high,
-                "advantage_b": advantage.mean, "advantage_b_low": advantage.low, "advantage_b_high": advantage.high,
-                "entrywise_advantage_b": entrywise.mean, "entrywise_advantage_b_low": entrywise.low,
-                "entrywise_advantage_b_high": entrywise.high,
-                "difference": difference.mean, "difference_low": difference.low, "difference_high": difference.high,
-            })  # fmt: skip
+            records.append(
+                {
+                    "structural": structural,
+                    "group": group,
+                    "level": level,
+                    "n_seeds_a": len(side_a),
+                    "n_seeds_b": len(side_b),
+                    "loss_a": loss_a.mean,
+                    "loss_a_low": loss_a.low,
+                    "loss_a_high": loss_a.high,
+                    "loss_b": loss_b.mean,
+                    "loss_b_low": loss_b.low,
+                    "loss_b_high": loss_b.high,
+                    "entrywise_loss_a": entry_a.mean,
+                    "entrywise_loss_a_low": entry_a.low,
+                    "entrywise_loss_a_high": entry_a.high,
+                    "entrywise_loss_b": entry_b.mean,
+                    "entrywise_loss_b_low": entry_b.low,
+                    "entrywise_loss_b_high": entry_b.high,
+                    "advantage_b": advantage.mean,
+                    "advantage_b_low": advantage.low,
+                    "advantage_b_high": advantage.high,
+                    "entrywise_advantage_b": entrywise.mean,
+                    "entrywise_advantage_b_low": entrywise.low,
+                    "entrywise_advantage_b_high": entrywise.high,
+                    "difference": difference.mean,
+                    "difference_low": difference.low,
+                    "difference_high": difference.high,
+                }
+            )
     return records
 
 
@@ -144,14 +160,26 @@ def markdown(records: Sequence[dict[str, object]], metric: str) -> list[str]:
         return str(Interval(record[key], record[f"{key}_low"], record[f"{key}_high"]))  # type: ignore[arg-type]
 
     header = [
-        "structural (group)", "p", f"loss A ({metric})", "loss B", "advantage of B, structural",
-        "advantage of B, random deletion", "structural − entry-wise advantage",
-    ]  # fmt: skip
+        "structural (group)",
+        "p",
+        f"loss A ({metric})",
+        "loss B",
+        "advantage of B, structural",
+        "advantage of B, random deletion",
+        "structural − entry-wise advantage",
+    ]
     body = [
-        [f"{r['structural']} ({r['group']})", f"{r['level']:g}", cell(r, "loss_a"), cell(r, "loss_b"),
-         cell(r, "advantage_b"), cell(r, "entrywise_advantage_b"), cell(r, "difference")]
+        [
+            f"{r['structural']} ({r['group']})",
+            f"{r['level']:g}",
+            cell(r, "loss_a"),
+            cell(r, "loss_b"),
+            cell(r, "advantage_b"),
+            cell(r, "entrywise_advantage_b"),
+            cell(r, "difference"),
+        ]
         for r in records
-    ]  # fmt: skip
+    ]
     return markdown_table(header, body)
 
 

@@ -83,12 +83,18 @@ def layers(runs: Sequence[RunNorms]) -> list[str]:
 def table_records(runs: Sequence[RunNorms]) -> list[dict[str, object]]:
     """Rows of ``table1.csv`` (and of the W&B table): one per run and layer it has."""
     return [
-        {"run": run.label, "run_dir": str(run.run_dir), "step": run.step, "epoch": run.epoch, "layer": layer,
-         QUANTITY: run.sum_sq[layer]}
+        {
+            "run": run.label,
+            "run_dir": str(run.run_dir),
+            "step": run.step,
+            "epoch": run.epoch,
+            "layer": layer,
+            QUANTITY: run.sum_sq[layer],
+        }
         for run in runs
         for layer in layers(runs)
         if layer in run.sum_sq
-    ]  # fmt: skip
+    ]
 
 
 def table_markdown(runs: Sequence[RunNorms]) -> str:

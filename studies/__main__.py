@@ -31,9 +31,11 @@ def parser() -> argparse.ArgumentParser:
 
     launch = command("launch", "run every point that is missing (SLURM where available, else local processes)")
     launch.add_argument(
-        "--executor", choices=("auto", "local", "slurm"), default="auto",
+        "--executor",
+        choices=("auto", "local", "slurm"),
+        default="auto",
         help="auto (the default): SLURM where sbatch is on PATH, else local processes",
-    )  # fmt: skip
+    )
     launch.add_argument("--max-parallel", type=int, help="points running at once (default: the study's executor)")
     launch.add_argument("--dry-run", action="store_true", help="print the points and their commands, run nothing")
     launch.add_argument("--retry-failed", action="store_true", help="run failed points again too")

@@ -17,8 +17,23 @@ from dataclasses import dataclass
 #: Seconds any one SLURM command may take before it is given up.
 COMMAND_TIMEOUT_S = 30.0
 #: SLURM states of a job that still holds (or waits for) resources.
-LIVE = frozenset({"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED",
-                  "RESIZING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT", "RESV_DEL_HOLD"})  # fmt: skip
+LIVE = frozenset(
+    {
+        "PENDING",
+        "CONFIGURING",
+        "RUNNING",
+        "COMPLETING",
+        "REQUEUED",
+        "REQUEUE_HOLD",
+        "REQUEUE_FED",
+        "RESIZING",
+        "SUSPENDED",
+        "STOPPED",
+        "SIGNALING",
+        "STAGE_OUT",
+        "RESV_DEL_HOLD",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -99,5 +114,9 @@ def scontrol_job(job_id: str) -> JobInfo | None:
         return None
     restarts = fields.get("Restarts")
     reason = fields.get("Reason", "")
-    return JobInfo(job_id, fields["JobState"], "" if reason == "None" else reason,
-                   int(restarts) if restarts and restarts.isdigit() else None)  # fmt: skip
+    return JobInfo(
+        job_id,
+        fields["JobState"],
+        "" if reason == "None" else reason,
+        int(restarts) if restarts and restarts.isdigit() else None,
+    )

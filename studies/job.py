@@ -103,9 +103,16 @@ class PointJob:
         todo = [(step, argv) for step, argv in self.steps if step not in done_steps]
         self._write_plan([list(argv) for _, argv in todo])
         state.update(
-            state="running", job_id=job_id(), host=os.uname().nodename, pid=os.getpid(), error=None,
-            attempts=state.get("attempts", 0) + 1, steps_done=done_steps, timings=timings, slurm_state=None,
-        )  # fmt: skip
+            state="running",
+            job_id=job_id(),
+            host=os.uname().nodename,
+            pid=os.getpid(),
+            error=None,
+            attempts=state.get("attempts", 0) + 1,
+            steps_done=done_steps,
+            timings=timings,
+            slurm_state=None,
+        )
         state.setdefault("history", []).append({"job": job_id(), "started": started})
         for step, argv in todo:
             state.update(step=step, step_pid=None)
@@ -142,9 +149,10 @@ class PointJob:
     def _give_up(self, state: dict[str, Any]) -> Outcome:
         """Past ``max_requeues``: the point stops as failed, in one line."""
         state.update(
-            state="failed", error=f"stopped after {state['requeues']} requeues (executor.max_requeues="
+            state="failed",
+            error=f"stopped after {state['requeues']} requeues (executor.max_requeues="
             f"{self.max_requeues}): raise timeout_min or max_requeues, then launch --retry-failed",
-        )  # fmt: skip
+        )
         write_state(self.directory, state)
         self._write_plan([])
         return Outcome(self.label, "failed", state["error"], state.get("wall_s", 0.0))
@@ -186,9 +194,14 @@ class PointJob:
             log.flush()
             offset = log.tell()
             process = subprocess.Popen(
-                [sys.executable, *argv], cwd=self.cwd, env=self._env(), stdin=subprocess.DEVNULL,
-                stdout=log, stderr=subprocess.STDOUT, pass_fds=(lock.fd,) if lock.fd is not None else (),
-            )  # fmt: skip
+                [sys.executable, *argv],
+                cwd=self.cwd,
+                env=self._env(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                pass_fds=(lock.fd,) if lock.fd is not None else (),
+            )
             _RUNNING.update(process=process, log_offset=offset, step_started=time.time())
             state["step_pid"] = process.pid
             write_state(self.directory, state)

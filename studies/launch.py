@@ -124,10 +124,14 @@ def make_executor(study: Study, root: Path, chosen: str, max_parallel: int, afte
         if after:
             extra["dependency"] = "afterany:" + ":".join(after)
         parameters.update(
-            nodes=settings.nodes, tasks_per_node=settings.tasks_per_node, cpus_per_task=resources.cpus_per_task,
-            mem_gb=resources.mem_gb, slurm_partition=settings.partition, slurm_array_parallelism=max_parallel,
+            nodes=settings.nodes,
+            tasks_per_node=settings.tasks_per_node,
+            cpus_per_task=resources.cpus_per_task,
+            mem_gb=resources.mem_gb,
+            slurm_partition=settings.partition,
+            slurm_array_parallelism=max_parallel,
             slurm_signal_delay_s=settings.signal_delay_s,
-        )  # fmt: skip
+        )
         parameters.update(settings.slurm)  # the study's own submitit options win
         parameters["slurm_additional_parameters"] = extra or None
     executor.update_parameters(**{k: v for k, v in parameters.items() if v is not None})
@@ -162,9 +166,14 @@ def launch(
 
 
 def _launch(
-    study: Study, root: Path, chosen: str, max_parallel: int, retry_failed: bool, study_file: str | None,
+    study: Study,
+    root: Path,
+    chosen: str,
+    max_parallel: int,
+    retry_failed: bool,
+    study_file: str | None,
     say: Callable[[str], None],
-) -> int:  # fmt: skip
+) -> int:
     points = study_points(study, root)
     outputs = (study.sweep_glob,) if study.compare is not None else ()
     queued = _queued_jobs(study, root) if chosen == "slurm" else {}
@@ -221,9 +230,13 @@ def _queued_jobs(study: Study, root: Path) -> dict[str, str]:
 
 
 def run_local(
-    executor: Any, jobs: Sequence[PointJob], max_parallel: int, ledger: Path, say: Callable[[str], None],
+    executor: Any,
+    jobs: Sequence[PointJob],
+    max_parallel: int,
+    ledger: Path,
+    say: Callable[[str], None],
     outcomes: list[Outcome],
-) -> None:  # fmt: skip
+) -> None:
     """Keep ``max_parallel`` local jobs running until every job has ended; ``outcomes`` gets theirs, in end order.
 
     The jobs ignore Ctrl-C (it reaches the launcher only): an interrupted launch stops them itself."""

@@ -39,10 +39,27 @@ from studies.spec import Comparison, Study
 #: What the ``WeightNorms`` monitor writes in a run directory (``run_reports.table1`` reads it).
 NORMS_FILE = Path("monitors") / "weight_norms.csv"
 REPORT_COLUMNS = (
-    "group", "x", "x_label", "perturbation", "metric", "grid_low", "grid_high", "status", "level", "ci_low", "ci_high",
-    "identified", "method", "n_seeds_a", "n_seeds_b", "clean_a", "clean_b", "clean_gap", "clean_gap_low",
+    "group",
+    "x",
+    "x_label",
+    "perturbation",
+    "metric",
+    "grid_low",
+    "grid_high",
+    "status",
+    "level",
+    "ci_low",
+    "ci_high",
+    "identified",
+    "method",
+    "n_seeds_a",
+    "n_seeds_b",
+    "clean_a",
+    "clean_b",
+    "clean_gap",
+    "clean_gap_low",
     "clean_gap_high",
-)  # fmt: skip
+)
 
 
 @dataclass(frozen=True)
@@ -92,10 +109,19 @@ def study_groups(study: Study, root: Path, out: Path) -> list[Group]:
         scale = points[0].level(compare.scale) if compare and compare.scale else None
         a, b = (found[compare.a], found[compare.b]) if compare else ({}, {})
         paired = len(a) > 1 and list(a) == list(b)
-        groups.append(Group(
-            name, scale.x if scale else None, scale.label if scale else None, out / safe_name(name), list(a.values()),
-            list(b.values()), paired, points, missing,
-        ))  # fmt: skip
+        groups.append(
+            Group(
+                name,
+                scale.x if scale else None,
+                scale.label if scale else None,
+                out / safe_name(name),
+                list(a.values()),
+                list(b.values()),
+                paired,
+                points,
+                missing,
+            )
+        )
     return groups
 
 
@@ -317,9 +343,13 @@ def _clean_gap_panel(
     for r in rows:
         gap = r["clean_gap"]
         ax.errorbar(
-            [position[r["group"]]], [gap], yerr=[[gap - r["clean_gap_low"]], [r["clean_gap_high"] - gap]], fmt="s",
-            color="tab:orange", capsize=3,
-        )  # fmt: skip
+            [position[r["group"]]],
+            [gap],
+            yerr=[[gap - r["clean_gap_low"]], [r["clean_gap_high"] - gap]],
+            fmt="s",
+            color="tab:orange",
+            capsize=3,
+        )
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_title("undamaged: clean gap", fontsize="medium")
     ax.set_ylabel(f"{compare.b} − {compare.a}: {metric_label(metric)}")
@@ -333,8 +363,17 @@ def _crossover_panel(ax: Any, rows: Sequence[dict[str, Any]], position: dict[str
         x, low, high = position[r["group"]], r["ci_low"], r["ci_high"]
         words = _in_words(r, model_b)
         if words:
-            ax.text(x, (low_end + high_end) / 2, words, rotation=90, ha="center", va="center", fontsize="small",
-                    color="dimgrey", backgroundcolor="white")  # fmt: skip
+            ax.text(
+                x,
+                (low_end + high_end) / 2,
+                words,
+                rotation=90,
+                ha="center",
+                va="center",
+                fontsize="small",
+                color="dimgrey",
+                backgroundcolor="white",
+            )
             if words == "not identified":  # anywhere in the grid, or beyond it
                 ax.plot([x, x], [low_end, high_end], color="grey", linestyle=":", linewidth=1.5)
             continue

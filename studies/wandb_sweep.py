@@ -80,14 +80,15 @@ def sweep_document(study: Study, root: Path, arm: str, fixed: dict[str, Level]) 
     checkpoint = interpolation("trainer.default_root_dir", "ckpt_path") + "/checkpoints/last.ckpt"
     steps = {
         step: [
-            "run.py", step,
+            "run.py",
+            step,
             *(part for path in study.arms[arm].config for part in ("--config", path)),
             *flags({key: value for key, value in values.items() if key not in plain}),
             *study_flags(study, point, step, str(directory), names),
             f"--ckpt_path={'last' if step == 'fit' else checkpoint}",
         ]
         for step in study.steps
-    }  # fmt: skip
+    }
     suffix = "".join(f"-{level.label}" for level in fixed.values())
     document: dict[str, Any] = {
         "name": f"{study.name}-{arm}{suffix}",

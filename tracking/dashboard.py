@@ -167,10 +167,11 @@ def study_section(experiment: Family) -> ws.Section:
     the figure of both against the scale axis per metric, and R(T) of every point (linear studies)."""
     panels: list[Any] = [
         wr.WeavePanelSummaryTable(table_name="study/report/table"),
-        wr.MediaBrowser(title="cross-over and clean gap against scale", media_keys=[
-            f"study/scale/{metric}" for metric in experiment.metrics
-        ]),
-    ]  # fmt: skip
+        wr.MediaBrowser(
+            title="cross-over and clean gap against scale",
+            media_keys=[f"study/scale/{metric}" for metric in experiment.metrics],
+        ),
+    ]
     if experiment.slope:
         panels += [
             wr.MediaBrowser(title="R(T) of every point", media_keys=["study/slopes"]),
@@ -236,9 +237,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--experiment", choices=list(families()), help="the model family; default: told from --group")
     parser.add_argument("--study", action="store_true", help="the group is a study's: show its report first")
     parser.add_argument(
-        "--perturbations", nargs="+", choices=list(PERTURBATIONS), default=list(ENTRYWISE), metavar="NAME",
+        "--perturbations",
+        nargs="+",
+        choices=list(PERTURBATIONS),
+        default=list(ENTRYWISE),
+        metavar="NAME",
         help=f"curve panels of these perturbations (default: {' '.join(ENTRYWISE)}; any of {', '.join(PERTURBATIONS)})",
-    )  # fmt: skip
+    )
     parser.add_argument("--dry-run", metavar="OUT.json", type=Path, help="write the specs here; no network")
     args = parser.parse_args(argv)
     experiment = families()[args.experiment] if args.experiment else infer_experiment(args.group)

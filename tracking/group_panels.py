@@ -48,7 +48,7 @@ from tracking.panels import (
     log_table_and_charts,
     moment_row,
     to_loggers,
-)  # fmt: skip
+)
 
 #: The per-level statistics of a group's curve.
 GROUP_CURVE_STATS = ("mean", "ci_low", "ci_high")

@@ -31,9 +31,14 @@ def log_report(
 
     save_dir.mkdir(parents=True, exist_ok=True)
     settings = {
-        "project": project, "name": name, "dir": str(save_dir), "job_type": job_type, "group": group,
-        "settings": wandb.Settings(silent=True), "reinit": "create_new",  # its own run, even beside an active one
-    }  # fmt: skip
+        "project": project,
+        "name": name,
+        "dir": str(save_dir),
+        "job_type": job_type,
+        "group": group,
+        "settings": wandb.Settings(silent=True),
+        "reinit": "create_new",  # its own run, even beside an active one
+    }
     try:
         run = wandb.init(**settings)
     except wandb.errors.UsageError:
