@@ -4,6 +4,7 @@ entry-wise damage of the same weights, checked against hand-computed statistics;
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 
 import numpy as np
@@ -76,3 +77,14 @@ def test_the_figure_labels_of_both_panels_fit_side_by_side():
     renderer = canvas.get_renderer()
     (left, right) = [ax.xaxis.label.get_window_extent(renderer) for ax in fig.axes]
     assert left.x1 < right.x0 and left.x0 >= 0 and right.x1 <= fig.bbox.width
+
+
+def test_a_study_side_of_layer_wise_sweeps_keeps_the_all_targets_rows(tmp_path):
+    """The study report compares the sweep of all targets together: a layer-wise sweep's group rows (which repeat
+    each (perturbation, level, trial)) are left out, not refused as a table appended twice."""
+    from studies.report import load_side
+
+    rows = table(1.0, 0.3, 0.1)
+    reference = [dataclasses.replace(row, group="") for row in rows]
+    path = written(tmp_path, "a", reference + rows)
+    assert load_side([path], None, "study.compare.a") == [reference]
