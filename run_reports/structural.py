@@ -183,7 +183,7 @@ def markdown(records: Sequence[dict[str, object]], metric: str) -> list[str]:
     return markdown_table(header, body)
 
 
-def plot(records: Sequence[dict[str, object]], metric: str, path: Path, names: tuple[str, str]) -> Path:
+def structural_figure(records: Sequence[dict[str, object]], metric: str, names: tuple[str, str]) -> Figure:
     """One panel per pair: each model's loss against p under the structural perturbation (solid) and under random
     deletion of the same weights (dashed), with the Student-t 95% band over seeds."""
     pairs = list(dict.fromkeys((str(r["structural"]), str(r["group"])) for r in records))
@@ -196,12 +196,13 @@ def plot(records: Sequence[dict[str, object]], metric: str, path: Path, names: t
                 points = [_Point(r["level"], r[key], r[f"{key}_low"], r[f"{key}_high"]) for r in rows]
                 draw_mean_ci(ax, points, color=color, label=f"{name}: {what}")
                 ax.lines[-1].set_linestyle(style)
-        ax.set_xlabel(f"{LEVEL_LABELS.get(structural, structural)} = deleted fraction of the weights")
+        ax.set_xlabel(f"{LEVEL_LABELS.get(structural, structural)}\n(dashed: that fraction of the weights, at random)")
         ax.set_ylabel(f"{metric_label(metric)}: damaged − undamaged")
         ax.set_title(f"{structural.replace('_', ' ')} vs random deletion, group {group}", fontsize="medium")
         ax.grid(alpha=0.3)
         ax.legend(fontsize="x-small")
-    return save_figure(fig, path, "Loss over training seeds: mean and 95% Student-t interval (S − 1 df)")
+    fig.suptitle("Loss over training seeds: mean and 95% Student-t interval (S − 1 df)")
+    return fig
 
 
 @dataclass(frozen=True)
@@ -232,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     write_records(args.out / f"structural_{args.metric}.csv", COLUMNS, records)
     table = "\n".join(markdown(records, args.metric))
     (args.out / f"structural_{args.metric}.md").write_text(table + "\n", encoding="utf-8")
-    plot(records, args.metric, args.out / f"structural_{args.metric}.png", tuple(args.names))
+    save_figure(structural_figure(records, args.metric, tuple(args.names)), args.out / f"structural_{args.metric}.png")
     print(table)
 
 

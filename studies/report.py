@@ -30,6 +30,7 @@ from cognitive_reserve.crossover import CrossOver, LevelDifference, level_differ
 from cognitive_reserve.errors import ConfigError
 from cognitive_reserve.io import read_sweep_csv, write_records
 from cognitive_reserve.plots import LEVEL_LABELS, metric_label, save_figure
+from cognitive_reserve.rows import all_targets
 from cognitive_reserve.sweep import SweepRow
 from run_reports import compare as compare_command
 from run_reports import slope_comparison
@@ -126,11 +127,12 @@ def study_groups(study: Study, root: Path, out: Path) -> list[Group]:
 
 
 def load_side(paths: Sequence[Path], model: str | None, field: str) -> list[list[SweepRow]]:
-    """One side's tables (one per training seed), restricted to ``model`` when given."""
+    """One side's tables (one per training seed): the rows of all targets together (a layer-wise sweep's groups
+    left out), restricted to ``model`` when given."""
     tables = []
     for path in paths:
         try:
-            rows = read_sweep_csv(path)
+            rows = all_targets(read_sweep_csv(path))
         except ValueError as err:
             raise ConfigError("study.compare.sweep", str(path), str(err).removeprefix(f"{path}: ")) from None
         if model is not None:

@@ -209,6 +209,31 @@ def test_command_with_several_csvs_per_side(tmp_path, capsys):
     assert (tmp_path / "out" / f"compare_{METRIC}.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_structural_perturbations_compare_like_the_entry_wise_ones(tmp_path, capsys):
+    """Head deletion and bit flip rows (issue #30) go through the same command: one cross-over per perturbation."""
+    rng = np.random.default_rng(3)
+    structural = ("head_deletion", "bit_flip")
+
+    def side(model, curve):
+        return [
+            [row for name in structural for row in seed_table(model, curve, 0.02 * rng.standard_normal(),
+                                                              [0.05 * rng.standard_normal(TRIALS) for _ in LEVELS],
+                                                              perturbation=name)]
+            for _ in range(3)
+        ]  # fmt: skip
+
+    paths_a = write_tables(tmp_path, "mono", side("gpt2-mono", mono))
+    paths_b = write_tables(tmp_path, "bi", side("gpt2-bi", bi))
+    main(["--a", *paths_a, "--b", *paths_b, "--out", str(tmp_path / "out")])
+    out = capsys.readouterr().out
+    with (tmp_path / "out" / "crossover.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    assert [row["perturbation"] for row in rows] == list(structural)
+    for row in rows:
+        assert f"{row['perturbation']} / {METRIC}: gpt2-bi overtakes gpt2-mono at" in out
+        assert row["identified"] == "True" and float(row["ci_low"]) < 0.15 < float(row["ci_high"])
+
+
 @pytest.mark.parametrize(
     ("extra", "expected"),
     [

@@ -48,6 +48,7 @@ def test_ddp_sweeps_equal_the_single_process_sweeps(runs):
     assert names == ["sweep_fit_epoch001.csv", "sweep_train_epoch000.csv", "sweep_train_epoch001.csv"]
     for name in names:
         expected, got = read_sweep_csv(single / "robustness" / name), read_sweep_csv(sharded / "robustness" / name)
+        assert "neuron_deletion" in {r.perturbation for r in got}
         assert [(r.model, r.perturbation, r.level, r.trial, r.seed, r.metric) for r in got] == [
             (r.model, r.perturbation, r.level, r.trial, r.seed, r.metric) for r in expected
         ]  # rows written once (by rank 0), same masks

@@ -126,3 +126,26 @@ def test_the_core_has_no_import_cycle(tmp_path: Path, monkeypatch: pytest.Monkey
     (fake / "b.py").write_text("from cognitive_reserve.a import A\n")
     monkeypatch.setattr(f"{__name__}.ROOT", tmp_path)
     assert import_cycle(fake) == ["cognitive_reserve.a", "cognitive_reserve.b", "cognitive_reserve.a"]
+
+
+#: Names of GPT-2's modules: the model declares its layout (``lightning_modules/gpt2_layout.py``), the core reads it.
+GPT2_NAMES = ("c_attn", "c_fc", "c_proj", "transformer.h", "Conv1D", "n_head", "n_embd")
+
+
+def test_the_core_holds_no_gpt2_name_outside_its_docstrings_and_comments() -> None:
+    """Issue #30: the core names no GPT-2 module in code; its docstrings may use GPT-2 as an example."""
+    found = []
+    for path in sorted((ROOT / "cognitive_reserve").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)
+        }  # fmt: skip
+        for node in ast.walk(tree):
+            text = node.value if isinstance(node, ast.Constant) and id(node) not in docstrings else None
+            text = node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else text
+            if isinstance(text, str) and any(name in text for name in GPT2_NAMES):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {text[:60]!r}")
+    assert not found, found

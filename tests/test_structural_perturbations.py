@@ -4,6 +4,7 @@ the model for one trial only; all restore bit for bit, pair across models, and s
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -230,15 +231,26 @@ def test_bit_flip_flips_one_bit_of_the_chosen_field_in_the_weights_own_dtype(dty
         assert torch.equal(weight[changed.view_as(weight)], -original[changed.view_as(weight)])
 
 
-def test_bit_flips_that_break_the_model_are_recorded_as_the_worst_value(gpt2, tokens):
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_bit_flips_that_break_the_model_are_recorded_as_the_worst_value(gpt2, tokens, dtype):
+    """In the model's own dtype (fp32 and bf16): a non-finite loss is recorded as +inf, the weights restored."""
     from cognitive_reserve import SweepSubject
 
-    def evaluate() -> dict[str, float]:
-        return {"loss": float(gpt2.model(input_ids=tokens, labels=tokens).loss)}
+    model = copy.deepcopy(gpt2).to(dtype)
+    before = weights(model)
 
-    subject = SweepSubject("tiny", gpt2, evaluate, "attn", layout=gpt2.robustness_layout())
+    def evaluate() -> dict[str, float]:
+        return {"loss": float(model.model(input_ids=tokens, labels=tokens).loss)}
+
+    subject = SweepSubject("tiny", model, evaluate, "attn", layout=model.robustness_layout())
     rows = run_sweep(subject, [SweepGrid("bit_flip", [0.0, 0.5], trials=2, options={"bits": "exponent"})], seed=0)
-    assert math.isfinite(rows[0].value) and [r.value for r in rows[1:]] == [math.inf, math.inf]
+    damaged = [r.value for r in rows[1:]]
+    assert math.isfinite(rows[0].value) and math.inf in damaged  # recorded as the worst value, never as NaN
+    assert all(math.isfinite(v) or v == math.inf for v in damaged)
+    after = weights(model)
+    assert all(
+        p.dtype == dtype and torch.equal(p.view(torch.uint8), before[n].view(torch.uint8)) for n, p in after.items()
+    )
 
 
 def test_noise_faults_are_stuck_offsets_independent_of_the_batches(gpt2, tokens):

@@ -4,27 +4,29 @@ entry-wise damage of the same weights, checked against hand-computed statistics;
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 
 import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from scipy import stats
 
 from cognitive_reserve import SweepCsvWriter
 from cognitive_reserve.rows import SweepRow
-from run_reports.structural import main
+from run_reports.structural import PAIRS, main, structural_figure, structural_table
 
 METRIC = "bits_per_byte_en"
 
 
-def table(clean: float, head: float, random: float) -> list[SweepRow]:
+def table(clean: float, head: float, random: float, structural="head_deletion", group="attn") -> list[SweepRow]:
     """One seed: level 0 at ``clean``; at p = 0.5 two trials around ``clean + head`` and ``clean + random``."""
     rows = []
-    for perturbation, loss in (("head_deletion", head), ("random_deletion", random)):
-        rows.append(SweepRow("m", 1, perturbation, 0.0, 0, 1, METRIC, clean, group="attn"))
+    for perturbation, loss in ((structural, head), ("random_deletion", random)):
+        rows.append(SweepRow("m", 1, perturbation, 0.0, 0, 1, METRIC, clean, group=group))
         for trial, wobble in enumerate((-0.01, 0.01)):
             rows.append(
-                SweepRow("m", 1, perturbation, 0.5, trial, 2 + trial, METRIC, clean + loss + wobble, group="attn")
+                SweepRow("m", 1, perturbation, 0.5, trial, 2 + trial, METRIC, clean + loss + wobble, group=group)
             )
     return rows
 
@@ -63,3 +65,26 @@ def test_a_pair_without_rows_is_a_one_line_error(tmp_path, capsys):
         main(["--a", path, "--b", path, "--out", str(tmp_path / "out"), "--pair", "neuron_deletion:mlp"])
     assert exit_.value.code == 2
     assert capsys.readouterr().err.startswith("error: --pair='neuron_deletion:mlp': a table has no rows of it")
+
+
+def test_the_figure_labels_of_both_panels_fit_side_by_side():
+    """Each x label stays inside its own panel's half of the figure (a one-line label ran into the next panel)."""
+    seeds = [(1.0 + i / 10, 0.3 + i / 50, 0.1) for i in range(3)]
+    side = [table(*s) + table(*s, structural="neuron_deletion", group="mlp") for s in seeds]
+    fig = structural_figure(structural_table(side, side, METRIC, PAIRS), METRIC, ("mono", "bi"))
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()  # lays the figure out
+    renderer = canvas.get_renderer()
+    (left, right) = [ax.xaxis.label.get_window_extent(renderer) for ax in fig.axes]
+    assert left.x1 < right.x0 and left.x0 >= 0 and right.x1 <= fig.bbox.width
+
+
+def test_a_study_side_of_layer_wise_sweeps_keeps_the_all_targets_rows(tmp_path):
+    """The study report compares the sweep of all targets together: a layer-wise sweep's group rows (which repeat
+    each (perturbation, level, trial)) are left out, not refused as a table appended twice."""
+    from studies.report import load_side
+
+    rows = table(1.0, 0.3, 0.1)
+    reference = [dataclasses.replace(row, group="") for row in rows]
+    path = written(tmp_path, "a", reference + rows)
+    assert load_side([path], None, "study.compare.a") == [reference]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import os
 import re
 import subprocess
@@ -207,3 +208,18 @@ def test_preview_draws_the_panel_data_of_an_offline_run(digits, tmp_path):
         assert points == [pytest.approx((s.level, s.mean, s.ci_low, s.ci_high)) for s in cells]
     figure = render([digits.run], tmp_path / "panels.png", "fit", "mse_task_vector")
     assert figure.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_preview_leaves_no_band_where_a_level_logged_none(tmp_path):
+    """A level without an honest interval logs its mean only (``tracking.panels``); the preview draws its point with
+    NaN ends instead of failing on the missing band (it raised ``KeyError`` on fewer than 10 trials)."""
+    key = "robustness/fit/m/random_deletion/loss/{}"
+    level = "robustness/fit/random_deletion/level"
+    run = OfflineRun(history=[
+        {level: 0.0, key.format("mean"): 1.0, key.format("ci_low"): 1.0, key.format("ci_high"): 1.0},
+        {level: 0.5, key.format("mean"): 2.0},
+    ])  # fmt: skip
+    ((model, points),) = run_curves(run, "fit", "random_deletion", "loss").items()
+    assert model == "m" and points[0] == (0.0, 1.0, 1.0, 1.0)
+    assert points[1][:2] == (0.5, 2.0) and all(math.isnan(end) for end in points[1][2:])
+    assert render([run], tmp_path / "panels.png", "fit", "loss").read_bytes()[:4] == b"\x89PNG"

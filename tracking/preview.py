@@ -12,6 +12,7 @@ shaded; W&B draws its bounds as lines).
 from __future__ import annotations
 
 import argparse
+import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,14 +26,18 @@ from tracking.panels import curve_key, level_key
 
 
 def run_curves(run: OfflineRun, stage: str, perturbation: str, metric: str) -> dict[str, list[tuple[float, ...]]]:
-    """``{model: [(level, mean, ci_low, ci_high), ...]}`` of one panel, from a run's history rows."""
+    """``{model: [(level, mean, ci_low, ci_high), ...]}`` of one panel, from a run's history rows; a level without
+    an honest interval (no band logged, ``tracking.panels``) has NaN ends: no band there."""
     pattern = re.compile(rf"^robustness/{stage}/([^/]+)/{perturbation}/{metric}/mean$")
     models = [m.group(1) for key in sorted(run.logged_keys()) if (m := pattern.match(key))]
     x = level_key(stage, perturbation)
     found = {}
     for model in models:
         stats = [run.curve(curve_key(stage, model, perturbation, metric, s), x) for s in ("mean", "ci_low", "ci_high")]
-        found[model] = [(level, stats[0][level], stats[1][level], stats[2][level]) for level in sorted(stats[0])]
+        found[model] = [
+            (level, stats[0][level], stats[1].get(level, math.nan), stats[2].get(level, math.nan))
+            for level in sorted(stats[0])
+        ]
     return found
 
 

@@ -29,9 +29,10 @@ def ddp_config(tmp_path: Path) -> Path:
                 "gaussian_noise": {"levels": [0.0, 0.1], "trials": 3},
                 "random_deletion": {
                     "levels": [0.2, 0.5],
-                    "trials": {"ci_half_width": 0.02, "relative": True, "max": 6},
+                    "trials": {"ci_half_width": 0.02, "relative": True, "min": 2, "max": 6},
                 },
                 "magnitude_pruning": {"levels": [0.5]},
+                "neuron_deletion": {"levels": [0.5], "trials": 2},  # a structural perturbation (issue #30)
             }
         if callback["class_path"].endswith(("SpectralMonitor", "WeightNorms")):
             args["every_n_steps"] = 1
