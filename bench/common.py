@@ -24,15 +24,16 @@ if str(ROOT) not in sys.path:
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
+from tests.helpers.configs import gpt2_configs, merged  # noqa: E402
 from tracking.offline import OFFLINE_ENV  # noqa: E402
 
 os.environ.update(OFFLINE_ENV)
 
 #: Model settings of the tiny GPT-2 configs (the benchmarks use the same model, data and grid).
-TINY_CONFIG = yaml.safe_load((ROOT / "configs/gpt2/tiny_bilingual.yaml").read_text())
+TINY_CONFIG = merged(*gpt2_configs("tiny_bilingual"))
 DIGITS_CONFIG = yaml.safe_load((ROOT / "configs/linear/digits.yaml").read_text())
 #: The full GPT-2 config: its test-time sweep is the paper's grid (9 deletion + 11 noise levels × 20, 7 pruning).
-PAPER_GPT2_CONFIG = yaml.safe_load((ROOT / "configs/gpt2/bilingual.yaml").read_text())
+PAPER_GPT2_CONFIG = merged(*gpt2_configs("bilingual"))
 
 
 def setup(threads: int) -> None:

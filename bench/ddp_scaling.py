@@ -33,6 +33,7 @@ import torch
 from common import OFFLINE_ENV, ROOT, figure
 
 from datamodules.sample_corpus import write_corpus
+from tests.helpers.configs import config_args, gpt2_configs
 
 
 def cli(args: list[str], threads: int, log: Path) -> float:
@@ -86,7 +87,7 @@ def main() -> None:
         work = Path(tmp)
         corpus = write_corpus(work / "corpus", 40)
         languages = ("en", "el") if "bilingual" in args.config else ("en",)
-        common = ["--config", str(ROOT / "configs" / "gpt2" / f"{args.config}.yaml")]
+        common = config_args(gpt2_configs(args.config))
         common += [
             arg
             for language in languages

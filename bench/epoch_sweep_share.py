@@ -3,7 +3,8 @@
     python bench/epoch_sweep_share.py [--threads 1] [--configs tiny_bilingual tiny_bilingual+tiny_layers ...]
 
 A config ``A+B`` is ``configs/gpt2/A.yaml`` with the overlay ``configs/gpt2/B.yaml`` given after it (``tiny_layers``:
-the layer-wise sweeps, per-epoch magnitude pruning of each attention matrix alone).
+the layer-wise sweeps, per-epoch magnitude pruning of each attention matrix alone); ``tiny_bilingual`` is itself
+the overlay of ``tiny_monolingual`` that adds Greek, given after it.
 Runs ``run.py fit`` in this process exactly as configured (the sample corpus of
 ``python -m datamodules.sample_corpus``, W&B offline), timing every call of the per-epoch
 ``PerturbationSweep`` (the one with ``every_n_epochs``) and the training from its first to its last
@@ -22,12 +23,12 @@ import time
 from pathlib import Path
 
 import lightning as L
-import yaml
-from common import ROOT, figure, setup, timed
+from common import figure, setup, timed
 
 from callbacks.perturbation_sweep import PerturbationSweep
 from datamodules.sample_corpus import write_corpus
 from run import CognitiveReserveCLI
+from tests.helpers.configs import config_args, gpt2_configs, merged
 
 
 class Clock(L.Callback):
@@ -42,8 +43,8 @@ class Clock(L.Callback):
 
 def measure(config: str, workdir: Path) -> None:
     corpus = write_corpus(workdir / "corpus", 40)
-    paths = [ROOT / "configs" / "gpt2" / f"{name}.yaml" for name in config.split("+")]
-    languages = list(yaml.safe_load(paths[0].read_text())["data"]["init_args"]["corpora"])
+    paths = gpt2_configs(*config.split("+"))
+    languages = list(merged(*paths)["data"]["init_args"]["corpora"])
     files = [
         arg
         for language in languages
@@ -51,7 +52,7 @@ def measure(config: str, workdir: Path) -> None:
         for arg in (f"--data.corpora.{language}.{split}.file", str(corpus[f"{language}.{split}"]))
     ]
     args = [
-        *(arg for path in paths for arg in ("--config", str(path))), *files,
+        *config_args(paths), *files,
         "--trainer.default_root_dir", str(workdir / config), "--trainer.enable_progress_bar", "false",
     ]  # fmt: skip
     cli = CognitiveReserveCLI(args=args, run=False)

@@ -5,7 +5,8 @@
 #
 # Steps (each prints its figures as `<step>.<name>: <value>` lines, then `<step>.status: ok|failed <rc>` and
 # `<step>.wall_s: <seconds>`; its full output goes to DIR/<step>.log):
-#   tiny_fit       python run.py fit  --config configs/gpt2/tiny_bilingual.yaml on accelerator=gpu, bf16-mixed
+#   tiny_fit       python run.py fit  --config configs/gpt2/tiny_monolingual.yaml --config configs/gpt2/tiny_bilingual.yaml
+#                  on accelerator=gpu, bf16-mixed
 #   tiny_test      python run.py test of that checkpoint (its test-time sweep), same settings
 #   ddp_1gpu       the same test with --trainer.strategy=ddp --trainer.devices=1; equal to tiny_test's CSV?
 #   sweep_overhead bench/sweep_overhead.py --device cuda
@@ -58,8 +59,7 @@ else
     fit_steps=20; bench_repeats=1; stacked_args=(--copies 8 --blocks 16); subsampled_args=(--blocks 128 --no-adaptive-full)
     small_shape="2 64"; overhead_args=(--repeats 1 --only gpt2 scaling); slack=4  # a CPU is slower
 fi
-config=configs/gpt2/tiny_bilingual.yaml
-common=(--config "$config" --trainer.logger=false --trainer.enable_progress_bar=false "${accel[@]}")
+common=(--config configs/gpt2/tiny_monolingual.yaml --config configs/gpt2/tiny_bilingual.yaml --trainer.logger=false --trainer.enable_progress_bar=false "${accel[@]}")
 
 # run STEP LIMIT_S COMMAND...: (LIMIT_S × slack on the CPU) the command's `name: value` lines prefixed with STEP, then its status and wall time
 run() {

@@ -14,6 +14,7 @@ from cognitive_reserve import read_sweep_csv
 from cognitive_reserve.history import HistoryCsv
 from run import main
 from tests.helpers.cli import ROOT, only_test_sweep, run_cli
+from tests.helpers.configs import config_args, gpt2_configs
 from tests.helpers.gpt2_fixtures import data_file_args, tiny_corpus
 from tests.helpers.wandb_offline import find_runs
 
@@ -43,7 +44,7 @@ def layers_overlay(directory: Path) -> list[str]:
 
 def args(corpus: dict[str, Path], root: Path) -> list[str]:
     return [
-        "--config", str(ROOT / "configs/gpt2/tiny_bilingual.yaml"), *data_file_args(corpus, ("en", "el")),
+        *config_args(gpt2_configs("tiny_bilingual")), *data_file_args(corpus, ("en", "el")),
         f"--trainer.default_root_dir={root}", "--data.train_tokens=2048", "--trainer.max_steps=8",
         "--trainer.val_check_interval=4", "--model.lr_warmup_steps=2", "--trainer.enable_progress_bar=false",
     ]  # fmt: skip

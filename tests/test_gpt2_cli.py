@@ -11,7 +11,6 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-import yaml
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from callbacks.perturbation_sweep import PerturbationSweep
@@ -20,19 +19,19 @@ from cognitive_reserve.targets import select_targets
 from datamodules.tokenization import train_byte_level_bpe
 from lightning_modules.gpt2_lm import GPT2LanguageModel, load_lm_checkpoint
 from run import CognitiveReserveCLI, main
-from tests.helpers.cli import ROOT, only_test_sweep
+from tests.helpers.cli import only_test_sweep
+from tests.helpers.configs import config_args, gpt2_configs, merged
 from tests.helpers.gpt2_fixtures import data_file_args, tiny_corpus, tiny_datamodule, wikipedia_records, write_jsonl
 from tests.helpers.wandb_offline import find_runs, read_run
 
 pytestmark = pytest.mark.slow  # end to end: every test runs the CLI or a real process
 
-CONFIGS = ROOT / "configs" / "gpt2"
 PAPER_GRIDS = {
     "random_deletion": ([0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4], 20),
     "magnitude_pruning": ([0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6], None),  # deterministic: one trial per level
     "gaussian_noise": (None, 20),  # levels configurable
 }
-TINY_BILINGUAL_GPT2 = yaml.safe_load((CONFIGS / "tiny_bilingual.yaml").read_text())["model"]["init_args"]["gpt2_config"]
+TINY_BILINGUAL_GPT2 = merged(*gpt2_configs("tiny_bilingual"))["model"]["init_args"]["gpt2_config"]
 QUIET = [
     "--trainer.logger",
     "false",
@@ -51,7 +50,7 @@ def corpus(tmp_path_factory):
 def tiny_args(corpus, config: str, root: Path, *extra: str) -> list[str]:
     languages = ("en", "el") if "bilingual" in config else ("en",)
     return [
-        "--config", str(CONFIGS / f"{config}.yaml"), *data_file_args(corpus, languages),
+        *config_args(gpt2_configs(config)), *data_file_args(corpus, languages),
         "--trainer.default_root_dir", str(root), "--data.train_tokens", "1024", *extra,
     ]  # fmt: skip
 
@@ -62,7 +61,7 @@ def tiny_args(corpus, config: str, root: Path, *extra: str) -> list[str]:
 @pytest.mark.parametrize("name", ["monolingual", "bilingual"])
 def test_hub_configs_print(name, capsys):
     with pytest.raises(SystemExit) as done:
-        CognitiveReserveCLI(args=["fit", "--config", str(CONFIGS / f"{name}.yaml"), "--print_config"])
+        CognitiveReserveCLI(args=["fit", *config_args(gpt2_configs(name)), "--print_config"])
     assert done.value.code == 0
     printed = capsys.readouterr().out
     assert "pretrained: gpt2" in printed and "wikimedia/wikipedia" in printed and "stanfordnlp/imdb" in printed
@@ -119,7 +118,7 @@ def cpu_args(root: Path) -> list[str]:
 
 def test_bilingual_hub_config_builds_and_trains_on_local_fixtures(local_gpt2, corpus, tmp_path):
     args = [
-        "fit", "--config", str(CONFIGS / "bilingual.yaml"), *QUIET[2:], *cpu_args(tmp_path),  # W&B offline
+        "fit", *config_args(gpt2_configs("bilingual")), *QUIET[2:], *cpu_args(tmp_path),  # W&B offline
         *hub_fixture_args(corpus, tmp_path, ("en", "el")), "--model.pretrained", str(local_gpt2),
         "--trainer.max_epochs", "1", "--trainer.max_steps", "2", "--trainer.limit_val_batches", "2",
         "--model.embedding_warmup_steps", "1", "--model.lr_warmup_steps", "1",
@@ -151,7 +150,7 @@ def test_bilingual_hub_config_builds_and_trains_on_local_fixtures(local_gpt2, co
 
 def test_monolingual_hub_config_keeps_the_pretrained_tokenizer(local_gpt2, corpus, tmp_path):
     args = [
-        "--config", str(CONFIGS / "monolingual.yaml"), *QUIET, *cpu_args(tmp_path),
+        *config_args(gpt2_configs("monolingual")), *QUIET, *cpu_args(tmp_path),
         *hub_fixture_args(corpus, tmp_path, ("en",)), "--model.pretrained", str(local_gpt2),
     ]  # fmt: skip
     cli = CognitiveReserveCLI(args=args, run=False)

@@ -342,9 +342,9 @@ def test_the_layer_wise_overlays_give_every_sweep_a_grouping(base, overlay, test
     import yaml
 
     from run import main
-    from tests.helpers.cli import ROOT
+    from tests.helpers.configs import config_args, gpt2_configs
 
-    configs = [arg for name in (base, overlay) for arg in ("--config", str(ROOT / "configs" / "gpt2" / f"{name}.yaml"))]
+    configs = config_args(gpt2_configs(base, overlay))
     with pytest.raises(SystemExit, match="0"):
         main(["fit", *configs, "--trainer.default_root_dir=/elsewhere", "--print_config"])
     printed = yaml.safe_load(capsys.readouterr().out)

@@ -20,6 +20,21 @@ DIGITS = CONFIGS / "linear" / "digits.yaml"
 #: The digits models trained end to end, and watched while they train: base first.
 DIGITS_SGD = (DIGITS, CONFIGS / "linear" / "digits_sgd.yaml")
 DIGITS_MONITORED = (*DIGITS_SGD, CONFIGS / "linear" / "digits_monitored.yaml")
+#: The GPT-2 language models' ``--config`` files under ``configs/``: each bilingual one is an overlay over its
+#: monolingual base.
+GPT2_LANGUAGE_MODELS: dict[str, tuple[str, ...]] = {
+    "tiny_monolingual": ("gpt2/tiny_monolingual.yaml",),
+    "tiny_bilingual": ("gpt2/tiny_monolingual.yaml", "gpt2/tiny_bilingual.yaml"),
+    "monolingual": ("gpt2/monolingual.yaml",),
+    "bilingual": ("gpt2/monolingual.yaml", "gpt2/bilingual.yaml"),
+}
+
+
+def gpt2_configs(*names: str) -> tuple[Path, ...]:
+    """``configs/gpt2/<name>.yaml`` of each name in order, a bilingual model's monolingual base before it."""
+    return tuple(
+        CONFIGS / config for name in names for config in GPT2_LANGUAGE_MODELS.get(name, (f"gpt2/{name}.yaml",))
+    )
 
 
 def config_args(paths: tuple[Path, ...] | list[Path]) -> list[str]:

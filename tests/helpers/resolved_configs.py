@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from tests.helpers.cli import ROOT
+from tests.helpers.configs import GPT2_LANGUAGE_MODELS
 
 GOLDEN = ROOT / "tests" / "fixtures" / "resolved_configs"
 CONFIGS = ROOT / "configs"
@@ -27,15 +28,15 @@ OVERLAID: dict[str, tuple[str, ...]] = {
     "linear/digits_equal_per_task": ("linear/digits.yaml", "linear/digits_equal_per_task.yaml"),
     "linear/digits_sgd": ("linear/digits.yaml", "linear/digits_sgd.yaml"),
     "linear/digits_monitored": ("linear/digits.yaml", "linear/digits_sgd.yaml", "linear/digits_monitored.yaml"),
-    "gpt2/tiny_layers_monolingual": ("gpt2/tiny_monolingual.yaml", "gpt2/tiny_layers.yaml"),
-    "gpt2/tiny_layers_bilingual": ("gpt2/tiny_bilingual.yaml", "gpt2/tiny_layers.yaml"),
-    "gpt2/layers_monolingual": ("gpt2/monolingual.yaml", "gpt2/layers.yaml"),
-    "gpt2/layers_bilingual": ("gpt2/bilingual.yaml", "gpt2/layers.yaml"),
     "linear/digits_neurons": ("linear/digits.yaml", "linear/digits_neurons.yaml"),
-    "gpt2/tiny_structural_monolingual": ("gpt2/tiny_monolingual.yaml", "gpt2/tiny_structural.yaml"),
-    "gpt2/tiny_structural_bilingual": ("gpt2/tiny_bilingual.yaml", "gpt2/tiny_structural.yaml"),
-    "gpt2/structural_monolingual": ("gpt2/monolingual.yaml", "gpt2/structural.yaml"),
-    "gpt2/structural_bilingual": ("gpt2/bilingual.yaml", "gpt2/structural.yaml"),
+    "gpt2/tiny_bilingual": GPT2_LANGUAGE_MODELS["tiny_bilingual"],
+    "gpt2/bilingual": GPT2_LANGUAGE_MODELS["bilingual"],
+    **{
+        f"gpt2/{size}{overlay}_{language}": (*GPT2_LANGUAGE_MODELS[size + language], f"gpt2/{size}{overlay}.yaml")
+        for size in ("tiny_", "")
+        for overlay in ("layers", "structural")
+        for language in ("monolingual", "bilingual")
+    },
     **{
         f"gpt2/figure5/{branch}": (f"gpt2/figure5/{base}.yaml", f"gpt2/figure5/{branch}.yaml")
         for base, prefix in (("tiny_base", "tiny_"), ("base", ""))
