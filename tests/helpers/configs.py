@@ -11,8 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from studies.points import merged_config
 from tests.helpers.cli import ROOT
 
 CONFIGS = ROOT / "configs"
@@ -42,18 +41,6 @@ def config_args(paths: tuple[Path, ...] | list[Path]) -> list[str]:
     return [argument for path in paths for argument in ("--config", str(path))]
 
 
-def merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
-    """``overlay`` over ``base``: mappings merge key by key, anything else is replaced."""
-    out = dict(base)
-    for key, value in overlay.items():
-        both = isinstance(value, dict) and isinstance(out.get(key), dict)
-        out[key] = merge(out[key], value) if both else value
-    return out
-
-
 def merged(*paths: Path) -> dict[str, Any]:
-    """The YAML of ``paths`` layered in order (see the module docstring)."""
-    config: dict[str, Any] = {}
-    for path in paths:
-        config = merge(config, yaml.safe_load(Path(path).read_text(encoding="utf-8")))
-    return config
+    """The YAML of ``paths`` layered in order (see the module docstring), as a study layers an arm's files."""
+    return merged_config([str(path) for path in paths], {})
