@@ -1,5 +1,6 @@
-"""Shared test setup: offline everything, reproducible property tests, GPU-only tests skipped without CUDA, and
-the manual's command chains run once per session (``documented_chains``).
+"""Shared test setup: offline everything, reproducible property tests, GPU-only tests skipped without CUDA, the
+manual's command chains run once per session (``documented_chains``), and the suite spread over pytest-xdist's
+workers (``tests/helpers/workers.py``).
 
 Helpers live in ``tests/helpers`` (``from tests.helpers.cli import run_cli``, ...), never here.
 """
@@ -11,9 +12,12 @@ import os
 import pytest
 from hypothesis import settings
 
+from tests.helpers import workers
 from tests.helpers.cli import OFFLINE_ENV
 
 os.environ.update(OFFLINE_ENV)  # before any test module imports Lightning (and with it the Hugging Face hub)
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    workers.compute_on_one_thread()
 
 # Property tests draw the same examples on every run, so CI is reproducible; set
 # HYPOTHESIS_PROFILE=explore to draw fresh ones when hunting for new failures.
@@ -27,6 +31,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     the one whose setup runs them all (minutes on a loaded 2-core machine): it gets a longer timeout."""
     import torch
 
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        workers.longest_first(items)
     for item in items:
         if "documented_chains" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.timeout(1800))
@@ -36,6 +42,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    return workers.worker_count(config.args)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    return workers.file_scheduler(config, log) if config.getvalue("dist") == "loadfile" else None
 
 
 @pytest.fixture(scope="session")
