@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 
-import numpy as np
 import pytest
-from scipy import stats
 
-from cognitive_reserve import SweepCsvWriter, SweepRow
+from cognitive_reserve import SweepCsvWriter, SweepRow, read_sweep_csv
+from cognitive_reserve.stats import LevelSummary, summarize
 from run_reports.glue import main
 from tests.helpers.wandb_offline import find_runs, read_run_until
 
@@ -23,7 +21,7 @@ MODELS = {  # model name: (num_tasks, metrics in its CSV)
     "gpt2-mono-mrpc": (1, ["accuracy", "f1"]),
     "gpt2-bi-mrpc": (2, ["accuracy", "f1"]),
 }
-TRIALS = 4
+TRIALS = 12  # enough for an interval (none below 10 trials)
 
 
 def value(model: str, perturbation: str, level: float, trial: int, metric: str) -> float:
@@ -56,13 +54,12 @@ def sweep_csvs(tmp_path_factory):
     return paths
 
 
-def by_hand(model: str, perturbation: str, level: float, metric: str) -> tuple[float, float]:
-    """Mean and 95% Student-t half-width of the trials."""
-    values = np.array([value(model, perturbation, level, t, metric) for t in range(trials(level))])
-    if len(values) == 1:
-        return float(values[0]), 0.0
-    half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
-    return float(values.mean()), float(half)
+@pytest.fixture(scope="module")
+def summaries(sweep_csvs) -> dict[tuple, LevelSummary]:
+    """Each sweep's own summary (``summarize``), by model, perturbation, level and metric: what the report's
+    cells must say."""
+    rows = [row for path in sweep_csvs for row in read_sweep_csv(path)]
+    return {(s.model, s.perturbation, s.level, s.metric): s for s in summarize(rows)}
 
 
 @pytest.fixture(scope="module")
@@ -72,11 +69,11 @@ def report(sweep_csvs, tmp_path_factory):
     return out
 
 
-def test_markdown_table_has_levels_as_rows_and_task_by_pretraining_columns(report):
+def test_markdown_table_has_levels_as_rows_and_task_by_pretraining_columns(report, summaries):
     lines = (report / "glue_random_deletion.md").read_text().splitlines()
     assert lines[0].startswith(
-        "**Random deletion of the attention weights (probability p).** Mean [95% CI over the trials: Student t, "
-        "clipped to the metric's range] over 4 trials per level (1 where it is deterministic);"
+        "**Random deletion of the attention weights (probability p).** Mean [95% CI over the trials: bootstrap-t, "
+        "clipped to the metric's range; none below 10 trials] over 12 trials per level (1 where it is deterministic);"
     )
     assert "Matthews correlation: CoLA" in lines[0] and "accuracy: MRPC" in lines[0]
     header = [cell.strip() for cell in lines[2].strip("|").split("|")]
@@ -87,12 +84,12 @@ def test_markdown_table_has_levels_as_rows_and_task_by_pretraining_columns(repor
                ("gpt2-bi-mrpc", "accuracy")]  # fmt: skip
     for row, level in zip(rows, LEVELS["random_deletion"], strict=True):
         for cell, (model, metric) in zip(row[1:], columns, strict=True):
-            mean, half = by_hand(model, "random_deletion", level, metric)
-            assert cell == f"{mean:.3f} [{mean - half:.3f}, {mean + half:.3f}]", (model, level)
+            s = summaries[model, "random_deletion", level, metric]
+            assert cell == f"{s.mean:.3f} [{s.ci_low:.3f}, {s.ci_high:.3f}]", (model, level)
     assert (report / "glue_gaussian_noise.md").read_text().splitlines()[0].startswith("**Gaussian noise")
 
 
-def test_csv_table_holds_mean_and_ci_of_each_column(report):
+def test_csv_table_holds_mean_and_ci_of_each_column(report, summaries):
     with (report / "glue_gaussian_noise.csv").open() as file:
         rows = list(csv.DictReader(file))
     assert [float(r["level"]) for r in rows] == LEVELS["gaussian_noise"]
@@ -104,9 +101,10 @@ def test_csv_table_holds_mean_and_ci_of_each_column(report):
     ]  # fmt: skip
     for row in rows:
         level = float(row["level"])
-        mean, half = by_hand("gpt2-bi-mrpc", "gaussian_noise", level, "accuracy")
-        assert float(row["mrpc_bi_accuracy_mean"]) == pytest.approx(mean, abs=1e-12)
-        assert float(row["mrpc_bi_accuracy_ci_high"]) - mean == pytest.approx(half, abs=1e-12)
+        s = summaries["gpt2-bi-mrpc", "gaussian_noise", level, "accuracy"]
+        expected = [s.mean, s.ci_low, s.ci_high]
+        got = [float(row[f"mrpc_bi_accuracy_{stat}"]) for stat in ("mean", "ci_low", "ci_high")]
+        assert (got == pytest.approx(expected, abs=1e-12) and s.ci_low < s.mean < s.ci_high) or level == 0
         assert int(row["mrpc_bi_accuracy_n"]) == trials(level)
 
 

@@ -328,7 +328,8 @@ def test_group_epoch_map_is_read_back_from_the_offline_run(layerwise_run):
     history = (layerwise_run / "robustness" / "sensitivity_train_groups.csv").read_text().splitlines()
     assert (
         history[0]
-        == "epoch,step,group,model,num_tasks,perturbation,level,metric,n,n_nonfinite,mean,std,ci_low,ci_high,expected"
+        == "epoch,step,group,model,num_tasks,perturbation,level,metric,n,n_nonfinite,mean,std,ci_low,ci_high,expected,"
+        "method,flag,n_tied"
     )
     assert len(history) == 1 + 2 * 9 * 2  # header + 2 epochs × (all targets + 8 groups) × 2 levels
     assert (layerwise_run / "robustness" / "sensitivity_train_groups.png").stat().st_size > 0
