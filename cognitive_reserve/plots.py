@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from cognitive_reserve.intervals import BOOTSTRAP_T, CLOPPER_PEARSON
 from cognitive_reserve.perturbations import LEVEL_LABELS  # each perturbation's own label (reports import it here)
 from cognitive_reserve.stats import LevelSummary
 
@@ -56,6 +58,10 @@ CHANGE_FLOOR = 0.05
 #: A change image whose largest change exceeds this many times its median one is coloured on a symmetric log scale.
 HEAVY_TAIL = 100
 STYLE_NO_INTERVAL = "hollow: no honest 95% CI (too few trials, or unbounded)"
+#: Legend labels longer than this many characters are wrapped (the legend would overflow a narrow figure).
+LEGEND_LINE = 90
+#: How a band's legend names each interval method of ``cognitive_reserve.intervals``.
+METHOD_WORDS = {BOOTSTRAP_T: BOOTSTRAP_T, CLOPPER_PEARSON: "Clopper–Pearson where all trials tied"}
 
 
 def metric_label(metric: str) -> str:
@@ -70,9 +76,33 @@ def metric_label(metric: str) -> str:
     return name.replace("_", " ")
 
 
-def band_label(trials: int) -> str:
-    """What a sweep's band is: the 95% CI of the mean over its trials (``cognitive_reserve.intervals``)."""
-    return f"95% CI of the mean over up to {trials} trials (bootstrap-t, within the metric's range)"
+def band_label(trials: int, methods: Iterable[str] = (BOOTSTRAP_T,)) -> str:
+    """What a sweep's band is: the 95% CI of the mean over its trials, by the ``methods`` its levels used
+    (``cognitive_reserve.intervals``: bootstrap-t, and Clopper–Pearson where all trials tied)."""
+    label = f"95% CI of the mean over up to {trials} trials ({method_words(methods)}, within the metric's range)"
+    return label if len(label) <= LEGEND_LINE else textwrap.fill(label, LEGEND_LINE * 2 // 3)
+
+
+def method_words(methods: Iterable[str]) -> str:
+    """The interval methods among ``methods`` in words (``METHOD_WORDS``; bootstrap-t where none is named)."""
+    used = set(methods)
+    return ", ".join([words for method, words in METHOD_WORDS.items() if method in used] or [BOOTSTRAP_T])
+
+
+def interval_handles(points: Sequence[MeanCiPoint], band: str) -> list[Artist]:
+    """Legend entries for the intervals of ``points``: the band (labelled ``band``), and the hollow marker of a
+    level without an honest interval where one is drawn (``draw_mean_ci``)."""
+    handles: list[Artist] = [Patch(color="black", alpha=0.2, label=band)]
+    if any(math.isfinite(p.mean) and not _bounded(p) for p in points):
+        handles.append(
+            Line2D([], [], color="black", marker="o", fillstyle="none", linestyle="", label=STYLE_NO_INTERVAL)
+        )
+    return handles
+
+
+def trial_band_label(summaries: Sequence[LevelSummary]) -> str:
+    """``band_label`` of per-level summaries over trials: their largest trial count, the methods they used."""
+    return band_label(max((s.n for s in summaries), default=1), (s.method for s in summaries if _bounded(s)))
 
 
 def plot_sweep(summaries: Iterable[LevelSummary], path: str | Path, title: str = "") -> Path:
@@ -114,20 +144,13 @@ def model_style(index: int) -> dict[str, object]:
 
 def style_handles(summaries: Sequence[LevelSummary]) -> list[Artist]:
     """Legend entries for what the styles mean: solid = measured mean, dashed = closed form, band = 95% CI."""
-    trials = max((s.n for s in summaries), default=1)
-    handles: list[Artist] = [
-        Line2D([], [], color="black", marker="o", markersize=3, label=STYLE_MEASURED),
-        Patch(color="black", alpha=0.2, label=band_label(trials)),
-    ]
+    band, *hollow = interval_handles(summaries, trial_band_label(summaries))
+    handles: list[Artist] = [Line2D([], [], color="black", marker="o", markersize=3, label=STYLE_MEASURED), band]
     if any(s.expected is not None and math.isfinite(s.expected) for s in summaries):
         handles.insert(1, Line2D([], [], color="black", linestyle="--", label=STYLE_CLOSED_FORM))
     if any(not math.isfinite(s.mean) for s in summaries):
         handles.append(Line2D([], [], color="black", marker="x", linestyle="", label=STYLE_NONFINITE))
-    if any(math.isfinite(s.mean) and not _bounded(s) for s in summaries):
-        handles.append(
-            Line2D([], [], color="black", marker="o", fillstyle="none", linestyle="", label=STYLE_NO_INTERVAL)
-        )
-    return handles
+    return handles + hollow
 
 
 def draw_mean_ci(ax: Axes, points: Iterable[MeanCiPoint], *, color: object, label: str, marker: object = ".") -> None:

@@ -36,12 +36,19 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from matplotlib.figure import Figure
-from matplotlib.patches import Patch
 
 from cognitive_reserve.crossover import CrossOver, find_replicated_crossover, seed_mean_curve
 from cognitive_reserve.errors import ConfigError
 from cognitive_reserve.io import read_sweep_csv, write_records
-from cognitive_reserve.plots import LEVEL_LABELS, draw_mean_ci, metric_label, save_figure
+from cognitive_reserve.plots import (
+    LEVEL_LABELS,
+    MeanCiPoint,
+    draw_mean_ci,
+    interval_handles,
+    method_words,
+    metric_label,
+    save_figure,
+)
 from cognitive_reserve.rows import all_targets
 from cognitive_reserve.stats import LevelSummary, summarize
 from cognitive_reserve.sweep import SweepRow
@@ -129,6 +136,7 @@ def plot_comparison(
     confidence = results[0].confidence
     fig = Figure(figsize=(4.4 * len(results), 4.0), layout="constrained")
     axes = fig.subplots(1, len(results), squeeze=False)[0]
+    drawn: list[MeanCiPoint] = []  # every point of every curve, for the legend
     for ax, result in zip(axes, results, strict=True):
         for side, model, color in ((side_a, result.model_a, "tab:blue"), (side_b, result.model_b, "tab:orange")):
             if len(side) == 1:
@@ -140,6 +148,7 @@ def plot_comparison(
             else:
                 points = seed_mean_curve(side, result.perturbation, result.metric, confidence)
                 draw_mean_ci(ax, points, color=color, label=f"{model} (mean of {len(side)} seeds)")
+            drawn += points
         if math.isfinite(result.ci_low) or math.isfinite(result.ci_high):  # a range of the grid
             low = max(result.ci_low, result.levels[0])
             high = min(result.ci_high, result.levels[-1])
@@ -151,9 +160,13 @@ def plot_comparison(
         ax.set_ylabel(metric_label(result.metric))
         ax.set_title(result.perturbation.replace("_", " "))
         ax.grid(alpha=0.3)
-    band = "t over training seeds" if results[0].replicated else "bootstrap-t over trials"
+    if results[0].replicated:
+        band = "t over training seeds"
+    else:  # the sweep summaries' own intervals
+        band = f"{method_words(s.method for s in drawn if math.isfinite(s.ci_low))} over trials"  # type: ignore[attr-defined]
     handles = {label: handle for ax in axes for handle, label in zip(*ax.get_legend_handles_labels(), strict=True)}
-    handles[f"band: {confidence:.0%} CI of the mean ({band})"] = Patch(color="black", alpha=0.2)
+    for handle in interval_handles(drawn, f"band: {confidence:.0%} CI of the mean ({band})"):
+        handles[handle.get_label()] = handle
     columns = 2 if len(results) > 1 else 1
     fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncols=columns, fontsize="small")
     return save_figure(fig, path, f"{metric_label(results[0].metric)} under damage to the weights")

@@ -22,12 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure
-from matplotlib.patches import Patch
 
 from cognitive_reserve.errors import ConfigError
 from cognitive_reserve.io import read_sweep_csv, write_records
 from cognitive_reserve.perturbations import describe
-from cognitive_reserve.plots import LEVEL_LABELS, band_label, draw_mean_ci, save_figure
+from cognitive_reserve.plots import LEVEL_LABELS, draw_mean_ci, interval_handles, save_figure, trial_band_label
 from cognitive_reserve.rows import all_targets
 from cognitive_reserve.stats import LevelSummary, summarize
 from cognitive_reserve.sweep import SweepRow
@@ -207,10 +206,10 @@ def plot_panels(tables: Sequence[GlueTable], path: str | Path) -> Path:
             ax.set_xlabel(LEVEL_LABELS.get(table.perturbation, table.perturbation))
             ax.set_ylabel(METRIC_NAMES[GLUE_TASKS[task].main_metric])
             ax.grid(alpha=0.3)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    trials = max(cell.n for table in tables for cell in table.cells.values())
-    handles.append(Patch(color="black", alpha=0.2, label=band_label(trials)))
-    fig.legend(handles, [*labels, handles[-1].get_label()], loc="outside lower center", ncols=2, fontsize="small")
+    handles, _ = axes[0][0].get_legend_handles_labels()
+    cells = [cell for table in tables for cell in table.cells.values()]
+    handles += interval_handles(cells, trial_band_label(cells))
+    fig.legend(handles=handles, loc="outside lower center", ncols=1, fontsize="small")
     return save_figure(fig, path, "GLUE under damage to the attention weights: mono- vs bilingual pretraining")
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from cognitive_reserve.crossover import find_crossover
 from cognitive_reserve.layerwise import GroupSummary, group_levels_figure
-from cognitive_reserve.plots import metric_label, model_style, style_handles
+from cognitive_reserve.plots import interval_handles, metric_label, model_style, style_handles, trial_band_label
 from cognitive_reserve.sensitivity import EpochSummary, sensitivity_heatmap
 from cognitive_reserve.stats import LevelSummary, summarize
 from cognitive_reserve.sweep import SweepRow
@@ -45,6 +45,23 @@ def test_style_legend_names_solid_dashed_and_the_band_with_its_trial_count():
     assert few[-1] == "hollow: no honest 95% CI (too few trials, or unbounded)"
     assert "closed form (expected value)" not in [h.get_label() for h in style_handles(summarize(rows(expected=None)))]
     assert "a trial gave a non-finite value" in [h.get_label() for h in style_handles(summarize(rows(broken=True)))]
+
+
+def test_the_band_names_clopper_pearson_where_every_trial_agreed_and_the_hollow_marker_where_no_interval():
+    tied = [SweepRow("m", 1, "random_deletion", 0.5, t, t, "accuracy", 1.0, stage="fit", epoch=0) for t in range(3)]
+    spread = [
+        SweepRow("m", 1, "random_deletion", 0.9, t, t, "accuracy", 0.5 + 0.1 * t, stage="fit", epoch=0)
+        for t in range(3)
+    ]
+    summaries = summarize(tied + spread)
+    assert [s.method for s in summaries] == ["clopper-pearson", "none"]
+    labels = [h.get_label() for h in interval_handles(summaries, trial_band_label(summaries))]
+    assert [" ".join(label.split()) for label in labels] == [
+        "95% CI of the mean over up to 3 trials (Clopper–Pearson where all trials tied, within the metric's range)",
+        "hollow: no honest 95% CI (too few trials, or unbounded)",
+    ]
+    both = summarize(rows()) + summaries
+    assert "(bootstrap-t, Clopper–Pearson where all trials tied, " in " ".join(trial_band_label(both).split())
 
 
 def test_twelve_models_get_twelve_distinct_styles_and_neighbours_never_share_a_colour():
