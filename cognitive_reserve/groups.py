@@ -84,9 +84,7 @@ def split_targets(
     ]
 
 
-def _assign(
-    layout: ModelLayout, fused: dict[str, list[Index]], name: str, rule: str
-) -> list[tuple[str, Index | None]]:
+def _assign(layout: ModelLayout, fused: dict[str, list[Index]], name: str, rule: str) -> list[tuple[str, Index | None]]:
     """``[(group, block of the parameter or None for all of it)]`` of one targeted parameter."""
     if rule == "per_block":
         block = layout.block_of(name)
