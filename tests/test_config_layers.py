@@ -1,7 +1,7 @@
 """The shipped configs, base files and the overlays given after them: every run resolves to the config it resolved
-to before (its golden file), every config file takes part in some run, comments leave types and defaults to the
-generated reference, and the tests' own merge of the layers (``tests.helpers.configs.merged``) agrees with
-``run.py``'s."""
+to before (its golden file), every config file takes part in some run, comments (the study files' too) leave types
+and defaults to the generated reference and docs/studies.md, and the tests' own merge of the layers
+(``tests.helpers.configs.merged``) agrees with ``run.py``'s."""
 
 from __future__ import annotations
 
@@ -16,8 +16,13 @@ from tests.helpers.resolved_configs import golden, resolved, runs, shipped_confi
 
 SHIPPED = shipped_configs()
 RUNS = runs()
-#: What a comment restating a key's type or default looks like: ``(int; default: 50)``, ``int (default 2):``.
-TYPE_OR_DEFAULT = re.compile(r"\bdefault\b|\((?:int|float|str|bool|list|dict)\b|^\s*(?:int|float|str|bool)\b")
+STUDIES = sorted((CONFIGS / "studies").glob("*.yaml"))
+#: What a comment restating a key's type, shape or default looks like: ``(int; default: 50)``, ``int (default 2):``,
+#: ``{config, overrides} (mapping; required)``.
+TYPE_OR_DEFAULT = re.compile(
+    r"\bdefault\b|\((?:int|float|str|bool|list|dict|mapping)\b|^\s*(?:int|float|str|bool)\b"
+    r"|\([^)]*\brequired\b[^)]*\)|\w+: \{\w+(?:, \w+)+\}"
+)
 
 
 def test_every_config_file_is_part_of_a_run_whose_config_is_recorded():
@@ -29,11 +34,14 @@ def test_every_config_file_is_part_of_a_run_whose_config_is_recorded():
     assert unrecorded == [], f"record these runs: python -m tests.helpers.resolved_configs {' '.join(unrecorded)}"
 
 
-@pytest.mark.parametrize("path", SHIPPED, ids=lambda path: str(path.relative_to(CONFIGS)))
+@pytest.mark.parametrize("path", SHIPPED + STUDIES, ids=lambda path: str(path.relative_to(CONFIGS)))
 def test_comments_say_why_not_the_type_or_default(path):
     comments = [line.partition("#")[2] for line in path.read_text(encoding="utf-8").splitlines() if "#" in line]
     restated = [comment.strip() for comment in comments if TYPE_OR_DEFAULT.search(comment)]
-    assert restated == [], "types and defaults are in docs/config_reference.md (python config_reference.py)"
+    assert restated == [], (
+        "types and defaults are in docs/config_reference.md (python config_reference.py), a study file's in "
+        "docs/studies.md: say why the value is what it is"
+    )
 
 
 def contained(part: Any, whole: Any, where: str = "") -> list[str]:

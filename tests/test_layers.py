@@ -149,3 +149,18 @@ def test_the_core_holds_no_gpt2_name_outside_its_docstrings_and_comments() -> No
             if isinstance(text, str) and any(name in text for name in GPT2_NAMES):
                 found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {text[:60]!r}")
     assert not found, found
+
+
+def test_the_architecture_page_names_every_module_of_its_layer() -> None:
+    """Each layer's row of docs/architecture.md's table names every module of the package (``x.py``, or its
+    command: ``python -m pkg.x``, ``x``), so a newcomer finds from the page where a thing lives."""
+    page = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    rows = [line for line in page.splitlines() if line.startswith("| `")]
+    unnamed = []
+    for layer in LAYERS[:-1]:
+        row = next(line for line in rows if line.startswith(f"| `{layer}/` |"))
+        for path in sorted((ROOT / layer).glob("*.py")):
+            names = (f"`{path.name}`", f"{layer}.{path.stem}`", f"`{path.stem}`")
+            if path.name != "__init__.py" and not any(name in row for name in names):
+                unnamed.append(f"{layer}/{path.name}")
+    assert unnamed == [], "name them in their layer's row of docs/architecture.md"
