@@ -224,7 +224,7 @@ def _launch(
 
 def _queued_jobs(study: Study, root: Path) -> dict[str, str]:
     """``{point: job id}`` of the study's points whose last SLURM job is still queued or running."""
-    submitted = last_job_ids(root / study.name / "launches.jsonl")
+    submitted = last_job_ids(root / study.name / "launches.jsonl", "slurm")
     states = cluster.job_states(submitted.values(), name=f"study-{study.name}")
     return {label: job for label, job in submitted.items() if job in states and states[job].live}
 

@@ -57,27 +57,29 @@ def job_log(study_root: Path, job_id: str) -> Path:
     return study_root / SUBMITIT / job_id / f"{job_id}_0_log.out"
 
 
-def last_job_ids(ledger: Path) -> dict[str, str]:
-    """The last job id submitted for each point (``launches.jsonl``)."""
+def last_job_ids(ledger: Path, executor: str | None = None) -> dict[str, str]:
+    """The last job id submitted for each point (``launches.jsonl``); with ``executor``, of the points whose last
+    job was submitted there (a local job's id is a process id: SLURM is not asked about it)."""
     if not ledger.is_file():
         return {}
-    ids = {}
+    last = {}
     for line in ledger.read_text(encoding="utf-8").splitlines():
         try:
             entry = json.loads(line)
         except json.JSONDecodeError:
             continue  # a line torn by a crash: the next launch writes whole ones again
-        ids[entry["point"]] = entry["job_id"]
-    return ids
+        last[entry["point"]] = entry
+    return {point: e["job_id"] for point, e in last.items() if executor in (None, e.get("executor"))}
 
 
 def study_status(study: Study, root: Path) -> list[Row]:
     """Every point's row (SLURM asked once, about the jobs of points not finished)."""
     outputs = (study.sweep_glob,) if study.compare is not None else ()
     submitted = last_job_ids(root / study.name / "launches.jsonl")
+    on_slurm = last_job_ids(root / study.name / "launches.jsonl", "slurm")
     points = study_points(study, root)
     own = {point.label: point_status(point.directory, outputs) for point in points}
-    unfinished = [submitted[label] for label, s in own.items() if s.state != "done" and label in submitted]
+    unfinished = [on_slurm[label] for label, s in own.items() if s.state != "done" and label in on_slurm]
     jobs = cluster.job_states(unfinished, name=f"study-{study.name}")
     rows = []
     for point in points:
@@ -85,7 +87,8 @@ def study_status(study: Study, root: Path) -> list[Row]:
         job = recorded.get("job_id") if status.state in ("done", "failed") else submitted.get(point.label)
         job = job or status.job_id or submitted.get(point.label)
         log = job_log(root / study.name, str(job)) if job else None
-        state, note = _refine(status.state, status.note, recorded, jobs.get(str(job)), log)
+        info = jobs.get(str(job)) if point.label in on_slurm else None
+        state, note = _refine(status.state, status.note, recorded, info, log)
         if status.state == "failed":
             note = f"{note} (log: {point.directory / BOOKKEEPING / str(recorded.get('step') or 'fit')}.log)"
         rows.append(Row(point.arm, point.name, state, status.wall_s, recorded.get("requeues", 0), job, note))

@@ -116,11 +116,12 @@ def test_a_slurm_restart_past_the_cap_fails_the_point_before_any_step(study, tmp
     assert row_of(study, root, point.label).note.startswith(f"fit: {reason(3, 2)} (log: ")
 
 
-def ledger(study, root: Path, jobs: dict[str, str]) -> None:
+def ledger(study, root: Path, jobs: dict[str, str], executor: str = "slurm") -> None:
     """``launches.jsonl`` as ``launch`` writes it: the last job submitted for each point."""
     path = root / study.name / "launches.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps({"point": p, "job_id": j, "executor": "slurm"}) + "\n" for p, j in jobs.items()))
+    lines = [json.dumps({"point": point, "job_id": job, "executor": executor}) for point, job in jobs.items()]
+    path.write_text("".join(line + "\n" for line in lines))
 
 
 def job_log(root: Path, study, job: str) -> Path:
@@ -171,3 +172,13 @@ def test_a_lost_job_names_its_log(study, tmp_path):
         "job OUT_OF_MEMORY ended without a word in fit (killed, out of memory or node lost); launch continues it "
         f"(log: {job_log(root, study, '51')})"
     )
+
+
+def test_a_local_jobs_id_is_not_asked_of_slurm(study, tmp_path):
+    """A local job's id is its process id: a SLURM job of the same number says nothing about the point."""
+    root = tmp_path / "root"
+    point = study_points(study, root)[0]
+    ledger(study, root, {point.label: "41"}, executor="local")
+    fake_slurm(tmp_path / "bin", sacct="41|FAILED")
+    row = row_of(study, root, point.label)
+    assert (row.state, row.note) == ("pending", "")
