@@ -60,8 +60,9 @@ class StoppedBySignal(SystemExit):
 
 
 class SignalCheckpoint(Callback):
-    """On SIGTERM or the scheduler's warning signal: save ``last.ckpt`` at the batch's end and stop (status 75);
-    the generators' states in every checkpoint, put back on resume."""
+    """On SIGTERM or the scheduler's warning signal: save ``last.ckpt`` at the batch's end (during a validation of
+    a single-process fit: at once, as of before that validation) and stop (status 75); the generators' states in
+    every checkpoint, put back on resume."""
 
     def __init__(self) -> None:
         self.received: str | None = None
