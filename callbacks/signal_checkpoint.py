@@ -18,10 +18,16 @@ loaders of this project's data modules (``datamodules.resumable``) continue thei
 requeue itself belongs to whoever runs the job (the studies' submitit jobs): Lightning's own SLURM
 auto-requeue is turned off, so there is one owner.
 
+A signal that comes *during* a validation of a fit (its batches or its sweeps) stops the fit at once: a sweep's
+weights are restored on the way out (``cognitive_reserve.interrupts``, the sweep's own ``finally``), and the
+checkpoint saved is the fit as of the end of its last training step, with the random generators' states of that
+moment and Lightning's validation counters marked as "stopped in the middle of a validation" (Lightning's own
+restart stage), so the continued fit runs that validation again, from its first batch and with its sweeps (the
+trials a sweep finished are reused from its CSV), then trains on. A DDP fit (several processes) keeps the
+earlier rule: SIGTERM stops a sweep at once (exit status 1) and the fit continues from its previous checkpoint.
+
 In ``test``/``validate`` a signal stops the run at the next batch's end with the same status (no checkpoint:
-nothing trained). A sweep running when SIGTERM comes stops at once, its weights restored
-(``cognitive_reserve.interrupts``; its finished trials are kept and it resumes), and a fit then continues from
-its previous checkpoint; a sweep running when the warning signal comes goes on, and the fit stops after it.
+nothing trained); a sweep running when SIGTERM comes stops at once, its weights restored.
 """
 
 from __future__ import annotations
@@ -54,8 +60,9 @@ class StoppedBySignal(SystemExit):
 
 
 class SignalCheckpoint(Callback):
-    """On SIGTERM or the scheduler's warning signal: save ``last.ckpt`` at the batch's end and stop (status 75);
-    the generators' states in every checkpoint, put back on resume."""
+    """On SIGTERM or the scheduler's warning signal: save ``last.ckpt`` at the batch's end (during a validation of
+    a single-process fit: at once, as of before that validation) and stop (status 75); the generators' states in
+    every checkpoint, put back on resume."""
 
     def __init__(self) -> None:
         self.received: str | None = None
@@ -63,6 +70,9 @@ class SignalCheckpoint(Callback):
         self._rng_to_restore: dict[str, Any] | None = None
         self._received_step: int | None = None
         self._after_validation = False
+        self._rng_before_validation: dict[str, Any] | None = None
+        self._validating = False  # a validation of a single-process fit runs: a signal stops it at once
+        self._stopped_in_validation = False
 
     # ---- signals ----------------------------------------------------------------------------------------
 
@@ -74,6 +84,9 @@ class SignalCheckpoint(Callback):
 
     def _on_signal(self, number: int, frame: Any) -> None:
         self.received = self.received or signal.Signals(number).name
+        if self._validating and not self._stopped_in_validation:
+            self._stopped_in_validation = True
+            raise StoppedBySignal  # out of the validation (a sweep puts its weights back): saved in on_exception
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         for number, handler in self._previous.items():
@@ -103,17 +116,38 @@ class SignalCheckpoint(Callback):
     ) -> None:
         if self._received_step is None and self.received is not None:
             self._received_step = trainer.global_step
+        follows = validation_follows(trainer)
+        if follows and trainer.world_size == 1:  # what a validation stopped midway saves (its iterator draws one)
+            self._rng_before_validation = rng_states()
         if not self._stop_now(trainer):
             return
         last_of_epoch = batch_idx + 1 >= trainer.num_training_batches > 1  # (of an epoch of several)
-        if validation_follows(trainer):
+        if follows:
             self._after_validation = True  # it runs first (with its sweeps); the fit stops at its end
         elif not last_of_epoch:  # after an epoch's last batch the fit stops after the next one
             self._save_and_stop(trainer)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._validating, self._rng_before_validation = False, None
         if self._after_validation and trainer.state.fn == TrainerFn.FITTING:
             self._save_and_stop(trainer)
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        """A signal stopped a validation of the fit: save the fit as it was before that validation (Lightning
+        then tears the run down and exits with status 75)."""
+        if not (self._stopped_in_validation and isinstance(exception, StoppedBySignal)):
+            return
+        path = last_checkpoint_path(trainer)
+        if path is not None:
+            save_atomically(trainer, path)
+        where = f"saved {path}; --ckpt_path last runs it again and continues" if path else "checkpointing is off"
+        step = trainer.global_step
+        self._say(trainer, f"stopped by {self.received} during the validation after step {step}: {where}")
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
+        if self._stopped_in_validation:
+            progress = checkpoint["loops"]["fit_loop"]["epoch_loop.val_loop.batch_progress"]
+            checkpoint["loops"]["fit_loop"]["epoch_loop.val_loop.batch_progress"] = validation_to_redo(progress)
 
     def _save_and_stop(self, trainer: pl.Trainer) -> None:
         path = last_checkpoint_path(trainer)
@@ -132,6 +166,8 @@ class SignalCheckpoint(Callback):
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.state.fn != TrainerFn.FITTING:
             self._listen()
+        elif not trainer.sanity_checking and trainer.world_size == 1 and self._rng_before_validation is not None:
+            self._validating = True
 
     def on_test_batch_end(self, trainer: pl.Trainer, *args: Any, **kwargs: Any) -> None:
         self._stop_evaluation(trainer)
@@ -148,7 +184,7 @@ class SignalCheckpoint(Callback):
     # ---- the generators' states in every checkpoint ----------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        return {"rng": rng_states()}
+        return {"rng": self._rng_before_validation if self._stopped_in_validation else rng_states()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._rng_to_restore = state_dict.get("rng")
@@ -163,6 +199,18 @@ def validation_follows(trainer: pl.Trainer) -> bool:
     """Whether the fit validates after the batch that just ended (Lightning's own rule for it)."""
     loop = trainer.fit_loop
     return bool(loop.epoch_loop._should_check_val_fx(loop._data_fetcher))
+
+
+def validation_to_redo(progress: dict[str, Any]) -> dict[str, Any]:
+    """Lightning's validation batch counters (``_BatchProgress.state_dict``) of a validation stopped midway, made
+    those of one stopped in its first batch: Lightning's "restarted mid-evaluation" stage (a batch started, not
+    processed), which makes the resumed fit run the whole validation again before it trains on."""
+    before = progress["total"]["completed"] - progress["current"]["completed"]  # batches counted before it began
+    return {
+        "total": {"ready": before + 1, "started": before + 1, "processed": before, "completed": before},
+        "current": {"ready": 1, "started": 1, "processed": 0, "completed": 0},
+        "is_last_batch": False,
+    }
 
 
 def last_checkpoint_path(trainer: pl.Trainer) -> Path | None:

@@ -32,7 +32,7 @@ from studies.points import Point, point_commands, study_points
 from studies.resources import Resources, point_resources
 from studies.spec import Study
 from studies.state import point_status, read_state
-from studies.status import last_job_ids
+from studies.status import SUBMITIT, last_job_ids
 
 EXECUTORS = ("auto", "local", "slurm")
 #: Seconds between two looks at the running local jobs.
@@ -111,7 +111,7 @@ def make_executor(study: Study, root: Path, chosen: str, max_parallel: int, afte
     settings = study.executor
     # submitit stops requeueing after its own count of time-outs; the point's max_requeues decides first
     allowed = {f"{chosen}_max_num_timeout": settings.max_requeues + 1}
-    executor = submitit.AutoExecutor(folder=root / study.name / ".submitit" / "%j", cluster=chosen, **allowed)
+    executor = submitit.AutoExecutor(folder=root / study.name / SUBMITIT / "%j", cluster=chosen, **allowed)
     parameters: dict[str, Any] = {
         "name": f"study-{study.name}",
         "timeout_min": settings.timeout_min,
@@ -224,7 +224,7 @@ def _launch(
 
 def _queued_jobs(study: Study, root: Path) -> dict[str, str]:
     """``{point: job id}`` of the study's points whose last SLURM job is still queued or running."""
-    submitted = last_job_ids(root / study.name / "launches.jsonl")
+    submitted = last_job_ids(root / study.name / "launches.jsonl", "slurm")
     states = cluster.job_states(submitted.values(), name=f"study-{study.name}")
     return {label: job for label, job in submitted.items() if job in states and states[job].live}
 
@@ -302,7 +302,10 @@ def _signal(pid: Any, number: int) -> bool:
 def _outcome(job: PointJob, handle: Any) -> Outcome:
     try:
         return handle.result()
-    except Exception as err:  # the job itself broke (not a step): its last line
+    except Exception as err:  # the job ended without returning: the point's own word, else the job's last line
+        recorded = read_state(job.directory)
+        if recorded.get("state") == "failed" and recorded.get("job_id") == str(handle.job_id):  # max_requeues reached
+            return Outcome(job.label, "failed", f"{recorded.get('step')}: {recorded.get('error')}")
         return Outcome(job.label, "failed", f"job {handle.job_id}: {first_line(err).splitlines()[-1]}")
 
 

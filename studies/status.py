@@ -8,8 +8,11 @@ ended lately; else what the job recorded itself when it stopped):
 - ``queued``: its job waits to start; ``requeued``: its job was requeued (a time limit, a preemption) and
   waits to start again, it continues from its checkpoint;
 - ``cancelled`` (``scancel``), ``timeout`` (the time limit, not requeued), ``lost`` (its job ended without a
-  word: killed, out of memory, its node lost), ``interrupted`` (stopped by a signal): the next ``launch``
-  continues each of them from its ``last.ckpt``;
+  word: killed, out of memory, its node lost; the row names the job's log), ``interrupted`` (stopped by a
+  signal): the next ``launch`` continues each of them from its ``last.ckpt``;
+- ``failed`` (``lost`` for ``NODE_FAIL``) with ``job <STATE> before the point started`` and the job's log: its
+  job ended ``FAILED``, ``OUT_OF_MEMORY``, ``BOOT_FAIL`` or ``NODE_FAIL`` before it wrote the point's state
+  (a bad batch script, the job's own Python failing); the next ``launch`` runs it again;
 - ``pending``: never started.
 """
 
@@ -28,6 +31,10 @@ from studies.state import BOOKKEEPING, point_status, read_state
 
 #: SLURM's final states, as the row names them (anything else: ``lost``).
 ENDED_AS = {"CANCELLED": "cancelled", "TIMEOUT": "timeout", "DEADLINE": "timeout", "PREEMPTED": "interrupted"}
+#: SLURM's states of a job that broke on its own, as the row names them when the job never reached its point.
+BROKE_AS = {"FAILED": "failed", "OUT_OF_MEMORY": "failed", "BOOT_FAIL": "failed", "NODE_FAIL": "lost"}
+#: submitit's folder under ``<root>/<study>``: one folder per job, named by its id.
+SUBMITIT = ".submitit"
 #: Where launch continues a point from.
 CONTINUES = "launch continues it"
 
@@ -45,44 +52,57 @@ class Row:
     note: str
 
 
-def last_job_ids(ledger: Path) -> dict[str, str]:
-    """The last job id submitted for each point (``launches.jsonl``)."""
+def job_log(study_root: Path, job_id: str) -> Path:
+    """submitit's log of a job (its task 0's stdout and stderr, where SLURM writes what it did to the job)."""
+    return study_root / SUBMITIT / job_id / f"{job_id}_0_log.out"
+
+
+def last_job_ids(ledger: Path, executor: str | None = None) -> dict[str, str]:
+    """The last job id submitted for each point (``launches.jsonl``); with ``executor``, of the points whose last
+    job was submitted there (a local job's id is a process id: SLURM is not asked about it)."""
     if not ledger.is_file():
         return {}
-    ids = {}
+    last = {}
     for line in ledger.read_text(encoding="utf-8").splitlines():
         try:
             entry = json.loads(line)
         except json.JSONDecodeError:
             continue  # a line torn by a crash: the next launch writes whole ones again
-        ids[entry["point"]] = entry["job_id"]
-    return ids
+        last[entry["point"]] = entry
+    return {point: e["job_id"] for point, e in last.items() if executor in (None, e.get("executor"))}
 
 
 def study_status(study: Study, root: Path) -> list[Row]:
     """Every point's row (SLURM asked once, about the jobs of points not finished)."""
     outputs = (study.sweep_glob,) if study.compare is not None else ()
     submitted = last_job_ids(root / study.name / "launches.jsonl")
+    on_slurm = last_job_ids(root / study.name / "launches.jsonl", "slurm")
     points = study_points(study, root)
     own = {point.label: point_status(point.directory, outputs) for point in points}
-    unfinished = [submitted[label] for label, s in own.items() if s.state != "done" and label in submitted]
+    unfinished = [on_slurm[label] for label, s in own.items() if s.state != "done" and label in on_slurm]
     jobs = cluster.job_states(unfinished, name=f"study-{study.name}")
     rows = []
     for point in points:
         status, recorded = own[point.label], read_state(point.directory)
         job = recorded.get("job_id") if status.state in ("done", "failed") else submitted.get(point.label)
         job = job or status.job_id or submitted.get(point.label)
-        state, note = _refine(status.state, status.note, recorded, jobs.get(str(job)))
-        if state == "failed":
+        log = job_log(root / study.name, str(job)) if job else None
+        info = jobs.get(str(job)) if point.label in on_slurm else None
+        state, note = _refine(status.state, status.note, recorded, info, log)
+        if status.state == "failed":
             note = f"{note} (log: {point.directory / BOOKKEEPING / str(recorded.get('step') or 'fit')}.log)"
         rows.append(Row(point.arm, point.name, state, status.wall_s, recorded.get("requeues", 0), job, note))
     return rows
 
 
-def _refine(state: str, note: str, recorded: dict[str, Any], job: cluster.JobInfo | None) -> tuple[str, str]:
-    """The row's state and note: the point's own word, refined by what its job says (``job``, else recorded)."""
+def _refine(
+    state: str, note: str, recorded: dict[str, Any], job: cluster.JobInfo | None, log: Path | None
+) -> tuple[str, str]:
+    """The row's state and note: the point's own word, refined by what its job says (``job``, else recorded);
+    ``log`` is the job's submitit log."""
     if state in ("done", "running", "failed"):
         return state, note
+    named = f" (log: {log})" if log else ""
     said = recorded.get("error") or ""
     if job is not None and job.live:
         if job.state in ("RUNNING", "COMPLETING", "CONFIGURING"):
@@ -91,6 +111,8 @@ def _refine(state: str, note: str, recorded: dict[str, Any], job: cluster.JobInf
         if (job.restarts or 0) > 0 or recorded.get("state") == "requeued" or job.state.startswith("REQUEUE"):
             return "requeued", f"{said + '; ' if said else ''}{waiting}; continues from its checkpoint"
         return "queued", waiting
+    if job is not None and job.state in BROKE_AS and recorded.get("job_id") != job.job_id:
+        return BROKE_AS[job.state], f"job {job.state} before the point started; launch runs it again{named}"
     final = job.state if job is not None else recorded.get("slurm_state")
     if recorded.get("state") == "requeued" and job is None:
         return "requeued", f"{said}; {CONTINUES} if SLURM does not"
@@ -102,7 +124,8 @@ def _refine(state: str, note: str, recorded: dict[str, Any], job: cluster.JobInf
         ended = f"job {final}" if final else "its job"
         return (
             "lost",
-            f"{ended} ended without a word in {recorded.get('step')} (killed, out of memory or node lost); {CONTINUES}",
+            f"{ended} ended without a word in {recorded.get('step')} (killed, out of memory or node lost); "
+            f"{CONTINUES}{named}",
         )
     return state, note
 

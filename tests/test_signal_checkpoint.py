@@ -1,7 +1,8 @@
 """A fit stopped by a signal (SIGTERM; the scheduler's warning signal, SIGUSR2) saves where it is and, continued
 with ``--ckpt_path last``, ends with the outputs of a fit that was never stopped: the same weights and
 optimizer state, the same sweep and monitor CSVs byte for byte (tiny GPT-2: dropout, a shuffled loader,
-validations with their sweeps, stopped mid-epoch and at a step a validation follows)."""
+validations with their sweeps, stopped mid-epoch, at a step a validation follows and inside a validation's
+sweep)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,10 @@ def signal_at(step: int, name: str) -> dict:
     return {"class_path": "tests.helpers.signals.SignalAtStep", "init_args": {"step": step, "signal": name}}
 
 
+def signal_in_sweep(step: int, name: str) -> dict:
+    return {"class_path": "tests.helpers.signals.SignalInSweep", "init_args": {"step": step, "signal": name}}
+
+
 def outputs(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.glob("*/*.csv"))}
 
@@ -35,19 +40,24 @@ def test_a_fit_stopped_twice_continues_to_the_outputs_of_a_fit_never_stopped(tmp
     corpus = tiny_corpus(tmp_path / "corpus", kilobytes=16)
     straight_config = tiny_gpt2_config(tmp_path, corpus, STEPS, VALIDATE_EVERY, name="straight")
     # SIGTERM during step 3 (mid-epoch); SIGUSR2 during step 6, which a validation follows: the fit stops at its
-    # end; SIGTERM during step 8, the last batch of an epoch: the fit stops after the next batch
+    # end; SIGTERM during step 8, the last batch of an epoch: the fit stops after the next batch; SIGTERM inside
+    # the sweep of the validation after step 12 (a trial's weights perturbed): the fit stops there, saved as of
+    # step 12, and runs that validation (and its sweep) again when continued
     signals = (signal_at(2, "SIGTERM"), signal_at(5, "SIGUSR2"), signal_at(7, "SIGTERM"))
+    signals += (signal_in_sweep(12, "SIGTERM"),)
     stopped_config = tiny_gpt2_config(tmp_path, corpus, STEPS, VALIDATE_EVERY, callbacks=signals, name="stopped")
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"
     main(["fit", "--config", str(straight_config), f"--trainer.default_root_dir={straight}"])
     said = []
-    for expected_step in (3, 6, 9):
+    for expected in ("at step 3", "at step 6", "at step 9", "during the validation after step 12"):
         with pytest.raises(SystemExit) as stop:
             main(["fit", "--config", str(stopped_config), f"--trainer.default_root_dir={stopped}", "--ckpt_path=last"])
         assert stop.value.code == EXIT_STOPPED
         said.append(capsys.readouterr().err)
-        assert f"at step {expected_step}: saved {stopped / 'checkpoints' / 'last.ckpt'}" in said[-1], said[-1]
-    assert "stopped by SIGTERM" in said[0] and "stopped by SIGUSR2" in said[1] and "stopped by SIGTERM" in said[2]
+        assert f"{expected}: saved {stopped / 'checkpoints' / 'last.ckpt'}" in said[-1], said[-1]
+    assert [line.split()[2] for text in said for line in text.splitlines() if line.startswith("stopped by")] == [
+        "SIGTERM", "SIGUSR2", "SIGTERM", "SIGTERM"
+    ]  # fmt: skip
     main(["fit", "--config", str(stopped_config), f"--trainer.default_root_dir={stopped}", "--ckpt_path=last"])
 
     assert outputs(stopped) == outputs(straight) and len(outputs(straight)) >= 6

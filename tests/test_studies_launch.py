@@ -19,7 +19,9 @@ from pathlib import Path
 import pytest
 
 from cognitive_reserve.io import read_sweep_csv
+from studies.spec import load_study
 from studies.state import LOCK_FILE, STATE_FILE, read_state
+from studies.status import show_status
 from tests.helpers.cli import ROOT
 from tests.helpers.signals import steps_done
 from tests.helpers.study_fixtures import fast_digits_config, run_studies, studies_command, studies_env, write_study
@@ -189,3 +191,26 @@ def test_a_point_killed_mid_fit_continues_from_its_checkpoint_to_the_same_sweep(
         (r.model, r.perturbation, r.level, r.trial) for r in whole
     ]
     assert [r.value for r in resumed] == pytest.approx([r.value for r in whole], rel=1e-4, abs=1e-9)
+
+
+def test_a_point_at_its_requeue_cap_stops_as_failed_at_its_time_limit(tmp_path):
+    """``max_requeues: 0`` and a 1-minute limit: submitit's local warning (30 s before the limit) stops the fit,
+    which is not requeued: the point fails with the cap's line, in ``launch`` and in ``status``."""
+    config = fast_digits_config(tmp_path, pace_s=1.0)  # 40 steps of at least 1 s: still training at the warning
+    study = {"name": "capped", "arms": {"b": {"config": str(config), "overrides": {"trainer.logger": False}}},
+             "grid": {"seed_everything": [0]}, "steps": ["fit"],
+             "executor": {"timeout_min": 1, "signal_delay_s": 30, "max_requeues": 0}}  # fmt: skip
+    path, root = write_study(tmp_path / "capped.yaml", study), tmp_path / "root"
+    cap = (
+        "stopped after 0 requeues (executor.max_requeues=0): raise timeout_min or max_requeues, "
+        "then launch --retry-failed"
+    )
+    launched = run_studies("launch", str(path), "--root", str(root), "--executor", "local", timeout=300)
+    assert launched.returncode == 1, launched.stdout + launched.stderr
+    assert f"b/seed_everything=0: failed (fit: {cap})" in launched.stdout.splitlines(), launched.stdout
+    state = read_state(root / "capped" / "b" / "seed_everything=0")
+    assert (state["state"], state["requeues"], state["error"]) == ("failed", 0, cap), state
+    shown: list[str] = []
+    assert show_status(load_study(path), root, shown.append) == 1
+    row = next(line for line in shown if line.startswith("b "))
+    assert row.split()[2] == "failed" and f"fit: {cap} (log: " in row, shown

@@ -9,6 +9,8 @@ test then checks one of them:
 - **requeue**: the same point, ``scontrol requeue`` while it trains;
 - **cancel**: a point cancelled with ``scancel`` while it trains, then launched again;
 - **lost**: a point whose job is killed with SIGKILL (as when its node is lost), then launched again.
+
+A job that fails before its point starts has its own test, without the fixture.
 """
 
 from __future__ import annotations
@@ -325,6 +327,32 @@ def test_a_job_killed_without_a_word_shows_as_lost_and_the_next_launch_continues
     lost = result(scenarios, "lost")
     row = next(line for line in lost["status"].stdout.splitlines() if line.startswith("a "))
     assert row.split()[2] == "lost" and "ended without a word in fit" in row, lost["status"].stdout
+    job = lost["job"]
+    assert row.endswith(f"(log: {lost['root'] / 'lost' / '.submitit' / job / f'{job}_0_log.out'})"), row
     log = (lost["point"] / "study" / "fit.log").read_text()
     assert read_state(lost["point"])["state"] == "done", log[-3000:]
     assert "stopped by" not in log and log.count("Restoring states from the checkpoint") == 1
+
+
+def test_a_job_that_fails_before_its_point_starts_shows_as_failed_with_its_log(tmp_path):
+    """A job whose batch script fails before the point's job runs (a setup line that exits, as a node without the
+    environment would): SLURM ends it ``FAILED`` and the point never wrote a word; ``status`` says so in one line
+    with submitit's log of the job, where the script's error is. (No scenario fixture: runs alone in ~30 s.)"""
+    config = fast_digits_config(tmp_path)
+    study = write_study(tmp_path / "broken.yaml", {
+        "name": "broken", "arms": {"a": {"config": str(config), "overrides": {"trainer.logger": False}}},
+        "steps": ["fit"],
+        "executor": {"timeout_min": 5, "mem_gb": 1, "slurm": {"slurm_setup": ["echo 'no such env' >&2", "exit 3"]}},
+    })  # fmt: skip
+    root = tmp_path / "root"
+    launched = launch(study, root)
+    assert launched.returncode == 0, launched.stdout + launched.stderr
+    job = job_of(root, "broken", "a/base")
+    wait_for(lambda: gone(job), f"job {job} to end", timeout_s=120)
+    status = run_studies("status", str(study), "--root", str(root))
+    row = next(line for line in status.stdout.splitlines() if line.startswith("a "))
+    log = root / "broken" / ".submitit" / job / f"{job}_0_log.out"
+    assert status.returncode == 1 and row.split()[2] == "failed", status.stdout
+    assert row.endswith(f"job FAILED before the point started; launch runs it again (log: {log})"), status.stdout
+    assert "no such env" in log.read_text()
+    assert not (root / "broken" / "a" / "base" / "study" / "state.json").exists()

@@ -26,6 +26,41 @@ class SignalAtStep(Callback):
             os.kill(os.getpid(), getattr(signal, self.signal))
 
 
+class SignalInSweep(Callback):
+    """Sends ``signal`` to this process from inside the ``trial``-th evaluation of the sweeps of the validation
+    after global step ``step`` (a trial's weights perturbed), once per run directory (a marker file)."""
+
+    def __init__(self, step: int, signal: str = "SIGTERM", trial: int = 2) -> None:
+        self.step = step
+        self.signal = signal
+        self.trial = trial
+
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        subjects = pl_module.robustness_subjects
+        marker = Path(trainer.default_root_dir) / f"signalled-{self.signal}-sweep-{self.step}"
+
+        def signalling(batches: Any) -> Any:
+            found = subjects(batches)
+            if trainer.validating and trainer.global_step == self.step and not marker.exists():
+                for subject in found:
+                    subject.evaluate = self._counted(subject.evaluate, marker)
+            return found
+
+        pl_module.robustness_subjects = signalling
+
+    def _counted(self, evaluate: Any, marker: Path) -> Any:
+        calls = [0]
+
+        def evaluate_and_signal() -> Any:
+            calls[0] += 1
+            if calls[0] == self.trial and not marker.exists():
+                marker.touch()
+                os.kill(os.getpid(), getattr(signal, self.signal))
+            return evaluate()
+
+        return evaluate_and_signal
+
+
 class PacedSteps(Callback):
     """Sleeps ``seconds`` after every training batch (a run that takes long in wall time and little CPU), and
     writes the global step it reached to ``<default_root_dir>/steps-done`` (a test can wait for it)."""
