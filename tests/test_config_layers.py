@@ -1,7 +1,7 @@
 """The shipped configs, base files and the overlays given after them: every run resolves to the config it resolved
 to before (its golden file), every config file takes part in some run, comments leave types and defaults to the
-generated reference, no adaptive rule stops sooner than the coverage table allows, and the tests' own merge of the layers (``tests.helpers.configs.merged``) agrees with
-``run.py``'s."""
+generated reference, no adaptive rule stops sooner than the coverage table allows, and the tests' own merge of the
+layers (``tests.helpers.configs.merged``) agrees with ``run.py``'s."""
 
 from __future__ import annotations
 
