@@ -330,6 +330,15 @@ def make_perturbation(name: str, level: float, **options: object) -> Perturbatio
         raise ConfigError(f"{name} options", options, str(err)) from None
 
 
+def deterministic_level(name: str, level: float) -> bool:
+    """Whether every trial of ``name`` at ``level`` gives the same result (a name the registry lacks counts as
+    such: a sweep CSV may come from perturbations registered elsewhere)."""
+    try:
+        return make_perturbation(name, level).deterministic
+    except ConfigError:
+        return True
+
+
 class _LevelLabels(Mapping[str, str]):
     """``{name: level_label}`` of the registered perturbations, read when asked (a live view of ``PERTURBATIONS``)."""
 
