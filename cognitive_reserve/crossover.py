@@ -27,7 +27,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 
@@ -82,6 +82,9 @@ class CrossOver:
     n_seeds_a: int = 1
     n_seeds_b: int = 1
     flag: str = ""
+    #: The fields that say where B overtakes A and how well the data pin it down: the columns every cross-over
+    #: table shares (``crossover.csv``, the W&B table).
+    FINDING: ClassVar[tuple[str, ...]] = ("status", "level", "ci_low", "ci_high", "identified", "method")
 
     @property
     def replicated(self) -> bool:
