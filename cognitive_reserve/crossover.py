@@ -14,6 +14,11 @@ another training run). The cross-over interval inverts the per-level test: it ho
 the advantage's interval contains 0, so it covers the true cross-over as often as the per-level interval
 covers the advantage. When that set reaches an end of the grid the interval is open there (``±inf``:
 the data cannot exclude a cross-over beyond it); open at both ends, the cross-over is *not identified*.
+
+Over trials the per-level rule of the sweep summaries holds (``cognitive_reserve.intervals``): no interval from
+fewer than ``HONEST_TRIALS`` trials. When a random level of either table has fewer, the cross-over is not
+identified (``flag`` ``few_trials``, ``method`` says so), and only where the means cross is given. Over
+training seeds the unit is the seed: t over 2 or more seeds per side, whatever their trials.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 
@@ -34,8 +39,10 @@ from cognitive_reserve.contrasts import (
     method_name,
 )
 from cognitive_reserve.errors import ConfigError
+from cognitive_reserve.intervals import FEW_TRIALS, HONEST_TRIALS
 from cognitive_reserve.metric_ranges import metric_range
 from cognitive_reserve.metrics import Direction, metric_direction
+from cognitive_reserve.perturbations import deterministic_level
 from cognitive_reserve.sweep import SweepRow
 
 Status = Literal["crossing", "none", "b_better_from_start"]
@@ -53,7 +60,8 @@ class CrossOver:
     the levels where the advantage's interval contains 0; ``-inf``/``+inf`` where that set reaches the
     grid's first/last level; both ``+inf``: A better at every level (both ``-inf``: B), beyond chance.
     ``method``: how the per-level intervals were computed; ``n_seeds_a``/``n_seeds_b``: training replicates
-    (tables) per side; above 1 the interval covers training-seed variance too.
+    (tables) per side; above 1 the interval covers training-seed variance too. ``flag``: ``few_trials`` when one
+    table per side has a random level of fewer than ``HONEST_TRIALS`` trials (no interval: not identified).
     """
 
     perturbation: str
@@ -73,6 +81,10 @@ class CrossOver:
     advantage: tuple[float, ...]
     n_seeds_a: int = 1
     n_seeds_b: int = 1
+    flag: str = ""
+    #: The fields that say where B overtakes A and how well the data pin it down: the columns every cross-over
+    #: table shares (``crossover.csv``, the W&B table).
+    FINDING: ClassVar[tuple[str, ...]] = ("status", "level", "ci_low", "ci_high", "identified", "method")
 
     @property
     def replicated(self) -> bool:
@@ -91,6 +103,8 @@ class CrossOver:
             return f"{self.model_a} better at every level"
         if low == high == -math.inf:
             return f"{self.model_b} better at every level"
+        if self.flag == FEW_TRIALS:
+            return f"not identified ({self.method})"
         if not self.identified:
             return "not identified (consistent with a cross-over anywhere in the grid or beyond it)"
         return f"[{bound_text(low, self.levels)}, {bound_text(high, self.levels)}]"
@@ -99,10 +113,12 @@ class CrossOver:
         """One line for people, e.g. ``random_deletion / bits_per_byte_en: B overtakes A at 0.213 [0.18, 0.25]
         (95% Welch t over 3 + 3 training seeds)``."""
         head = f"{self.perturbation} / {self.metric}: "
-        method = f"{self.confidence:.0%} {self.method}"
+        method = self.method if self.flag else f"{self.confidence:.0%} {self.method}"
         interval = self.interval_text()
         if self.status == "crossing" and self.identified:
             return head + f"{self.model_b} overtakes {self.model_a} at {self.level:.4g} {interval} ({method})"
+        if self.status == "crossing" and self.flag:
+            return head + f"{self.model_b}'s mean overtakes {self.model_a}'s at {self.level:.4g}; {method}"
         if self.status == "crossing":
             return head + (
                 f"{self.model_b}'s mean overtakes {self.model_a}'s at {self.level:.4g}, but the cross-over is "
@@ -112,6 +128,8 @@ class CrossOver:
             said = f"none in the grid ({self.model_b} never better than {self.model_a} up to {self.levels[-1]:g})"
         else:
             said = f"no cross-over ({self.model_b} already better than {self.model_a} at {self.levels[0]:g})"
+        if self.flag:
+            return head + f"{said}; {method}"
         return head + f"{said}; interval: {interval} ({method})"
 
 
@@ -198,6 +216,8 @@ def find_replicated_crossover(
     advantage = [float(v) for v in moments.estimate]
     status, level = crossover_level(pair.levels, advantage)
     low, high = crossover_interval(moments, pair.levels, confidence)
+    if pair.few_trials:
+        low, high = -math.inf, math.inf
     return CrossOver(
         perturbation=perturbation,
         metric=metric,
@@ -216,6 +236,7 @@ def find_replicated_crossover(
         advantage=tuple(advantage),
         n_seeds_a=len(tables_a),
         n_seeds_b=len(tables_b),
+        flag=FEW_TRIALS if pair.few_trials else "",
     )
 
 
@@ -269,6 +290,8 @@ class _Pair:
     model_a: str
     model_b: str
     method: str
+    #: One table per side with a random level of fewer than ``HONEST_TRIALS`` trials: no interval over trials.
+    few_trials: bool
 
     @staticmethod
     def of(
@@ -295,7 +318,11 @@ class _Pair:
         method = method_name(counts[0], counts[1], paired_seeds, all(paired))
         cells_a = [SideLevel.of(_values(side_a, level)) for level in levels]
         cells_b = [SideLevel.of(_values(side_b, level)) for level in levels]
-        return _Pair(levels, cells_a, cells_b, paired, model_a, model_b, method)
+        fewest = _fewest_random_trials(perturbation, levels, [*side_a, *side_b])
+        few = counts == (1, 1) and fewest < HONEST_TRIALS
+        if few:
+            method = f"no interval: {fewest} trials at a level, fewer than the {HONEST_TRIALS} one needs"
+        return _Pair(levels, cells_a, cells_b, paired, model_a, model_b, method, few)
 
 
 def _side_tables(
@@ -345,6 +372,12 @@ def _shared_levels(perturbation: str, sides: dict[str, list[TrialTable]]) -> lis
 def _values(side: Sequence[TrialTable], level: float) -> list[np.ndarray]:
     """Each table's trial values at ``level``, in trial order."""
     return [np.array([value for _, (_, value) in sorted(table[level].items())]) for table in side]
+
+
+def _fewest_random_trials(perturbation: str, levels: Sequence[float], tables: Sequence[TrialTable]) -> float:
+    """The fewest trials any table has at a random level (``inf`` when every level is deterministic)."""
+    random = [level for level in levels if not deterministic_level(perturbation, level)]
+    return min((len(table[level]) for table in tables for level in random), default=math.inf)
 
 
 def _seeds(trials: dict[int, tuple[int, float]]) -> dict[int, int]:

@@ -319,6 +319,15 @@ class MagnitudePruning(EntrywisePerturbation):
             _zero_smallest([c.live for c in chunks], round(self.p * sum(c.live.numel() for c in chunks)))
 
 
+def deterministic_level(name: str, level: float) -> bool:
+    """Whether every trial of ``name`` at ``level`` gives the same result (a name the registry lacks counts as
+    such: a sweep CSV may come from perturbations registered elsewhere)."""
+    try:
+        return make_perturbation(name, level).deterministic
+    except ConfigError:
+        return True
+
+
 def make_perturbation(name: str, level: float, **options: object) -> Perturbation:
     """Build a perturbation from its contract name (``gaussian_noise`` …) and level."""
     if name not in PERTURBATIONS:

@@ -61,12 +61,7 @@ CROSSOVER_COLUMNS = (
     "model_a",
     "model_b",
     "direction",
-    "status",
-    "level",
-    "ci_low",
-    "ci_high",
-    "identified",
-    "method",
+    *CrossOver.FINDING,
     "paired_trials",
     "paired_seeds",
     "n_seeds_a",
@@ -180,6 +175,8 @@ def crossover_text(result: CrossOver) -> str:
         said = f"no cross-over: {result.model_b}\nbetter from the first level"
     else:
         said = f"no cross-over: {result.model_b}\nnever better up to {result.levels[-1]:g}"
+    if result.flag:  # no interval: too few trials
+        return f"{said}\n{result.method}"
     interval = result.interval_text() if result.identified else "not identified"
     return f"{said}\n{result.confidence:.0%}: {interval}"
 

@@ -1,7 +1,7 @@
 """The shipped configs, base files and the overlays given after them: every run resolves to the config it resolved
 to before (its golden file), every config file takes part in some run, comments (the study files' too) leave types
-and defaults to the generated reference and docs/studies.md, and the tests' own merge of the layers
-(``tests.helpers.configs.merged``) agrees with ``run.py``'s."""
+and defaults to the generated reference and docs/studies.md, no adaptive rule stops sooner than the coverage table
+allows, and the tests' own merge of the layers (``tests.helpers.configs.merged``) agrees with ``run.py``'s."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from cognitive_reserve.adaptive import DEFAULT_MIN
 from tests.helpers.configs import CONFIGS, merged
 from tests.helpers.resolved_configs import golden, resolved, runs, shipped_configs
 
@@ -42,6 +43,23 @@ def test_comments_say_why_not_the_type_or_default(path):
         "types and defaults are in docs/config_reference.md (python config_reference.py), a study file's in "
         "docs/studies.md: say why the value is what it is"
     )
+
+
+def adaptive_rules(node: Any) -> list[dict[str, Any]]:
+    """Every adaptive ``trials`` rule (a mapping with ``ci_half_width``) anywhere in a loaded config."""
+    if isinstance(node, dict):
+        own = [node] if "ci_half_width" in node else []
+        return own + [rule for value in node.values() for rule in adaptive_rules(value)]
+    if isinstance(node, list):
+        return [rule for value in node for rule in adaptive_rules(value)]
+    return []
+
+
+@pytest.mark.parametrize("path", SHIPPED + STUDIES, ids=lambda path: str(path.relative_to(CONFIGS)))
+def test_no_adaptive_rule_stops_before_the_trials_its_interval_needs(path):
+    rules = adaptive_rules(yaml.safe_load(path.read_text(encoding="utf-8")))
+    early = [rule for rule in rules if rule.get("min", DEFAULT_MIN) < DEFAULT_MIN]
+    assert early == [], f"levels stopped at fewer than {DEFAULT_MIN} trials under-cover (docs/intervals.md)"
 
 
 def contained(part: Any, whole: Any, where: str = "") -> list[str]:

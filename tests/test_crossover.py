@@ -10,8 +10,9 @@ import sys
 import numpy as np
 import pytest
 
-from cognitive_reserve.crossover import crossover_level, find_crossover, known_direction
+from cognitive_reserve.crossover import crossover_level, find_crossover, find_replicated_crossover, known_direction
 from cognitive_reserve.errors import ConfigError
+from cognitive_reserve.intervals import FEW_TRIALS, HONEST_TRIALS
 from cognitive_reserve.io import SweepCsvWriter
 from cognitive_reserve.seeding import trial_seed
 from cognitive_reserve.sweep import SweepRow
@@ -92,6 +93,43 @@ def test_no_crossover_is_reported_as_none_in_the_grid():
     )
 
 
+def test_fewer_trials_than_an_interval_needs_leave_the_crossover_not_identified():
+    few = HONEST_TRIALS - 1
+    a, b = table("mono", mono, noise=0.05, trials=few, seed=1), table("bi", bi, noise=0.05, trials=few, seed=2)
+    result = find_crossover(a, b, "random_deletion", "bits_per_byte_en")
+    # where the means cross is still given; the interval over the trials is not
+    assert result.status == "crossing" and result.level == pytest.approx(0.15, abs=0.05)
+    assert not result.identified and (result.ci_low, result.ci_high) == (-math.inf, math.inf)
+    assert result.flag == FEW_TRIALS
+    assert result.method == f"no interval: {few} trials at a level, fewer than the {HONEST_TRIALS} one needs"
+    assert result.describe() == (
+        f"random_deletion / bits_per_byte_en: bi's mean overtakes mono's at {result.level:.4g}; {result.method}"
+    )
+    never = find_crossover(a, table("bi", lambda level: 2.0 + 5.0 * level, trials=few), "random_deletion",
+                           "bits_per_byte_en")  # fmt: skip
+    assert never.status == "none" and not never.identified and never.describe().endswith(f"up to 0.4); {never.method}")
+
+    enough = find_crossover(
+        table("mono", mono, noise=0.05, trials=HONEST_TRIALS, seed=1),
+        table("bi", bi, noise=0.05, trials=HONEST_TRIALS, seed=2), "random_deletion", "bits_per_byte_en",
+    )  # fmt: skip
+    assert enough.identified and enough.flag == "" and enough.method == "paired t over trials"
+
+
+def test_the_few_trials_rule_spares_deterministic_levels_and_intervals_over_training_seeds():
+    pruning = find_crossover(table("mono", mono, trials=1, perturbation="magnitude_pruning"),
+                             table("bi", bi, trials=1, perturbation="magnitude_pruning"),
+                             "magnitude_pruning", "bits_per_byte_en")  # fmt: skip
+    assert pruning.flag == "" and (pruning.ci_low, pruning.ci_high) == pytest.approx((0.15, 0.15))  # exact levels
+    seeds = [
+        table(model, curve, noise=0.05, trials=3, seed=s)
+        for model, curve in (("mono", mono), ("bi", bi))
+        for s in (1, 2)
+    ]
+    replicated = find_replicated_crossover(seeds[:2], seeds[2:], "random_deletion", "bits_per_byte_en")
+    assert replicated.flag == "" and replicated.method.startswith("Welch t over 2 + 2 training seeds")
+
+
 def test_higher_is_better_metrics_and_override():
     assert known_direction("accuracy_sst2") == "higher" and known_direction("mcc") == "higher"
     assert known_direction("perplexity_el") == "lower" and known_direction("mse") == "lower"
@@ -138,6 +176,22 @@ def test_compare_command_writes_figure_and_table(tmp_path, capsys):
     assert set(results) == {"random_deletion", "gaussian_noise"}  # bits per byte only, by default
     assert float(results["random_deletion"]["level"]) == pytest.approx(0.15)
     assert results["gaussian_noise"]["status"] == "none"
+
+
+def test_compare_command_reports_a_crossover_of_too_few_trials_as_not_identified(tmp_path, capsys):
+    few = HONEST_TRIALS // 3  # the 3 trials per level that once printed 0.1816 [0.1567, 0.215] (95% paired t ...)
+    a = write_csv(tmp_path / "a.csv", table("mono", mono, noise=0.05, trials=few, seed=1))
+    b = write_csv(tmp_path / "b.csv", table("bi", bi, noise=0.05, trials=few, seed=2))
+
+    compare_main([str(a), str(b), "--out", str(tmp_path / "out")])
+
+    printed = capsys.readouterr().out
+    assert "bi's mean overtakes mono's at " in printed and f"; no interval: {few} trials at a level" in printed
+    with (tmp_path / "out" / "crossover.csv").open() as file:
+        (row,) = csv.DictReader(file)
+    assert row["status"] == "crossing" and 0.1 < float(row["level"]) < 0.2
+    assert (row["ci_low"], row["ci_high"], row["identified"]) == ("-inf", "inf", "False")
+    assert row["method"].startswith(f"no interval: {few} trials")
 
 
 @pytest.mark.slow

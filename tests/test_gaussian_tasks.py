@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 
 import lightning as L
 import pytest
 import torch
 
 from cognitive_reserve import SweepGrid, run_sweep
-from cognitive_reserve.io import write_records
+from cognitive_reserve.intervals import HONEST_TRIALS
+from cognitive_reserve.io import SweepCsvWriter, write_records
 from cognitive_reserve.sweep import SweepRow
 from cognitive_reserve.theory import (
     gaussian_slope_draws,
@@ -119,6 +121,34 @@ def test_closed_form_threshold_solves_the_two_quadratics():
     (record,) = task_crossover.crossovers(one + many)
     assert record["num_tasks"] == 8 and record["status"] == "crossing"
     assert 0.1 < record["measured"] < 0.2  # the exact crossing 0.125 lies between the grid levels 0.1 and 0.2
+
+
+def noisy_run(root, trials: int):
+    """A run directory whose noise sweep has T = 1 (``64σ²``, exact) and T = 8 (``0.5 + 32σ²``, ±0.5 trial noise):
+    they cross at σ = 0.125, between the grid's last two levels."""
+    rows = [
+        SweepRow(model, tasks, "gaussian_noise", s, trial, trial, "mse_task_vector",
+                 clean + slope * s**2 + (0.5 * (-1) ** trial if tasks > 1 else 0.0), clean + slope * s**2)
+        for model, tasks, clean, slope in (("T1", 1, 0.0, 64.0), ("T8", 8, 0.5, 32.0))
+        for s in (0.0, 0.05, 0.1, 0.15)
+        for trial in range(1 if s == 0 else trials)
+    ]  # fmt: skip
+    with SweepCsvWriter(root / "robustness" / "sweep_fit_epoch000.csv") as writer:
+        writer.write(rows)
+    return root
+
+
+def test_crossover_report_prints_an_open_bound_and_too_few_trials_in_words(tmp_path, capsys):
+    task_crossover.main(["--run", str(noisy_run(tmp_path / "open", HONEST_TRIALS))])
+    (line, _) = capsys.readouterr().out.splitlines()
+    # the noise leaves σ = 0.15 plausible, and beyond it: the upper bound is open
+    assert re.fullmatch(r"T=8: measured 0\.12\d \[0\.\d+, > 0\.15\], closed form 0\.125", line), line
+    task_crossover.main(["--run", str(noisy_run(tmp_path / "few", 3))])
+    (line, _) = capsys.readouterr().out.splitlines()
+    assert line.startswith("T=8: measured 0.1") and line.endswith(
+        f"(95%: not identified (no interval: 3 trials at a level, fewer than the {HONEST_TRIALS} one needs)), "
+        "closed form 0.125"
+    )
 
 
 def test_measured_crossover_agrees_with_the_closed_form_on_gaussian_tasks(tmp_path):

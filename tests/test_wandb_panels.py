@@ -23,10 +23,11 @@ from cognitive_reserve.io import read_sweep_csv
 from cognitive_reserve.sensitivity import sweep_moment
 from cognitive_reserve.stats import LevelSummary, area_under_curve, curves, summarize
 from lightning_modules import families
+from run_outputs.sweeps import first_last_crossovers
 from tests.helpers.cli import OFFLINE_ENV, ROOT
 from tracking.dashboard import build_report, build_workspace, infer_experiment, sensitivity_section, specs
 from tracking.offline_run import OfflineRun, find_runs, read_run
-from tracking.panels import curve_rows
+from tracking.panels import CROSSOVER_COLUMNS, curve_rows
 from tracking.preview import render, run_curves
 
 DIGITS = ROOT / "configs" / "linear" / "digits.yaml"
@@ -87,6 +88,20 @@ def test_summary_holds_run_level_scalars_only(digits):
     # (docs/experiments/linear.md), so the cross-over table is logged and no cross-over level is
     assert not [key for key in summary if key.endswith("/crossover")]
     assert "robustness/fit/crossover/_type" in summary
+
+
+@pytest.mark.slow  # the quickstart's digits job end to end, in-process
+def test_the_crossover_table_says_whether_each_crossover_is_identified_and_how(digits):
+    (run_dir,) = (digits.root / "wandb").glob("offline-run-*")
+    (path,) = (run_dir / "files").glob("media/table/robustness/fit/crossover_*.table.json")
+    table = json.loads(path.read_text(encoding="utf-8"))
+    assert table["columns"] == list(CROSSOVER_COLUMNS) and {"identified", "method"} <= set(table["columns"])
+    rows = [dict(zip(table["columns"], row, strict=True)) for row in table["data"]]
+    found = first_last_crossovers(read_sweep_csv(digits.root / "robustness" / "sweep_fit_epoch000.csv"))
+    assert [(r["perturbation"], r["identified"], r["method"]) for r in rows] == [
+        (c.perturbation, c.identified, c.method) for c in found
+    ]
+    assert {r["method"] for r in rows} <= {"paired t over trials"}  # the digits grids: 20 trials a random level
 
 
 @pytest.mark.slow  # the quickstart's digits job end to end, in-process

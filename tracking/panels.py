@@ -48,8 +48,8 @@ from tracking.wandb import ResilientWandbLogger
 
 #: W&B key prefix of the sensitivity-over-training view (table, figures).
 PER_EPOCH = "robustness/train/per_epoch"
-#: Columns of the W&B cross-over table (``cognitive_reserve.crossover.CrossOver`` fields).
-CROSSOVER_COLUMNS = ("perturbation", "metric", "model_a", "model_b", "status", "level", "ci_low", "ci_high")
+#: Columns of the W&B cross-over table (``cognitive_reserve.crossover.CrossOver`` fields, as in ``crossover.csv``).
+CROSSOVER_COLUMNS = ("perturbation", "metric", "model_a", "model_b", *CrossOver.FINDING)
 #: W&B's built-in chart preset that colours a value on a grid of two labels (its confusion matrix).
 GRID_PRESET = "wandb/confusion_matrix/v1"
 #: The per-level statistics logged as curves.
