@@ -318,8 +318,8 @@ def versus_random_deletion(r: Recording, case: str) -> str:
     """``case``'s per-trial time ÷ random deletion's: the median, its range, and whether the range holds 1."""
     ratio, spread = r[f"{case}_vs_random_deletion"], r.text(f"{case}_vs_random_deletion_range")
     low, high = (float(x) for x in spread.split("–"))
-    where = "above 1: dearer beyond the timing noise" if low > 1 else "holds 1: within the timing noise"
-    where = "below 1: cheaper beyond the timing noise" if high < 1 else where
+    where = "lies above 1: dearer beyond the timing noise" if low > 1 else "holds 1: within the timing noise"
+    where = "lies below 1: cheaper beyond the timing noise" if high < 1 else where
     return f"**{ratio:.3f}** [{spread}; the range {where}]"
 
 
