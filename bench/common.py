@@ -182,19 +182,25 @@ class Times:
     cpu: float
 
 
-def best_times(functions: dict[str, Callable[[], object]], repeats: int) -> dict[str, Times]:
-    """Each callable run ``repeats`` times, interleaved with the others; the minimum of each clock."""
-    walls: dict[str, list[float]] = {name: [] for name in functions}
-    cpus: dict[str, list[float]] = {name: [] for name in functions}
-    for _ in range(repeats):
-        for name, function in functions.items():
+def repeated_times(functions: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[Times]]:
+    """Each callable run ``repeats`` times, interleaved with the others (repeat ``i`` of every callable runs in
+    the same round, so their ``i``-th times pair up; every other round in reverse order, so that no callable
+    always runs right after the same one); both clocks of every run."""
+    runs: dict[str, list[Times]] = {name: [] for name in functions}
+    for round_ in range(repeats):
+        for name, function in list(functions.items())[:: -1 if round_ % 2 else 1]:
             _sync()
             wall, cpu = time.perf_counter(), time.process_time()
             function()
             _sync()
-            walls[name].append(time.perf_counter() - wall)
-            cpus[name].append(time.process_time() - cpu)
-    return {name: Times(min(walls[name]), min(cpus[name])) for name in functions}
+            runs[name].append(Times(time.perf_counter() - wall, time.process_time() - cpu))
+    return runs
+
+
+def best_times(functions: dict[str, Callable[[], object]], repeats: int) -> dict[str, Times]:
+    """Each callable run ``repeats`` times, interleaved with the others; the minimum of each clock."""
+    runs = repeated_times(functions, repeats)
+    return {name: Times(min(t.wall for t in times), min(t.cpu for t in times)) for name, times in runs.items()}
 
 
 def timed(function: Callable[..., Any], spent: list[float]) -> Callable[..., Any]:

@@ -1,8 +1,13 @@
 """What a trial of each structural perturbation costs, beside random deletion of the same weights, in one run.
 
-    python bench/structural_cost.py [--threads 1] [--repeats 3] [--trials 20]
+    python bench/structural_cost.py [--threads 1] [--repeats 7] [--trials 20]
 
-Figures, each measured interleaved with the others (best of ``--repeats``):
+Figures (CPU time, one torch thread). The sweeps and the clean passes run interleaved, ``--repeats`` rounds of
+each; a ratio is taken within each round (numerator and denominator measured side by side) and printed as the
+median of the rounds' ratios with their range (``<figure>_range``: the lowest and highest round). For ``n``
+rounds of independent ratios the range holds the ratios' true median with probability ``1 − 2 · 0.5ⁿ``
+(``ratio_range_covers_median``: 0.984 for 7), whatever their distribution: a ratio whose range holds 1 is
+within the timing noise.
 - ``<name>_per_trial_over_clean``: a sweep of ``--trials`` trials of one level of ``<name>`` (``run_sweep``, in
   place) ÷ as many clean evaluation passes, on the tiny GPT-2 of ``configs/gpt2/tiny_bilingual.yaml`` (random
   weights, the whole test split of the sample corpus). ``<name>`` is the perturbation and what it damages:
@@ -10,7 +15,8 @@ Figures, each measured interleaved with the others (best of ``--repeats``):
   ``random_deletion_mlp``, ``neuron_deletion_mlp``, ``activation_fault_mlp``, ``activation_fault_noise_mlp`` (the
   MLP weights, ``mlp``); level 0.25 each (bit flip: 0.25 of the weights get a flipped bit).
 - ``<name>_vs_random_deletion``: its per-trial time ÷ random deletion's of the same targets (≤ 1: no dearer).
-- ``<name>_damage_us``: the damage alone (damage and restore, no evaluation), µs per trial, on the tiny GPT-2 and
+- ``<name>_damage_us``: the damage alone (damage and restore, no evaluation), µs per trial (best of the
+  repeats), on the tiny GPT-2 and
   (``gpt2_small_shape_<name>_damage_us``) on random weights shaped like GPT-2 small (12 blocks, 768 wide).
 - ``gpt2_small_shape_<name>_temporaries_over_targets``: the peak bytes a damage and restore allocates
   (``common.peak_allocated``) ÷ the bytes of the targeted tensors: the perturbation's own buffers.
@@ -19,12 +25,13 @@ Figures, each measured interleaved with the others (best of ``--repeats``):
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-from common import TINY_CONFIG, best_times, figure, peak_allocated, setup, tiny_gpt2
+from common import TINY_CONFIG, Times, figure, peak_allocated, repeated_times, setup, tiny_gpt2
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from cognitive_reserve import ModelLayout, SweepGrid, SweepSubject, make_perturbation, run_sweep
@@ -45,8 +52,15 @@ CASES = {
 }
 
 
+def ratio_figures(name: str, numerators: list[Times], denominators: list[Times]) -> None:
+    """The median of the rounds' CPU-time ratios ``numerators[i] / denominators[i]``, and their range."""
+    ratios = sorted(n.cpu / d.cpu for n, d in zip(numerators, denominators, strict=True))
+    figure(name, statistics.median(ratios))
+    figure(f"{name}_range", f"{ratios[0]:.3f}–{ratios[-1]:.3f}")
+
+
 def per_trial(subject: SweepSubject, repeats: int, trials: int) -> None:
-    """Sweep ÷ clean passes for every case, interleaved."""
+    """Sweep ÷ clean passes for every case, and each case ÷ random deletion of its targets, round by round."""
 
     def sweep(case: str) -> None:
         name, options, targets = CASES[case]
@@ -59,14 +73,16 @@ def per_trial(subject: SweepSubject, repeats: int, trials: int) -> None:
                 subject.evaluate()
 
     clean()  # warm-up
-    times = best_times({"clean": clean, **{case: lambda case=case: sweep(case) for case in CASES}}, repeats)
+    times = repeated_times({"clean": clean, **{case: lambda case=case: sweep(case) for case in CASES}}, repeats)
+    figure("repeats", repeats, "d")
+    figure("ratio_range_covers_median", 1 - 2 * 0.5**repeats)
     for case in CASES:
-        figure(f"{case}_per_trial_over_clean", times[case].cpu / times["clean"].cpu)
+        ratio_figures(f"{case}_per_trial_over_clean", times[case], times["clean"])
     for case in CASES:
         reference = "random_deletion_" + case.rsplit("_", 1)[1]
         if case != reference:
-            figure(f"{case}_vs_random_deletion", times[case].cpu / times[reference].cpu)
-    figure("clean_pass_ms", 1000 * times["clean"].wall / trials)
+            ratio_figures(f"{case}_vs_random_deletion", times[case], times[reference])
+    figure("clean_pass_ms", 1000 * min(t.wall for t in times["clean"]) / trials)
 
 
 def damage_only(
@@ -97,7 +113,7 @@ def damage_only(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--trials", type=int, default=20)
     args = parser.parse_args()
     setup(args.threads)

@@ -24,6 +24,7 @@ def test_heatmap_table_has_a_cell_per_epoch_and_level_with_the_mean():
     assert key == f"{PER_EPOCH}/heatmaps/m/magnitude_pruning/mse"
     assert chart.spec.spec_name == GRID_PRESET
     assert chart.spec.fields == {"Actual": "epoch", "Predicted": "level", "nPredictions": "mse"}
+    assert chart.spec.string_fields == {"title": "m: mean mse, epoch × pruned fraction p (smallest |w|)"}  # declared
     assert chart.table.data == [["epoch 000", "0", 0.1], ["epoch 000", "0.5", 0.5], ["epoch 001", "0", 0.1],
                                 ["epoch 001", "0.5", None]]  # fmt: skip
 

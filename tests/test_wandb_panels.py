@@ -206,8 +206,9 @@ def test_per_epoch_panels_find_the_per_epoch_curve_keys():
     (panel,) = [
         p
         for p in section.panels
-        if (getattr(p, "title", None) or "") == "train: mse_task_vector under random deletion, per epoch"
+        if (getattr(p, "title", None) or "") == "train: mse_task_vector against deletion probability p, per epoch"
     ]
+    assert panel.title_x == "deletion probability p"  # random deletion's declared level_label
     assert {key for key in keys if re.search(panel.metric_regex, key)} == keys
     assert "robustness/train/m/random_deletion/mse_task_vector/epoch001/mean" in keys
     assert "robustness/train/m/random_deletion/mse_task_vector/epoch002_step000200/mean" in keys and len(keys) == 4 * 3

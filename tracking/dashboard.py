@@ -16,7 +16,8 @@ report are saved to W&B and their URLs printed. What a family's runs log comes f
 (``family = Family(...)`` on its LightningModule, ``lightning_modules.family``); the family is told from the
 group name (each family declares the starts of its groups: ``linear-*``, ``digits*``, ``gpt2*``, ...) unless
 ``--experiment`` names it. Curve panels are made for the perturbations ``--perturbations`` names (default: the
-entry-wise ones of the paper; add e.g. ``head_deletion``).
+entry-wise ones of the paper; add e.g. ``head_deletion``); their titles and x-axis titles name the level as each
+perturbation declares it (``level_label``).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from typing import Any
 import wandb_workspaces.reports.v2 as wr
 import wandb_workspaces.workspaces as ws
 
-from cognitive_reserve.perturbations import PERTURBATIONS
+from cognitive_reserve.perturbations import LEVEL_LABELS, PERTURBATIONS
 from lightning_modules import Family, families, family_of_group
 
 #: Series of one curve: the mean and its 95% CI bounds (``tracking.panels.CURVE_STATS`` less ``expected``).
@@ -51,14 +52,19 @@ def infer_experiment(group: str | None) -> Family:
     return family
 
 
+def level_label(perturbation: str) -> str:
+    """The x-axis title of ``perturbation``'s panels: the level's label it declares (``level_label``)."""
+    return LEVEL_LABELS.get(perturbation, perturbation)
+
+
 def curve_panel(stage: str, perturbation: str, metric: str, epochs: bool = False) -> wr.LinePlot:
     """Metric against damage level, every model (and epoch) of every run: mean and CI bounds."""
     epoch = "/epoch[0-9]+(_step[0-9]+)?" if epochs else ""
     return wr.LinePlot(
-        title=f"{stage}: {metric} under {perturbation.replace('_', ' ')}" + (", per epoch" if epochs else ""),
+        title=f"{stage}: {metric} against {level_label(perturbation)}" + (", per epoch" if epochs else ""),
         x=f"robustness/{stage}/{perturbation}/level",
         metric_regex=f"^robustness/{stage}/[^/]+/{perturbation}/{metric}{epoch}/{BAND}$",
-        title_x=perturbation.replace("_", " ") + " level",
+        title_x=level_label(perturbation),
         title_y=metric,
     )
 
@@ -102,10 +108,10 @@ def sensitivity_section(experiment: Family, perturbations: Sequence[str] = ENTRY
 def group_curve_panel(stage: str, perturbation: str, metric: str) -> wr.LinePlot:
     """Metric against damage level with one group damaged at a time: every group of every run (mean and CI)."""
     return wr.LinePlot(
-        title=f"{stage}: {metric} under {perturbation.replace('_', ' ')}, one group damaged at a time",
+        title=f"{stage}: {metric} against {level_label(perturbation)}, one group damaged at a time",
         x=f"robustness/{stage}/{perturbation}/level",
         metric_regex=f"^robustness/{stage}/[^/]+/{perturbation}/{metric}/groups/[^/]+/{BAND}$",
-        title_x=perturbation.replace("_", " ") + " level",
+        title_x=level_label(perturbation),
         title_y=metric,
     )
 

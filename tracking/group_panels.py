@@ -36,6 +36,7 @@ from cognitive_reserve.layerwise import (
     group_cells,
     undamaged_means,
 )
+from cognitive_reserve.perturbations import LEVEL_LABELS
 from cognitive_reserve.sensitivity import training_axis
 from cognitive_reserve.stats import area_under_curve
 from tracking.panels import (
@@ -110,7 +111,7 @@ def group_level_charts(stage: str, summaries: Sequence[GroupSummary]) -> dict[st
     charts, undamaged = {}, undamaged_means(summaries)
     for (model, metric, perturbation), entries in group_cells(summaries).items():
         data = [[e.group, f"{e.summary.level:g}", change(e, undamaged)] for e in entries]
-        title = f"{model}: {metric} − undamaged, group × {_words(perturbation)} level"
+        title = f"{model}: {metric} − undamaged, group × {LEVEL_LABELS.get(perturbation, perturbation)}"
         charts[f"robustness/{stage}/groups/heatmaps/{model}/{perturbation}/{metric}"] = grid_chart(
             ("group", "level", CHANGE), data, title
         )
@@ -124,6 +125,7 @@ def group_epoch_charts(history: Sequence[GroupSummary]) -> dict[str, Any]:
     charts, undamaged = {}, undamaged_means(history)
     axis = training_axis(entry.moment for entry in history)
     for (model, metric, perturbation), entries in group_cells(history).items():
+        label = LEVEL_LABELS.get(perturbation, perturbation)
         for level in sorted({e.summary.level for e in entries} - {0.0}):
             data = [
                 [e.group, moment_row(e.moment, axis), change(e, undamaged)]
@@ -131,7 +133,7 @@ def group_epoch_charts(history: Sequence[GroupSummary]) -> dict[str, Any]:
                 if e.summary.level == level and e.moment is not None
             ]
             key = f"{PER_EPOCH}/groups/heatmaps/{model}/{perturbation}/{metric}/level{level:g}"
-            title = f"{model}: {metric} − undamaged, group × {axis} at {_words(perturbation)} {level:g}"
+            title = f"{model}: {metric} − undamaged, group × {axis} at {label} = {level:g}"
             charts[key] = grid_chart(("group", axis, CHANGE), data, title)
     return charts
 
@@ -168,7 +170,3 @@ def log_group_sensitivity(loggers: Iterable[Logger], history: Sequence[GroupSumm
     records = [entry.as_record() for entry in history]
     key = f"{PER_EPOCH}/groups/table"
     log_table_and_charts(loggers, key, GROUP_SENSITIVITY_COLUMNS, records, lambda: group_epoch_charts(history), step)
-
-
-def _words(perturbation: str) -> str:
-    return perturbation.replace("_", " ")

@@ -41,6 +41,7 @@ from typing import Any
 from lightning.pytorch.loggers import Logger, WandbLogger
 
 from cognitive_reserve.crossover import CrossOver
+from cognitive_reserve.perturbations import LEVEL_LABELS
 from cognitive_reserve.sensitivity import SENSITIVITY_COLUMNS, EpochSummary, panels, training_axis
 from cognitive_reserve.stats import SUMMARY_COLUMNS, LevelSummary, area_under_curve, clean_value, curves
 from cognitive_reserve.sweep import CSV_COLUMNS, SweepRow
@@ -231,7 +232,7 @@ def heatmap_charts(history: Sequence[EpochSummary]) -> dict[str, Any]:
             for moment, cells in by_moment.items()
             for s in cells
         ]
-        title = f"{model}: mean {metric}, {axis} × {perturbation.replace('_', ' ')} level"
+        title = f"{model}: mean {metric}, {axis} × {LEVEL_LABELS.get(perturbation, perturbation)}"
         charts[f"{PER_EPOCH}/heatmaps/{model}/{perturbation}/{metric}"] = grid_chart(
             (axis, "level", metric), data, title
         )
