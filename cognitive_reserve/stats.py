@@ -154,7 +154,7 @@ def more_trials_needed(summaries: Iterable[LevelSummary]) -> str | None:
     needs = ", ".join(f"{name} p={level:g} needs ≥ {trials_needed(level)} trials" for name, level in rare)
     reasons = {
         FEW_TRIALS: f"fewer than {HONEST_TRIALS} trials: no interval",
-        RARE_EVENTS: f"too few trials to see a rare damaged unit: no interval ({needs})",
+        RARE_EVENTS: f"too few trials to see a rare damaged unit, no interval: {needs}",
         ALL_EQUAL: "the same value in every trial: a Clopper–Pearson bound, as wide as the trial count allows",
     }
     found = [reason for flag, reason in reasons.items() if any(s.flag == flag for s in summaries)]

@@ -45,11 +45,11 @@ from tests.helpers.coverage_cases import adaptive_stops, cases
 REPLICATES = 900
 #: Where ``docs/intervals.md`` promises 95 %: (case, trial count). Not promised: the χ²₁-like squared error at 10
 #: trials (92–93 %: its long tail is rarely in 10 trials). The deletion cases get no interval below the count their
-#: p needs (``WITHHELD``; from that count: ``test_from_the_trials_a_deletion_level_needs_its_intervals_cover``).
+#: p needs (``WITHHELD``; from that count: ``test_from_the_trials_a_deletion_level_needs...``).
 PROMISED = [
     ("mse_noise", 20), ("mse_noise", 50), ("accuracy_near_0", 10), ("accuracy_near_0", 20), ("accuracy_near_0", 50),
     ("digits_noise", 10), ("digits_noise", 20), ("digits_noise", 50), ("digits_deletion", 50),
-]
+]  # fmt: skip
 #: Where the page says the rare-events flag withholds every level's interval.
 WITHHELD = [
     ("mse_deletion", 50), ("mse_deletion_uneven", 50), ("accuracy_near_1", 50), ("digits_deletion", 10),
@@ -79,7 +79,8 @@ def test_reported_intervals_cover_the_known_truth_at_least_93_percent_where_95_i
 def test_deletion_levels_with_too_few_trials_to_see_a_rare_weight_get_no_interval(name, trials):
     toy = case(name)
     generator = np.random.default_rng(trials)
-    found = intervals(toy.draw((200, trials), generator), metric_range(toy.metric), generator, hit_probability=toy.level)
+    values = toy.draw((200, trials), generator)
+    found = intervals(values, metric_range(toy.metric), generator, hit_probability=toy.hit_probability)
     spread = found.flag != ALL_EQUAL  # all-equal levels keep their Clopper–Pearson bound
     assert spread.any() and set(found.flag[spread]) == {RARE_EVENTS} and np.isnan(found.low[spread]).all()
 
