@@ -11,7 +11,10 @@ Three parts, every interval made by the toolkit's own code (``cognitive_reserve.
   levels with an interval (not flagged), the share of those covering the truth and with the truth above them,
   what the bootstrap-t would have covered where a flag withholds it, and what the Student-t interval the
   toolkit printed before would have covered;
-- the adaptive rule (``AdaptiveTrials`` with its defaults, ``max`` 50), at a relative target that a 12-trial
+- the miss risk: for each deletion case (its level the per-trial probability ``p`` that a weight is deleted) and
+  each candidate ``MISS_RISKS``, the count ``trials_needed(p, risk)`` and the bootstrap-t's coverage there: the
+  measurement behind ``intervals.MISS_RISK``;
+- the adaptive rule (``AdaptiveTrials`` with its defaults, ``max`` 50), at a relative target that a 20-trial
   interval reaches on average, against the rule before (``min`` 3, Student t);
 - ``eval_fraction``: ``--studies`` sweeps (``run_sweep``) of the subsampled toy of
   ``tests/helpers/unit_regression.py`` (MSE under weight noise, σ = 0.1, 0.3, 1.0; a closed form), with 10
@@ -29,12 +32,14 @@ from scipy import stats
 
 from cognitive_reserve import SweepGrid, run_sweep, summarize
 from cognitive_reserve.adaptive import DEFAULT_MIN, AdaptiveTrials
-from cognitive_reserve.intervals import FEW_TRIALS, HONEST_FLAGS, bootstrap_t, intervals
+from cognitive_reserve.intervals import HONEST_FLAGS, NO_INTERVAL, bootstrap_t, intervals, trials_needed
 from cognitive_reserve.metric_ranges import metric_range
 from tests.helpers.coverage_cases import Case, adaptive_stops, cases
 from tests.helpers.unit_regression import ITEMS, Regression
 
 COUNTS = (3, 5, 10, 20, 50)
+#: Candidate chances that every trial of a level misses a given weight (``intervals.MISS_RISK`` is one of them).
+MISS_RISKS = (0.05, 0.04, 0.02, 0.01)
 #: The adaptive rule's target: the relative half-width an interval of this many trials has on average.
 TARGET_TRIALS = 20
 MAX_TRIALS = 50
@@ -65,10 +70,10 @@ def fixed_counts(case: Case, replicates: int, generator: np.random.Generator) ->
     bounds = metric_range(case.metric)
     for n in COUNTS:
         values = case.draw((replicates, n), generator)
-        found = intervals(values, bounds, generator)
+        found = intervals(values, bounds, generator, hit_probability=case.hit_probability)
         reported, covered, above = shares(case.truth, found.low, found.high, np.isin(found.flag, HONEST_FLAGS))
         before = shares(case.truth, *student_t(values, bounds), np.ones(replicates, bool))[1]
-        withheld = found.flag == FEW_TRIALS
+        withheld = (found.method == NO_INTERVAL) & np.isfinite(values).all(axis=1)
         if withheld.any():  # what the bootstrap-t would have covered where the flags withhold it
             low, high = bootstrap_t(values[withheld], generator)
             low, high = np.maximum(low, bounds[0]), np.minimum(high, bounds[1])
@@ -77,6 +82,19 @@ def fixed_counts(case: Case, replicates: int, generator: np.random.Generator) ->
         figure(f"{case.name}_{n}_coverage", covered, ".3f")
         figure(f"{case.name}_{n}_above", above, ".3f")
         figure(f"{case.name}_{n}_student_t", before, ".3f")
+
+
+def miss_risks(case: Case, replicates: int, generator: np.random.Generator) -> None:
+    """For a case whose level is a hit probability: the coverage of its intervals at the count each candidate miss
+    risk asks for, were that risk the toolkit's (``intervals`` not told the hit probability: no rare-events flag)."""
+    for risk in MISS_RISKS:
+        n = trials_needed(case.hit_probability, risk)
+        values = case.draw((replicates, n), generator)
+        found = intervals(values, metric_range(case.metric), generator)
+        reported, covered, _ = shares(case.truth, found.low, found.high, np.isin(found.flag, HONEST_FLAGS))
+        figure(f"miss_{case.name}_{risk}_trials", n, "d")
+        figure(f"miss_{case.name}_{risk}_reported", reported, ".3f")
+        figure(f"miss_{case.name}_{risk}_coverage", covered, ".4f")
 
 
 def adaptive_target(case: Case, generator: np.random.Generator) -> float:
@@ -93,7 +111,7 @@ def adaptive(case: Case, replicates: int, generator: np.random.Generator) -> Non
     figure(f"adaptive_{case.name}_target", target, ".3g")
     for least in ADAPTIVE_MINS:
         rule = AdaptiveTrials(ci_half_width=target, relative=True, min=least, max=MAX_TRIALS)
-        stops = adaptive_stops(values, bounds, rule, generator)
+        stops = adaptive_stops(values, bounds, rule, generator, case.hit_probability)
         reported, covered, above = shares(case.truth, stops.low, stops.high, stops.honest)
         name = f"adaptive_{case.name}_min{least}"
         figure(f"{name}_reported", reported, ".3f")
@@ -156,6 +174,9 @@ def measure(replicates: int, studies: int) -> None:
         figure(f"{case.name}_truth", case.truth, ".6g")
         fixed_counts(case, replicates, generator)
         adaptive(case, replicates, generator)
+        if case.hit_probability is not None:
+            figure(f"{case.name}_hit_probability", case.hit_probability, "g")
+            miss_risks(case, replicates, generator)
     subsampled(studies)
 
 

@@ -19,6 +19,7 @@ RESULTS = ROOT / "bench" / "results" / "coverage.txt"
 PAGE = ROOT / "docs" / "intervals.md"
 BEGIN, END = "<!-- coverage:begin -->", "<!-- coverage:end -->"
 COUNTS = (3, 5, 10, 20, 50)
+MISS_RISKS = ("0.05", "0.04", "0.02", "0.01")
 FRACTIONS = ("1.0", "0.2", "auto")
 FRACTION_RULES = {"10": "10", "adaptive": "adaptive (0.3 relative, defaults)"}
 
@@ -60,7 +61,7 @@ def fixed_table(figures: dict[str, str]) -> list[str]:
             if reported == 0:
                 cells.append(f"none{aside}")
             elif reported < 0.995:
-                cells.append(f"{covered} ({100 * reported:.0f} % have one{aside})")
+                cells.append(f"{covered} ({100 * reported:.{0 if reported >= 0.01 else 1}f} % have one{aside})")
             else:
                 cells.append(f"**{covered}**")
         rows.append([f"`{case}`: {figures[f'{case}_what']}", *cells])
@@ -73,18 +74,41 @@ def before_table(figures: dict[str, str]) -> list[str]:
     return markdown(["case", *(f"{n} trials" for n in COUNTS)], rows)
 
 
+def miss_table(figures: dict[str, str]) -> list[str]:
+    """Per deletion case and candidate miss risk: the trials it asks for, and the coverage of the intervals there."""
+    rows = []
+    for case in cases(figures):
+        if f"{case}_hit_probability" in figures:
+            cells = [
+                f"{figures[f'miss_{case}_{risk}_trials']} · {percent(figures[f'miss_{case}_{risk}_coverage'])}"
+                for risk in MISS_RISKS
+            ]
+            rows.append([f"`{case}`", figures[f"{case}_hit_probability"], *cells])
+    return markdown(["case", "p", *(f"miss risk {risk}" for risk in MISS_RISKS)], rows)
+
+
 def adaptive_table(figures: dict[str, str]) -> list[str]:
     rows = []
     for case in cases(figures):
         prefix = f"adaptive_{case}"
         cells = [
-            f"{percent(figures[f'{prefix}_{rule}_coverage'])} · {figures[f'{prefix}_{rule}_trials']}"
-            for rule in ("min20", "min10", "before")
+            f"{adaptive_covered(figures, f'{prefix}_{rule}')} · {figures[f'{prefix}_{rule}_trials']}"
+            for rule in ("min20", "min10")
         ]
+        cells.append(f"{percent(figures[f'{prefix}_before_coverage'])} · {figures[f'{prefix}_before_trials']}")
         rows.append([f"`{case}`", figures[f"{prefix}_target"], *cells])
     header = ["case", "target (relative half-width)", "default rule (`min` 20): covering · trials", "`min` 10",
               "before (`min` 3, Student t)"]  # fmt: skip
     return markdown(header, rows)
+
+
+def adaptive_covered(figures: dict[str, str], name: str) -> str:
+    """The coverage at the stop, or ``none`` where no level had an honest interval by ``max``."""
+    reported = float(figures[f"{name}_reported"])
+    if reported == 0:
+        return "none"
+    share = "" if reported >= 0.995 else f" ({100 * reported:.0f} % have one)"
+    return f"{percent(figures[f'{name}_coverage'])}{share}"
 
 
 def fraction_table(figures: dict[str, str]) -> list[str]:
@@ -118,9 +142,16 @@ def render(path: Path = RESULTS) -> str:
         "",
         *before_table(figures),
         "",
+        "**Trials a deletion level needs, by miss risk** (the chance that every trial misses a given weight, "
+        "`(1 − p)^n`, at most the miss risk; `MISS_RISK` in `cognitive_reserve/intervals.py`): trials · share of "
+        "the intervals at that count covering the truth",
+        "",
+        *miss_table(figures),
+        "",
         "**Adaptive trials** (`trials: {ci_half_width: <target>, relative: true, max: 50}`; the target is the "
         "relative half-width a 20-trial interval has on average): share of the intervals at the stop covering the "
-        "truth · mean trials per level",
+        "truth (in parentheses where not every level stopped on an interval; `none`: no level did, by `max`) · "
+        "mean trials per level",
         "",
         *adaptive_table(figures),
         "",

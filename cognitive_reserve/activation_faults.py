@@ -65,6 +65,10 @@ class ActivationFault(Perturbation):
     def deterministic(self) -> bool:
         return self.p == 0 or (self.mode == "zero" and self.p == 1) or (self.mode == "noise" and self.std == 0)
 
+    @property
+    def level_is_hit_probability(self) -> bool:
+        return True
+
     def damage_(self, weights: Weights, generator: torch.Generator) -> None:
         if self.p == 0:
             return

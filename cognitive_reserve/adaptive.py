@@ -6,7 +6,8 @@ config as ``trials: {ci_half_width: X, relative: false, min: 20, max: 50}``:
 - A level first gets ``min`` trials, then one more at a time, and stops at the first count whose
   95% interval of the mean (``cognitive_reserve.intervals``, the one its summary reports) is honest and has
   a half-width ≤ ``ci_half_width`` (``relative: true``: ≤ ``ci_half_width`` × |mean|, e.g. 0.01 for 1 %),
-  or at ``max``. Honest means not flagged, so a level never stops before 10 trials whatever ``min`` says.
+  or at ``max``. Honest means not flagged, so a level never stops before 10 trials whatever ``min`` says, nor,
+  where its level is the per-trial probability that a unit is damaged, before ``intervals.trials_needed``.
   ``min`` is ``DEFAULT_MIN`` unless given: stopping at the first narrow interval favours runs of trials that
   happen to agree, and the coverage bench (``docs/intervals.md``) measures how much the interval at the stop
   then loses for each ``min``.
@@ -39,6 +40,7 @@ from cognitive_reserve.errors import ConfigError, check_bool, check_int, check_n
 from cognitive_reserve.intervals import interval_seed, level_interval
 from cognitive_reserve.io import read_sweep_csv
 from cognitive_reserve.metric_ranges import UNBOUNDED, metric_range
+from cognitive_reserve.perturbations import hit_probability
 from cognitive_reserve.rows import all_targets
 
 #: The default ``min`` of a rule (see the module docstring).
@@ -103,13 +105,16 @@ class AdaptiveTrials:
         if count < self.min:
             return False
         reference = self._reference_values(perturbation, level, seeds) if self.reference else None
+        hits = hit_probability(perturbation, level)
         for metric in self._targeted(values):
             own = values[metric]
             if reference:
                 series = [a - b for a, b in zip(own, reference[metric], strict=True)]
-                interval = level_interval(series, UNBOUNDED, interval_seed(f"{metric} - reference", seeds))
+                seed = interval_seed(f"{metric} - reference", seeds)
+                interval = level_interval(series, UNBOUNDED, seed, hit_probability=hits)
             else:
-                interval = level_interval(own, metric_range(metric), interval_seed(metric, seeds))
+                seed = interval_seed(metric, seeds)
+                interval = level_interval(own, metric_range(metric), seed, hit_probability=hits)
             scale = abs(sum(own) / count) if self.relative else 1.0
             if not narrow_enough(interval.low, interval.high, interval.honest, self.ci_half_width * scale, reference):
                 return False

@@ -53,6 +53,10 @@ class BitFlip(EntrywisePerturbation):
     def level(self) -> float:
         return self.p
 
+    @property
+    def level_is_hit_probability(self) -> bool:
+        return True
+
     def apply_chunks_(self, chunks: Sequence[Chunk], generator: torch.Generator) -> None:
         if self.p == 0:
             return

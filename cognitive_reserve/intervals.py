@@ -14,8 +14,13 @@ checked against known truths by ``bench/coverage.py`` (table in ``docs/intervals
   most ``q = 1 − 0.05^(1/n)`` of all trials differ from ``v`` (Clopper–Pearson for 0 of n, "rule of three");
   the mean then lies within ``v − q·(v − lowest)`` and ``v + q·(highest − v)`` of the metric's range.
 - ``exact``: the one trial of a deterministic level (level 0, magnitude pruning) is the value itself.
-- ``none``: no interval (NaN ends), flagged ``few_trials`` (fewer than ``HONEST_TRIALS``), or ``nonfinite`` (a
-  trial gave ±inf: the interval is the mean itself).
+- ``none``: no interval (NaN ends), flagged ``few_trials`` (fewer than ``HONEST_TRIALS``), ``rare_events`` (fewer
+  than ``trials_needed``), or ``nonfinite`` (a trial gave ±inf: the interval is the mean itself).
+
+``rare_events``: where the level is the per-trial probability ``p`` that a given unit is damaged (random
+deletion, say), a unit that matters much is missed by all ``n`` trials with probability ``(1 − p)^n``; the
+level's mean then rests on an event its trials never show, and every interval from them sits below the truth.
+A level whose trials differ gets no interval while ``(1 − p)^n > MISS_RISK``.
 
 Resampling is seeded from the level's own trial seeds and the metric (``interval_seed``), which the sweep
 derives from its base seed and the cell: the same trials give the same interval, bit for bit, in every run.
@@ -40,9 +45,12 @@ CONFIDENCE = 0.95
 REPLICATES = 999
 #: The fewest trials of a level with an honest interval (``docs/intervals.md``: the coverage table).
 HONEST_TRIALS = 10
+#: The largest chance that every trial of a level misses a given unit for which it still gets an interval
+#: (``docs/intervals.md``: the largest at which the coverage table's deletion cases cover 95 %).
+MISS_RISK = 0.04
 
 BOOTSTRAP_T, CLOPPER_PEARSON, EXACT, NO_INTERVAL = "bootstrap-t", "clopper-pearson", "exact", "none"
-FEW_TRIALS, ALL_EQUAL, NONFINITE = "few_trials", "all_equal", "nonfinite"
+FEW_TRIALS, RARE_EVENTS, ALL_EQUAL, NONFINITE = "few_trials", "rare_events", "all_equal", "nonfinite"
 #: Flags whose interval is honest (it covers at the nominal rate, or more).
 HONEST_FLAGS = ("", ALL_EQUAL)
 #: Bootstrap work per chunk of levels (resamples × trials), to bound the memory of ``intervals``.
@@ -87,20 +95,31 @@ def interval_seed(metric: str, trial_seeds: Sequence[int]) -> int:
     return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") >> 1
 
 
+def trials_needed(hit_probability: float | None, miss_risk: float = MISS_RISK) -> int:
+    """The fewest trials of a level with an interval: ``HONEST_TRIALS``, or more where the level damages each unit
+    with ``hit_probability`` per trial: enough that all trials miss a given unit with at most ``miss_risk``."""
+    if hit_probability is None or not 0 < hit_probability < 1:
+        return HONEST_TRIALS
+    return max(HONEST_TRIALS, math.ceil(math.log(miss_risk) / math.log1p(-hit_probability)))
+
+
 def level_interval(
     values: Sequence[float],
     bounds: tuple[float, float] = UNBOUNDED,
     seed: int = 0,
     *,
     deterministic: bool = False,
+    hit_probability: float | None = None,
     confidence: float = CONFIDENCE,
 ) -> Interval:
     """The interval of the mean of one level's trial ``values`` (see the module docstring), within ``bounds``
-    (the metric's range); ``seed`` seeds the resampling; ``deterministic``: the level has no randomness."""
+    (the metric's range); ``seed`` seeds the resampling; ``deterministic``: the level has no randomness;
+    ``hit_probability``: the per-trial probability that the level damages a given unit, where it is one."""
     array = np.asarray(values, dtype=np.float64)
     if array.size == 1 and deterministic and math.isfinite(array[0]):
         return Interval(float(array[0]), float(array[0]), EXACT, "", 1)
-    return intervals(array[None, :], bounds, np.random.default_rng(seed), confidence=confidence)[0]
+    generator = np.random.default_rng(seed)
+    return intervals(array[None, :], bounds, generator, hit_probability=hit_probability, confidence=confidence)[0]
 
 
 def intervals(
@@ -108,10 +127,11 @@ def intervals(
     bounds: tuple[float, float] = UNBOUNDED,
     generator: np.random.Generator | None = None,
     *,
+    hit_probability: float | None = None,
     confidence: float = CONFIDENCE,
     replicates: int = REPLICATES,
 ) -> Intervals:
-    """The intervals of many levels at once: ``values`` is levels × trials."""
+    """The intervals of many levels at once: ``values`` is levels × trials, all levels of one ``hit_probability``."""
     x = np.atleast_2d(np.asarray(values, dtype=np.float64))
     levels, n = x.shape
     generator = generator if generator is not None else np.random.default_rng(0)
@@ -119,6 +139,8 @@ def intervals(
     finite = np.isfinite(x).all(axis=1)
     flag = np.full(levels, "", dtype=object)
     flag[n < HONEST_TRIALS] = FEW_TRIALS
+    needed = trials_needed(hit_probability)
+    flag[(n < needed) & (needed > HONEST_TRIALS) & (ties < n)] = RARE_EVENTS
     flag[(ties == n) & (n > 1)] = ALL_EQUAL
     flag[~finite] = NONFINITE
     method = np.full(levels, NO_INTERVAL, dtype=object)

@@ -158,6 +158,13 @@ class Perturbation(ABC):
         """True when every draw gives the same result (one trial per level is enough)."""
         return self.level == 0
 
+    @property
+    def level_is_hit_probability(self) -> bool:
+        """True when the level is the per-trial probability that a given unit (a weight, head, neuron or activation)
+        is damaged: a unit that matters much is then missed by every one of few trials, and a level's interval
+        needs enough trials to see it (``cognitive_reserve.intervals.trials_needed``). False unless declared."""
+        return False
+
     @abstractmethod
     def damage_(self, weights: Weights, generator: torch.Generator) -> None:
         """Damage ``weights`` in place (or hook the model), drawing randomness from ``generator`` only."""
@@ -260,6 +267,10 @@ class RandomDeletion(EntrywisePerturbation):
     def deterministic(self) -> bool:
         return self.p in (0.0, 1.0)
 
+    @property
+    def level_is_hit_probability(self) -> bool:
+        return True
+
     def apply_chunks_(self, chunks: Sequence[Chunk], generator: torch.Generator) -> None:
         if self.p == 0:
             return
@@ -337,6 +348,15 @@ def make_perturbation(name: str, level: float, **options: object) -> Perturbatio
         return cls(level, **options)  # type: ignore[call-arg]
     except TypeError as err:
         raise ConfigError(f"{name} options", options, str(err)) from None
+
+
+def hit_probability(name: str, level: float) -> float | None:
+    """``level`` where perturbation ``name`` (with its default options) declares it the per-trial probability that a
+    unit is damaged (``Perturbation.level_is_hit_probability``); None where not, or where the name is unknown."""
+    try:
+        return level if make_perturbation(name, level).level_is_hit_probability else None
+    except ConfigError:
+        return None
 
 
 class _LevelLabels(Mapping[str, str]):

@@ -3,7 +3,8 @@
 The interval is ``cognitive_reserve.intervals.level_interval`` over the level's trials: a studentized
 bootstrap clipped to the metric's range (``metric_range``), seeded by the trials' own seeds; a row says how
 it was made (``method``) and, where the trials cannot give an honest 95 % interval, why (``flag``: no
-interval below 10 trials; a Clopper–Pearson bound when every trial gave the same value).
+interval below 10 trials, nor where the trials are too few to see a rare damaged unit; a Clopper–Pearson bound
+when every trial gave the same value).
 ``mean_ci`` is the plain Student-t interval, for means over draws that are not a sweep's trials.
 """
 
@@ -25,11 +26,13 @@ from cognitive_reserve.intervals import (
     CONFIDENCE,
     FEW_TRIALS,
     HONEST_TRIALS,
+    RARE_EVENTS,
     interval_seed,
     level_interval,
+    trials_needed,
 )
 from cognitive_reserve.metric_ranges import UNBOUNDED, metric_range
-from cognitive_reserve.perturbations import make_perturbation
+from cognitive_reserve.perturbations import hit_probability, make_perturbation
 from cognitive_reserve.rows import SweepRow
 
 
@@ -88,7 +91,8 @@ def mean_ci(
 
 def summarize(rows: Iterable[SweepRow], confidence: float = CONFIDENCE) -> list[LevelSummary]:
     """One ``LevelSummary`` per (model, num_tasks, perturbation, level, metric), in first-seen order; the
-    interval of each is ``level_interval`` of its trials, in trial order, within its metric's range."""
+    interval of each is ``level_interval`` of its trials, in trial order, within its metric's range, knowing
+    whether the level is the per-trial probability that a unit is damaged (``hit_probability``)."""
     groups: dict[tuple, list[SweepRow]] = defaultdict(list)
     for row in rows:
         groups[(row.model, row.num_tasks, row.perturbation, row.level, row.metric)].append(row)
@@ -101,6 +105,7 @@ def summarize(rows: Iterable[SweepRow], confidence: float = CONFIDENCE) -> list[
             metric_range(metric),
             interval_seed(metric, [row.seed for row in group]),
             deterministic=_deterministic(perturbation, level),
+            hit_probability=hit_probability(perturbation, level),
             confidence=confidence,
         )
         summaries.append(
@@ -142,9 +147,14 @@ def _deterministic(perturbation: str, level: float) -> bool:
 
 def more_trials_needed(summaries: Iterable[LevelSummary]) -> str | None:
     """The one warning of a sweep whose levels need more trials for an honest interval (None: none does). It
-    names the reasons only, not the counts, so a per-epoch sweep in the same state does not repeat it."""
+    names the reasons and the trials a rare-events level needs, which depend on the grid only, so a per-epoch
+    sweep in the same state does not repeat it."""
+    summaries = list(summaries)
+    rare = sorted({(s.perturbation, s.level) for s in summaries if s.flag == RARE_EVENTS})
+    needs = ", ".join(f"{name} p={level:g} needs ≥ {trials_needed(level)} trials" for name, level in rare)
     reasons = {
         FEW_TRIALS: f"fewer than {HONEST_TRIALS} trials: no interval",
+        RARE_EVENTS: f"too few trials to see a rare damaged unit, no interval: {needs}",
         ALL_EQUAL: "the same value in every trial: a Clopper–Pearson bound, as wide as the trial count allows",
     }
     found = [reason for flag, reason in reasons.items() if any(s.flag == flag for s in summaries)]

@@ -54,6 +54,10 @@ class UnitDeletion(Perturbation):
     def deterministic(self) -> bool:
         return self.p in (0.0, 1.0) or self.select == "norm"
 
+    @property
+    def level_is_hit_probability(self) -> bool:
+        return self.select == "random"
+
     def damage_(self, weights: Weights, generator: torch.Generator) -> None:
         if self.p == 0:
             return

@@ -174,7 +174,8 @@ def table_markdown(table: GlueTable) -> str:
         counted += f" ({trials[0]} where it is deterministic)"
     caption = (
         f"**{describe(table.perturbation, TARGETS)}.** Mean [95% CI over the trials: bootstrap-t, "
-        f"clipped to the metric's range; none below 10 trials] over {counted}; {by_metric}."
+        f"clipped to the metric's range; none below 10 trials, nor where too few trials see a rarely damaged unit] "
+        f"over {counted}; {by_metric}."
     )
     header = ["level"] + [c.header for c in table.columns]
     rows = [

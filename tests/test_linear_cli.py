@@ -52,6 +52,9 @@ def read_summary(path: Path) -> list[LevelSummary]:
                 ci_low=float(r["ci_low"]),
                 ci_high=float(r["ci_high"]),
                 expected=float(r["expected"]) if r["expected"] else None,
+                method=r["method"],
+                flag=r["flag"],
+                n_tied=int(r["n_tied"]),
             )
             for r in csv.DictReader(file)
         ]

@@ -34,7 +34,7 @@ import torch
 
 from cognitive_reserve.adaptive import AdaptiveTrials, narrow_enough
 from cognitive_reserve.intervals import HONEST_FLAGS, intervals
-from cognitive_reserve.perturbations import GaussianNoise, RandomDeletion
+from cognitive_reserve.perturbations import GaussianNoise, RandomDeletion, hit_probability
 from cognitive_reserve.theory import TaskMoments, expected_mse, svd_solution
 
 #: Monte Carlo trials behind a truth that has no closed form.
@@ -45,13 +45,22 @@ Draw = Callable[[tuple[int, ...], np.random.Generator], np.ndarray]
 
 @dataclass(frozen=True)
 class Case:
-    """One level of one toy model: what it is, the metric (its range bounds the interval), draws and truth."""
+    """One level of one toy model: what it is, the metric (its range bounds the interval), draws and truth, and the
+    perturbation and level that draw it."""
 
     name: str
     what: str
     metric: str
     draw: Draw
     truth: float
+    perturbation: str
+    level: float
+
+    @property
+    def hit_probability(self) -> float | None:
+        """The level where it is the per-trial probability that a given weight is damaged (a deletion's p), as a
+        sweep's summary tells the intervals (``cognitive_reserve.perturbations.hit_probability``)."""
+        return hit_probability(self.perturbation, self.level)
 
 
 class Regression:
@@ -183,7 +192,11 @@ class Stops:
 
 
 def adaptive_stops(
-    values: np.ndarray, bounds: tuple[float, float], rule: AdaptiveTrials, generator: np.random.Generator
+    values: np.ndarray,
+    bounds: tuple[float, float],
+    rule: AdaptiveTrials,
+    generator: np.random.Generator,
+    hit_probability: float | None = None,
 ) -> Stops:
     """``rule`` (relative) applied to many levels at once, as ``AdaptiveTrials.settled`` applies it to one: trial
     t of a level is ``values[:, t]`` (fixed in advance, like its seed); a level stops at the first count from
@@ -193,7 +206,7 @@ def adaptive_stops(
     active = np.arange(levels)
     for n in range(rule.min, rule.max + 1):
         trials = values[active, :n]
-        found = intervals(trials, bounds, generator)
+        found = intervals(trials, bounds, generator, hit_probability=hit_probability)
         honest = np.isin(found.flag, HONEST_FLAGS)
         half_width = rule.ci_half_width * np.abs(trials.mean(axis=1))
         done = narrow_enough(found.low, found.high, honest, half_width) | (n == rule.max)
@@ -213,19 +226,20 @@ def cases() -> tuple[Case, ...]:
     right, wrong = Classifier(100, 50, seed=0), Classifier(100, 50, seed=0, flipped=True)
     digits = Digits()
     near_1, near_0 = right.deletion(0.004), wrong.noise(0.02)
+    noise, deletion = GaussianNoise.name, RandomDeletion.name
     return (
         Case("mse_noise", "squared error under weight noise (χ²₁-like)", "mse", skewed.noise(0.3),
-             skewed.noise_truth(0.3)),
+             skewed.noise_truth(0.3), noise, 0.3),
         Case("mse_deletion", "squared error under deletion at p = 0.01 (67 % of trials at the clean value)", "mse",
-             equal.deletion(0.01), equal.deletion_truth(0.01)),
+             equal.deletion(0.01), equal.deletion_truth(0.01), deletion, 0.01),
         Case("mse_deletion_uneven", "the same, weights of very uneven importance (rare large effects)", "mse",
-             uneven.deletion(0.01), uneven.deletion_truth(0.01)),
-        Case("accuracy_near_1", "accuracy near 1 under deletion (84 % of trials at 1.0)", "accuracy", near_1,
-             monte_carlo_truth(near_1, seed=1)),
+             uneven.deletion(0.01), uneven.deletion_truth(0.01), deletion, 0.01),
+        Case("accuracy_near_1", "accuracy near 1 under deletion at p = 0.004 (84 % of trials at 1.0)", "accuracy",
+             near_1, monte_carlo_truth(near_1, seed=1), deletion, 0.004),
         Case("accuracy_near_0", "accuracy near 0 under noise (52 % of trials at 0.0)", "accuracy", near_0,
-             monte_carlo_truth(near_0, seed=2)),
+             monte_carlo_truth(near_0, seed=2), noise, 0.02),
         Case("digits_deletion", "digits, T = 10, deletion p = 0.1", "mse_task_vector", digits.deletion(0.1),
-             digits.truth(RandomDeletion(0.1))),
+             digits.truth(RandomDeletion(0.1)), deletion, 0.1),
         Case("digits_noise", "digits, T = 10, noise σ = 0.1", "mse_task_vector", digits.noise(0.1),
-             digits.truth(GaussianNoise(0.1))),
+             digits.truth(GaussianNoise(0.1)), noise, 0.1),
     )  # fmt: skip
