@@ -180,6 +180,11 @@ def crossover_interval(moments: Moments, levels: Sequence[float], confidence: fl
         q2 = quantile**2
         low, high = _quadratic_hull(step**2 - q2 * v_square, 2 * start * step - q2 * v_linear, start**2 - q2 * v0)
         first, last = np.fmin(first, low), np.fmax(last, high)
+    # where the estimate itself is 0 the interval contains 0 whatever its width: kept when rounding loses a
+    # degenerate quadratic's one root (trials without spread)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        zero = np.where((start * (start + step) <= 0) & (step != 0), -start / step, np.nan)
+    first, last = np.fmin(first, zero), np.fmax(last, zero)
     unknown = ~np.isfinite(start + step)  # a non-finite value excludes nothing
     first, last = np.where(unknown, 0.0, first), np.where(unknown, 1.0, last)
     spans = np.diff(np.asarray(levels, dtype=float))

@@ -16,9 +16,10 @@ covers the advantage. When that set reaches an end of the grid the interval is o
 the data cannot exclude a cross-over beyond it); open at both ends, the cross-over is *not identified*.
 
 Over trials the per-level rule of the sweep summaries holds (``cognitive_reserve.intervals``): no interval from
-fewer than ``HONEST_TRIALS`` trials. When a random level of either table has fewer, the cross-over is not
-identified (``flag`` ``few_trials``, ``method`` says so), and only where the means cross is given. Over
-training seeds the unit is the seed: t over 2 or more seeds per side, whatever their trials.
+fewer than ``trials_needed`` trials (``HONEST_TRIALS``, more at a deletion's small ``p``). When a random level
+of either table has fewer, the cross-over is not identified (``flag`` ``few_trials``, ``method`` says so), and
+only where the means cross is given. Over training seeds the unit is the seed: t over 2 or more seeds per side,
+whatever their trials.
 """
 
 from __future__ import annotations
@@ -39,10 +40,10 @@ from cognitive_reserve.contrasts import (
     method_name,
 )
 from cognitive_reserve.errors import ConfigError
-from cognitive_reserve.intervals import FEW_TRIALS, HONEST_TRIALS
+from cognitive_reserve.intervals import FEW_TRIALS, trials_needed
 from cognitive_reserve.metric_ranges import metric_range
 from cognitive_reserve.metrics import Direction, metric_direction
-from cognitive_reserve.perturbations import deterministic_level
+from cognitive_reserve.perturbations import deterministic_level, hit_probability
 from cognitive_reserve.sweep import SweepRow
 
 Status = Literal["crossing", "none", "b_better_from_start"]
@@ -61,7 +62,7 @@ class CrossOver:
     grid's first/last level; both ``+inf``: A better at every level (both ``-inf``: B), beyond chance.
     ``method``: how the per-level intervals were computed; ``n_seeds_a``/``n_seeds_b``: training replicates
     (tables) per side; above 1 the interval covers training-seed variance too. ``flag``: ``few_trials`` when one
-    table per side has a random level of fewer than ``HONEST_TRIALS`` trials (no interval: not identified).
+    table per side has a random level of fewer trials than its interval needs (``trials_needed``: not identified).
     """
 
     perturbation: str
@@ -290,7 +291,7 @@ class _Pair:
     model_a: str
     model_b: str
     method: str
-    #: One table per side with a random level of fewer than ``HONEST_TRIALS`` trials: no interval over trials.
+    #: One table per side with a random level of fewer trials than ``trials_needed``: no interval over trials.
     few_trials: bool
 
     @staticmethod
@@ -318,10 +319,11 @@ class _Pair:
         method = method_name(counts[0], counts[1], paired_seeds, all(paired))
         cells_a = [SideLevel.of(_values(side_a, level)) for level in levels]
         cells_b = [SideLevel.of(_values(side_b, level)) for level in levels]
-        fewest = _fewest_random_trials(perturbation, levels, [*side_a, *side_b])
-        few = counts == (1, 1) and fewest < HONEST_TRIALS
-        if few:
-            method = f"no interval: {fewest} trials at a level, fewer than the {HONEST_TRIALS} one needs"
+        short = _short_level(perturbation, levels, [*side_a, *side_b]) if counts == (1, 1) else None
+        few = short is not None
+        if short is not None:
+            level, trials, needed = short
+            method = f"no interval: {trials} trials at level {level:g}, fewer than the {needed} it needs"
         return _Pair(levels, cells_a, cells_b, paired, model_a, model_b, method, few)
 
 
@@ -374,10 +376,19 @@ def _values(side: Sequence[TrialTable], level: float) -> list[np.ndarray]:
     return [np.array([value for _, (_, value) in sorted(table[level].items())]) for table in side]
 
 
-def _fewest_random_trials(perturbation: str, levels: Sequence[float], tables: Sequence[TrialTable]) -> float:
-    """The fewest trials any table has at a random level (``inf`` when every level is deterministic)."""
-    random = [level for level in levels if not deterministic_level(perturbation, level)]
-    return min((len(table[level]) for table in tables for level in random), default=math.inf)
+def _short_level(
+    perturbation: str, levels: Sequence[float], tables: Sequence[TrialTable]
+) -> tuple[float, int, int] | None:
+    """``(level, trials, trials needed)`` of the first random level where a table has fewer trials than the
+    per-level interval needs (``intervals.trials_needed``: 10, more at a small hit probability); None if none."""
+    for level in levels:
+        if deterministic_level(perturbation, level):
+            continue
+        needed = trials_needed(hit_probability(perturbation, level))
+        trials = min(len(table[level]) for table in tables)
+        if trials < needed:
+            return level, trials, needed
+    return None
 
 
 def _seeds(trials: dict[int, tuple[int, float]]) -> dict[int, int]:

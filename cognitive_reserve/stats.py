@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 from scipy import stats as scipy_stats
 
-from cognitive_reserve.errors import ConfigError
 from cognitive_reserve.intervals import (
     ALL_EQUAL,
     CONFIDENCE,
@@ -32,7 +31,7 @@ from cognitive_reserve.intervals import (
     trials_needed,
 )
 from cognitive_reserve.metric_ranges import UNBOUNDED, metric_range
-from cognitive_reserve.perturbations import hit_probability, make_perturbation
+from cognitive_reserve.perturbations import deterministic_level, hit_probability
 from cognitive_reserve.rows import SweepRow
 
 
@@ -104,7 +103,7 @@ def summarize(rows: Iterable[SweepRow], confidence: float = CONFIDENCE) -> list[
             values,
             metric_range(metric),
             interval_seed(metric, [row.seed for row in group]),
-            deterministic=_deterministic(perturbation, level),
+            deterministic=deterministic_level(perturbation, level),
             hit_probability=hit_probability(perturbation, level),
             confidence=confidence,
         )
@@ -135,14 +134,6 @@ def _std(values: Sequence[float]) -> float:
     if len(values) < 2:
         return 0.0
     return float(np.std(values, ddof=1)) if all(map(math.isfinite, values)) else math.nan
-
-
-def _deterministic(perturbation: str, level: float) -> bool:
-    """Whether a level of ``perturbation`` has no randomness (a name the registry lacks counts as such)."""
-    try:
-        return make_perturbation(perturbation, level).deterministic
-    except ConfigError:
-        return True
 
 
 def more_trials_needed(summaries: Iterable[LevelSummary]) -> str | None:

@@ -15,6 +15,7 @@ from scipy import stats
 from cognitive_reserve.contrasts import SideLevel, contrast_moments
 from cognitive_reserve.crossover import find_replicated_crossover, level_differences, seed_mean_curve
 from cognitive_reserve.errors import ConfigError
+from cognitive_reserve.intervals import trials_needed
 from cognitive_reserve.io import SweepCsvWriter
 from cognitive_reserve.seeding import trial_seed
 from cognitive_reserve.sweep import SweepRow
@@ -34,11 +35,11 @@ def bi(level: float) -> float:
     return 1.3 + 2.0 * level  # the expected curves cross at 0.15
 
 
-def seed_table(model, curve, offset, trial_noise, base_seed=0, perturbation=DELETION):
+def seed_table(model, curve, offset, trial_noise, base_seed=0, perturbation=DELETION, trials=TRIALS):
     """One training seed's sweep: curve + the seed's offset + trial noise (an array per level, or a scale)."""
     rows = []
     for index, level in enumerate(LEVELS):
-        count = 1 if level == 0 else TRIALS
+        count = 1 if level == 0 else trials
         noise = trial_noise[index][:count] if isinstance(trial_noise, list) else np.zeros(count)
         for trial in range(count):
             seed = trial_seed(base_seed, perturbation, index, trial)
@@ -113,10 +114,13 @@ def test_shared_trials_give_the_two_way_random_effects_variance():
 
 def test_one_table_per_side_is_a_t_test_over_trials():
     rng = np.random.default_rng(4)
-    noise = [0.05 * rng.standard_normal(TRIALS) for _ in LEVELS]
-    a = seed_table("mono", mono, 0.0, noise)
-    b_paired = seed_table("bi", bi, 0.0, [0.05 * rng.standard_normal(TRIALS) for _ in LEVELS])
-    b_unpaired = seed_table("bi", bi, 0.0, [0.05 * rng.standard_normal(TRIALS) for _ in LEVELS], base_seed=1)
+    trials = trials_needed(0.1)  # an interval over trials at every level (intervals.trials_needed)
+    noise = [0.05 * rng.standard_normal(trials) for _ in LEVELS]
+    a = seed_table("mono", mono, 0.0, noise, trials=trials)
+    b_paired = seed_table("bi", bi, 0.0, [0.05 * rng.standard_normal(trials) for _ in LEVELS], trials=trials)
+    b_unpaired = seed_table(
+        "bi", bi, 0.0, [0.05 * rng.standard_normal(trials) for _ in LEVELS], base_seed=1, trials=trials
+    )
     for b, paired in ((b_paired, True), (b_unpaired, False)):
         difference = level_differences([a], [b], DELETION, METRIC)[3]
         x, y = cell([a], 0.3)[0], cell([b], 0.3)[0]

@@ -12,7 +12,7 @@ import pytest
 
 from cognitive_reserve.crossover import crossover_level, find_crossover, find_replicated_crossover, known_direction
 from cognitive_reserve.errors import ConfigError
-from cognitive_reserve.intervals import FEW_TRIALS, HONEST_TRIALS
+from cognitive_reserve.intervals import FEW_TRIALS, HONEST_TRIALS, trials_needed
 from cognitive_reserve.io import SweepCsvWriter
 from cognitive_reserve.seeding import trial_seed
 from cognitive_reserve.sweep import SweepRow
@@ -22,7 +22,7 @@ from tests.helpers.cli import OFFLINE_ENV, ROOT
 LEVELS = [0.0, 0.1, 0.2, 0.3, 0.4]
 
 
-def table(model, curve, noise=0.0, trials=20, metric="bits_per_byte_en", perturbation="random_deletion", seed=0):
+def table(model, curve, noise=0.0, trials=40, metric="bits_per_byte_en", perturbation="random_deletion", seed=0):
     """Rows of a synthetic sweep: value = curve(level) + trial noise; seeds as the real sweep draws them."""
     rng = np.random.default_rng(seed)
     rows = []
@@ -101,7 +101,7 @@ def test_fewer_trials_than_an_interval_needs_leave_the_crossover_not_identified(
     assert result.status == "crossing" and result.level == pytest.approx(0.15, abs=0.05)
     assert not result.identified and (result.ci_low, result.ci_high) == (-math.inf, math.inf)
     assert result.flag == FEW_TRIALS
-    assert result.method == f"no interval: {few} trials at a level, fewer than the {HONEST_TRIALS} one needs"
+    assert result.method == f"no interval: {few} trials at level 0.1, fewer than the {trials_needed(0.1)} it needs"
     assert result.describe() == (
         f"random_deletion / bits_per_byte_en: bi's mean overtakes mono's at {result.level:.4g}; {result.method}"
     )
@@ -110,8 +110,8 @@ def test_fewer_trials_than_an_interval_needs_leave_the_crossover_not_identified(
     assert never.status == "none" and not never.identified and never.describe().endswith(f"up to 0.4); {never.method}")
 
     enough = find_crossover(
-        table("mono", mono, noise=0.05, trials=HONEST_TRIALS, seed=1),
-        table("bi", bi, noise=0.05, trials=HONEST_TRIALS, seed=2), "random_deletion", "bits_per_byte_en",
+        table("mono", mono, noise=0.05, trials=trials_needed(0.1), seed=1),
+        table("bi", bi, noise=0.05, trials=trials_needed(0.1), seed=2), "random_deletion", "bits_per_byte_en",
     )  # fmt: skip
     assert enough.identified and enough.flag == "" and enough.method == "paired t over trials"
 
@@ -186,7 +186,7 @@ def test_compare_command_reports_a_crossover_of_too_few_trials_as_not_identified
     compare_main([str(a), str(b), "--out", str(tmp_path / "out")])
 
     printed = capsys.readouterr().out
-    assert "bi's mean overtakes mono's at " in printed and f"; no interval: {few} trials at a level" in printed
+    assert "bi's mean overtakes mono's at " in printed and f"; no interval: {few} trials at level 0.1" in printed
     with (tmp_path / "out" / "crossover.csv").open() as file:
         (row,) = csv.DictReader(file)
     assert row["status"] == "crossing" and 0.1 < float(row["level"]) < 0.2

@@ -146,7 +146,7 @@ def test_crossover_report_prints_an_open_bound_and_too_few_trials_in_words(tmp_p
     task_crossover.main(["--run", str(noisy_run(tmp_path / "few", 3))])
     (line, _) = capsys.readouterr().out.splitlines()
     assert line.startswith("T=8: measured 0.1") and line.endswith(
-        f"(95%: not identified (no interval: 3 trials at a level, fewer than the {HONEST_TRIALS} one needs)), "
+        f"(95%: not identified (no interval: 3 trials at level 0.05, fewer than the {HONEST_TRIALS} it needs)), "
         "closed form 0.125"
     )
 
