@@ -306,8 +306,9 @@ def notes(rec: Recordings) -> list[str]:
                 "before its `min`, by default 20, because levels that stopped at 3 trials had intervals covering "
                 "40–89 % of known truths ([honest intervals](intervals.md#adaptive-trials-what-the-rule-guarantees-"
                 "and-what-not)): against a fixed 20-trial sweep it saves nothing, and spends more trials (up to `max`) "
-                "only where a level's interval is still wider than the target. The 3× target was set for the rule "
-                "that stopped at 3."
+                "where a level's interval is still wider than the target or a deletion's small `p` needs more "
+                "trials (`rare_events`: 31 at `p` = 0.1, 63 at 0.05). The 3× target was set for the rule that "
+                "stopped at 3."
             )
     if "structural_cost" in rec:
         out.append(structural_note(rec["structural_cost"]))
