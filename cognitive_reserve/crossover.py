@@ -229,7 +229,7 @@ def find_replicated_crossover(
         level=level,
         ci_low=float(low),
         ci_high=float(high),
-        method=pair.method,
+        method=pair.method_at(),
         paired_trials=all(pair.paired_trials),
         paired_seeds=paired_seeds,
         confidence=confidence,
@@ -273,10 +273,11 @@ def level_differences(
     difference, low, high = moments.level_intervals(confidence)
     found = []
     for i, (level, a, b) in enumerate(zip(pair.levels, pair.a, pair.b, strict=True)):
-        interval = {"difference": float(difference[i]), "ci_low": float(low[i]), "ci_high": float(high[i])}
+        ends = (math.nan, math.nan) if level in pair.short else (float(low[i]), float(high[i]))
+        interval = {"difference": float(difference[i]), "ci_low": ends[0], "ci_high": ends[1]}
         means = {"mean_a": float(a.means.mean()), "mean_b": float(b.means.mean())}
         seeds = {"n_seeds_a": len(tables_a), "n_seeds_b": len(tables_b)}
-        found.append(LevelDifference(level, **means, **interval, method=pair.method, **seeds))
+        found.append(LevelDifference(level, **means, **interval, method=pair.method_at(level), **seeds))
     return found
 
 
@@ -291,8 +292,9 @@ class _Pair:
     model_a: str
     model_b: str
     method: str
-    #: One table per side with a random level of fewer trials than ``trials_needed``: no interval over trials.
-    few_trials: bool
+    #: One table per side: ``{level: (trials, trials needed)}`` of the random levels with fewer trials than their
+    #: interval needs (``trials_needed``): no interval over trials there, and none for the cross-over.
+    short: dict[float, tuple[int, int]]
 
     @staticmethod
     def of(
@@ -319,12 +321,20 @@ class _Pair:
         method = method_name(counts[0], counts[1], paired_seeds, all(paired))
         cells_a = [SideLevel.of(_values(side_a, level)) for level in levels]
         cells_b = [SideLevel.of(_values(side_b, level)) for level in levels]
-        short = _short_level(perturbation, levels, [*side_a, *side_b]) if counts == (1, 1) else None
-        few = short is not None
-        if short is not None:
-            level, trials, needed = short
-            method = f"no interval: {trials} trials at level {level:g}, fewer than the {needed} it needs"
-        return _Pair(levels, cells_a, cells_b, paired, model_a, model_b, method, few)
+        short = _short_levels(perturbation, levels, [*side_a, *side_b]) if counts == (1, 1) else {}
+        return _Pair(levels, cells_a, cells_b, paired, model_a, model_b, method, short)
+
+    @property
+    def few_trials(self) -> bool:
+        return bool(self.short)
+
+    def method_at(self, level: float | None = None) -> str:
+        """How the interval at ``level`` (None: the cross-over's, over every level) was made, or why there is none."""
+        short = [at for at in self.short if level is None or at == level]
+        if not short:
+            return self.method
+        trials, needed = self.short[short[0]]
+        return f"no interval: {trials} trials at level {short[0]:g}, fewer than the {needed} it needs"
 
 
 def _side_tables(
@@ -376,19 +386,20 @@ def _values(side: Sequence[TrialTable], level: float) -> list[np.ndarray]:
     return [np.array([value for _, (_, value) in sorted(table[level].items())]) for table in side]
 
 
-def _short_level(
+def _short_levels(
     perturbation: str, levels: Sequence[float], tables: Sequence[TrialTable]
-) -> tuple[float, int, int] | None:
-    """``(level, trials, trials needed)`` of the first random level where a table has fewer trials than the
-    per-level interval needs (``intervals.trials_needed``: 10, more at a small hit probability); None if none."""
+) -> dict[float, tuple[int, int]]:
+    """``{level: (trials, trials needed)}`` of the random levels where a table has fewer trials than the per-level
+    interval needs (``intervals.trials_needed``: 10, more at a small hit probability)."""
+    short = {}
     for level in levels:
         if deterministic_level(perturbation, level):
             continue
         needed = trials_needed(hit_probability(perturbation, level))
         trials = min(len(table[level]) for table in tables)
         if trials < needed:
-            return level, trials, needed
-    return None
+            short[level] = (trials, needed)
+    return short
 
 
 def _seeds(trials: dict[int, tuple[int, float]]) -> dict[int, int]:

@@ -10,7 +10,13 @@ import sys
 import numpy as np
 import pytest
 
-from cognitive_reserve.crossover import crossover_level, find_crossover, find_replicated_crossover, known_direction
+from cognitive_reserve.crossover import (
+    crossover_level,
+    find_crossover,
+    find_replicated_crossover,
+    known_direction,
+    level_differences,
+)
 from cognitive_reserve.errors import ConfigError
 from cognitive_reserve.intervals import FEW_TRIALS, HONEST_TRIALS, trials_needed
 from cognitive_reserve.io import SweepCsvWriter
@@ -114,6 +120,19 @@ def test_fewer_trials_than_an_interval_needs_leave_the_crossover_not_identified(
         table("bi", bi, noise=0.05, trials=trials_needed(0.1), seed=2), "random_deletion", "bits_per_byte_en",
     )  # fmt: skip
     assert enough.identified and enough.flag == "" and enough.method == "paired t over trials"
+
+
+def test_level_differences_over_trials_withhold_only_the_levels_short_of_their_trials():
+    """20 trials: deletion p = 0.1 needs 31 (rare events), 0.2 and up need 15 or 10."""
+    a, b = table("mono", mono, noise=0.05, trials=20, seed=1), table("bi", bi, noise=0.05, trials=20, seed=2)
+    by_level = {d.level: d for d in level_differences([a], [b], "random_deletion", "bits_per_byte_en")}
+    short = by_level[0.1]
+    assert math.isnan(short.ci_low) and math.isnan(short.ci_high) and not short.excludes_zero
+    assert short.method == f"no interval: 20 trials at level 0.1, fewer than the {trials_needed(0.1)} it needs"
+    assert short.difference == pytest.approx(bi(0.1) - mono(0.1), abs=0.05)  # the means are still given
+    for level in (0.2, 0.3, 0.4):
+        assert by_level[level].ci_low < by_level[level].difference < by_level[level].ci_high
+        assert by_level[level].method == "paired t over trials"
 
 
 def test_the_few_trials_rule_spares_deterministic_levels_and_intervals_over_training_seeds():
