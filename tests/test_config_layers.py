@@ -12,6 +12,8 @@ import pytest
 import yaml
 
 from cognitive_reserve.adaptive import DEFAULT_MIN
+from cognitive_reserve.intervals import trials_needed
+from cognitive_reserve.perturbations import hit_probability
 from tests.helpers.configs import CONFIGS, merged
 from tests.helpers.resolved_configs import golden, resolved, runs, shipped_configs
 
@@ -60,6 +62,31 @@ def test_no_adaptive_rule_stops_before_the_trials_its_interval_needs(path):
     rules = adaptive_rules(yaml.safe_load(path.read_text(encoding="utf-8")))
     early = [rule for rule in rules if rule.get("min", DEFAULT_MIN) < DEFAULT_MIN]
     assert early == [], f"levels stopped at fewer than {DEFAULT_MIN} trials under-cover (docs/intervals.md)"
+
+
+def fixed_grids(node: Any) -> list[tuple[str, dict[str, Any]]]:
+    """Every perturbation grid with a fixed trial count anywhere in a loaded config, as (name, grid)."""
+    if isinstance(node, dict):
+        grids = node.get("perturbations") if isinstance(node.get("perturbations"), dict) else {}
+        own = [(name, grid) for name, grid in grids.items() if isinstance(grid.get("trials"), int)]
+        return own + [found for value in node.values() for found in fixed_grids(value)]
+    if isinstance(node, list):
+        return [found for value in node for found in fixed_grids(value)]
+    return []
+
+
+@pytest.mark.parametrize("run", [run for run in RUNS if run.startswith("linear/")])
+def test_the_linear_runs_give_every_random_level_the_trials_its_interval_needs(run):
+    """The offline experiments (the quickstart first) print an interval at every level: no level is flagged for
+    too few trials (``random_deletion`` at p = 0.1 needs 31; the GPU paper configs keep the paper's 20)."""
+    config = merged(*(CONFIGS / config for config in RUNS[run]))
+    short = [
+        (name, level, grid["trials"])
+        for name, grid in fixed_grids(config)
+        for level in grid["levels"]
+        if grid["trials"] < trials_needed(hit_probability(name, level))
+    ]
+    assert short == [], "give these levels the trials intervals.trials_needed asks for"
 
 
 def contained(part: Any, whole: Any, where: str = "") -> list[str]:

@@ -10,9 +10,11 @@ without calling the encoder.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from safetensors import safe_open
 from torchvision.models import ResNet
 from transformers import BertModel
@@ -46,7 +48,7 @@ def tiny_args(dataset: str, fixtures, cache) -> list[str]:
         ],
     }[dataset]  # fmt: skip
     return [
-        "fit", "--config", str(ROOT / "configs" / "linear" / f"{dataset}.yaml"), *data,
+        "fit", "--config", str(config_of(dataset)), *data,
         f"--data.init_args.cache_dir={cache}", f"--data.init_args.task_grid={GRID}",
         "--data.init_args.train_examples=12", f"--model.init_args.k={K}",
         # The model as learned, scored against the label (as before issue 12). With unit-norm task vectors, on 12
@@ -55,6 +57,18 @@ def tiny_args(dataset: str, fixtures, cache) -> list[str]:
         # Bonferroni band below. test_linear_protocol.py checks the unit-norm closed forms with 40 trials on digits.
         "--model.init_args.normalize_task_vectors=false", "--model.init_args.target=label",
     ]  # fmt: skip
+
+
+def config_of(dataset: str) -> Path:
+    """The shipped config of ``dataset``."""
+    return ROOT / "configs" / "linear" / f"{dataset}.yaml"
+
+
+def shipped_trials(dataset: str) -> dict[str, int]:
+    """Trials per random level of each perturbation of the shipped config's sweep."""
+    callbacks = yaml.safe_load(config_of(dataset).read_text(encoding="utf-8"))["trainer"]["callbacks"]
+    (sweep,) = [c for c in callbacks if c["class_path"] == "callbacks.PerturbationSweep"]
+    return {name: grid.get("trials", 1) for name, grid in sweep["init_args"]["perturbations"].items()}
 
 
 @pytest.fixture(scope="module", params=["cifar10", "newsgroups"])
@@ -80,13 +94,14 @@ def test_outputs_follow_the_digits_contract(run):
     path = robustness / "sweep_fit_epoch000.csv"
     assert tuple(path.read_text().splitlines()[0].split(",")) == CSV_COLUMNS
     rows = read_sweep_csv(path)
+    trials = shipped_trials(run["dataset"])
     assert {r.num_tasks for r in rows} == set(GRID)
     assert {r.perturbation for r in rows} == {"gaussian_noise", "random_deletion", "magnitude_pruning"}
     assert all(r.model == f"linear_svd_k{K}_T{r.num_tasks}" and r.metric == "mse_label" for r in rows)
     for r in rows:
         random = r.perturbation != "magnitude_pruning" and r.level not in (0.0, 1.0)
         same = [s for s in rows if (s.model, s.perturbation, s.level) == (r.model, r.perturbation, r.level)]
-        assert len(same) == (20 if random else 1)
+        assert len(same) == (trials[r.perturbation] if random else 1)
         assert (r.expected is None) == (r.perturbation == "magnitude_pruning")
 
 

@@ -84,9 +84,10 @@ def test_sweep_csv_follows_the_contract(digits_run):
     for r in rows:
         key = (r.num_tasks, r.perturbation, r.level)
         trials[key] = trials.get(key, 0) + 1
+    grids = config["trainer"]["callbacks"][0]["init_args"]["perturbations"]
     for (_, perturbation, level), count in trials.items():
         random = perturbation != "magnitude_pruning" and level not in (0.0, 1.0)
-        assert count == (20 if random else 1)
+        assert count == (grids[perturbation]["trials"] if random else 1)
     assert max(r.level for r in rows if r.perturbation == "random_deletion") == 1.0
 
 

@@ -23,7 +23,7 @@ from studies.spec import load_study
 from studies.state import LOCK_FILE, STATE_FILE, read_state
 from studies.status import show_status
 from tests.helpers.cli import ROOT
-from tests.helpers.signals import steps_done
+from tests.helpers.signals import sigint_as_in_a_terminal, steps_done
 from tests.helpers.study_fixtures import fast_digits_config, run_studies, studies_command, studies_env, write_study
 from tests.helpers.wandb_offline import find_runs, read_run_until
 
@@ -147,7 +147,8 @@ def test_ctrl_c_stops_the_launch_in_one_line_and_the_next_launch_continues(launc
     root = tmp_path / "root"
     args = ["launch", str(path), "--root", str(root), "--executor", "local", "--max-parallel", "1"]
     launcher = subprocess.Popen(studies_command(*args), cwd=ROOT, env=studies_env(), text=True, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                                preexec_fn=sigint_as_in_a_terminal)  # fmt: skip
     deadline = time.monotonic() + 300
     while steps_done(point_dir(root, "a/seed_everything=0")) < 3:
         assert time.monotonic() < deadline and launcher.poll() is None, "the first point never trained"

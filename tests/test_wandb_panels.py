@@ -103,7 +103,7 @@ def test_the_crossover_table_says_whether_each_crossover_is_identified_and_how(d
     assert [(r["perturbation"], r["identified"], r["method"]) for r in rows] == [
         (c.perturbation, c.identified, c.method) for c in found
     ]
-    assert {r["method"] for r in rows} <= {"paired t over trials"}  # the digits grids: 20 trials a random level
+    assert {r["method"] for r in rows} == {"paired t over trials"}  # every level has the trials it needs
 
 
 @pytest.mark.slow  # the quickstart's digits job end to end, in-process
@@ -224,7 +224,7 @@ def test_preview_draws_the_panel_data_of_an_offline_run(digits, tmp_path):
     for model, points in drawn.items():
         cells = expected[(model, "random_deletion", "mse_task_vector")]
         assert points == [pytest.approx((s.level, s.mean, s.ci_low, s.ci_high), nan_ok=True) for s in cells]
-    assert any(math.isnan(s.ci_low) for points in expected.values() for s in points)  # p = 0.1: rare_events
+    assert all(math.isfinite(s.ci_low) for points in expected.values() for s in points)  # a band at every level
     figure = render([digits.run], tmp_path / "panels.png", "fit", "mse_task_vector")
     assert figure.read_bytes()[:4] == b"\x89PNG"
 

@@ -74,6 +74,12 @@ class PacedSteps(Callback):
         time.sleep(self.seconds)
 
 
+def sigint_as_in_a_terminal() -> None:
+    """A child's ``preexec_fn``: SIGINT at its default, as an interactive shell starts a command. A suite started in
+    the background (``cmd &``, ``nohup``) ignores SIGINT, and an ignored signal stays ignored across ``exec``."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def steps_done(root: Path) -> int:
     """The step a ``PacedSteps`` run under ``root`` reached (-1 before its first)."""
     try:
