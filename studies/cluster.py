@@ -80,6 +80,11 @@ def job_states(job_ids: Iterable[str], name: str | None = None) -> dict[str, Job
     return found
 
 
+def answers() -> bool:
+    """Whether ``squeue`` answers here: then a job it does not list has left the queue."""
+    return available() and _run("squeue", "-h", "-o", "%i") is not None
+
+
 def squeue(name: str | None = None) -> dict[str, JobInfo]:
     """Every job squeue holds (one line per array task), or those called ``name``."""
     command = ["squeue", "-h", "-r", "-o", "%i|%T|%r"] + (["-n", name] if name else [])

@@ -96,6 +96,8 @@ class PointJob:
             print(f"{self.label}: {note}", file=sys.stderr)
         if state.get("state") == "done":  # outputs missing: run every step again
             state["steps_done"] = []
+        if state.get("state") == "failed":  # launch --retry-failed: a fresh requeue budget (history keeps the old)
+            state["requeues"] = 0
         count_requeue(state)
         if state["requeues"] > self.max_requeues:
             return self._give_up(state)

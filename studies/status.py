@@ -81,6 +81,8 @@ def study_status(study: Study, root: Path) -> list[Row]:
     own = {point.label: point_status(point.directory, outputs) for point in points}
     unfinished = [on_slurm[label] for label, s in own.items() if s.state != "done" and label in on_slurm]
     jobs = cluster.job_states(unfinished, name=f"study-{study.name}")
+    unknown = [job for job in unfinished if job not in jobs]
+    forgotten = set(unknown) if unknown and cluster.answers() else set()
     rows = []
     for point in points:
         status, recorded = own[point.label], read_state(point.directory)
@@ -88,7 +90,8 @@ def study_status(study: Study, root: Path) -> list[Row]:
         job = job or status.job_id or submitted.get(point.label)
         log = job_log(root / study.name, str(job)) if job else None
         info = jobs.get(str(job)) if point.label in on_slurm else None
-        state, note = _refine(status.state, status.note, recorded, info, log)
+        gone = str(job) if point.label in on_slurm and str(job) in forgotten else None
+        state, note = _refine(status.state, status.note, recorded, info, log, gone)
         if status.state == "failed":
             note = f"{note} (log: {point.directory / BOOKKEEPING / str(recorded.get('step') or 'fit')}.log)"
         rows.append(Row(point.arm, point.name, state, status.wall_s, recorded.get("requeues", 0), job, note))
@@ -96,10 +99,16 @@ def study_status(study: Study, root: Path) -> list[Row]:
 
 
 def _refine(
-    state: str, note: str, recorded: dict[str, Any], job: cluster.JobInfo | None, log: Path | None
+    state: str,
+    note: str,
+    recorded: dict[str, Any],
+    job: cluster.JobInfo | None,
+    log: Path | None,
+    forgotten: str | None = None,
 ) -> tuple[str, str]:
     """The row's state and note: the point's own word, refined by what its job says (``job``, else recorded);
-    ``log`` is the job's submitit log."""
+    ``log`` is the job's submitit log; ``forgotten``: the id of the point's job when SLURM answers but knows
+    nothing of it (it left the queue, and without accounting ``scontrol`` forgets it after ``MinJobAge``)."""
     if state in ("done", "running", "failed"):
         return state, note
     named = f" (log: {log})" if log else ""
@@ -113,6 +122,11 @@ def _refine(
         return "queued", waiting
     if job is not None and job.state in BROKE_AS and recorded.get("job_id") != job.job_id:
         return BROKE_AS[job.state], f"job {job.state} before the point started; launch runs it again{named}"
+    if forgotten and recorded.get("job_id") != forgotten and recorded.get("state") not in ("running", "requeued"):
+        return "lost", (
+            f"job {forgotten} ended before the point started and SLURM no longer knows how (no accounting); "
+            f"launch runs it again{named}"
+        )
     final = job.state if job is not None else recorded.get("slurm_state")
     if recorded.get("state") == "requeued" and job is None:
         return "requeued", f"{said}; {CONTINUES} if SLURM does not"

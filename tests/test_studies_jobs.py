@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from submitit.helpers import DelayedSubmission
 
-from studies.job import count_requeue
+from studies.job import PointJob, count_requeue
 from studies.launch import point_job
 from studies.points import study_points
 from studies.spec import load_study
@@ -116,6 +116,31 @@ def test_a_slurm_restart_past_the_cap_fails_the_point_before_any_step(study, tmp
     assert row_of(study, root, point.label).note.startswith(f"fit: {reason(3, 2)} (log: ")
 
 
+def test_a_retry_of_a_point_stopped_at_the_cap_starts_with_a_fresh_requeue_budget(study, tmp_path, monkeypatch):
+    """``launch --retry-failed`` after the cap (as its line advises): the retried job's steps run with the requeue
+    count back at 0, so the point may be requeued ``max_requeues`` times again; the history keeps the old job."""
+    root = tmp_path / "root"
+    point = study_points(study, root)[0]
+    old_job = {"job": "77", "started": 0.0, "result": "requeued"}
+    capped = {"state": "failed", "step": "fit", "job_id": "77", "requeues": 2, "restarts": {"77": 2}}
+    write_state(point.directory, {**capped, "error": reason(2, 2), "history": [old_job]})
+    monkeypatch.setenv("SLURM_JOB_ID", "88")
+    seen: list[tuple[str, int]] = []
+
+    def step(job: PointJob, name: str, argv: tuple[str, ...], lock: object, state: dict) -> tuple[int, str]:
+        seen.append((name, state["requeues"]))  # what a warning signal during this step would be measured against
+        return 0, ""
+
+    monkeypatch.setattr(PointJob, "_step", step)  # the steps' own work is not what is tested here
+    handler = signal.getsignal(signal.SIGTERM)
+    try:
+        point_job(study, point, tmp_path, retry_failed=True)()
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+    assert seen and all(requeues == 0 for _, requeues in seen), seen
+    assert [entry["job"] for entry in read_state(point.directory)["history"]] == ["77", "88"]
+
+
 def ledger(study, root: Path, jobs: dict[str, str], executor: str = "slurm") -> None:
     """``launches.jsonl`` as ``launch`` writes it: the last job submitted for each point."""
     path = root / study.name / "launches.jsonl"
@@ -156,6 +181,23 @@ def test_a_job_that_ended_before_its_point_started_says_so_with_its_log(study, t
     assert row.note == f"job {final} before the point started; launch runs it again (log: {log})"
     said: list[str] = []
     assert show_status(study, root, said.append) == (1 if shown == "failed" else 0)
+
+
+def test_a_job_slurm_has_forgotten_before_its_point_started_is_lost_not_pending(study, tmp_path):
+    """No accounting, and the job ended longer ago than ``MinJobAge``: ``squeue`` answers without it and
+    ``scontrol`` no longer knows it. A point it never reached is ``lost`` with the job's log (it was ``pending``,
+    as if the job were still to come); a point stopped by an older job keeps its own word."""
+    root = tmp_path / "root"
+    fresh, older = study_points(study, root)
+    write_state(older.directory, {"state": "interrupted", "step": "fit", "job_id": "60", "error": "stopped by SIGTERM"})
+    ledger(study, root, {fresh.label: "61", older.label: "60"})
+    rows = {f"{row.arm}/{row.point}": row for row in study_status(study, root)}
+    assert (rows[fresh.label].state, rows[fresh.label].job_id) == ("lost", "61")
+    assert rows[fresh.label].note == (
+        "job 61 ended before the point started and SLURM no longer knows how (no accounting); launch runs it again "
+        f"(log: {job_log(root, study, '61')})"
+    )
+    assert rows[older.label].note == "interrupted in fit: stopped by SIGTERM; launch continues it"
 
 
 def test_a_lost_job_names_its_log(study, tmp_path):
