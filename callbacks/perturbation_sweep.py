@@ -39,6 +39,7 @@ import torch
 
 from callbacks.finite_training import check_sweepable
 from callbacks.progress import sweep_progress
+from callbacks.signal_checkpoint import stop_at_trial_boundary
 from cognitive_reserve import (
     PERTURBATIONS,
     ConfigError,
@@ -275,7 +276,7 @@ class PerturbationSweep(L.Callback):
                         stage=stage,
                         epoch=epoch,
                         completed=completed,
-                        on_trial=_counted(writer.write if writer else None, bar.advance),
+                        on_trial=_counted(writer.write if writer else None, bar.advance, trainer),
                         autocast=self.autocast,
                         trial_batch=self.trial_batch,
                     )
@@ -370,14 +371,18 @@ def planned_trials(grids: Sequence[SweepGrid]) -> int:
     )
 
 
-def _counted(write: Callable[[list[SweepRow]], None] | None, advance: Callable[[int], None]) -> Callable:
+def _counted(
+    write: Callable[[list[SweepRow]], None] | None, advance: Callable[[int], None], trainer: L.Trainer
+) -> Callable:
     """``write`` (when given), then the progress bar moves by the trials in the rows (a layer-wise sweep hands
-    the undamaged model's rows of every level-0 trial to a group at once)."""
+    the undamaged model's rows of every level-0 trial to a group at once); then, on every process, a stop
+    signal may end the sweep there (``stop_at_trial_boundary``: the processes of a DDP fit agree)."""
 
     def on_trial(rows: list[SweepRow]) -> None:
         if write is not None:
             write(rows)
         advance(len({(row.perturbation, row.level, row.trial) for row in rows}))
+        stop_at_trial_boundary(trainer)
 
     return on_trial
 

@@ -23,8 +23,9 @@ weights are restored on the way out (``cognitive_reserve.interrupts``, the sweep
 checkpoint saved is the fit as of the end of its last training step, with the random generators' states of that
 moment and Lightning's validation counters marked as "stopped in the middle of a validation" (Lightning's own
 restart stage), so the continued fit runs that validation again, from its first batch and with its sweeps (the
-trials a sweep finished are reused from its CSV), then trains on. A DDP fit (several processes) keeps the
-earlier rule: SIGTERM stops a sweep at once (exit status 1) and the fit continues from its previous checkpoint.
+trials a sweep finished are reused from its CSV), then trains on. In a DDP fit (several processes) the signal
+is recorded and the processes agree after every trial of a sweep (``stop_at_trial_boundary``, which the sweep
+calls) whether any got one; they all stop at the same trial, and save and continue as one process does.
 
 In ``test``/``validate`` a signal stops the run at the next batch's end with the same status (no checkpoint:
 nothing trained); a sweep running when SIGTERM comes stops at once, its weights restored.
@@ -45,6 +46,8 @@ import torch
 from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.trainer.states import TrainerFn
+
+from cognitive_reserve.interrupts import defer_stops
 
 #: ``run.py``'s exit status after a signal stopped it (EX_TEMPFAIL: run it again to continue).
 EXIT_STOPPED = 75
@@ -71,8 +74,9 @@ class SignalCheckpoint(Callback):
         self._received_step: int | None = None
         self._after_validation = False
         self._rng_before_validation: dict[str, Any] | None = None
-        self._validating = False  # a validation of a single-process fit runs: a signal stops it at once
+        self._validating = False  # a validation of the fit runs: a signal stops it (DDP: at a trial boundary)
         self._stopped_in_validation = False
+        self._agreeing = False  # ... of a DDP fit: the processes agree after every trial of a sweep
 
     # ---- signals ----------------------------------------------------------------------------------------
 
@@ -84,11 +88,18 @@ class SignalCheckpoint(Callback):
 
     def _on_signal(self, number: int, frame: Any) -> None:
         self.received = self.received or signal.Signals(number).name
-        if self._validating and not self._stopped_in_validation:
+        if self._validating and not self._stopped_in_validation and not self._agreeing:
             self._stopped_in_validation = True
             raise StoppedBySignal  # out of the validation (a sweep puts its weights back): saved in on_exception
 
+    def stop_at_trial_boundary(self, trainer: pl.Trainer) -> None:
+        """After a trial of a sweep in a DDP fit's validation, on every process: stop all if any got a signal."""
+        if self._agreeing and not self._stopped_in_validation and self._stop_now(trainer):
+            self._stopped_in_validation = True
+            raise StoppedBySignal  # every process at the same trial: saved in on_exception
+
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._end_validation()
         for number, handler in self._previous.items():
             if signal.getsignal(number) == self._on_signal:  # Lightning may have put back its own first
                 signal.signal(number, handler)
@@ -117,7 +128,7 @@ class SignalCheckpoint(Callback):
         if self._received_step is None and self.received is not None:
             self._received_step = trainer.global_step
         follows = validation_follows(trainer)
-        if follows and trainer.world_size == 1:  # what a validation stopped midway saves (its iterator draws one)
+        if follows:  # what a validation stopped midway saves (its iterator draws one)
             self._rng_before_validation = rng_states()
         if not self._stop_now(trainer):
             return
@@ -128,13 +139,15 @@ class SignalCheckpoint(Callback):
             self._save_and_stop(trainer)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._validating, self._rng_before_validation = False, None
+        self._end_validation()
+        self._rng_before_validation = None
         if self._after_validation and trainer.state.fn == TrainerFn.FITTING:
             self._save_and_stop(trainer)
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         """A signal stopped a validation of the fit: save the fit as it was before that validation (Lightning
         then tears the run down and exits with status 75)."""
+        self._end_validation()
         if not (self._stopped_in_validation and isinstance(exception, StoppedBySignal)):
             return
         path = last_checkpoint_path(trainer)
@@ -166,8 +179,14 @@ class SignalCheckpoint(Callback):
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.state.fn != TrainerFn.FITTING:
             self._listen()
-        elif not trainer.sanity_checking and trainer.world_size == 1 and self._rng_before_validation is not None:
+        elif not trainer.sanity_checking and self._rng_before_validation is not None:
             self._validating = True
+            self._agreeing = trainer.world_size > 1
+            defer_stops(self._agreeing)  # a SIGTERM inside a sweep is recorded, not raised, on every process
+
+    def _end_validation(self) -> None:
+        self._validating = self._agreeing = False
+        defer_stops(False)
 
     def on_test_batch_end(self, trainer: pl.Trainer, *args: Any, **kwargs: Any) -> None:
         self._stop_evaluation(trainer)
@@ -193,6 +212,13 @@ class SignalCheckpoint(Callback):
     def _say(trainer: pl.Trainer, message: str) -> None:
         if trainer.is_global_zero:
             print(message, file=sys.stderr, flush=True)
+
+
+def stop_at_trial_boundary(trainer: pl.Trainer) -> None:
+    """What a sweep calls after every trial, on every process (``SignalCheckpoint.stop_at_trial_boundary``)."""
+    for callback in trainer.callbacks:
+        if isinstance(callback, SignalCheckpoint):
+            callback.stop_at_trial_boundary(trainer)
 
 
 def validation_follows(trainer: pl.Trainer) -> bool:

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from cognitive_reserve import ConfigError, SweepCsvWriter, SweepGrid, SweepSubject, read_sweep_csv, run_sweep
-from cognitive_reserve.interrupts import SweepInterrupted
+from cognitive_reserve.interrupts import SweepInterrupted, defer_stops
 from tests.helpers.cli import ROOT
 
 GRIDS = [SweepGrid("gaussian_noise", [0.0, 0.1, 0.3], trials=6), SweepGrid("random_deletion", [0.2, 0.6], trials=6)]
@@ -73,6 +73,38 @@ def test_sigint_mid_sweep_restores_weights_and_keeps_finished_rows(tmp_path, sig
     assert torch.equal(subject.module.weight, before)
     assert len(read_sweep_csv(tmp_path / "s.csv")) == 2 * 4  # trials 1-4 finished and are on disk
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers put back
+
+
+def test_a_deferred_sigterm_is_left_to_the_previous_handler_and_the_sweep_stops_where_it_says(tmp_path):
+    """``defer_stops``: SIGTERM mid-trial runs the previous handler only (the trial finishes with its weights as
+    drawn); the sweep stops at the next trial boundary, where the caller raises, with its weights restored."""
+    recorded: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda number, frame: recorded.append(number))
+    calls: list = []
+    drawn: list[torch.Tensor] = []
+
+    def signal_in_third(count: int) -> None:
+        drawn.append(subject.module.weight.clone())
+        if count == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+            drawn.append(subject.module.weight.clone())  # after the handler ran
+
+    def stop_where_asked(rows: list) -> None:
+        if recorded:
+            raise RuntimeError("stopped at a trial boundary")
+
+    subject = toy_subject(calls, signal_in_third)
+    before = subject.module.weight.clone()
+    defer_stops(True)
+    try:
+        with pytest.raises(RuntimeError, match="trial boundary"):
+            run_sweep(subject, GRIDS, seed=0, on_trial=stop_where_asked)
+    finally:
+        defer_stops(False)
+        signal.signal(signal.SIGTERM, previous)
+    assert recorded == [signal.SIGTERM] and len(calls) == 3
+    assert torch.equal(drawn[-1], drawn[-2]) and not torch.equal(drawn[-1], before)  # the trial went on as drawn
+    assert torch.equal(subject.module.weight, before)
 
 
 def test_an_ignored_sigint_stays_ignored_during_a_sweep(tmp_path):

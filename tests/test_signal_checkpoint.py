@@ -15,6 +15,7 @@ import torch
 from callbacks.signal_checkpoint import EXIT_STOPPED, STOP_SIGNALS
 from run import main
 from studies.state import EXIT_STOPPED as STUDY_EXIT_STOPPED
+from tests.helpers.cli import run_cli
 from tests.helpers.gpt2_fixtures import tiny_corpus
 from tests.helpers.study_fixtures import tiny_gpt2_config
 
@@ -71,6 +72,28 @@ def test_a_fit_stopped_twice_continues_to_the_outputs_of_a_fit_never_stopped(tmp
     for a, b in zip(*moments, strict=True):
         assert all(torch.equal(a[k], b[k]) for k in a)
     assert {number: signal.getsignal(number) for number in STOP_SIGNALS} == handlers  # given back after each fit
+
+
+def test_a_ddp_fit_stopped_inside_a_validation_sweep_continues_to_the_outputs_of_a_fit_never_stopped(tmp_path):
+    """Two processes (gloo on CPU): SIGTERM reaches one of them inside the second trial evaluation of the sweep of
+    the validation after step 4 (the other gets none). Both stop after that trial, status 75, saved as of step 4;
+    continued, the fit ends with the CSVs of a DDP fit never stopped. (It exited 1 and trained again from the
+    previous checkpoint.)"""
+    corpus = tiny_corpus(tmp_path / "corpus", kilobytes=16)
+    ddp = ("--trainer.strategy=ddp", "--trainer.devices=2", "--trainer.accelerator=cpu")
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    straight_config = tiny_gpt2_config(tmp_path, corpus, 8, 4, name="straight")
+    stopped_config = tiny_gpt2_config(tmp_path, corpus, 8, 4, callbacks=(signal_in_sweep(4, "SIGTERM"),), name="stop")
+    done = run_cli("fit", "--config", str(straight_config), f"--trainer.default_root_dir={straight}", *ddp)
+    assert done.returncode == 0, done.stderr[-3000:]
+    resume = ("fit", "--config", str(stopped_config), f"--trainer.default_root_dir={stopped}", "--ckpt_path=last")
+    first = run_cli(*resume, *ddp)
+    assert first.returncode == EXIT_STOPPED, first.stderr[-3000:]
+    saved = f"stopped by SIGTERM during the validation after step 4: saved {stopped / 'checkpoints' / 'last.ckpt'}"
+    assert saved in first.stderr and "Traceback" not in first.stderr, first.stderr[-3000:]
+    again = run_cli(*resume, *ddp)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert outputs(stopped) == outputs(straight) and len(outputs(straight)) >= 3
 
 
 def test_the_studies_know_run_py_stop_status():
