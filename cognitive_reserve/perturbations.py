@@ -333,10 +333,8 @@ class MagnitudePruning(EntrywisePerturbation):
 def deterministic_level(name: str, level: float) -> bool:
     """Whether every trial of ``name`` at ``level`` gives the same result (a name the registry lacks counts as
     such: a sweep CSV may come from perturbations registered elsewhere)."""
-    try:
-        return make_perturbation(name, level).deterministic
-    except ConfigError:
-        return True
+    perturbation = _registered(name, level)
+    return perturbation is None or perturbation.deterministic
 
 
 def make_perturbation(name: str, level: float, **options: object) -> Perturbation:
@@ -353,8 +351,14 @@ def make_perturbation(name: str, level: float, **options: object) -> Perturbatio
 def hit_probability(name: str, level: float) -> float | None:
     """``level`` where perturbation ``name`` (with its default options) declares it the per-trial probability that a
     unit is damaged (``Perturbation.level_is_hit_probability``); None where not, or where the name is unknown."""
+    perturbation = _registered(name, level)
+    return level if perturbation is not None and perturbation.level_is_hit_probability else None
+
+
+def _registered(name: str, level: float) -> Perturbation | None:
+    """Perturbation ``name`` at ``level`` with its default options; None where the registry lacks the name."""
     try:
-        return level if make_perturbation(name, level).level_is_hit_probability else None
+        return make_perturbation(name, level)
     except ConfigError:
         return None
 

@@ -47,14 +47,18 @@ def test_comments_say_why_not_the_type_or_default(path):
     )
 
 
+def mappings(node: Any) -> list[dict[str, Any]]:
+    """Every mapping anywhere in a loaded config (``node`` itself first)."""
+    if isinstance(node, dict):
+        return [node] + [found for value in node.values() for found in mappings(value)]
+    if isinstance(node, list):
+        return [found for value in node for found in mappings(value)]
+    return []
+
+
 def adaptive_rules(node: Any) -> list[dict[str, Any]]:
     """Every adaptive ``trials`` rule (a mapping with ``ci_half_width``) anywhere in a loaded config."""
-    if isinstance(node, dict):
-        own = [node] if "ci_half_width" in node else []
-        return own + [rule for value in node.values() for rule in adaptive_rules(value)]
-    if isinstance(node, list):
-        return [rule for value in node for rule in adaptive_rules(value)]
-    return []
+    return [mapping for mapping in mappings(node) if "ci_half_width" in mapping]
 
 
 @pytest.mark.parametrize("path", SHIPPED + STUDIES, ids=lambda path: str(path.relative_to(CONFIGS)))
@@ -66,13 +70,8 @@ def test_no_adaptive_rule_stops_before_the_trials_its_interval_needs(path):
 
 def fixed_grids(node: Any) -> list[tuple[str, dict[str, Any]]]:
     """Every perturbation grid with a fixed trial count anywhere in a loaded config, as (name, grid)."""
-    if isinstance(node, dict):
-        grids = node.get("perturbations") if isinstance(node.get("perturbations"), dict) else {}
-        own = [(name, grid) for name, grid in grids.items() if isinstance(grid.get("trials"), int)]
-        return own + [found for value in node.values() for found in fixed_grids(value)]
-    if isinstance(node, list):
-        return [found for value in node for found in fixed_grids(value)]
-    return []
+    sweeps = [mapping["perturbations"] for mapping in mappings(node) if isinstance(mapping.get("perturbations"), dict)]
+    return [(name, grid) for grids in sweeps for name, grid in grids.items() if isinstance(grid.get("trials"), int)]
 
 
 @pytest.mark.parametrize("run", [run for run in RUNS if run.startswith("linear/")])
